@@ -1,6 +1,7 @@
 //! Round trips against literal JSON in the shape `@mattkrick/fast-rtc-swarm@0.4.1` produces and
 //! expects, and decoding of bad input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 use fast_rtc_protocol::*;
 use proptest::prelude::*;
 use serde_json::{Value, json};

@@ -1,0 +1,793 @@
+//! The signaling state machine: every socket, every room, no IO.
+//!
+//! [`Hub`] contains no networking code and never reads a clock: the caller passes the time in.
+//! It is driven by four inputs and drained through one output queue:
+//!
+//! - [`Hub::connect`]: a socket was authenticated (its [`Identity`] comes from the token);
+//! - [`Hub::handle_text`] (or [`Hub::handle_msg`] for in-process transports, [`Hub::handle_binary`]
+//!   for binary WebSocket frames): a frame arrived on a socket;
+//! - [`Hub::disconnect`]: the socket is gone;
+//! - [`Hub::poll`]: the frames to send and the sockets to close, in order.
+//!
+//! **Drain contract**: after every input, call [`Hub::poll`] until it returns `None` before the
+//! next input. One input produces at most O(members in the room) outputs, so the queue is bounded
+//! by the room limit as long as the contract is kept.
+//!
+//! Because one `Hub` owns every room and handles one input at a time, joins in a room are
+//! serialized: two members joining "at the same moment" are ordered, and the later one takes the
+//! earlier one's offer, so each pair gets exactly one link.
+
+use crate::limits::Limits;
+use fast_rtc_protocol::{
+    ClientMsg, ConnectionId, ErrorCode, IceCandidate, RoomId, ServerMsg, Signal, UserId,
+    decode_client,
+};
+use indexmap::{IndexMap, IndexSet};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+use tracing::{debug, info};
+
+/// A socket, as numbered by the shell. Unique for the life of a [`Hub`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Which rooms a token lets its holder join.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RoomGrant {
+    /// Any room (`"room": "*"` in a JWT).
+    Any,
+    /// Only this room.
+    Only(RoomId),
+}
+
+impl RoomGrant {
+    /// Whether `room` may be joined.
+    pub fn allows(&self, room: &RoomId) -> bool {
+        match self {
+            RoomGrant::Any => true,
+            RoomGrant::Only(r) => r == room,
+        }
+    }
+}
+
+/// Who is on the other end of a socket, as established by authentication.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The member's identity; becomes `userId` in every frame about this member.
+    pub user_id: UserId,
+    /// The rooms the member may join.
+    pub rooms: RoomGrant,
+}
+
+/// Why the hub asks the shell to close a socket.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// Another socket joined the same room under the same identity and replaced this one.
+    Replaced,
+}
+
+/// What the hub asks the shell to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send `msg` on socket `to`.
+    Send {
+        /// The socket.
+        to: ConnId,
+        /// The frame.
+        msg: ServerMsg,
+    },
+    /// Close socket `conn` (after sending what was queued for it before). The hub has already
+    /// forgotten the socket; later frames from it are ignored.
+    Close {
+        /// The socket.
+        conn: ConnId,
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// Cumulative counters, for metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames received (text, binary or in-process).
+    pub frames_in: u64,
+    /// Frames queued for sending.
+    pub frames_out: u64,
+    /// Successful `init`s.
+    pub joins: u64,
+    /// Members that left a room (by `close`, disconnect or replacement).
+    pub leaves: u64,
+    /// Sessions replaced by a newer one with the same identity.
+    pub replaced: u64,
+    /// `signal_error`s sent, by code.
+    pub errors: HashMap<ErrorCode, u64>,
+}
+
+/// A read-only copy of one member's state, for tests, admin tools and invariant checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberSnapshot {
+    /// The member.
+    pub user_id: UserId,
+    /// Its socket.
+    pub conn: ConnId,
+    /// Connection ids of its unclaimed pre-made offers, oldest first.
+    pub pending_offers: Vec<ConnectionId>,
+    /// Signals held in each pending offer (same order).
+    pub pending_signals: Vec<usize>,
+    /// Joiners this member owes an offer to, oldest first.
+    pub owes: Vec<UserId>,
+    /// Live links: connection id and the member at the other end.
+    pub links: Vec<(ConnectionId, UserId)>,
+    /// Candidates held for connection ids whose offer has not arrived.
+    pub orphan_candidates: usize,
+}
+
+/// A read-only copy of one room's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RoomSnapshot {
+    /// The members, in join order.
+    pub members: Vec<MemberSnapshot>,
+}
+
+/// The signaling state machine. See the [module docs](self).
+#[derive(Debug)]
+pub struct Hub {
+    limits: Limits,
+    conns: HashMap<ConnId, Conn>,
+    rooms: HashMap<RoomId, Room>,
+    out: Outbox,
+}
+
+#[derive(Debug, Default)]
+struct Outbox {
+    queue: VecDeque<Output>,
+    stats: Stats,
+}
+
+impl Outbox {
+    fn send(&mut self, to: ConnId, msg: ServerMsg) {
+        if let ServerMsg::SignalError { code, message } = &msg {
+            debug!(conn = to.0, %code, %message, "refused frame");
+            *self.stats.errors.entry(*code).or_default() += 1;
+        }
+        self.stats.frames_out += 1;
+        self.queue.push_back(Output::Send { to, msg });
+    }
+
+    fn error(&mut self, to: ConnId, code: ErrorCode, message: impl Into<String>) {
+        self.send(to, ServerMsg::error(code, message));
+    }
+}
+
+#[derive(Debug)]
+struct Conn {
+    identity: Identity,
+    state: ConnState,
+    bucket: Bucket,
+}
+
+#[derive(Debug)]
+enum ConnState {
+    /// Not in a room: frames other than `init` wait here (bounded) and are applied after it.
+    Lobby(VecDeque<ClientMsg>),
+    Joined(RoomId),
+}
+
+/// Token bucket for the per-socket frame rate.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Option<Instant>,
+    limited: bool,
+}
+
+enum Admit {
+    Yes,
+    FirstRefusal,
+    Refused,
+}
+
+impl Bucket {
+    fn new(burst: u32) -> Self {
+        Bucket {
+            tokens: f64::from(burst),
+            last: None,
+            limited: false,
+        }
+    }
+
+    fn take(&mut self, now: Instant, per_second: u32, burst: u32) -> Admit {
+        if let Some(last) = self.last {
+            let dt = now.saturating_duration_since(last).as_secs_f64();
+            self.tokens = (self.tokens + dt * f64::from(per_second)).min(f64::from(burst));
+        }
+        self.last = Some(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            self.limited = false;
+            Admit::Yes
+        } else if self.limited {
+            Admit::Refused
+        } else {
+            self.limited = true;
+            Admit::FirstRefusal
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    members: IndexMap<UserId, Member>,
+    /// Every connection id in use in the room: a pending offer or a live link.
+    ids: HashMap<ConnectionId, IdUse>,
+}
+
+#[derive(Debug)]
+enum IdUse {
+    Chunk { owner: UserId },
+    Link { offerer: UserId, answerer: UserId },
+}
+
+#[derive(Debug)]
+struct Member {
+    conn: ConnId,
+    chunks: VecDeque<Chunk>,
+    waiting: VecDeque<UserId>,
+    links: IndexSet<ConnectionId>,
+    orphans: Vec<(ConnectionId, Option<IceCandidate>)>,
+}
+
+#[derive(Debug)]
+struct Chunk {
+    id: ConnectionId,
+    signals: Vec<Signal>,
+}
+
+impl Hub {
+    /// A hub with no sockets and no rooms.
+    pub fn new(limits: Limits) -> Self {
+        Hub {
+            limits,
+            conns: HashMap::new(),
+            rooms: HashMap::new(),
+            out: Outbox::default(),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Cumulative counters.
+    pub fn stats(&self) -> &Stats {
+        &self.out.stats
+    }
+
+    /// Sockets the hub knows (joined or not).
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Rooms with at least one member.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Members over all rooms.
+    pub fn member_count(&self) -> usize {
+        self.rooms.values().map(|r| r.members.len()).sum()
+    }
+
+    /// The ids of every room with at least one member (in no particular order).
+    pub fn room_ids(&self) -> impl Iterator<Item = &RoomId> {
+        self.rooms.keys()
+    }
+
+    /// A copy of one room's state, or `None` if nobody is in it.
+    pub fn room(&self, id: &RoomId) -> Option<RoomSnapshot> {
+        let room = self.rooms.get(id)?;
+        let members = room
+            .members
+            .iter()
+            .map(|(user, m)| MemberSnapshot {
+                user_id: user.clone(),
+                conn: m.conn,
+                pending_offers: m.chunks.iter().map(|c| c.id.clone()).collect(),
+                pending_signals: m.chunks.iter().map(|c| c.signals.len()).collect(),
+                owes: m.waiting.iter().cloned().collect(),
+                links: m
+                    .links
+                    .iter()
+                    .filter_map(|id| match room.ids.get(id) {
+                        Some(IdUse::Link { offerer, answerer }) => {
+                            let other = if offerer == user { answerer } else { offerer };
+                            Some((id.clone(), other.clone()))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+                orphan_candidates: m.orphans.len(),
+            })
+            .collect();
+        Some(RoomSnapshot { members })
+    }
+
+    /// The next thing to do, in order; `None` when there is nothing.
+    pub fn poll(&mut self) -> Option<Output> {
+        self.out.queue.pop_front()
+    }
+
+    /// A socket was authenticated as `identity`. A socket id already known is first disconnected.
+    pub fn connect(&mut self, now: Instant, conn: ConnId, identity: Identity) {
+        if self.conns.contains_key(&conn) {
+            self.disconnect(now, conn);
+        }
+        let bucket = Bucket::new(self.limits.frame_burst);
+        self.conns.insert(
+            conn,
+            Conn {
+                identity,
+                state: ConnState::Lobby(VecDeque::new()),
+                bucket,
+            },
+        );
+    }
+
+    /// The socket is gone: its member (if any) leaves its room. Unknown sockets are ignored.
+    pub fn disconnect(&mut self, _now: Instant, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn)
+            && let ConnState::Joined(room) = c.state
+        {
+            self.leave(&room, &c.identity.user_id);
+        }
+    }
+
+    /// A text frame arrived on `conn`. Frames from unknown sockets are ignored.
+    pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
+        if !self.admit(now, conn) {
+            return;
+        }
+        if text.len() > self.limits.max_frame_bytes {
+            let max = self.limits.max_frame_bytes;
+            self.out.error(
+                conn,
+                ErrorCode::FrameTooLarge,
+                format!(
+                    "frame of {} bytes exceeds the limit of {max} bytes",
+                    text.len()
+                ),
+            );
+            return;
+        }
+        match decode_client(text) {
+            Ok(msg) => self.dispatch(conn, msg),
+            Err(e) => self.out.error(conn, e.code(), e.to_string()),
+        }
+    }
+
+    /// A binary frame arrived on `conn`: the protocol is JSON text, so it is refused.
+    pub fn handle_binary(&mut self, now: Instant, conn: ConnId) {
+        if self.admit(now, conn) {
+            self.out.error(
+                conn,
+                ErrorCode::Malformed,
+                "binary frames are not part of the protocol: send JSON text frames",
+            );
+        }
+    }
+
+    /// An already decoded frame arrived on `conn` (in-process transports). Rate limits apply as
+    /// for text frames; the frame size limit does not.
+    pub fn handle_msg(&mut self, now: Instant, conn: ConnId, msg: ClientMsg) {
+        if self.admit(now, conn) {
+            self.dispatch(conn, msg);
+        }
+    }
+
+    /// Counts the frame and applies the rate limit. False: drop the frame.
+    fn admit(&mut self, now: Instant, conn: ConnId) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        self.out.stats.frames_in += 1;
+        match c
+            .bucket
+            .take(now, self.limits.frames_per_second, self.limits.frame_burst)
+        {
+            Admit::Yes => true,
+            Admit::FirstRefusal => {
+                let (rate, burst) = (self.limits.frames_per_second, self.limits.frame_burst);
+                self.out.error(
+                    conn,
+                    ErrorCode::RateLimited,
+                    format!(
+                        "more than {rate} frames per second (burst {burst}): frames are dropped until the rate falls"
+                    ),
+                );
+                false
+            }
+            Admit::Refused => false,
+        }
+    }
+
+    fn check_id(&mut self, conn: ConnId, what: &str, id: &str, allow_empty: bool) -> bool {
+        let max = self.limits.max_id_bytes;
+        if (id.is_empty() && !allow_empty) || id.len() > max {
+            self.out.error(
+                conn,
+                ErrorCode::InvalidField,
+                format!("{what} must be 1 to {max} bytes long"),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn dispatch(&mut self, conn: ConnId, msg: ClientMsg) {
+        let valid = match &msg {
+            ClientMsg::Init { room_id, .. } => {
+                self.check_id(conn, "roomId", room_id.as_str(), true)
+            }
+            ClientMsg::Offer { id, .. }
+            | ClientMsg::Answer { id, .. }
+            | ClientMsg::Candidate { id, .. } => self.check_id(conn, "id", id.as_str(), false),
+            ClientMsg::Close => true,
+        };
+        if !valid {
+            return;
+        }
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        match (&mut c.state, msg) {
+            (ConnState::Lobby(_), ClientMsg::Init { room_id, .. }) => self.join(conn, room_id),
+            (ConnState::Lobby(pending), ClientMsg::Close) => pending.clear(),
+            (ConnState::Lobby(pending), msg) => {
+                if pending.len() < self.limits.max_frames_before_init {
+                    pending.push_back(msg);
+                } else {
+                    let max = self.limits.max_frames_before_init;
+                    self.out.error(
+                        conn,
+                        ErrorCode::QueueFull,
+                        format!("at most {max} frames are kept before init; send init"),
+                    );
+                }
+            }
+            (ConnState::Joined(room), ClientMsg::Init { .. }) => {
+                let room = room.clone();
+                self.out.error(
+                    conn,
+                    ErrorCode::AlreadyJoined,
+                    format!("already in room {room:?}; send close before joining another"),
+                );
+            }
+            (ConnState::Joined(room), ClientMsg::Close) => {
+                let room = room.clone();
+                c.state = ConnState::Lobby(VecDeque::new());
+                let user = c.identity.user_id.clone();
+                self.leave(&room, &user);
+            }
+            (ConnState::Joined(room), msg) => {
+                let room = room.clone();
+                let user = c.identity.user_id.clone();
+                self.signal(conn, &room, &user, msg);
+            }
+        }
+    }
+
+    fn join(&mut self, conn: ConnId, room_id: RoomId) {
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
+        let user = c.identity.user_id.clone();
+        if !c.identity.rooms.allows(&room_id) {
+            self.out.error(
+                conn,
+                ErrorCode::RoomNotAllowed,
+                format!("the token does not grant room {room_id:?}"),
+            );
+            return;
+        }
+        // A second session under the same identity replaces the first.
+        if let Some(old) = self
+            .rooms
+            .get(&room_id)
+            .and_then(|r| r.members.get(&user))
+            .map(|m| m.conn)
+        {
+            self.out.error(
+                old,
+                ErrorCode::DuplicateIdentity,
+                format!("{user} joined room {room_id:?} from another session; this one is closed"),
+            );
+            self.out.queue.push_back(Output::Close {
+                conn: old,
+                reason: CloseReason::Replaced,
+            });
+            self.conns.remove(&old);
+            self.leave(&room_id, &user);
+            self.out.stats.replaced += 1;
+        }
+        let present = self.rooms.get(&room_id).map_or(0, |r| r.members.len());
+        if present >= self.limits.max_members_per_room {
+            let max = self.limits.max_members_per_room;
+            self.out.error(
+                conn,
+                ErrorCode::RoomFull,
+                format!("room {room_id:?} has {max} members, the most allowed"),
+            );
+            return;
+        }
+
+        let room = self.rooms.entry(room_id.clone()).or_default();
+        let others: Vec<UserId> = room.members.keys().cloned().collect();
+        room.members.insert(
+            user.clone(),
+            Member {
+                conn,
+                chunks: VecDeque::new(),
+                waiting: VecDeque::new(),
+                links: IndexSet::new(),
+                orphans: Vec::new(),
+            },
+        );
+        // One pre-made offer from every member present, or a place on its waiting list.
+        for other in others {
+            let Some(m) = room.members.get_mut(&other) else {
+                continue;
+            };
+            let owner_conn = m.conn;
+            match m.chunks.pop_front() {
+                Some(chunk) => {
+                    m.links.insert(chunk.id.clone());
+                    room.ids.insert(
+                        chunk.id.clone(),
+                        IdUse::Link {
+                            offerer: other.clone(),
+                            answerer: user.clone(),
+                        },
+                    );
+                    if let Some(me) = room.members.get_mut(&user) {
+                        me.links.insert(chunk.id.clone());
+                    }
+                    self.out.send(
+                        owner_conn,
+                        ServerMsg::OfferAccepted {
+                            id: chunk.id.clone(),
+                            user_id: user.clone(),
+                        },
+                    );
+                    self.out.send(
+                        conn,
+                        ServerMsg::Accept {
+                            id: chunk.id,
+                            user_id: other,
+                            signals: chunk.signals,
+                        },
+                    );
+                }
+                None => m.waiting.push_back(user.clone()),
+            }
+            // Every chunk taken, and every joiner owed, asks for one new offer.
+            self.out.send(owner_conn, ServerMsg::OfferRequest);
+        }
+        self.out.stats.joins += 1;
+        info!(conn = conn.0, %user, room = %room_id, "joined");
+
+        let pending = match self.conns.get_mut(&conn) {
+            Some(c) => std::mem::replace(&mut c.state, ConnState::Joined(room_id)),
+            None => return,
+        };
+        if let ConnState::Lobby(pending) = pending {
+            for msg in pending {
+                self.dispatch(conn, msg);
+            }
+        }
+    }
+
+    fn signal(&mut self, conn: ConnId, room_id: &RoomId, user: &UserId, msg: ClientMsg) {
+        let limits = &self.limits;
+        let out = &mut self.out;
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        match msg {
+            ClientMsg::Offer { id, sdp } => match room.ids.get(&id) {
+                None => Self::new_offer(limits, out, room, conn, user, id, sdp),
+                Some(IdUse::Chunk { owner }) if owner == user => {
+                    Self::add_to_chunk(limits, out, room, conn, user, &id, Signal::Offer { sdp });
+                }
+                Some(IdUse::Link { offerer, answerer }) if offerer == user || answerer == user => {
+                    let other = if offerer == user { answerer } else { offerer };
+                    if let Some(o) = room.members.get(other) {
+                        out.send(o.conn, ServerMsg::Offer { id, sdp });
+                    }
+                }
+                Some(_) => out.error(
+                    conn,
+                    ErrorCode::IdInUse,
+                    format!("connection id {id:?} is already used by another member"),
+                ),
+            },
+            ClientMsg::Candidate { id, candidate } => match room.ids.get(&id) {
+                None => {
+                    let max = limits.max_pending_candidates;
+                    if let Some(me) = room.members.get_mut(user) {
+                        if me.orphans.len() < max {
+                            me.orphans.push((id, candidate));
+                        } else {
+                            out.error(
+                                conn,
+                                ErrorCode::QueueFull,
+                                format!("at most {max} candidates are kept before their offer"),
+                            );
+                        }
+                    }
+                }
+                Some(IdUse::Chunk { owner }) if owner == user => {
+                    let signal = Signal::Candidate { candidate };
+                    Self::add_to_chunk(limits, out, room, conn, user, &id, signal);
+                }
+                Some(IdUse::Link { offerer, answerer }) if offerer == user || answerer == user => {
+                    let other = if offerer == user { answerer } else { offerer };
+                    if let Some(o) = room.members.get(other) {
+                        out.send(o.conn, ServerMsg::Candidate { id, candidate });
+                    }
+                }
+                Some(_) => out.error(
+                    conn,
+                    ErrorCode::UnknownLink,
+                    format!("no link or pending offer {id:?} of yours in this room"),
+                ),
+            },
+            ClientMsg::Answer { id, sdp } => match room.ids.get(&id) {
+                Some(IdUse::Link { offerer, answerer }) if offerer == user || answerer == user => {
+                    let other = if offerer == user { answerer } else { offerer };
+                    if let Some(o) = room.members.get(other) {
+                        out.send(o.conn, ServerMsg::Answer { id, sdp });
+                    }
+                }
+                _ => out.error(
+                    conn,
+                    ErrorCode::UnknownLink,
+                    format!("no link {id:?} of yours in this room"),
+                ),
+            },
+            // handled by dispatch
+            ClientMsg::Init { .. } | ClientMsg::Close => {}
+        }
+    }
+
+    /// An offer with a connection id nobody uses: to the oldest waiting joiner, else queued.
+    fn new_offer(
+        limits: &Limits,
+        out: &mut Outbox,
+        room: &mut Room,
+        conn: ConnId,
+        user: &UserId,
+        id: ConnectionId,
+        sdp: String,
+    ) {
+        let Some(me) = room.members.get_mut(user) else {
+            return;
+        };
+        let mut signals = vec![Signal::Offer { sdp }];
+        let mut kept = Vec::new();
+        for (cid, candidate) in me.orphans.drain(..) {
+            if cid == id && signals.len() < limits.max_signals_per_chunk {
+                signals.push(Signal::Candidate { candidate });
+            } else if cid != id {
+                kept.push((cid, candidate));
+            }
+        }
+        me.orphans = kept;
+
+        if let Some(joiner) = me.waiting.pop_front() {
+            me.links.insert(id.clone());
+            let Some(j) = room.members.get_mut(&joiner) else {
+                return; // waiting lists only hold present members
+            };
+            j.links.insert(id.clone());
+            let joiner_conn = j.conn;
+            room.ids.insert(
+                id.clone(),
+                IdUse::Link {
+                    offerer: user.clone(),
+                    answerer: joiner.clone(),
+                },
+            );
+            out.send(
+                conn,
+                ServerMsg::OfferAccepted {
+                    id: id.clone(),
+                    user_id: joiner,
+                },
+            );
+            out.send(
+                joiner_conn,
+                ServerMsg::Accept {
+                    id,
+                    user_id: user.clone(),
+                    signals,
+                },
+            );
+        } else if me.chunks.len() < limits.max_chunks_per_member {
+            me.chunks.push_back(Chunk {
+                id: id.clone(),
+                signals,
+            });
+            room.ids.insert(
+                id,
+                IdUse::Chunk {
+                    owner: user.clone(),
+                },
+            );
+        } else {
+            let max = limits.max_chunks_per_member;
+            out.error(
+                conn,
+                ErrorCode::TooManyOffers,
+                format!("at most {max} unclaimed offers are kept per member"),
+            );
+        }
+    }
+
+    fn add_to_chunk(
+        limits: &Limits,
+        out: &mut Outbox,
+        room: &mut Room,
+        conn: ConnId,
+        user: &UserId,
+        id: &ConnectionId,
+        signal: Signal,
+    ) {
+        let max = limits.max_signals_per_chunk;
+        let chunk = room
+            .members
+            .get_mut(user)
+            .and_then(|m| m.chunks.iter_mut().find(|c| &c.id == id));
+        match chunk {
+            Some(c) if c.signals.len() < max => c.signals.push(signal),
+            Some(_) => out.error(
+                conn,
+                ErrorCode::QueueFull,
+                format!("at most {max} signals are kept per pending offer"),
+            ),
+            None => {}
+        }
+    }
+
+    /// Removes `user` from `room_id`: its offers are discarded, every live link's other end gets
+    /// `leaveSwarm`, and it leaves every waiting list.
+    fn leave(&mut self, room_id: &RoomId, user: &UserId) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let Some(me) = room.members.shift_remove(user) else {
+            return;
+        };
+        for chunk in &me.chunks {
+            room.ids.remove(&chunk.id);
+        }
+        for id in me.links {
+            if let Some(IdUse::Link { offerer, answerer }) = room.ids.remove(&id) {
+                let other = if &offerer == user { answerer } else { offerer };
+                if let Some(o) = room.members.get_mut(&other) {
+                    o.links.shift_remove(&id);
+                    self.out.send(o.conn, ServerMsg::LeaveSwarm { id });
+                }
+            }
+        }
+        for m in room.members.values_mut() {
+            m.waiting.retain(|u| u != user);
+        }
+        if room.members.is_empty() {
+            self.rooms.remove(room_id);
+        }
+        self.out.stats.leaves += 1;
+        info!(conn = me.conn.0, %user, room = %room_id, "left");
+    }
+}

@@ -1,0 +1,43 @@
+//! The fast-rtc signaling server.
+//!
+//! Members of a fast-rtc swarm meet through this server. It keeps each member's pre-made offers
+//! ("chunks") and hands one from every member to a joiner in a single round trip
+//! (the "pay-it-forward" protocol; `shared/PROTOCOL.md` in the repository is the specification).
+//!
+//! The crate has two layers:
+//!
+//! - [`hub`]: the pure state machine. Every socket and every room, frames in → frames out, time
+//!   passed in, no IO. Use it directly to embed the protocol in another transport or to test.
+//! - [`server`]: a thin axum/tokio shell: authenticated WebSocket endpoint, ping/pong, bounded
+//!   queues, `/healthz`, `/metrics`, graceful shutdown.
+//!
+//! Authentication is always on: the shell admits a socket only with a token its
+//! [`Authenticator`] accepts. The built-in [`JwtAuthenticator`] verifies HS256 JWTs whose `sub` is
+//! the member's identity and whose `room` is the room granted (`*` for any).
+//!
+//! ```no_run
+//! use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let secret = Secret::new(std::env::var("FAST_RTC_SECRET")?)?;
+//! let server = Server::new(ServerConfig::default(), JwtAuthenticator::new(&secret));
+//! let handle = server.spawn("127.0.0.1:8787".parse()?).await?;
+//! println!("signaling at {}", handle.ws_url());
+//! handle.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod hub;
+pub mod limits;
+pub mod metrics;
+pub mod server;
+
+pub use auth::{
+    AuthError, Authenticator, Claims, JwtAuthenticator, Secret, SecretError, TokenIssuer,
+};
+pub use hub::{ConnId, Hub, Identity, Output, RoomGrant};
+pub use limits::Limits;
+pub use server::{Server, ServerConfig, ServerHandle};

@@ -1,0 +1,57 @@
+//! Bounds on everything a client can make the server hold or do.
+
+/// Every size, count and rate the server bounds. Exceeding one is a `signal_error` (see
+/// [`fast_rtc_protocol::ErrorCode`]), never a crash.
+///
+/// The defaults suit a game room of up to 32 players on one server; all can be changed with the
+/// CLI flags of the same names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest text frame read, in bytes (`frame_too_large` above it). An SDP offer is a few KiB.
+    /// The WebSocket layer itself drops a socket that sends a frame larger than
+    /// [`Limits::transport_max_bytes`].
+    pub max_frame_bytes: usize,
+    /// Longest connection id, room id or user id, in bytes (`invalid_field` above it).
+    pub max_id_bytes: usize,
+    /// Members in one room (`room_full` above it).
+    pub max_members_per_room: usize,
+    /// Unclaimed pre-made offers kept per member (`too_many_offers` above it). A client's
+    /// `peerBuffer` must not exceed it.
+    pub max_chunks_per_member: usize,
+    /// Signals (the offer and its candidates) kept in one pending offer (`queue_full`).
+    pub max_signals_per_chunk: usize,
+    /// Candidates kept per member for connection ids whose offer has not arrived (`queue_full`).
+    pub max_pending_candidates: usize,
+    /// Frames kept per socket before its `init` (`queue_full`).
+    pub max_frames_before_init: usize,
+    /// Sustained frames per second per socket (`rate_limited` above it).
+    pub frames_per_second: u32,
+    /// Frames a socket may send at once before the rate applies. A joiner answers every member at
+    /// once (an answer and a few candidates each), so keep it well above
+    /// `max_members_per_room × 8`.
+    pub frame_burst: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame_bytes: 64 * 1024,
+            max_id_bytes: 128,
+            max_members_per_room: 32,
+            max_chunks_per_member: 8,
+            max_signals_per_chunk: 64,
+            max_pending_candidates: 64,
+            max_frames_before_init: 64,
+            frames_per_second: 100,
+            frame_burst: 600,
+        }
+    }
+}
+
+impl Limits {
+    /// The frame size above which the WebSocket layer drops the socket instead of answering
+    /// `frame_too_large`: four times [`Limits::max_frame_bytes`], at least 1 MiB.
+    pub fn transport_max_bytes(&self) -> usize {
+        self.max_frame_bytes.saturating_mul(4).max(1 << 20)
+    }
+}

@@ -1,0 +1,192 @@
+//! `fast-rtc-server`: run the signaling server, or mint a token for it.
+
+use clap::{Args, Parser, Subcommand};
+use fast_rtc_server::{JwtAuthenticator, Limits, Secret, Server, ServerConfig, TokenIssuer};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+/// The fast-rtc signaling server. Authentication is always on: every socket needs a token signed
+/// with the server's secret.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+    /// Print a token signed with the secret, for `ws://HOST/ws?token=TOKEN`.
+    Token(TokenArgs),
+}
+
+/// Where the HS256 secret comes from: `--secret-file`, else the `FAST_RTC_SECRET` variable.
+#[derive(Args)]
+struct SecretArgs {
+    /// File holding the secret (at least 32 bytes; surrounding whitespace is ignored).
+    /// Without it, the secret is read from the FAST_RTC_SECRET environment variable.
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<PathBuf>,
+}
+
+impl SecretArgs {
+    fn load(&self) -> Result<Secret, String> {
+        let raw = match &self.secret_file {
+            Some(path) => std::fs::read(path)
+                .map_err(|e| format!("cannot read the secret file {}: {e}", path.display()))?,
+            None => match std::env::var("FAST_RTC_SECRET") {
+                Ok(s) if !s.is_empty() => s.into_bytes(),
+                _ => {
+                    return Err("no secret: set FAST_RTC_SECRET or pass --secret-file PATH \
+                         (at least 32 bytes, e.g. `openssl rand -hex 32`). \
+                         There is no anonymous mode."
+                        .into());
+                }
+            },
+        };
+        Secret::new(raw).map_err(|e| format!("unusable secret: {e}"))
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    listen: SocketAddr,
+    #[command(flatten)]
+    secret: SecretArgs,
+    /// Seconds between WebSocket pings; a socket silent for two intervals is dropped.
+    #[arg(long, default_value_t = 15)]
+    ping_interval: u64,
+    /// Open sockets at most (HTTP 503 above it).
+    #[arg(long, default_value_t = 10_000)]
+    max_connections: usize,
+    /// Largest frame read, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_frame_bytes)]
+    max_frame_bytes: usize,
+    /// Members per room.
+    #[arg(long, default_value_t = Limits::default().max_members_per_room)]
+    max_members_per_room: usize,
+    /// Unclaimed pre-made offers kept per member.
+    #[arg(long, default_value_t = Limits::default().max_chunks_per_member)]
+    max_chunks_per_member: usize,
+    /// Candidates kept per member before their offer arrives.
+    #[arg(long, default_value_t = Limits::default().max_pending_candidates)]
+    max_pending_candidates: usize,
+    /// Sustained frames per second per socket.
+    #[arg(long, default_value_t = Limits::default().frames_per_second)]
+    frames_per_second: u32,
+    /// Frames a socket may send at once before the rate applies.
+    #[arg(long, default_value_t = Limits::default().frame_burst)]
+    frame_burst: u32,
+}
+
+#[derive(Args)]
+struct TokenArgs {
+    /// The member's identity (becomes its userId).
+    #[arg(long)]
+    sub: String,
+    /// The room granted, or `*` for any room.
+    #[arg(long)]
+    room: String,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    #[command(flatten)]
+    secret: SecretArgs,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Token(args) => token(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("fast-rtc-server: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn token(args: TokenArgs) -> Result<(), String> {
+    let secret = args.secret.load()?;
+    #[allow(clippy::disallowed_methods)] // the CLI stamps the token's expiry
+    let now = SystemTime::now();
+    let token = TokenIssuer::new(&secret)
+        .issue(&args.sub, &args.room, Duration::from_secs(args.ttl), now)
+        .map_err(|e| e.to_string())?;
+    println!("{token}");
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    let secret = args.secret.load()?;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config = ServerConfig {
+        limits: Limits {
+            max_frame_bytes: args.max_frame_bytes,
+            max_members_per_room: args.max_members_per_room,
+            max_chunks_per_member: args.max_chunks_per_member,
+            max_pending_candidates: args.max_pending_candidates,
+            frames_per_second: args.frames_per_second,
+            frame_burst: args.frame_burst,
+            ..Limits::default()
+        },
+        ping_interval: Duration::from_secs(args.ping_interval.max(1)),
+        max_connections: args.max_connections,
+        ..ServerConfig::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        // One machine-readable line on stdout, for scripts and tests that listen on port 0.
+        println!("fast-rtc-server listening on ws://{addr}/ws");
+        let _ = std::io::stdout().flush();
+        Server::new(config, JwtAuthenticator::new(&secret))
+            .serve(listener, shutdown_signal())
+            .await
+            .map_err(|e| format!("server failed: {e}"))
+    })
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

@@ -1,0 +1,422 @@
+//! The async shell around [`Hub`]: axum routes, one task per socket, one owner task.
+//!
+//! Socket tasks only move frames: they forward what arrives to the owner task over a bounded
+//! channel and write what the owner queues for them. The owner task is the only one that touches
+//! the [`Hub`]; it makes no protocol decisions of its own beyond dropping sockets that cannot keep
+//! up. Routes:
+//!
+//! - `GET /ws?token=…` — the signaling WebSocket. The token is checked before the upgrade
+//!   (HTTP 401 if missing, invalid or expired; 503 when the server is at its connection limit).
+//! - `GET /healthz` — `ok`.
+//! - `GET /metrics` — Prometheus metrics in OpenMetrics text format.
+
+use crate::auth::{AuthError, Authenticator};
+use crate::hub::{CloseReason, ConnId, Hub, Identity, Output};
+use crate::limits::Limits;
+use crate::metrics::Metrics;
+use axum::Router;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use fast_rtc_protocol::{ServerMsg, encode};
+use futures_util::{SinkExt, StreamExt};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+/// The shell's one clock read; the [`Hub`] gets time only from here.
+#[allow(clippy::disallowed_methods)]
+fn now() -> Instant {
+    Instant::now()
+}
+
+/// WebSocket close code for "going away" (server shutdown), RFC 6455 §7.4.1.
+const CLOSE_GOING_AWAY: u16 = 1001;
+/// WebSocket close code for "policy violation" (a client that does not read its frames).
+const CLOSE_POLICY: u16 = 1008;
+/// WebSocket close code for "normal closure".
+const CLOSE_NORMAL: u16 = 1000;
+
+/// How the server runs, beyond the protocol [`Limits`].
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// Protocol limits enforced by the hub.
+    pub limits: Limits,
+    /// How often the server pings each socket. A socket that has sent nothing (no pong, no
+    /// frame) for two intervals is dropped, and its member leaves the room.
+    pub ping_interval: Duration,
+    /// Open sockets at most; further upgrades get HTTP 503.
+    pub max_connections: usize,
+    /// Frames queued for one socket at most. A socket that falls this far behind is dropped
+    /// (close code 1008) rather than letting its queue grow.
+    pub outbound_queue: usize,
+    /// How long one write to a socket may take before the socket is dropped.
+    pub write_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            limits: Limits::default(),
+            ping_interval: Duration::from_secs(15),
+            max_connections: 10_000,
+            outbound_queue: 1024,
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A signaling server: configuration plus an [`Authenticator`].
+pub struct Server<A> {
+    config: ServerConfig,
+    auth: A,
+}
+
+/// A server running on the current tokio runtime, from [`Server::spawn`].
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl ServerHandle {
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The signaling WebSocket URL, without the token (`ws://ADDR/ws`).
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Stops accepting, closes every socket with code 1001 and waits for the server to finish.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        self.stop.cancel();
+        self.task
+            .await
+            .map_err(|e| std::io::Error::other(format!("server task failed: {e}")))?
+    }
+}
+
+/// Events from socket tasks (and the metrics route) to the owner task.
+enum Event {
+    Connected {
+        conn: ConnId,
+        identity: Identity,
+        tx: mpsc::Sender<Outbound>,
+    },
+    Text {
+        conn: ConnId,
+        text: axum::extract::ws::Utf8Bytes,
+    },
+    Binary {
+        conn: ConnId,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
+    SyncMetrics(oneshot::Sender<()>),
+}
+
+/// What the owner task queues for one socket.
+enum Outbound {
+    Msg(ServerMsg),
+    Close(CloseReason),
+}
+
+struct Shared<A> {
+    config: ServerConfig,
+    auth: A,
+    events: mpsc::Sender<Event>,
+    metrics: Arc<Metrics>,
+    slots: Arc<Semaphore>,
+    next_conn: AtomicU64,
+    stop: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl<A: Authenticator> Server<A> {
+    /// A server with `config` that admits whoever `auth` accepts.
+    pub fn new(config: ServerConfig, auth: A) -> Self {
+        Server { config, auth }
+    }
+
+    /// Binds `addr` and runs the server on the current tokio runtime until
+    /// [`ServerHandle::shutdown`].
+    pub async fn spawn(self, addr: SocketAddr) -> std::io::Result<ServerHandle> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let stop = CancellationToken::new();
+        let signal = stop.clone();
+        let task = tokio::spawn(self.serve(listener, async move { signal.cancelled().await }));
+        Ok(ServerHandle { addr, stop, task })
+    }
+
+    /// Serves on `listener` until `shutdown` completes, then closes every socket with code 1001
+    /// ("going away") and returns once they are closed (at most 5 s later).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let stop = CancellationToken::new();
+        let metrics = Arc::new(Metrics::new());
+        let tracker = TaskTracker::new();
+        // Bounded: socket tasks wait when the owner is behind, which slows their reads.
+        let (events, events_rx) = mpsc::channel(4096);
+        let hub = Hub::new(self.config.limits.clone());
+        tracker.spawn(owner(events_rx, hub, metrics.clone()));
+
+        let shared = Arc::new(Shared {
+            slots: Arc::new(Semaphore::new(self.config.max_connections)),
+            config: self.config,
+            auth: self.auth,
+            events,
+            metrics,
+            next_conn: AtomicU64::new(1),
+            stop: stop.clone(),
+            tracker: tracker.clone(),
+        });
+        let app = Router::new()
+            .route("/ws", get(ws_route::<A>))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/metrics", get(metrics_route::<A>))
+            .with_state(shared);
+
+        if let Ok(addr) = listener.local_addr() {
+            info!(%addr, "fast-rtc signaling server listening");
+        }
+        let graceful = stop.clone();
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    () = shutdown => {}
+                    () = graceful.cancelled() => {}
+                }
+                info!("shutting down: closing every socket");
+                graceful.cancel();
+            })
+            .await;
+        stop.cancel();
+        tracker.close();
+        if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("sockets still open 5 s after shutdown; exiting anyway");
+        }
+        result
+    }
+}
+
+#[derive(Deserialize)]
+struct WsQuery {
+    token: Option<String>,
+}
+
+async fn ws_route<A: Authenticator>(
+    State(shared): State<Arc<Shared<A>>>,
+    Query(query): Query<WsQuery>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let identity = match query.token {
+        None => Err(AuthError::Missing),
+        Some(token) => shared.auth.authenticate(&token).await,
+    };
+    let identity = match identity {
+        Ok(identity) => identity,
+        Err(e) => {
+            shared.metrics.refuse(match e {
+                AuthError::Missing => "missing_token",
+                AuthError::Expired => "expired_token",
+                _ => "bad_token",
+            });
+            debug!(error = %e, "refused upgrade");
+            return (StatusCode::UNAUTHORIZED, e.to_string()).into_response();
+        }
+    };
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let Ok(slot) = shared.slots.clone().try_acquire_owned() else {
+        shared.metrics.refuse("server_full");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "server is at its connection limit",
+        )
+            .into_response();
+    };
+    let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
+    let max = shared.config.limits.transport_max_bytes();
+    let task_shared = shared.clone();
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| {
+            let tracker = task_shared.tracker.clone();
+            tracker.track_future(async move {
+                socket_task(socket, conn, identity, &task_shared).await;
+                drop(slot);
+            })
+        })
+}
+
+async fn metrics_route<A: Authenticator>(State(shared): State<Arc<Shared<A>>>) -> Response {
+    let (tx, rx) = oneshot::channel();
+    if shared.events.send(Event::SyncMetrics(tx)).await.is_ok() {
+        let _ = rx.await;
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        shared.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// Moves frames between one socket and the owner task; decides nothing about the protocol.
+async fn socket_task<A>(socket: WebSocket, conn: ConnId, identity: Identity, shared: &Shared<A>) {
+    let config = &shared.config;
+    let (tx, mut rx) = mpsc::channel(config.outbound_queue.max(1));
+    debug!(conn = conn.0, user = %identity.user_id, "socket open");
+    if shared
+        .events
+        .send(Event::Connected { conn, identity, tx })
+        .await
+        .is_err()
+    {
+        return;
+    }
+    let (mut sink, mut stream) = socket.split();
+    let period = config.ping_interval.max(Duration::from_millis(10));
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::from_std(now() + period), period);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_heard = now();
+
+    let close: Option<(u16, &str)> = loop {
+        tokio::select! {
+            biased;
+            () = shared.stop.cancelled() => break Some((CLOSE_GOING_AWAY, "server shutting down")),
+            out = rx.recv() => match out {
+                Some(Outbound::Msg(msg)) => {
+                    let text = encode(&msg);
+                    let sent = tokio::time::timeout(config.write_timeout, sink.send(Message::Text(text.into()))).await;
+                    match sent {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break None,
+                        Err(_) => {
+                            shared.metrics.drop_socket("write_timeout");
+                            break None;
+                        }
+                    }
+                }
+                Some(Outbound::Close(CloseReason::Replaced)) => break Some((CLOSE_NORMAL, "duplicate_identity")),
+                // The owner dropped this socket because its queue was full.
+                None => break Some((CLOSE_POLICY, "too slow: frames were not read")),
+            },
+            frame = stream.next() => {
+                last_heard = now();
+                let event = match frame {
+                    Some(Ok(Message::Text(text))) => Event::Text { conn, text },
+                    Some(Ok(Message::Binary(_))) => Event::Binary { conn },
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => break None,
+                    Some(Err(e)) => {
+                        debug!(conn = conn.0, error = %e, "socket error");
+                        shared.metrics.drop_socket("transport_error");
+                        break None;
+                    }
+                };
+                if shared.events.send(event).await.is_err() {
+                    break Some((CLOSE_GOING_AWAY, "server shutting down"));
+                }
+            }
+            _ = ping.tick() => {
+                if now().saturating_duration_since(last_heard) >= period * 2 {
+                    info!(conn = conn.0, "no pong for two ping intervals: dropping the socket");
+                    shared.metrics.drop_socket("ping_timeout");
+                    break None;
+                }
+                let pinged = tokio::time::timeout(config.write_timeout, sink.send(Message::Ping(Default::default()))).await;
+                if !matches!(pinged, Ok(Ok(()))) {
+                    break None;
+                }
+            }
+        }
+    };
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            sink.send(Message::Close(Some(frame))),
+        )
+        .await;
+    }
+    let _ = shared.events.send(Event::Disconnected { conn }).await;
+    debug!(conn = conn.0, "socket closed");
+}
+
+/// The only task that touches the hub: applies each event, then drains the hub's outputs.
+async fn owner(mut events: mpsc::Receiver<Event>, mut hub: Hub, metrics: Arc<Metrics>) {
+    let mut sockets: HashMap<ConnId, mpsc::Sender<Outbound>> = HashMap::new();
+    while let Some(event) = events.recv().await {
+        let now = now();
+        match event {
+            Event::Connected { conn, identity, tx } => {
+                sockets.insert(conn, tx);
+                hub.connect(now, conn, identity);
+            }
+            Event::Text { conn, text } => hub.handle_text(now, conn, text.as_str()),
+            Event::Binary { conn } => hub.handle_binary(now, conn),
+            Event::Disconnected { conn } => {
+                sockets.remove(&conn);
+                hub.disconnect(now, conn);
+            }
+            Event::SyncMetrics(done) => {
+                metrics.sync(&hub);
+                let _ = done.send(());
+            }
+        }
+        while let Some(output) = hub.poll() {
+            match output {
+                Output::Send { to, msg } => {
+                    let Some(tx) = sockets.get(&to) else { continue };
+                    if let Err(e) = tx.try_send(Outbound::Msg(msg)) {
+                        // Full (the client does not read) or closed (its task is ending): either
+                        // way the socket goes, and its member leaves the room.
+                        if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                            warn!(conn = to.0, "outbound queue full: dropping the socket");
+                            metrics.drop_socket("slow_consumer");
+                        }
+                        sockets.remove(&to);
+                        hub.disconnect(now, to);
+                    }
+                }
+                Output::Close { conn, reason } => {
+                    if let Some(tx) = sockets.remove(&conn) {
+                        let _ = tx.try_send(Outbound::Close(reason));
+                    }
+                }
+            }
+        }
+    }
+}
