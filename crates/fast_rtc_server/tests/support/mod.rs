@@ -1,0 +1,122 @@
+//! A test driver for the pure [`Hub`]: sockets by name, virtual time, drained outputs.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use fast_rtc_protocol::{ErrorCode, ServerMsg};
+use fast_rtc_server::Limits;
+use fast_rtc_server::hub::{CloseReason, ConnId, Hub, Identity, Output, RoomGrant};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+pub struct Driver {
+    pub hub: Hub,
+    pub now: Instant,
+    next: u64,
+    pub inbox: HashMap<ConnId, Vec<ServerMsg>>,
+    pub closed: Vec<(ConnId, CloseReason)>,
+}
+
+impl Driver {
+    pub fn new() -> Self {
+        Self::with_limits(Limits::default())
+    }
+
+    pub fn with_limits(limits: Limits) -> Self {
+        Driver {
+            hub: Hub::new(limits),
+            now: Instant::now(),
+            next: 1,
+            inbox: HashMap::new(),
+            closed: Vec::new(),
+        }
+    }
+
+    pub fn advance(&mut self, d: Duration) {
+        self.now += d;
+    }
+
+    /// A socket authenticated as `user`, allowed in any room.
+    pub fn connect(&mut self, user: &str) -> ConnId {
+        self.connect_with(user, RoomGrant::Any)
+    }
+
+    pub fn connect_with(&mut self, user: &str, rooms: RoomGrant) -> ConnId {
+        let conn = ConnId(self.next);
+        self.next += 1;
+        self.hub.connect(
+            self.now,
+            conn,
+            Identity {
+                user_id: user.into(),
+                rooms,
+            },
+        );
+        self.drain();
+        conn
+    }
+
+    /// Sends a text frame and drains the outputs.
+    pub fn text(&mut self, conn: ConnId, text: &str) {
+        self.hub.handle_text(self.now, conn, text);
+        self.drain();
+    }
+
+    pub fn init(&mut self, conn: ConnId, room: &str) {
+        self.text(
+            conn,
+            &format!(r#"{{"type":"init","userId":"ignored","roomId":"{room}"}}"#),
+        );
+    }
+
+    pub fn offer(&mut self, conn: ConnId, id: &str) {
+        self.text(
+            conn,
+            &format!(r#"{{"type":"offer","id":"{id}","sdp":"sdp-{id}"}}"#),
+        );
+    }
+
+    pub fn answer(&mut self, conn: ConnId, id: &str) {
+        self.text(
+            conn,
+            &format!(r#"{{"type":"answer","id":"{id}","sdp":"ans-{id}"}}"#),
+        );
+    }
+
+    pub fn candidate(&mut self, conn: ConnId, id: &str, n: u32) {
+        self.text(
+            conn,
+            &format!(r#"{{"type":"candidate","id":"{id}","candidate":{{"candidate":"c{n}","sdpMid":"0","sdpMLineIndex":0}}}}"#),
+        );
+    }
+
+    pub fn close(&mut self, conn: ConnId) {
+        self.text(conn, r#"{"type":"close"}"#);
+    }
+
+    pub fn disconnect(&mut self, conn: ConnId) {
+        self.hub.disconnect(self.now, conn);
+        self.drain();
+    }
+
+    pub fn drain(&mut self) {
+        while let Some(out) = self.hub.poll() {
+            match out {
+                Output::Send { to, msg } => self.inbox.entry(to).or_default().push(msg),
+                Output::Close { conn, reason } => self.closed.push((conn, reason)),
+            }
+        }
+    }
+
+    /// Takes everything received by `conn` so far.
+    pub fn take(&mut self, conn: ConnId) -> Vec<ServerMsg> {
+        self.inbox.remove(&conn).unwrap_or_default()
+    }
+
+    /// Takes what `conn` received and asserts it is exactly one error with `code`.
+    pub fn expect_error(&mut self, conn: ConnId, code: ErrorCode) {
+        let got = self.take(conn);
+        match got.as_slice() {
+            [ServerMsg::SignalError { code: c, .. }] if *c == code => {}
+            other => panic!("expected one {code} error, got {other:?}"),
+        }
+    }
+}
