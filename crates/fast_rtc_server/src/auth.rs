@@ -43,7 +43,7 @@ pub struct Secret(Vec<u8>);
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
     /// Shorter than [`MIN_SECRET_BYTES`].
-    #[error("the secret is {0} bytes long; at least {MIN_SECRET_BYTES} are required")]
+    #[error("the secret is {0} bytes long; at least {MIN_SECRET_BYTES} bytes are required")]
     TooShort(usize),
 }
 
