@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every check and test of the workspace: formatting, clippy (warnings are errors), unit,
+# property, wire and doc tests. This is the README's test command and what CI runs.
+# It installs what it needs (rustfmt and clippy components) so it works on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if command -v rustup >/dev/null 2>&1; then
+    rustup component add rustfmt clippy >/dev/null 2>&1 || true
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --workspace --locked
