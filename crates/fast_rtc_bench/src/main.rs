@@ -691,16 +691,20 @@ async fn server_bench(args: ServerArgs) {
     ];
     println!();
     println!(
-        "| {:<28} | {:>14} | {:>14} | {:>13} |",
+        "| {:<28} | {:>14} | {:>14} | {:>13} | {:<6} |",
         "",
         Kind::Ours.label(),
         Kind::Matchbox.label(),
-        "ours/matchbox"
+        "ours/matchbox",
+        "better"
     );
-    println!("|{:-<30}|{:->16}|{:->16}|{:->15}|", "", "", "", "");
+    println!(
+        "|{:-<30}|{:->16}|{:->16}|{:->15}|{:-<8}|",
+        "", "", "", "", ""
+    );
     for r in rows {
         println!(
-            "| {:<28} | {:>14.1} | {:>14.1} | {:>12.2}x | ({} is better)",
+            "| {:<28} | {:>14.1} | {:>14.1} | {:>12.2}x | {:<6} |",
             r.name,
             r.ours,
             r.theirs,
