@@ -399,18 +399,24 @@ async fn socket_task<A>(socket: WebSocket, conn: ConnId, identity: Identity, sha
             }
         }
     };
-    if let Some((code, reason)) = close {
-        let frame = CloseFrame {
-            code,
-            reason: reason.into(),
-        };
-        let _ = tokio::time::timeout(
-            Duration::from_secs(1),
-            sink.send(Message::Close(Some(frame))),
-        )
-        .await;
-    }
+    // The member leaves first; the closing handshake must not delay the others' `leaveSwarm`.
     let _ = shared.events.send(Event::Disconnected { conn }).await;
+    let closing = async {
+        match close {
+            Some((code, reason)) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                let _ = sink.send(Message::Close(Some(frame))).await;
+            }
+            // The client closed, or the socket failed: flush tungstenite's close reply, if any.
+            None => {
+                let _ = sink.close().await;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), closing).await;
     debug!(conn = conn.0, "socket closed");
 }
 
