@@ -91,6 +91,12 @@ impl fmt::Display for RoomId {
     }
 }
 
+impl From<String> for RoomId {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
 impl From<&str> for RoomId {
     fn from(s: &str) -> Self {
         Self(s.to_owned())

@@ -1,0 +1,195 @@
+//! Swarm configuration, shared by every backend.
+
+use fast_rtc_protocol::RoomId;
+use std::time::Duration;
+
+/// The label of the reliable, ordered, in-band channel every fast-rtc peer opens (the JS
+/// reference client's only channel). Its [`ChannelId`] is [`ChannelId::FAST`].
+pub const FAST_LABEL: &str = "fast";
+
+/// Index of a data channel of a link: `0` is the `fast` channel, `1..` are the game channels of
+/// [`SwarmConfig::channels`] in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ChannelId(pub u16);
+
+impl ChannelId {
+    /// The reliable, ordered `fast` channel (JS-compatible).
+    pub const FAST: ChannelId = ChannelId(0);
+}
+
+/// Delivery guarantees of a game channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Reliable and ordered (like `fast`).
+    Reliable,
+    /// Unordered, no retransmission: the latest game state wins, old states are not resent.
+    Unreliable,
+    /// Unordered, at most this many retransmissions per message.
+    MaxRetransmits(u16),
+    /// Unordered, retransmitted for at most this many milliseconds.
+    MaxPacketLifeTime(u16),
+}
+
+impl Delivery {
+    /// Whether messages on this channel are guaranteed to arrive.
+    pub fn is_reliable(self) -> bool {
+        matches!(self, Delivery::Reliable)
+    }
+}
+
+/// A game channel, opened by the offering side of every link next to `fast`.
+///
+/// Game channels are an extension of this project: a JavaScript fast-rtc peer ignores them, so
+/// between a JS peer and a Rust peer only [`ChannelId::FAST`] carries data. Every member of a
+/// room must configure the same channels in the same order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelConfig {
+    /// The label (must differ from `fast` and from the other channels').
+    pub label: String,
+    /// Delivery guarantees.
+    pub delivery: Delivery,
+}
+
+impl ChannelConfig {
+    /// A reliable, ordered channel.
+    pub fn reliable(label: impl Into<String>) -> Self {
+        ChannelConfig {
+            label: label.into(),
+            delivery: Delivery::Reliable,
+        }
+    }
+    /// An unreliable, unordered channel (no retransmissions), for game state.
+    pub fn unreliable(label: impl Into<String>) -> Self {
+        ChannelConfig {
+            label: label.into(),
+            delivery: Delivery::Unreliable,
+        }
+    }
+}
+
+/// A STUN or TURN server, with credentials for TURN.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct IceServer {
+    /// `stun:host:port`, `turn:host:port?transport=udp`, …
+    pub urls: Vec<String>,
+    /// TURN username (empty for STUN).
+    pub username: String,
+    /// TURN credential (empty for STUN).
+    pub credential: String,
+}
+
+impl IceServer {
+    /// A STUN server.
+    pub fn stun(url: impl Into<String>) -> Self {
+        IceServer {
+            urls: vec![url.into()],
+            ..Default::default()
+        }
+    }
+    /// A TURN server with credentials.
+    pub fn turn(
+        url: impl Into<String>,
+        username: impl Into<String>,
+        credential: impl Into<String>,
+    ) -> Self {
+        IceServer {
+            urls: vec![url.into()],
+            username: username.into(),
+            credential: credential.into(),
+        }
+    }
+}
+
+/// Which ICE candidates may be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum IceTransportPolicy {
+    /// Host, server-reflexive and relay candidates.
+    #[default]
+    All,
+    /// Only TURN relay candidates (hides members' addresses from each other).
+    Relay,
+}
+
+/// How a swarm behaves. Backend-specific settings (bind addresses, ICE pacing) live in the
+/// backend's own config.
+#[derive(Clone, Debug)]
+pub struct SwarmConfig {
+    /// The room to join.
+    pub room_id: RoomId,
+    /// Pre-made offers kept parked on the server (fast-rtc's `peerBuffer`, default 1). Must be
+    /// below the server's `max_chunks_per_member` (default 8).
+    pub peer_buffer: usize,
+    /// STUN/TURN servers; empty means host candidates only (LAN, loopback).
+    pub ice_servers: Vec<IceServer>,
+    /// Which candidates may be used.
+    pub ice_transport_policy: IceTransportPolicy,
+    /// Game channels opened next to `fast`.
+    pub channels: Vec<ChannelConfig>,
+    /// How long a link may take from being claimed (an `accept` or `offerAccepted`) to its
+    /// `fast` channel being open before it is closed and reported as timed out.
+    pub handshake_timeout: Duration,
+    /// Candidates kept per link until its remote description is set.
+    pub max_pending_candidates: usize,
+    /// Messages kept per reliable channel while it is not yet open (sends to an unreliable
+    /// channel that is not open are dropped and reported).
+    pub max_queued_messages: usize,
+}
+
+impl SwarmConfig {
+    /// The defaults for `room_id`: `peer_buffer` 1, no ICE servers, no game channels, a 10 s
+    /// handshake timeout.
+    pub fn new(room_id: impl Into<RoomId>) -> Self {
+        SwarmConfig {
+            room_id: room_id.into(),
+            peer_buffer: 1,
+            ice_servers: Vec::new(),
+            ice_transport_policy: IceTransportPolicy::All,
+            channels: Vec::new(),
+            handshake_timeout: Duration::from_secs(10),
+            max_pending_candidates: 64,
+            max_queued_messages: 1024,
+        }
+    }
+
+    /// Adds a game channel; returns its id.
+    pub fn add_channel(&mut self, channel: ChannelConfig) -> ChannelId {
+        self.channels.push(channel);
+        ChannelId(u16::try_from(self.channels.len()).unwrap_or(u16::MAX))
+    }
+
+    /// The channel's delivery, or `None` if no such channel is configured.
+    pub fn delivery(&self, channel: ChannelId) -> Option<Delivery> {
+        match channel.0 {
+            0 => Some(Delivery::Reliable),
+            n => self.channels.get(usize::from(n) - 1).map(|c| c.delivery),
+        }
+    }
+
+    /// The id of the channel labelled `label`, if configured (`fast` included).
+    pub fn channel_by_label(&self, label: &str) -> Option<ChannelId> {
+        if label == FAST_LABEL {
+            return Some(ChannelId::FAST);
+        }
+        let i = self.channels.iter().position(|c| c.label == label)?;
+        u16::try_from(i + 1).ok().map(ChannelId)
+    }
+
+    /// Every channel: `fast` first, then the game channels, with their labels and delivery.
+    pub fn all_channels(&self) -> impl Iterator<Item = (ChannelId, &str, Delivery)> {
+        std::iter::once((ChannelId::FAST, FAST_LABEL, Delivery::Reliable)).chain(
+            self.channels.iter().enumerate().map(|(i, c)| {
+                (
+                    ChannelId(u16::try_from(i + 1).unwrap_or(u16::MAX)),
+                    c.label.as_str(),
+                    c.delivery,
+                )
+            }),
+        )
+    }
+}
+
+impl From<&str> for SwarmConfig {
+    fn from(room: &str) -> Self {
+        SwarmConfig::new(room)
+    }
+}

@@ -1,0 +1,929 @@
+//! The swarm's decisions, without sockets, timers or WebRTC: [`Swarm`].
+//!
+//! This module contains no networking code and never reads a clock: the caller passes the time
+//! in. The same [`Swarm`] drives the native (webrtc-rs) and the browser (web-sys) backends; only
+//! the carrying-out of [`PeerCommand`]s differs.
+//!
+//! # Methods
+//!
+//! - inputs: [`Swarm::start`], [`Swarm::handle_signal`] (frames from the signaling server),
+//!   [`Swarm::handle_peer`] (what a backend reports about one RTCPeerConnection),
+//!   [`Swarm::handle_timeout`];
+//! - commands from the application: [`Swarm::send`], [`Swarm::broadcast`],
+//!   [`Swarm::close_peer`], [`Swarm::close`];
+//! - outputs: [`Swarm::poll_output`] (signaling frames to send, peer commands to carry out,
+//!   events for the application) and [`Swarm::poll_timeout`] (when to call `handle_timeout`).
+//!
+//! **Drain contract**: after every input or command, call [`Swarm::poll_output`] until it
+//! returns `None`, then [`Swarm::poll_timeout`]. Time must never go backwards; a spurious
+//! `handle_timeout` is a no-op.
+//!
+//! # Peers and links
+//!
+//! A *link* is one RTCPeerConnection, named by its connection id. The application sees *peers*:
+//! remote members by `userId`. Usually a peer has one link. After a signaling reconnect a second
+//! link to the same peer may form; when it opens, the older one is closed quietly, so the
+//! application sees [`SwarmEvent::Open`] when a peer gets its first open link and
+//! [`SwarmEvent::Close`] when it loses its last.
+//!
+//! A `leaveSwarm` for a link whose `fast` channel is open is not acted on: the link itself tells
+//! whether the peer is there (a `@fast/{"type":"close"}`, the channel closing, ICE failing). This
+//! keeps links up while a member's signaling socket reconnects.
+
+use crate::config::{ChannelId, Delivery, SwarmConfig};
+use fast_rtc_protocol::{
+    CONTROL_PREFIX, ClientMsg, ConnectionId, ErrorCode, IceCandidate, ServerMsg, Signal, UserId,
+};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+use tracing::{debug, warn};
+
+/// The `@fast/` control message a peer sends on `fast` before closing the link.
+pub const CLOSE_CONTROL: &str = "@fast/{\"type\":\"close\"}";
+
+/// A message body: text or binary, as on a WebRTC data channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Payload {
+    /// A text (UTF-8) message; JS peers receive a `string`.
+    Text(String),
+    /// A binary message; JS peers receive an `ArrayBuffer`.
+    Binary(Vec<u8>),
+}
+
+impl Payload {
+    /// The bytes of the message.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Payload::Text(s) => s.as_bytes(),
+            Payload::Binary(b) => b,
+        }
+    }
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.as_bytes().is_empty()
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    fn from(b: Vec<u8>) -> Self {
+        Payload::Binary(b)
+    }
+}
+
+impl From<&[u8]> for Payload {
+    fn from(b: &[u8]) -> Self {
+        Payload::Binary(b.to_vec())
+    }
+}
+
+impl From<String> for Payload {
+    fn from(s: String) -> Self {
+        Payload::Text(s)
+    }
+}
+
+impl From<&str> for Payload {
+    fn from(s: &str) -> Self {
+        Payload::Text(s.to_owned())
+    }
+}
+
+/// Which end of a link this member is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Creates the offer and the data channels.
+    Offerer,
+    /// Answers an offer received in an `accept`.
+    Answerer,
+}
+
+/// Type of a session description.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SdpKind {
+    /// An offer.
+    Offer,
+    /// An answer.
+    Answer,
+}
+
+/// ICE connection state, as `RTCIceConnectionState`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IceState {
+    /// Gathering or waiting for remote candidates.
+    New,
+    /// Checking candidate pairs.
+    Checking,
+    /// A pair works.
+    Connected,
+    /// Checks are done.
+    Completed,
+    /// Connectivity lost, may come back.
+    Disconnected,
+    /// Connectivity lost for good.
+    Failed,
+    /// The connection was closed.
+    Closed,
+}
+
+/// What a backend must do with one RTCPeerConnection. Commands for one link must be carried
+/// out in the order given (an `AddCandidate` after a `SetRemote` waits for it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerCommand {
+    /// Create the connection. An offerer also creates the `fast` channel and the game channels
+    /// (in [`SwarmConfig::all_channels`] order), creates an offer, sets it as local description
+    /// and reports [`PeerEvent::LocalDescription`].
+    Create {
+        /// Connection id.
+        id: ConnectionId,
+        /// Which end.
+        role: Role,
+    },
+    /// Set the remote description. For an offer, also create an answer, set it as local
+    /// description and report [`PeerEvent::LocalDescription`].
+    SetRemote {
+        /// Connection id.
+        id: ConnectionId,
+        /// Offer or answer.
+        kind: SdpKind,
+        /// The SDP.
+        sdp: String,
+    },
+    /// Add a remote candidate (`None`: end of candidates).
+    AddCandidate {
+        /// Connection id.
+        id: ConnectionId,
+        /// The candidate.
+        candidate: Option<IceCandidate>,
+    },
+    /// Send on an open channel.
+    Send {
+        /// Connection id.
+        id: ConnectionId,
+        /// The channel.
+        channel: ChannelId,
+        /// The message.
+        payload: Payload,
+    },
+    /// Close the connection and release everything it holds.
+    Close {
+        /// Connection id.
+        id: ConnectionId,
+    },
+}
+
+/// What a backend reports about one RTCPeerConnection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerEvent {
+    /// A local description was set; signal it.
+    LocalDescription {
+        /// Offer or answer.
+        kind: SdpKind,
+        /// The SDP.
+        sdp: String,
+    },
+    /// A local candidate was gathered (`None`: gathering is complete).
+    LocalCandidate(Option<IceCandidate>),
+    /// The ICE connection state changed.
+    IceState(IceState),
+    /// A channel opened.
+    ChannelOpen(ChannelId),
+    /// A channel closed.
+    ChannelClosed(ChannelId),
+    /// A message arrived on a channel.
+    Message {
+        /// The channel.
+        channel: ChannelId,
+        /// The message.
+        payload: Payload,
+    },
+    /// An operation failed; the link cannot continue.
+    Failed(String),
+}
+
+/// How a link was formed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkOrigin {
+    /// This member answered a member's pre-made offer received in an `accept` at join time or
+    /// later.
+    Answered,
+    /// This member's offer was claimed by a joiner (`offerAccepted`).
+    Offered,
+}
+
+/// A remote member and the link that carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// The remote member.
+    pub user_id: UserId,
+    /// The connection id of the link.
+    pub id: ConnectionId,
+    /// How the link was formed.
+    pub origin: LinkOrigin,
+}
+
+/// Why a peer is gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// This member closed it (`close_peer` or `close`).
+    Local,
+    /// The remote sent `@fast/{"type":"close"}`.
+    Remote,
+    /// The `fast` channel closed.
+    ChannelClosed,
+    /// The server said the remote left before the link opened.
+    RemoteLeft,
+    /// The handshake did not finish within [`SwarmConfig::handshake_timeout`].
+    HandshakeTimeout,
+    /// ICE failed (the remote vanished, or no candidate pair works).
+    IceFailed,
+    /// The backend could not carry out an operation.
+    Backend(String),
+}
+
+/// Errors the swarm reports as events; none of them stops the swarm.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SwarmError {
+    /// The server refused a frame.
+    #[error("signaling server refused a frame ({code}): {message}")]
+    Signaling {
+        /// The `signal_error` code.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+    },
+    /// The server sent something that makes no sense here (a second `accept` for one id, an
+    /// answer for an unknown link, …). It was ignored.
+    #[error("unexpected signal: {0}")]
+    UnexpectedSignal(String),
+    /// A bounded queue was full and something was dropped.
+    #[error("dropped: {0}")]
+    Dropped(String),
+}
+
+/// Why a send was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// No open link to that peer.
+    #[error("no open link to {0}")]
+    NoSuchPeer(UserId),
+    /// No such channel is configured.
+    #[error("no channel {0:?}")]
+    NoSuchChannel(ChannelId),
+    /// The channel is not open yet and is unreliable, or its queue is full.
+    #[error("channel {0:?} is not open and the message cannot be kept")]
+    NotOpen(ChannelId),
+    /// A text message on `fast` that starts with `@fast/` would be read as a control message.
+    #[error("text on the fast channel may not start with \"@fast/\"")]
+    ReservedPrefix,
+    /// The swarm is closed.
+    #[error("the swarm is closed")]
+    Closed,
+}
+
+/// What the application learns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SwarmEvent {
+    /// A peer got its first open link.
+    Open(PeerInfo),
+    /// A peer lost its last link.
+    Close {
+        /// The peer and the link that closed.
+        peer: PeerInfo,
+        /// Why.
+        reason: CloseReason,
+    },
+    /// A message from a peer.
+    Data {
+        /// The sender.
+        from: UserId,
+        /// The link it came on.
+        id: ConnectionId,
+        /// The channel.
+        channel: ChannelId,
+        /// The message.
+        payload: Payload,
+    },
+    /// A link's ICE state changed.
+    Connection {
+        /// The peer, if the link is claimed yet.
+        user_id: Option<UserId>,
+        /// The link.
+        id: ConnectionId,
+        /// The new state.
+        state: IceState,
+    },
+    /// Something went wrong; the swarm goes on.
+    Error(SwarmError),
+}
+
+/// What to do next, from [`Swarm::poll_output`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SwarmOutput {
+    /// Send this frame to the signaling server.
+    Signal(ClientMsg),
+    /// Carry out this command on a peer connection.
+    Command(PeerCommand),
+    /// Tell the application.
+    Event(SwarmEvent),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkState {
+    /// Our pre-made offer, not claimed by a joiner yet.
+    Parked,
+    /// Claimed; handshake under way.
+    Connecting,
+    /// `fast` is open.
+    Open,
+}
+
+#[derive(Debug)]
+struct Link {
+    role: Role,
+    state: LinkState,
+    remote: Option<UserId>,
+    origin: LinkOrigin,
+    remote_described: bool,
+    pending_candidates: Vec<Option<IceCandidate>>,
+    deadline: Option<Instant>,
+    open_channels: Vec<bool>,
+    queued: HashMap<ChannelId, VecDeque<Payload>>,
+    opened_at: Option<Instant>,
+}
+
+impl Link {
+    fn info(&self, id: &ConnectionId) -> Option<PeerInfo> {
+        self.remote.clone().map(|user_id| PeerInfo {
+            user_id,
+            id: id.clone(),
+            origin: self.origin,
+        })
+    }
+}
+
+/// A fast-rtc swarm member's state machine. See the [module docs](self).
+#[derive(Debug)]
+pub struct Swarm {
+    config: SwarmConfig,
+    id_prefix: String,
+    next_id: u64,
+    links: HashMap<ConnectionId, Link>,
+    out: VecDeque<SwarmOutput>,
+    started: bool,
+    closed: bool,
+}
+
+impl Swarm {
+    /// A swarm for `config`. `id_prefix` makes this member's connection ids unique in the room
+    /// (the shell passes a random string; ids are `{prefix}-{n}`).
+    pub fn new(config: SwarmConfig, id_prefix: impl Into<String>) -> Self {
+        Swarm {
+            config,
+            id_prefix: id_prefix.into(),
+            next_id: 0,
+            links: HashMap::new(),
+            out: VecDeque::new(),
+            started: false,
+            closed: false,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SwarmConfig {
+        &self.config
+    }
+
+    /// Whether [`Swarm::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Peers with an open link, with the link carrying each.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        let mut best: HashMap<&UserId, (&ConnectionId, &Link)> = HashMap::new();
+        for (id, l) in &self.links {
+            if l.state != LinkState::Open {
+                continue;
+            }
+            let Some(user) = &l.remote else { continue };
+            match best.get(user) {
+                Some((_, b)) if b.opened_at >= l.opened_at => {}
+                _ => {
+                    best.insert(user, (id, l));
+                }
+            }
+        }
+        let mut peers: Vec<PeerInfo> = best
+            .into_values()
+            .filter_map(|(id, l)| l.info(id))
+            .collect();
+        peers.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+        peers
+    }
+
+    /// Links in any state (parked offers included), for diagnostics and leak checks.
+    pub fn link_count(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Links that are this member's unclaimed pre-made offers.
+    pub fn parked_offers(&self) -> usize {
+        self.links
+            .values()
+            .filter(|l| l.state == LinkState::Parked)
+            .count()
+    }
+
+    /// The next output, in order; `None` when there is nothing to do.
+    pub fn poll_output(&mut self) -> Option<SwarmOutput> {
+        self.out.pop_front()
+    }
+
+    /// When [`Swarm::handle_timeout`] must be called next, if ever.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.links.values().filter_map(|l| l.deadline).min()
+    }
+
+    /// Joins the room: sends `init` and creates `peer_buffer` pre-made offers. Calling it again
+    /// (after the signaling connection was re-established) sends `init` again and tops the
+    /// pre-made offers up to `peer_buffer`.
+    pub fn start(&mut self, _now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.signal(ClientMsg::Init {
+            user_id: None,
+            room_id: self.config.room_id.clone(),
+        });
+        if self.started {
+            // A rejoin: the server forgot the offers parked with our old socket, so they can
+            // never be claimed. Close them and park fresh ones.
+            let stale: Vec<ConnectionId> = self
+                .links
+                .iter()
+                .filter(|(_, l)| l.state == LinkState::Parked)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in stale {
+                self.links.remove(&id);
+                self.command(PeerCommand::Close { id });
+            }
+        }
+        self.started = true;
+        for _ in 0..self.config.peer_buffer {
+            self.create_offerer();
+        }
+    }
+
+    fn fresh_id(&mut self) -> ConnectionId {
+        self.next_id += 1;
+        ConnectionId::new(format!("{}-{}", self.id_prefix, self.next_id))
+    }
+
+    fn new_link(&self, role: Role, origin: LinkOrigin) -> Link {
+        Link {
+            role,
+            state: LinkState::Parked,
+            remote: None,
+            origin,
+            remote_described: false,
+            pending_candidates: Vec::new(),
+            deadline: None,
+            open_channels: vec![false; self.config.channels.len() + 1],
+            queued: HashMap::new(),
+            opened_at: None,
+        }
+    }
+
+    fn create_offerer(&mut self) {
+        let id = self.fresh_id();
+        let link = self.new_link(Role::Offerer, LinkOrigin::Offered);
+        self.links.insert(id.clone(), link);
+        self.command(PeerCommand::Create {
+            id,
+            role: Role::Offerer,
+        });
+    }
+
+    fn signal(&mut self, msg: ClientMsg) {
+        self.out.push_back(SwarmOutput::Signal(msg));
+    }
+
+    fn command(&mut self, cmd: PeerCommand) {
+        self.out.push_back(SwarmOutput::Command(cmd));
+    }
+
+    fn event(&mut self, ev: SwarmEvent) {
+        self.out.push_back(SwarmOutput::Event(ev));
+    }
+
+    fn unexpected(&mut self, what: String) {
+        debug!(%what, "unexpected signal");
+        self.event(SwarmEvent::Error(SwarmError::UnexpectedSignal(what)));
+    }
+
+    /// A frame from the signaling server.
+    pub fn handle_signal(&mut self, now: Instant, msg: ServerMsg) {
+        if self.closed {
+            return;
+        }
+        match msg {
+            ServerMsg::Accept {
+                id,
+                user_id,
+                signals,
+            } => {
+                if self.links.contains_key(&id) {
+                    self.unexpected(format!("second accept for connection {id}"));
+                    return;
+                }
+                let mut link = self.new_link(Role::Answerer, LinkOrigin::Answered);
+                link.state = LinkState::Connecting;
+                link.remote = Some(user_id);
+                link.deadline = Some(now + self.config.handshake_timeout);
+                self.links.insert(id.clone(), link);
+                self.command(PeerCommand::Create {
+                    id: id.clone(),
+                    role: Role::Answerer,
+                });
+                for signal in signals {
+                    match signal {
+                        Signal::Offer { sdp } => self.remote_description(&id, SdpKind::Offer, sdp),
+                        Signal::Candidate { candidate } => self.remote_candidate(&id, candidate),
+                    }
+                }
+            }
+            ServerMsg::OfferAccepted { id, user_id } => {
+                let deadline = now + self.config.handshake_timeout;
+                match self.links.get_mut(&id) {
+                    Some(l) if l.state == LinkState::Parked && l.role == Role::Offerer => {
+                        l.state = LinkState::Connecting;
+                        l.remote = Some(user_id);
+                        l.deadline = Some(deadline);
+                    }
+                    _ => self.unexpected(format!(
+                        "offerAccepted for {id}, which is not a parked offer"
+                    )),
+                }
+            }
+            ServerMsg::OfferRequest => self.create_offerer(),
+            ServerMsg::Offer { id, sdp } => {
+                if self.links.contains_key(&id) {
+                    self.remote_description(&id, SdpKind::Offer, sdp);
+                } else {
+                    self.unexpected(format!("offer for unknown link {id}"));
+                }
+            }
+            ServerMsg::Answer { id, sdp } => match self.links.get(&id) {
+                Some(l) if l.role == Role::Offerer && l.state != LinkState::Parked => {
+                    self.remote_description(&id, SdpKind::Answer, sdp);
+                }
+                _ => self.unexpected(format!(
+                    "answer for {id}, which is not a claimed offer of ours"
+                )),
+            },
+            ServerMsg::Candidate { id, candidate } => {
+                if self.links.contains_key(&id) {
+                    self.remote_candidate(&id, candidate);
+                } else {
+                    self.unexpected(format!("candidate for unknown link {id}"));
+                }
+            }
+            ServerMsg::LeaveSwarm { id } => match self.links.get(&id).map(|l| l.state) {
+                Some(LinkState::Open) => {
+                    debug!(%id, "leaveSwarm for an open link: the link itself decides");
+                }
+                Some(_) => self.close_link(&id, CloseReason::RemoteLeft, false),
+                None => {}
+            },
+            ServerMsg::SignalError { code, message } => {
+                warn!(%code, %message, "signaling server refused a frame");
+                self.event(SwarmEvent::Error(SwarmError::Signaling { code, message }));
+            }
+        }
+    }
+
+    fn remote_description(&mut self, id: &ConnectionId, kind: SdpKind, sdp: String) {
+        self.command(PeerCommand::SetRemote {
+            id: id.clone(),
+            kind,
+            sdp,
+        });
+        let Some(l) = self.links.get_mut(id) else {
+            return;
+        };
+        l.remote_described = true;
+        let pending = std::mem::take(&mut l.pending_candidates);
+        for candidate in pending {
+            self.command(PeerCommand::AddCandidate {
+                id: id.clone(),
+                candidate,
+            });
+        }
+    }
+
+    fn remote_candidate(&mut self, id: &ConnectionId, candidate: Option<IceCandidate>) {
+        let max = self.config.max_pending_candidates;
+        let Some(l) = self.links.get_mut(id) else {
+            return;
+        };
+        if l.remote_described {
+            self.command(PeerCommand::AddCandidate {
+                id: id.clone(),
+                candidate,
+            });
+        } else if l.pending_candidates.len() < max {
+            l.pending_candidates.push(candidate);
+        } else {
+            let what = format!("candidate for {id}: {max} already wait for its description");
+            self.event(SwarmEvent::Error(SwarmError::Dropped(what)));
+        }
+    }
+
+    /// What a backend reports about link `id`. Events for links the swarm no longer has are
+    /// ignored.
+    pub fn handle_peer(&mut self, now: Instant, id: &ConnectionId, event: PeerEvent) {
+        let Some(link) = self.links.get(id) else {
+            return;
+        };
+        let remote = link.remote.clone();
+        match event {
+            PeerEvent::LocalDescription { kind, sdp } => {
+                let id = id.clone();
+                self.signal(match kind {
+                    SdpKind::Offer => ClientMsg::Offer { id, sdp },
+                    SdpKind::Answer => ClientMsg::Answer { id, sdp },
+                });
+            }
+            PeerEvent::LocalCandidate(candidate) => self.signal(ClientMsg::Candidate {
+                id: id.clone(),
+                candidate,
+            }),
+            PeerEvent::IceState(state) => {
+                self.event(SwarmEvent::Connection {
+                    user_id: remote,
+                    id: id.clone(),
+                    state,
+                });
+                if state == IceState::Failed {
+                    self.close_link(id, CloseReason::IceFailed, false);
+                }
+            }
+            PeerEvent::ChannelOpen(channel) => self.channel_open(now, id, channel),
+            PeerEvent::ChannelClosed(ChannelId::FAST) => {
+                self.close_link(id, CloseReason::ChannelClosed, false);
+            }
+            PeerEvent::ChannelClosed(channel) => {
+                if let Some(l) = self.links.get_mut(id)
+                    && let Some(open) = l.open_channels.get_mut(usize::from(channel.0))
+                {
+                    *open = false;
+                }
+            }
+            PeerEvent::Message { channel, payload } => {
+                if channel == ChannelId::FAST
+                    && let Payload::Text(text) = &payload
+                    && let Some(control) = text.strip_prefix(CONTROL_PREFIX)
+                {
+                    self.control(id, control);
+                    return;
+                }
+                // Data only counts once the link is claimed; an unclaimed offer has no peer.
+                if let Some(from) = remote {
+                    self.event(SwarmEvent::Data {
+                        from,
+                        id: id.clone(),
+                        channel,
+                        payload,
+                    });
+                }
+            }
+            PeerEvent::Failed(error) => {
+                warn!(%id, %error, "peer connection failed");
+                self.close_link(id, CloseReason::Backend(error), false);
+            }
+        }
+    }
+
+    fn control(&mut self, id: &ConnectionId, control: &str) {
+        #[derive(serde::Deserialize)]
+        struct Control<'a> {
+            #[serde(rename = "type", borrow)]
+            ty: std::borrow::Cow<'a, str>,
+        }
+        match serde_json::from_str::<Control<'_>>(control) {
+            Ok(c) if c.ty == "close" => self.close_link(id, CloseReason::Remote, false),
+            // midOffer, transceiverRequest, stream: media negotiation, not used by this crate.
+            Ok(c) => debug!(%id, ty = %c.ty, "ignoring control message"),
+            Err(e) => debug!(%id, error = %e, "ignoring malformed control message"),
+        }
+    }
+
+    fn channel_open(&mut self, now: Instant, id: &ConnectionId, channel: ChannelId) {
+        let Some(l) = self.links.get_mut(id) else {
+            return;
+        };
+        if let Some(open) = l.open_channels.get_mut(usize::from(channel.0)) {
+            *open = true;
+        }
+        // Flush what waited for this channel, in order.
+        let queued = l.queued.remove(&channel).unwrap_or_default();
+        let became_open = channel == ChannelId::FAST && l.state == LinkState::Connecting;
+        if became_open {
+            l.state = LinkState::Open;
+            l.deadline = None;
+            l.opened_at = Some(now);
+        }
+        let info = l.info(id);
+        for payload in queued {
+            self.command(PeerCommand::Send {
+                id: id.clone(),
+                channel,
+                payload,
+            });
+        }
+        if !became_open {
+            return;
+        }
+        let Some(info) = info else { return };
+        // An older open link to the same peer is replaced quietly (signaling reconnects).
+        let older: Vec<ConnectionId> = self
+            .links
+            .iter()
+            .filter(|(other, l)| {
+                *other != id
+                    && l.state == LinkState::Open
+                    && l.remote.as_ref() == Some(&info.user_id)
+            })
+            .map(|(other, _)| other.clone())
+            .collect();
+        if older.is_empty() {
+            self.event(SwarmEvent::Open(info));
+        } else {
+            for old in older {
+                debug!(%old, new = %id, peer = %info.user_id, "replacing an older link");
+                self.links.remove(&old);
+                self.command(PeerCommand::Close { id: old });
+            }
+        }
+    }
+
+    /// Closes link `id`: optionally tells the remote (`@fast/{"type":"close"}` on `fast`), tells
+    /// the backend to close, and reports the peer closed if this was its last open link.
+    fn close_link(&mut self, id: &ConnectionId, reason: CloseReason, tell_remote: bool) {
+        let Some(link) = self.links.remove(id) else {
+            return;
+        };
+        if tell_remote && link.open_channels.first() == Some(&true) {
+            self.command(PeerCommand::Send {
+                id: id.clone(),
+                channel: ChannelId::FAST,
+                payload: Payload::Text(CLOSE_CONTROL.to_owned()),
+            });
+        }
+        self.command(PeerCommand::Close { id: id.clone() });
+        let was_open = link.state == LinkState::Open;
+        let Some(info) = link.info(id) else { return };
+        let still_open = self
+            .links
+            .values()
+            .any(|l| l.state == LinkState::Open && l.remote.as_ref() == Some(&info.user_id));
+        // Open links report Close; a handshake that never opened reports it too (so the
+        // application learns of timeouts), unless the peer is reachable over another link.
+        if !still_open {
+            if !was_open {
+                debug!(%id, ?reason, "handshake ended before the link opened");
+            }
+            self.event(SwarmEvent::Close { peer: info, reason });
+        }
+    }
+
+    /// Closes links whose handshake took longer than [`SwarmConfig::handshake_timeout`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<ConnectionId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            self.close_link(&id, CloseReason::HandshakeTimeout, false);
+        }
+    }
+
+    /// The open link to `peer` (the newest, if there are two).
+    fn link_to(&self, peer: &UserId) -> Option<ConnectionId> {
+        self.links
+            .iter()
+            .filter(|(_, l)| l.state == LinkState::Open && l.remote.as_ref() == Some(peer))
+            .max_by_key(|(_, l)| l.opened_at)
+            .map(|(id, _)| id.clone())
+    }
+
+    /// Sends `payload` to `peer` on `channel`. A reliable channel that is not open yet keeps the
+    /// message (up to [`SwarmConfig::max_queued_messages`]) and sends it when it opens; an
+    /// unreliable one refuses it.
+    pub fn send(
+        &mut self,
+        peer: &UserId,
+        channel: ChannelId,
+        payload: Payload,
+    ) -> Result<(), SendError> {
+        if self.closed {
+            return Err(SendError::Closed);
+        }
+        let delivery = self
+            .config
+            .delivery(channel)
+            .ok_or(SendError::NoSuchChannel(channel))?;
+        if channel == ChannelId::FAST
+            && let Payload::Text(t) = &payload
+            && t.starts_with(CONTROL_PREFIX)
+        {
+            return Err(SendError::ReservedPrefix);
+        }
+        let id = self
+            .link_to(peer)
+            .ok_or_else(|| SendError::NoSuchPeer(peer.clone()))?;
+        self.send_on(&id, channel, delivery, payload)
+    }
+
+    fn send_on(
+        &mut self,
+        id: &ConnectionId,
+        channel: ChannelId,
+        delivery: Delivery,
+        payload: Payload,
+    ) -> Result<(), SendError> {
+        let max = self.config.max_queued_messages;
+        let Some(l) = self.links.get_mut(id) else {
+            return Err(SendError::Closed);
+        };
+        if l.open_channels.get(usize::from(channel.0)) == Some(&true) {
+            self.command(PeerCommand::Send {
+                id: id.clone(),
+                channel,
+                payload,
+            });
+            return Ok(());
+        }
+        let queue = l.queued.entry(channel).or_default();
+        if delivery.is_reliable() && queue.len() < max {
+            queue.push_back(payload);
+            Ok(())
+        } else {
+            Err(SendError::NotOpen(channel))
+        }
+    }
+
+    /// Sends `payload` to every peer with an open link on `channel`. Returns how many peers it
+    /// was sent (or queued) to; peers whose channel refused it are skipped.
+    pub fn broadcast(&mut self, channel: ChannelId, payload: Payload) -> Result<usize, SendError> {
+        let peers: Vec<UserId> = self.peers().into_iter().map(|p| p.user_id).collect();
+        let mut sent = 0;
+        for peer in &peers {
+            match self.send(peer, channel, payload.clone()) {
+                Ok(()) => sent += 1,
+                Err(SendError::NotOpen(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Closes every link to `peer`, telling it. Returns whether there was one.
+    pub fn close_peer(&mut self, peer: &UserId) -> bool {
+        let ids: Vec<ConnectionId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.remote.as_ref() == Some(peer))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            self.close_link(id, CloseReason::Local, true);
+        }
+        !ids.is_empty()
+    }
+
+    /// Leaves the room: tells the server (`close`), tells every peer, closes every connection.
+    pub fn close(&mut self) {
+        if self.closed {
+            return;
+        }
+        if self.started {
+            self.signal(ClientMsg::Close);
+        }
+        let ids: Vec<ConnectionId> = self.links.keys().cloned().collect();
+        for id in &ids {
+            self.close_link(id, CloseReason::Local, true);
+        }
+        self.closed = true;
+    }
+}

@@ -1,0 +1,485 @@
+//! The swarm core against the real signaling hub and a fake backend, in virtual time.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+
+mod net;
+
+use fast_rtc_protocol::{ClientMsg, ServerMsg, Signal, UserId};
+use fast_rtc_swarm::{
+    ChannelConfig, ChannelId, CloseReason, LinkOrigin, Payload, PeerCommand, SendError, Swarm,
+    SwarmConfig, SwarmError, SwarmEvent, SwarmOutput,
+};
+use net::Net;
+use std::time::{Duration, Instant};
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("m{i}")).collect()
+}
+
+fn users(v: &[&str]) -> Vec<UserId> {
+    v.iter().map(|s| UserId::from(*s)).collect()
+}
+
+#[test]
+fn two_members_handshake_and_exchange_data() {
+    let mut net = Net::new();
+    let a = net.join("alice", SwarmConfig::new("r"));
+    net.run_for(Duration::from_millis(50));
+    let b = net.join("bob", SwarmConfig::new("r"));
+    net.run_for(Duration::from_millis(200));
+    assert_eq!(net.opens(a), users(&["bob"]));
+    assert_eq!(net.opens(b), users(&["alice"]));
+    assert!(net.backend_errors.is_empty(), "{:?}", net.backend_errors);
+
+    net.members[a]
+        .swarm
+        .send(&"bob".into(), ChannelId::FAST, "hi bob".into())
+        .unwrap();
+    net.flush(a);
+    net.members[b]
+        .swarm
+        .send(&"alice".into(), ChannelId::FAST, vec![1, 2, 3].into())
+        .unwrap();
+    net.flush(b);
+    net.run_for(Duration::from_millis(50));
+    assert_eq!(
+        net.data(b),
+        vec![(
+            "alice".into(),
+            ChannelId::FAST,
+            Payload::Text("hi bob".into())
+        )]
+    );
+    assert_eq!(
+        net.data(a),
+        vec![(
+            "bob".into(),
+            ChannelId::FAST,
+            Payload::Binary(vec![1, 2, 3])
+        )]
+    );
+    // Each keeps exactly one parked offer for the next joiner.
+    assert_eq!(net.members[a].swarm.parked_offers(), 1);
+    assert_eq!(net.members[b].swarm.parked_offers(), 1);
+}
+
+#[test]
+fn eight_members_form_a_full_mesh_from_premade_offers() {
+    let mut net = Net::new();
+    let n = 8;
+    for name in names(n) {
+        net.join(&name, SwarmConfig::new("r"));
+        net.run_for(Duration::from_millis(100));
+    }
+    net.run_for(Duration::from_millis(500));
+    for i in 0..n {
+        let expected: Vec<UserId> = names(n)
+            .iter()
+            .filter(|x| **x != format!("m{i}"))
+            .map(|x| x.as_str().into())
+            .collect();
+        assert_eq!(net.opens(i), expected, "member {i}");
+        // The joiner answered everyone present (pre-made offers); later joiners claimed its offers.
+        let answered = net.members[i]
+            .events
+            .iter()
+            .filter(|e| matches!(e, SwarmEvent::Open(p) if p.origin == LinkOrigin::Answered))
+            .count();
+        assert_eq!(
+            answered, i,
+            "member {i} answered one offer per earlier member"
+        );
+    }
+    assert!(net.backend_errors.is_empty(), "{:?}", net.backend_errors);
+}
+
+#[test]
+fn a_joiner_waits_when_a_member_has_no_offer_ready_and_still_connects() {
+    let mut net = Net::new();
+    net.signal_latency = Duration::from_millis(30);
+    // Three join within a few ms: offers are claimed faster than members refill them.
+    for name in ["a", "b", "c"] {
+        net.join(name, SwarmConfig::new("r"));
+        net.run_for(Duration::from_millis(2));
+    }
+    net.run_for(Duration::from_secs(1));
+    assert_eq!(net.opens(0), users(&["b", "c"]));
+    assert_eq!(net.opens(1), users(&["a", "c"]));
+    assert_eq!(net.opens(2), users(&["a", "b"]));
+}
+
+#[test]
+fn broadcast_reaches_every_peer_once_and_game_channels_work() {
+    let mut config = SwarmConfig::new("r");
+    let state = config.add_channel(ChannelConfig::unreliable("state"));
+    let mut net = Net::new();
+    for name in names(4) {
+        net.join(&name, config.clone());
+        net.run_for(Duration::from_millis(50));
+    }
+    net.run_for(Duration::from_millis(200));
+    let sent = net.members[0]
+        .swarm
+        .broadcast(ChannelId::FAST, "all".into())
+        .unwrap();
+    assert_eq!(sent, 3);
+    net.members[0]
+        .swarm
+        .broadcast(state, vec![9].into())
+        .unwrap();
+    net.flush(0);
+    net.run_for(Duration::from_millis(50));
+    for i in 1..4 {
+        assert_eq!(
+            net.data(i),
+            vec![
+                ("m0".into(), ChannelId::FAST, Payload::Text("all".into())),
+                ("m0".into(), state, Payload::Binary(vec![9]))
+            ]
+        );
+    }
+    assert_eq!(
+        net.members[0]
+            .swarm
+            .send(&"m1".into(), ChannelId(7), "x".into()),
+        Err(SendError::NoSuchChannel(ChannelId(7)))
+    );
+    assert_eq!(
+        net.members[0].swarm.send(
+            &"m1".into(),
+            ChannelId::FAST,
+            "@fast/{\"type\":\"close\"}".into()
+        ),
+        Err(SendError::ReservedPrefix)
+    );
+    assert_eq!(
+        net.members[0]
+            .swarm
+            .send(&"nobody".into(), ChannelId::FAST, "x".into()),
+        Err(SendError::NoSuchPeer("nobody".into()))
+    );
+}
+
+#[test]
+fn close_tells_every_peer_and_leaves_nothing_behind() {
+    let mut net = Net::new();
+    for name in names(4) {
+        net.join(&name, SwarmConfig::new("r"));
+        net.run_for(Duration::from_millis(50));
+    }
+    net.run_for(Duration::from_millis(200));
+    net.members[2].swarm.close();
+    net.flush(2);
+    net.run_for(Duration::from_millis(100));
+    for i in [0, 1, 3] {
+        assert_eq!(
+            net.closes(i),
+            vec![("m2".into(), CloseReason::Remote)],
+            "member {i}"
+        );
+        assert!(
+            net.members[i]
+                .swarm
+                .peers()
+                .iter()
+                .all(|p| p.user_id.as_str() != "m2")
+        );
+    }
+    let closes: Vec<_> = net
+        .closes(2)
+        .into_iter()
+        .map(|(u, r)| (u.to_string(), r))
+        .collect();
+    assert_eq!(closes.len(), 3);
+    assert!(closes.iter().all(|(_, r)| *r == CloseReason::Local));
+    assert_eq!(net.members[2].swarm.link_count(), 0);
+    assert_eq!(
+        net.live_pcs(2),
+        0,
+        "every connection of the closed member was closed"
+    );
+    assert_eq!(net.hub.member_count(), 3);
+}
+
+#[test]
+fn a_member_that_vanishes_is_reported_closed() {
+    let mut net = Net::new();
+    for name in names(3) {
+        net.join(&name, SwarmConfig::new("r"));
+        net.run_for(Duration::from_millis(50));
+    }
+    net.run_for(Duration::from_millis(200));
+    net.kill(1);
+    net.run_for(Duration::from_millis(100));
+    for i in [0, 2] {
+        assert_eq!(
+            net.closes(i),
+            vec![("m1".into(), CloseReason::ChannelClosed)],
+            "member {i}"
+        );
+    }
+}
+
+#[test]
+fn handshake_timeout_closes_and_reports() {
+    let mut net = Net::new();
+    let mut config = SwarmConfig::new("r");
+    config.handshake_timeout = Duration::from_secs(2);
+    net.join("a", config.clone());
+    net.run_for(Duration::from_millis(50));
+    // a's parked offer is the link b will claim; make it never complete.
+    let parked = net
+        .commands
+        .iter()
+        .find_map(|(m, c)| match c {
+            PeerCommand::Create { id, .. } if *m == 0 => Some(id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    net.black_holes.insert(parked);
+    net.join("b", config);
+    net.run_for(Duration::from_millis(1500));
+    assert!(net.closes(0).is_empty() && net.closes(1).is_empty());
+    net.run_for(Duration::from_millis(1000));
+    assert_eq!(
+        net.closes(0),
+        vec![("b".into(), CloseReason::HandshakeTimeout)]
+    );
+    assert_eq!(
+        net.closes(1),
+        vec![("a".into(), CloseReason::HandshakeTimeout)]
+    );
+    assert_eq!(net.live_pcs(1), 1, "b keeps only its own parked offer");
+}
+
+#[test]
+fn leaving_mid_handshake_closes_the_link_at_the_other_end() {
+    let mut net = Net::new();
+    net.peer_latency = Duration::from_millis(200); // a slow handshake
+    net.join("a", SwarmConfig::new("r"));
+    net.run_for(Duration::from_millis(500));
+    net.join("b", SwarmConfig::new("r"));
+    net.run_for(Duration::from_millis(250)); // b has the accept; nothing is open yet
+    assert!(net.opens(0).is_empty());
+    net.drop_signaling(1);
+    net.kill(1);
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(net.closes(0), vec![("b".into(), CloseReason::RemoteLeft)]);
+    net.run_for(Duration::from_secs(20));
+    assert!(net.opens(0).is_empty());
+}
+
+#[test]
+fn signaling_reconnect_keeps_open_links_up() {
+    let mut net = Net::new();
+    for name in names(3) {
+        net.join(&name, SwarmConfig::new("r"));
+        net.run_for(Duration::from_millis(50));
+    }
+    net.run_for(Duration::from_millis(200));
+    // m1's signaling socket drops; the server tells m0 and m2 it left.
+    net.drop_signaling(1);
+    net.run_for(Duration::from_millis(100));
+    for i in 0..3 {
+        assert!(
+            net.closes(i).is_empty(),
+            "member {i} must keep its links: {:?}",
+            net.closes(i)
+        );
+    }
+    net.members[0]
+        .swarm
+        .send(&"m1".into(), ChannelId::FAST, "still here?".into())
+        .unwrap();
+    net.flush(0);
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(net.data(1).len(), 1);
+    // It reconnects and rejoins: new links form and replace the old ones, with no Close/Open.
+    net.connect_signaling(1);
+    net.run_for(Duration::from_millis(500));
+    for i in 0..3 {
+        assert!(net.closes(i).is_empty(), "member {i}: {:?}", net.closes(i));
+        assert_eq!(net.opens(i).len(), 2, "member {i}: {:?}", net.opens(i));
+        assert_eq!(net.members[i].swarm.peers().len(), 2);
+    }
+    // Old links were replaced: every member holds 2 live links + its parked offer.
+    for i in 0..3 {
+        assert_eq!(net.members[i].swarm.link_count(), 3, "member {i}");
+    }
+    net.members[2]
+        .swarm
+        .send(&"m1".into(), ChannelId::FAST, "after".into())
+        .unwrap();
+    net.flush(2);
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(net.data(1).last().unwrap().2, Payload::Text("after".into()));
+}
+
+#[test]
+fn reliable_sends_wait_for_their_channel_unreliable_ones_are_refused() {
+    let mut config = SwarmConfig::new("r");
+    let reliable = config.add_channel(ChannelConfig::reliable("events"));
+    let unreliable = config.add_channel(ChannelConfig::unreliable("state"));
+    let mut s = Swarm::new(config, "me");
+    let now = Instant::now();
+    s.start(now);
+    while s.poll_output().is_some() {}
+    s.handle_signal(
+        now,
+        ServerMsg::Accept {
+            id: "x".into(),
+            user_id: "peer".into(),
+            signals: vec![Signal::Offer { sdp: "o".into() }],
+        },
+    );
+    s.handle_peer(
+        now,
+        &"x".into(),
+        fast_rtc_swarm::PeerEvent::ChannelOpen(ChannelId::FAST),
+    );
+    while s.poll_output().is_some() {}
+    assert_eq!(s.send(&"peer".into(), reliable, "kept".into()), Ok(()));
+    assert_eq!(
+        s.send(&"peer".into(), unreliable, "dropped".into()),
+        Err(SendError::NotOpen(unreliable))
+    );
+    assert_eq!(
+        s.poll_output(),
+        None,
+        "nothing sent before the channel opens"
+    );
+    s.handle_peer(
+        now,
+        &"x".into(),
+        fast_rtc_swarm::PeerEvent::ChannelOpen(reliable),
+    );
+    assert_eq!(
+        s.poll_output(),
+        Some(SwarmOutput::Command(PeerCommand::Send {
+            id: "x".into(),
+            channel: reliable,
+            payload: "kept".into()
+        }))
+    );
+}
+
+#[test]
+fn candidates_before_the_description_are_held_until_it_is_set() {
+    let mut s = Swarm::new(SwarmConfig::new("r"), "me");
+    let now = Instant::now();
+    s.start(now);
+    let mut offer_id = None;
+    while let Some(o) = s.poll_output() {
+        if let SwarmOutput::Command(PeerCommand::Create { id, .. }) = o {
+            offer_id = Some(id);
+        }
+    }
+    let id = offer_id.unwrap();
+    s.handle_signal(
+        now,
+        ServerMsg::OfferAccepted {
+            id: id.clone(),
+            user_id: "joiner".into(),
+        },
+    );
+    // The joiner's candidates overtake its answer.
+    s.handle_signal(
+        now,
+        ServerMsg::Candidate {
+            id: id.clone(),
+            candidate: None,
+        },
+    );
+    assert_eq!(s.poll_output(), None, "held, not added");
+    s.handle_signal(
+        now,
+        ServerMsg::Answer {
+            id: id.clone(),
+            sdp: "a".into(),
+        },
+    );
+    assert!(matches!(
+        s.poll_output(),
+        Some(SwarmOutput::Command(PeerCommand::SetRemote { .. }))
+    ));
+    assert!(matches!(
+        s.poll_output(),
+        Some(SwarmOutput::Command(PeerCommand::AddCandidate { .. }))
+    ));
+}
+
+#[test]
+fn a_second_accept_for_one_id_is_ignored_and_reported() {
+    let mut s = Swarm::new(SwarmConfig::new("r"), "me");
+    let now = Instant::now();
+    s.start(now);
+    while s.poll_output().is_some() {}
+    let accept = ServerMsg::Accept {
+        id: "dup".into(),
+        user_id: "p".into(),
+        signals: vec![Signal::Offer { sdp: "o".into() }],
+    };
+    s.handle_signal(now, accept.clone());
+    let first: Vec<_> = std::iter::from_fn(|| s.poll_output()).collect();
+    assert_eq!(
+        first
+            .iter()
+            .filter(|o| matches!(o, SwarmOutput::Command(PeerCommand::Create { .. })))
+            .count(),
+        1
+    );
+    s.handle_signal(now, accept);
+    let second: Vec<_> = std::iter::from_fn(|| s.poll_output()).collect();
+    assert!(
+        matches!(
+            second.as_slice(),
+            [SwarmOutput::Event(SwarmEvent::Error(
+                SwarmError::UnexpectedSignal(_)
+            ))]
+        ),
+        "{second:?}"
+    );
+}
+
+#[test]
+fn signals_that_make_no_sense_are_reported_not_obeyed() {
+    let mut s = Swarm::new(SwarmConfig::new("r"), "me");
+    let now = Instant::now();
+    s.start(now);
+    while s.poll_output().is_some() {}
+    for msg in [
+        ServerMsg::Answer {
+            id: "nope".into(),
+            sdp: "x".into(),
+        },
+        ServerMsg::Candidate {
+            id: "nope".into(),
+            candidate: None,
+        },
+        ServerMsg::OfferAccepted {
+            id: "nope".into(),
+            user_id: "x".into(),
+        },
+        ServerMsg::Offer {
+            id: "nope".into(),
+            sdp: "x".into(),
+        },
+    ] {
+        s.handle_signal(now, msg);
+        let out: Vec<_> = std::iter::from_fn(|| s.poll_output()).collect();
+        assert!(
+            matches!(out.as_slice(), [SwarmOutput::Event(SwarmEvent::Error(_))]),
+            "{out:?}"
+        );
+    }
+    s.handle_signal(now, ServerMsg::LeaveSwarm { id: "nope".into() });
+    assert_eq!(s.poll_output(), None);
+    // Closing sends `close` to the server and closes the parked offer.
+    s.close();
+    let out: Vec<_> = std::iter::from_fn(|| s.poll_output()).collect();
+    assert!(out.contains(&SwarmOutput::Signal(ClientMsg::Close)));
+    assert_eq!(s.link_count(), 0);
+    assert_eq!(
+        s.send(&"x".into(), ChannelId::FAST, "x".into()),
+        Err(SendError::Closed)
+    );
+}
