@@ -3,13 +3,30 @@
 //!
 //! - [`sans_io`]: the [`Swarm`](sans_io::Swarm) state machine, which makes every decision. It
 //!   has no sockets and no timers, and is shared by every backend.
+//! - [`backend`]: the [`Backend`](backend::Backend) trait, the one platform seam.
+//! - `native`: the webrtc-rs backend (not on wasm).
 //! - [`config`]: [`SwarmConfig`], channels, ICE servers.
 
 #![forbid(unsafe_code)]
 
+pub mod backend;
 pub mod config;
+#[cfg(not(target_arch = "wasm32"))]
+mod driver;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod native;
 pub mod sans_io;
+#[cfg(not(target_arch = "wasm32"))]
+mod signaling;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use driver::{MAX_PENDING_EVENTS, MAX_PENDING_SIGNALS, SwarmHandle};
+#[cfg(not(target_arch = "wasm32"))]
+pub use native::{NativeBackend, NativeConfig};
+#[cfg(not(target_arch = "wasm32"))]
+pub use signaling::{Signaling, StartError, SwarmDriver, start};
+
+pub use backend::{Backend, Buffered, MAX_BUFFERED_BYTES, MAX_QUEUED_SENDS};
 pub use config::{ChannelConfig, ChannelId, Delivery, IceServer, IceTransportPolicy, SwarmConfig};
 pub use sans_io::{
     CloseReason, IceState, LinkOrigin, Payload, PeerCommand, PeerEvent, PeerInfo, Role, SdpKind,

@@ -282,6 +282,9 @@ pub enum SendError {
     /// A text message on `fast` that starts with `@fast/` would be read as a control message.
     #[error("text on the fast channel may not start with \"@fast/\"")]
     ReservedPrefix,
+    /// The link's send queue is full (see the backend's buffered amount): wait and retry.
+    #[error("the send queue to this peer is full")]
+    Full,
     /// The swarm is closed.
     #[error("the swarm is closed")]
     Closed,
@@ -819,7 +822,7 @@ impl Swarm {
     }
 
     /// The open link to `peer` (the newest, if there are two).
-    fn link_to(&self, peer: &UserId) -> Option<ConnectionId> {
+    pub fn link_to(&self, peer: &UserId) -> Option<ConnectionId> {
         self.links
             .iter()
             .filter(|(_, l)| l.state == LinkState::Open && l.remote.as_ref() == Some(peer))

@@ -1,0 +1,359 @@
+//! The thin async shell: feeds the [`Swarm`] from the backend, the signaling transport and a
+//! timer, and gives the application a [`SwarmHandle`].
+//!
+//! The shell decides nothing: every decision is the [`Swarm`]'s. It uses only runtime-agnostic
+//! primitives (async-channel, event-listener, async-io timers), so the driver future runs on any
+//! executor: tokio, smol, or Bevy's task pools.
+
+use crate::backend::{Backend, Buffered, EventReceiver};
+use crate::config::ChannelId;
+use crate::sans_io::{Payload, PeerInfo, SendError, Swarm, SwarmEvent, SwarmOutput};
+use event_listener::Event;
+use fast_rtc_protocol::{ClientMsg, ServerMsg, UserId};
+use futures_lite::future;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// Events kept for the application at most before the driver stops reading from peers (which
+/// pushes back on them through SCTP flow control): nothing is dropped, the application must
+/// drain its events.
+pub const MAX_PENDING_EVENTS: usize = 8192;
+/// Outgoing signaling frames kept at most while the signaling transport is slow or down; past
+/// this the oldest are dropped (they are only useful to the current signaling session).
+pub const MAX_PENDING_SIGNALS: usize = 4096;
+
+#[allow(clippy::disallowed_methods)] // the shell's clock
+pub(crate) fn now() -> Instant {
+    Instant::now()
+}
+
+pub(crate) struct Inner {
+    pub(crate) swarm: Swarm,
+    backend: Box<dyn Backend + Send>,
+    signals: VecDeque<ClientMsg>,
+    events: VecDeque<SwarmEvent>,
+    pub(crate) signaling_up: bool,
+}
+
+impl Inner {
+    /// Routes everything the swarm produced. Never blocks.
+    pub(crate) fn drain(&mut self) {
+        while let Some(out) = self.swarm.poll_output() {
+            match out {
+                SwarmOutput::Signal(msg) => {
+                    if self.signals.len() >= MAX_PENDING_SIGNALS {
+                        self.signals.pop_front();
+                    }
+                    self.signals.push_back(msg);
+                }
+                SwarmOutput::Command(cmd) => self.backend.execute(cmd),
+                SwarmOutput::Event(ev) => self.events.push_back(ev),
+            }
+        }
+    }
+
+    pub(crate) fn take_signal(&mut self) -> Option<ClientMsg> {
+        self.signals.pop_front()
+    }
+
+    pub(crate) fn clear_signals(&mut self) {
+        self.signals.clear();
+    }
+}
+
+/// State shared by the handle(s) and the driver.
+pub(crate) struct Shared {
+    inner: Mutex<Inner>,
+    /// The swarm changed (new timer, new outputs): wake the driver.
+    pub(crate) changed: Event,
+    /// New events for the application.
+    events_ready: Event,
+    /// New outgoing signals.
+    pub(crate) signals_ready: Event,
+}
+
+impl Shared {
+    pub(crate) fn new(swarm: Swarm, backend: Box<dyn Backend + Send>) -> Arc<Self> {
+        Arc::new(Shared {
+            inner: Mutex::new(Inner {
+                swarm,
+                backend,
+                signals: VecDeque::new(),
+                events: VecDeque::new(),
+                signaling_up: false,
+            }),
+            changed: Event::new(),
+            events_ready: Event::new(),
+            signals_ready: Event::new(),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the swarm half-updated in a way that
+        // matters more than losing it; keep going with the data.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the swarm, routes its outputs and wakes whoever waits on them.
+    pub(crate) fn with_swarm<R>(&self, f: impl FnOnce(&mut Swarm, Instant) -> R) -> R {
+        let (r, has_events, has_signals) = {
+            let mut inner = self.lock();
+            let r = f(&mut inner.swarm, now());
+            inner.drain();
+            (r, !inner.events.is_empty(), !inner.signals.is_empty())
+        };
+        self.changed.notify(usize::MAX);
+        if has_events {
+            self.events_ready.notify(usize::MAX);
+        }
+        if has_signals {
+            self.signals_ready.notify(usize::MAX);
+        }
+        r
+    }
+}
+
+/// The application's side of a running swarm. Cheap to clone; every method returns at once.
+///
+/// Dropping every handle closes the swarm (as [`SwarmHandle::close`]).
+pub struct SwarmHandle {
+    shared: Arc<Shared>,
+    _alive: Arc<HandleToken>,
+}
+
+/// Closes the swarm when the last handle goes.
+struct HandleToken(Arc<Shared>);
+
+impl Drop for HandleToken {
+    fn drop(&mut self) {
+        self.0.with_swarm(|s, _| s.close());
+    }
+}
+
+impl Clone for SwarmHandle {
+    fn clone(&self) -> Self {
+        SwarmHandle {
+            shared: self.shared.clone(),
+            _alive: self._alive.clone(),
+        }
+    }
+}
+
+impl SwarmHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        SwarmHandle {
+            _alive: Arc::new(HandleToken(shared.clone())),
+            shared,
+        }
+    }
+
+    /// Sends to one peer (see [`Swarm::send`]). Refused with [`SendError::Full`] while the
+    /// link's send queue is full ([`SwarmHandle::buffered_amount`]); nothing is dropped
+    /// silently.
+    pub fn send(
+        &self,
+        peer: &UserId,
+        channel: ChannelId,
+        payload: impl Into<Payload>,
+    ) -> Result<(), SendError> {
+        let payload = payload.into();
+        {
+            let inner = self.shared.lock();
+            if let Some(id) = inner.swarm.link_to(peer)
+                && !inner.backend.buffered(&id).has_room()
+            {
+                return Err(SendError::Full);
+            }
+        }
+        self.shared
+            .with_swarm(|s, _| s.send(peer, channel, payload))
+    }
+
+    /// Sends to every peer with an open link (see [`Swarm::broadcast`]); peers whose send queue
+    /// is full are skipped. Returns how many peers it was sent to.
+    pub fn broadcast(
+        &self,
+        channel: ChannelId,
+        payload: impl Into<Payload>,
+    ) -> Result<usize, SendError> {
+        let payload = payload.into();
+        let mut sent = 0;
+        for peer in self.peers() {
+            match self.send(&peer.user_id, channel, payload.clone()) {
+                Ok(()) => sent += 1,
+                Err(SendError::Full | SendError::NotOpen(_) | SendError::NoSuchPeer(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(sent)
+    }
+
+    /// What waits to be sent to `peer` (zero if there is no open link).
+    pub fn buffered_amount(&self, peer: &UserId) -> Buffered {
+        let inner = self.shared.lock();
+        inner
+            .swarm
+            .link_to(peer)
+            .map(|id| inner.backend.buffered(&id))
+            .unwrap_or_default()
+    }
+
+    /// RTCPeerConnections alive in the backend (open links, handshakes and parked offers).
+    pub fn connection_count(&self) -> usize {
+        self.shared.lock().backend.connection_count()
+    }
+
+    /// Closes every link to `peer`, telling it.
+    pub fn close_peer(&self, peer: &UserId) -> bool {
+        self.shared.with_swarm(|s, _| s.close_peer(peer))
+    }
+
+    /// Leaves the room: tells the server and every peer, closes every connection. The driver
+    /// finishes once the `close` frame is sent.
+    pub fn close(&self) {
+        self.shared.with_swarm(|s, _| s.close());
+    }
+
+    /// Whether the swarm was closed.
+    pub fn is_closed(&self) -> bool {
+        self.shared.lock().swarm.is_closed()
+    }
+
+    /// Peers with an open link.
+    pub fn peers(&self) -> Vec<PeerInfo> {
+        self.shared.lock().swarm.peers()
+    }
+
+    /// Whether the signaling connection is up (links stay up while it is not).
+    pub fn signaling_connected(&self) -> bool {
+        self.shared.lock().signaling_up
+    }
+
+    /// The next event, if one is waiting (for game loops).
+    pub fn try_recv(&self) -> Option<SwarmEvent> {
+        let ev = self.shared.lock().events.pop_front();
+        if ev.is_some() {
+            // room for more: the driver may read from peers again
+            self.shared.changed.notify(usize::MAX);
+        }
+        ev
+    }
+
+    /// The next event; `None` once the swarm is closed and every event was taken.
+    pub async fn recv(&self) -> Option<SwarmEvent> {
+        loop {
+            let listener = self.shared.events_ready.listen();
+            {
+                let mut inner = self.shared.lock();
+                if let Some(ev) = inner.events.pop_front() {
+                    drop(inner);
+                    self.shared.changed.notify(usize::MAX);
+                    return Some(ev);
+                }
+                if inner.swarm.is_closed() {
+                    return None;
+                }
+            }
+            listener.await;
+        }
+    }
+
+    /// The events as a stream (ends when the swarm is closed and drained).
+    pub fn events(&self) -> impl futures_lite::Stream<Item = SwarmEvent> + '_ {
+        futures_lite::stream::unfold(self, |h| async move { h.recv().await.map(|ev| (ev, h)) })
+    }
+
+    /// Bring-your-own signaling: a frame from the server, for a swarm made with
+    /// [`Signaling::External`](crate::Signaling::External).
+    pub fn dispatch(&self, msg: ServerMsg) {
+        self.shared.with_swarm(|s, now| s.handle_signal(now, msg));
+    }
+
+    /// Bring-your-own signaling: the next frame to send to the server, if any.
+    pub fn try_next_signal(&self) -> Option<ClientMsg> {
+        self.shared.lock().take_signal()
+    }
+
+    /// Bring-your-own signaling: waits for the next frame to send to the server; `None` once
+    /// the swarm is closed and its last frame (`close`) was taken.
+    pub async fn next_signal(&self) -> Option<ClientMsg> {
+        loop {
+            let listener = self.shared.signals_ready.listen();
+            {
+                let mut inner = self.shared.lock();
+                if let Some(msg) = inner.take_signal() {
+                    return Some(msg);
+                }
+                if inner.swarm.is_closed() {
+                    return None;
+                }
+            }
+            listener.await;
+        }
+    }
+}
+
+/// Feeds backend events and timeouts into the swarm until it is closed. Runs beside the
+/// signaling loop in the driver future.
+pub(crate) async fn peer_loop(shared: Arc<Shared>, events: EventReceiver) {
+    loop {
+        let listener = shared.changed.listen();
+        let (deadline, room, closed) = {
+            let inner = shared.lock();
+            (
+                inner.swarm.poll_timeout(),
+                inner.events.len() < MAX_PENDING_EVENTS,
+                inner.swarm.is_closed(),
+            )
+        };
+        if closed {
+            return;
+        }
+        enum Wake {
+            Peer(Option<(fast_rtc_protocol::ConnectionId, crate::sans_io::PeerEvent)>),
+            Timer,
+            Changed,
+        }
+        let peer = async {
+            if room {
+                Wake::Peer(events.recv().await.ok())
+            } else {
+                future::pending().await
+            }
+        };
+        let timer = async {
+            match deadline {
+                Some(at) => {
+                    async_io::Timer::at(at).await;
+                    Wake::Timer
+                }
+                None => future::pending().await,
+            }
+        };
+        let changed = async {
+            listener.await;
+            Wake::Changed
+        };
+        match future::or(peer, future::or(timer, changed)).await {
+            Wake::Peer(Some((id, ev))) => shared.with_swarm(|s, now| s.handle_peer(now, &id, ev)),
+            Wake::Peer(None) => return,
+            Wake::Timer => shared.with_swarm(|s, now| s.handle_timeout(now)),
+            Wake::Changed => {}
+        }
+    }
+}
+
+/// Waits until the swarm has an outgoing signal or is closed with none left.
+pub(crate) async fn wait_signal(shared: &Shared) {
+    loop {
+        let listener = shared.signals_ready.listen();
+        {
+            let inner = shared.lock();
+            if !inner.signals.is_empty() || inner.swarm.is_closed() {
+                return;
+            }
+        }
+        listener.await;
+    }
+}

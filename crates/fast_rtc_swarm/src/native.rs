@@ -1,0 +1,576 @@
+//! The native backend on webrtc-rs 0.21 (smol runtime, ring crypto, no tokio).
+//!
+//! Each connection runs in one task on webrtc-rs's runtime and carries out its commands in
+//! order. Data channels are polled by one task each. Closing a connection (or dropping the
+//! backend) closes the RTCPeerConnection explicitly, so no driver or socket outlives it.
+//!
+//! # Connecting fast
+//!
+//! With webrtc-rs defaults a link takes three 200 ms ticks from answer to open channels (the ICE
+//! agent's check interval paces the first check, the DTLS ClientHello and the SCTP INIT). This
+//! backend sets a short ICE check interval (10 ms by default) with more binding requests, so a
+//! failing pair is still given about 2 s, and wakes the connection when ICE connects so the
+//! first DTLS and SCTP packets leave at once. Keepalives and failure timeouts stay at
+//! real-network values; see [`NativeConfig`].
+
+use crate::backend::{Backend, Buffered, EventSender, MAX_BUFFERED_BYTES, MAX_QUEUED_SENDS};
+use crate::config::{ChannelId, Delivery, IceTransportPolicy, SwarmConfig};
+use crate::sans_io::{IceState, Payload, PeerCommand, PeerEvent, Role, SdpKind};
+use bytes::BytesMut;
+use fast_rtc_protocol::{ConnectionId, IceCandidate};
+use futures_lite::future;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tracing::{debug, warn};
+use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCIceConnectionState, RTCIceGatheringState, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription, SettingEngineBuilder,
+};
+use webrtc::runtime::Runtime;
+
+/// Commands queued per connection at most: the send limit plus room for control commands. A
+/// connection whose control commands still do not fit is failed.
+const COMMAND_QUEUE: usize = MAX_QUEUED_SENDS + 256;
+
+/// Settings of the native backend.
+#[derive(Clone, Debug)]
+pub struct NativeConfig {
+    /// Local UDP addresses to bind. `0.0.0.0:0` (the default) binds every interface except
+    /// loopback; tests bind `127.0.0.1:0`, which also enables loopback candidates.
+    pub udp_addrs: Vec<SocketAddr>,
+    /// Interval between ICE connectivity checks while checking (webrtc-rs default: 200 ms).
+    pub ice_check_interval: Duration,
+    /// Binding requests per candidate pair before it fails (webrtc-rs default: 7). Keep
+    /// `interval × requests` around 2 s so slow real-world paths still succeed.
+    pub ice_max_binding_requests: u16,
+    /// No traffic for this long: ICE `disconnected`.
+    pub ice_disconnected_timeout: Duration,
+    /// `disconnected` for this long: ICE `failed`, and the link closes.
+    pub ice_failed_timeout: Duration,
+    /// Keepalive interval on an idle connection.
+    pub ice_keepalive_interval: Duration,
+    /// Resolve remote `.local` (mDNS) candidates, as browsers send without flags. Off by default:
+    /// it joins a multicast group, which fails where there is no multicast route; native peers
+    /// still reach such browsers through peer-reflexive candidates.
+    pub mdns: bool,
+}
+
+impl Default for NativeConfig {
+    fn default() -> Self {
+        NativeConfig {
+            udp_addrs: vec![SocketAddr::from(([0, 0, 0, 0], 0))],
+            ice_check_interval: Duration::from_millis(10),
+            ice_max_binding_requests: 200,
+            ice_disconnected_timeout: Duration::from_secs(3),
+            ice_failed_timeout: Duration::from_secs(7),
+            ice_keepalive_interval: Duration::from_secs(1),
+            mdns: false,
+        }
+    }
+}
+
+impl NativeConfig {
+    /// Binds only `127.0.0.1` (tests, same-machine demos).
+    pub fn loopback() -> Self {
+        NativeConfig {
+            udp_addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
+            ..NativeConfig::default()
+        }
+    }
+}
+
+struct Shared {
+    swarm: SwarmConfig,
+    native: NativeConfig,
+    runtime: Arc<dyn Runtime>,
+    events: EventSender,
+}
+
+/// The webrtc-rs backend. See the [module docs](self).
+pub struct NativeBackend {
+    shared: Arc<Shared>,
+    peers: HashMap<ConnectionId, Conn>,
+}
+
+struct Conn {
+    commands: async_channel::Sender<PeerCommand>,
+    queue: Arc<SendQueue>,
+}
+
+/// Sends accepted for one connection and not yet handed to its data channel.
+#[derive(Default)]
+struct SendQueue {
+    messages: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl SendQueue {
+    fn add(&self, bytes: usize) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    fn done(&self, bytes: usize) {
+        self.messages.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// The native backend could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NativeError {
+    /// webrtc-rs found no async runtime.
+    #[error("webrtc-rs has no async runtime")]
+    NoRuntime,
+}
+
+impl NativeBackend {
+    /// A backend for `swarm`'s channels and ICE servers, reporting to `events`.
+    pub fn new(
+        swarm: SwarmConfig,
+        native: NativeConfig,
+        events: EventSender,
+    ) -> Result<Self, NativeError> {
+        let runtime = webrtc::runtime::default_runtime().ok_or(NativeError::NoRuntime)?;
+        Ok(NativeBackend {
+            shared: Arc::new(Shared {
+                swarm,
+                native,
+                runtime,
+                events,
+            }),
+            peers: HashMap::new(),
+        })
+    }
+}
+
+impl Drop for NativeBackend {
+    fn drop(&mut self) {
+        // Dropping the command senders ends every connection task, which closes its connection.
+        self.peers.clear();
+    }
+}
+
+impl Backend for NativeBackend {
+    fn buffered(&self, id: &ConnectionId) -> Buffered {
+        self.peers
+            .get(id)
+            .map(|c| Buffered {
+                messages: c.queue.messages.load(Ordering::Relaxed),
+                bytes: c.queue.bytes.load(Ordering::Relaxed),
+            })
+            .unwrap_or_default()
+    }
+
+    fn connection_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    fn execute(&mut self, command: PeerCommand) {
+        match command {
+            PeerCommand::Create { id, role } => {
+                let (tx, rx) = async_channel::bounded(COMMAND_QUEUE);
+                let queue = Arc::new(SendQueue::default());
+                self.peers.insert(
+                    id.clone(),
+                    Conn {
+                        commands: tx,
+                        queue: queue.clone(),
+                    },
+                );
+                let shared = self.shared.clone();
+                drop(
+                    self.shared
+                        .runtime
+                        .spawn(Box::pin(run_connection(id, role, rx, queue, shared))),
+                );
+            }
+            PeerCommand::Close { id } => {
+                // Dropping the sender ends the task after the commands queued before.
+                self.peers.remove(&id);
+            }
+            other => {
+                let id = match &other {
+                    PeerCommand::SetRemote { id, .. }
+                    | PeerCommand::AddCandidate { id, .. }
+                    | PeerCommand::Send { id, .. } => id.clone(),
+                    PeerCommand::Create { id, .. } | PeerCommand::Close { id } => id.clone(),
+                };
+                let Some(conn) = self.peers.get(&id) else {
+                    return;
+                };
+                let bytes = match &other {
+                    PeerCommand::Send { payload, .. } => Some(payload.len()),
+                    _ => None,
+                };
+                if let Some(n) = bytes {
+                    conn.queue.add(n);
+                }
+                if conn.commands.try_send(other).is_err() {
+                    if let Some(n) = bytes {
+                        conn.queue.done(n);
+                    }
+                    warn!(%id, "connection command queue full: failing the connection");
+                    self.peers.remove(&id);
+                    let _ = self
+                        .shared
+                        .events
+                        .try_send((id, PeerEvent::Failed("command queue full".into())));
+                }
+            }
+        }
+    }
+}
+
+/// Forwards webrtc-rs callbacks of one connection.
+struct Handler {
+    id: ConnectionId,
+    events: EventSender,
+    channels: async_channel::Sender<Arc<dyn DataChannel>>,
+    connected: async_channel::Sender<()>,
+}
+
+impl Handler {
+    async fn emit(&self, event: PeerEvent) {
+        let _ = self.events.send((self.id.clone(), event)).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => {
+                self.emit(PeerEvent::LocalCandidate(Some(to_wire(init))))
+                    .await
+            }
+            Err(e) => debug!(id = %self.id, error = %e, "unserializable local candidate"),
+        }
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.emit(PeerEvent::LocalCandidate(None)).await;
+        }
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        let state = match state {
+            RTCIceConnectionState::Checking => IceState::Checking,
+            RTCIceConnectionState::Connected => IceState::Connected,
+            RTCIceConnectionState::Completed => IceState::Completed,
+            RTCIceConnectionState::Disconnected => IceState::Disconnected,
+            RTCIceConnectionState::Failed => IceState::Failed,
+            RTCIceConnectionState::Closed => IceState::Closed,
+            _ => IceState::New,
+        };
+        self.emit(PeerEvent::IceState(state)).await;
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Connected {
+            let _ = self.connected.try_send(());
+        }
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        let _ = self.channels.send(channel).await;
+    }
+}
+
+/// webrtc-rs → wire. webrtc-rs fills `sdpMid` with `""`, which browsers reject (no m-section
+/// has that mid); without it they fall back to `sdpMLineIndex`.
+fn to_wire(init: RTCIceCandidateInit) -> IceCandidate {
+    IceCandidate {
+        candidate: init.candidate,
+        sdp_mid: init.sdp_mid.filter(|m| !m.is_empty()),
+        sdp_m_line_index: init.sdp_mline_index,
+        username_fragment: init.username_fragment.filter(|u| !u.is_empty()),
+    }
+}
+
+fn from_wire(c: IceCandidate) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_m_line_index,
+        username_fragment: c.username_fragment,
+        ..Default::default()
+    }
+}
+
+fn channel_init(delivery: Delivery) -> RTCDataChannelInit {
+    let (ordered, max_retransmits, max_packet_life_time) = match delivery {
+        Delivery::Reliable => (true, None, None),
+        Delivery::Unreliable => (false, Some(0), None),
+        Delivery::MaxRetransmits(n) => (false, Some(n), None),
+        Delivery::MaxPacketLifeTime(ms) => (false, None, Some(ms)),
+    };
+    RTCDataChannelInit {
+        ordered,
+        max_retransmits,
+        max_packet_life_time,
+        ..Default::default()
+    }
+}
+
+async fn run_connection(
+    id: ConnectionId,
+    role: Role,
+    commands: async_channel::Receiver<PeerCommand>,
+    queue: Arc<SendQueue>,
+    shared: Arc<Shared>,
+) {
+    if let Err(e) = connection(&id, role, commands, &queue, &shared).await {
+        debug!(%id, error = %e, "connection failed");
+        let _ = shared
+            .events
+            .send((id, PeerEvent::Failed(e.to_string())))
+            .await;
+    }
+}
+
+enum Wake {
+    Command(Option<PeerCommand>),
+    Channel(Arc<dyn DataChannel>),
+    Connected,
+}
+
+async fn connection(
+    id: &ConnectionId,
+    role: Role,
+    commands: async_channel::Receiver<PeerCommand>,
+    queue: &SendQueue,
+    shared: &Shared,
+) -> webrtc::error::Result<()> {
+    let (channel_tx, channel_rx) = async_channel::bounded(16);
+    let (connected_tx, connected_rx) = async_channel::bounded(1);
+    let handler = Arc::new(Handler {
+        id: id.clone(),
+        events: shared.events.clone(),
+        channels: channel_tx,
+        connected: connected_tx,
+    });
+    let pc = build(shared, handler).await?;
+    let result = drive(
+        id,
+        role,
+        &pc,
+        commands,
+        channel_rx,
+        connected_rx,
+        queue,
+        shared,
+    )
+    .await;
+    // Always close explicitly: a dropped connection keeps its driver and sockets running.
+    if let Err(e) = pc.close().await {
+        debug!(%id, error = %e, "close failed");
+    }
+    debug!(%id, "connection closed");
+    result
+}
+
+async fn build(
+    shared: &Shared,
+    handler: Arc<Handler>,
+) -> webrtc::error::Result<impl PeerConnection> {
+    let swarm = &shared.swarm;
+    let native = &shared.native;
+    let ice_servers = swarm
+        .ice_servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .collect();
+    let policy = match swarm.ice_transport_policy {
+        IceTransportPolicy::All => RTCIceTransportPolicy::All,
+        IceTransportPolicy::Relay => RTCIceTransportPolicy::Relay,
+    };
+    let configuration = RTCConfigurationBuilder::default()
+        .with_ice_servers(ice_servers)
+        .with_ice_transport_policy(policy)
+        .build();
+    let loopback = native.udp_addrs.iter().any(|a| a.ip().is_loopback());
+    let mdns = if native.mdns {
+        rtc::ice::mdns::MulticastDnsMode::QueryOnly
+    } else {
+        rtc::ice::mdns::MulticastDnsMode::Disabled
+    };
+    let settings = SettingEngineBuilder::new()
+        .with_ice_connection_attempts(
+            Some(native.ice_check_interval),
+            Some(native.ice_max_binding_requests),
+        )
+        .with_ice_timeouts(
+            Some(native.ice_disconnected_timeout),
+            Some(native.ice_failed_timeout),
+            Some(native.ice_keepalive_interval),
+        )
+        .with_multicast_dns_mode(mdns)
+        .with_include_loopback_candidate(loopback)
+        .build();
+    PeerConnectionBuilder::new()
+        .with_configuration(configuration)
+        .with_setting_engine(settings)
+        .with_runtime(shared.runtime.clone())
+        .with_handler(handler)
+        .with_udp_addrs(native.udp_addrs.clone())
+        .with_data_channel_send_buffer_limit(MAX_BUFFERED_BYTES)
+        .build()
+        .await
+}
+
+async fn drive(
+    id: &ConnectionId,
+    role: Role,
+    pc: &impl PeerConnection,
+    commands: async_channel::Receiver<PeerCommand>,
+    channel_rx: async_channel::Receiver<Arc<dyn DataChannel>>,
+    connected_rx: async_channel::Receiver<()>,
+    queue: &SendQueue,
+    shared: &Shared,
+) -> webrtc::error::Result<()> {
+    let events = &shared.events;
+    let mut channels: HashMap<ChannelId, Arc<dyn DataChannel>> = HashMap::new();
+    if role == Role::Offerer {
+        for (cid, label, delivery) in shared.swarm.all_channels() {
+            let dc = pc
+                .create_data_channel(label, Some(channel_init(delivery)))
+                .await?;
+            watch_channel(shared, id, cid, dc.clone());
+            channels.insert(cid, dc);
+        }
+        let offer = pc.create_offer(None).await?;
+        pc.set_local_description(offer.clone()).await?;
+        let ev = PeerEvent::LocalDescription {
+            kind: SdpKind::Offer,
+            sdp: offer.sdp,
+        };
+        let _ = events.send((id.clone(), ev)).await;
+    }
+    let mut connected_open = true;
+    loop {
+        let next_command = async { Wake::Command(commands.recv().await.ok()) };
+        let next_channel = async {
+            match channel_rx.recv().await {
+                Ok(dc) => Wake::Channel(dc),
+                Err(_) => future::pending().await,
+            }
+        };
+        let next_connected = async {
+            if connected_open && connected_rx.recv().await.is_ok() {
+                return Wake::Connected;
+            }
+            future::pending().await
+        };
+        match future::or(next_command, future::or(next_channel, next_connected)).await {
+            Wake::Command(None) => return Ok(()),
+            Wake::Command(Some(command)) => match command {
+                PeerCommand::SetRemote { kind, sdp, .. } => {
+                    let desc = match kind {
+                        SdpKind::Offer => RTCSessionDescription::offer(sdp)?,
+                        SdpKind::Answer => RTCSessionDescription::answer(sdp)?,
+                    };
+                    pc.set_remote_description(desc).await?;
+                    if kind == SdpKind::Offer {
+                        let answer = pc.create_answer(None).await?;
+                        pc.set_local_description(answer.clone()).await?;
+                        let ev = PeerEvent::LocalDescription {
+                            kind: SdpKind::Answer,
+                            sdp: answer.sdp,
+                        };
+                        let _ = events.send((id.clone(), ev)).await;
+                    }
+                }
+                PeerCommand::AddCandidate {
+                    candidate: Some(c), ..
+                } => {
+                    // One bad candidate does not doom the link: others may work.
+                    if let Err(e) = pc.add_ice_candidate(from_wire(c)).await {
+                        debug!(%id, error = %e, "remote candidate refused");
+                    }
+                }
+                PeerCommand::AddCandidate {
+                    candidate: None, ..
+                } => {}
+                PeerCommand::Send {
+                    channel, payload, ..
+                } => {
+                    let len = payload.len();
+                    let sent = match channels.get(&channel) {
+                        // Waits while webrtc-rs's send buffer is full (SCTP flow control).
+                        Some(dc) => match payload {
+                            Payload::Text(text) => dc.send_text(&text).await,
+                            Payload::Binary(bytes) => dc.send(BytesMut::from(&bytes[..])).await,
+                        },
+                        None => Err(webrtc::error::Error::ErrDataChannelClosed),
+                    };
+                    queue.done(len);
+                    if let Err(e) = sent {
+                        debug!(%id, ?channel, error = %e, "send failed");
+                    }
+                }
+                PeerCommand::Close { .. } => return Ok(()),
+                PeerCommand::Create { .. } => {}
+            },
+            Wake::Channel(dc) => {
+                let label = dc.label().await.unwrap_or_default();
+                match shared.swarm.channel_by_label(&label) {
+                    Some(cid) if !channels.contains_key(&cid) => {
+                        watch_channel(shared, id, cid, dc.clone());
+                        channels.insert(cid, dc);
+                    }
+                    _ => {
+                        debug!(%id, %label, "closing a channel this swarm does not know");
+                        let _ = dc.close().await;
+                    }
+                }
+            }
+            Wake::Connected => {
+                connected_open = false;
+                // webrtc-rs queues the first DTLS flight and the SCTP INIT until its next timer
+                // tick (200 ms by default); any call into the driver sends them now.
+                if let Some(dc) = channels.values().next() {
+                    let _ = dc.set_buffered_amount_low_threshold(0).await;
+                }
+            }
+        }
+    }
+}
+
+/// Polls one data channel until it closes, reporting opens, messages and the close.
+fn watch_channel(shared: &Shared, id: &ConnectionId, channel: ChannelId, dc: Arc<dyn DataChannel>) {
+    let events = shared.events.clone();
+    let id = id.clone();
+    let task = async move {
+        while let Some(event) = dc.poll().await {
+            let ev = match event {
+                DataChannelEvent::OnOpen => PeerEvent::ChannelOpen(channel),
+                DataChannelEvent::OnMessage(m) => {
+                    let payload = if m.is_string {
+                        Payload::Text(String::from_utf8_lossy(&m.data).into_owned())
+                    } else {
+                        Payload::Binary(m.data.to_vec())
+                    };
+                    PeerEvent::Message { channel, payload }
+                }
+                DataChannelEvent::OnClose => break,
+                _ => continue,
+            };
+            if events.send((id.clone(), ev)).await.is_err() {
+                return;
+            }
+        }
+        let _ = events.send((id, PeerEvent::ChannelClosed(channel))).await;
+    };
+    drop(shared.runtime.spawn(Box::pin(task)));
+}

@@ -1,0 +1,253 @@
+//! The built-in WebSocket signaling client (native), and how a swarm is started.
+//!
+//! The client connects to `URL?token=TOKEN` with TCP_NODELAY (a member writes several small
+//! frames in a row; Nagle's algorithm would hold them for an ACK), joins, and pumps frames both
+//! ways. If the socket drops, live peer links stay up: the client reconnects with exponential
+//! backoff (250 ms doubling to 8 s) and rejoins under the same identity (the token's); the swarm
+//! parks fresh offers and the links re-form underneath without the application seeing a close.
+
+use crate::backend::EVENT_QUEUE;
+use crate::config::SwarmConfig;
+use crate::driver::{Shared, SwarmHandle, now, peer_loop, wait_signal};
+use crate::native::{NativeBackend, NativeConfig, NativeError};
+use crate::sans_io::Swarm;
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::client::IntoClientRequest;
+use fast_rtc_protocol::{decode_server, encode};
+use futures_lite::future;
+use futures_util::{SinkExt, StreamExt};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{debug, info, warn};
+
+/// How the swarm reaches the signaling server.
+#[derive(Clone, Debug)]
+pub enum Signaling {
+    /// The built-in WebSocket client: `url` (`ws://host:port/ws`) and the member's token.
+    WebSocket {
+        /// The server's WebSocket URL, without the token.
+        url: String,
+        /// The member's token (sent as the `token` query parameter).
+        token: String,
+    },
+    /// Bring your own transport: read frames to send with
+    /// [`SwarmHandle::next_signal`] and feed the server's frames to
+    /// [`SwarmHandle::dispatch`]. The swarm joins at once.
+    External,
+}
+
+/// The swarm could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The native backend could not start.
+    #[error(transparent)]
+    Backend(#[from] NativeError),
+    /// The signaling URL is not a `ws://` URL.
+    #[error("bad signaling URL {0:?}: expected ws://host:port/path")]
+    BadUrl(String),
+}
+
+/// The future that runs a swarm; spawn it on any executor. It finishes when the swarm is closed
+/// (after sending `close` to the server) or every [`SwarmHandle`] is gone.
+pub type SwarmDriver = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Starts a swarm on the native backend. Returns its handle and the driver to spawn.
+///
+/// ```no_run
+/// use fast_rtc_swarm::{start, NativeConfig, Signaling, SwarmConfig, SwarmEvent, ChannelId};
+///
+/// # async fn run(token: String) -> Result<(), Box<dyn std::error::Error>> {
+/// let signaling = Signaling::WebSocket { url: "ws://127.0.0.1:8787/ws".into(), token };
+/// let (swarm, driver) = start(SwarmConfig::new("lobby"), NativeConfig::default(), signaling)?;
+/// std::thread::spawn(move || futures_lite::future::block_on(driver));
+/// while let Some(event) = swarm.recv().await {
+///     if let SwarmEvent::Open(peer) = event {
+///         swarm.send(&peer.user_id, ChannelId::FAST, "hello")?;
+///     }
+/// }
+/// # Ok(()) }
+/// ```
+///
+/// Bring your own signaling transport:
+///
+/// ```no_run
+/// use fast_rtc_swarm::{start, NativeConfig, Signaling, SwarmConfig};
+/// use fast_rtc_protocol::{decode_server, encode};
+///
+/// # async fn run(mut my_transport_send: impl FnMut(String), incoming: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
+/// let (swarm, driver) = start(SwarmConfig::new("lobby"), NativeConfig::default(), Signaling::External)?;
+/// std::thread::spawn(move || futures_lite::future::block_on(driver));
+/// // frames the swarm wants sent (init, offers, candidates, answers, close)
+/// while let Some(frame) = swarm.try_next_signal() {
+///     my_transport_send(encode(&frame));
+/// }
+/// // frames the server sent
+/// for text in incoming {
+///     swarm.dispatch(decode_server(&text)?);
+/// }
+/// # Ok(()) }
+/// ```
+pub fn start(
+    config: SwarmConfig,
+    native: NativeConfig,
+    signaling: Signaling,
+) -> Result<(SwarmHandle, SwarmDriver), StartError> {
+    if let Signaling::WebSocket { url, .. } = &signaling
+        && !url.starts_with("ws://")
+    {
+        return Err(StartError::BadUrl(url.clone()));
+    }
+    let (events_tx, events_rx) = async_channel::bounded(EVENT_QUEUE);
+    let backend = NativeBackend::new(config.clone(), native, events_tx)?;
+    let prefix = random_prefix();
+    let shared = Shared::new(Swarm::new(config, prefix), Box::new(backend));
+    let handle = SwarmHandle::new(shared.clone());
+    let driver: SwarmDriver = match signaling {
+        Signaling::External => {
+            shared.with_swarm(|s, now| s.start(now));
+            Box::pin(peer_loop(shared, events_rx))
+        }
+        Signaling::WebSocket { url, token } => {
+            let peers = peer_loop(shared.clone(), events_rx);
+            let signals = websocket_loop(shared, url, token);
+            Box::pin(async move {
+                // The signaling loop ends after sending `close`; the peer loop when closed.
+                future::zip(peers, signals).await;
+            })
+        }
+    };
+    Ok((handle, driver))
+}
+
+/// A random prefix that makes this member's connection ids unique in the room.
+fn random_prefix() -> String {
+    let n =
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), now());
+    format!("{n:016x}")
+}
+
+type Ws = async_tungstenite::WebSocketStream<async_net::TcpStream>;
+
+async fn connect(url: &str, token: &str) -> Result<Ws, String> {
+    let full = if url.contains('?') {
+        format!("{url}&token={token}")
+    } else {
+        format!("{url}?token={token}")
+    };
+    let request = full
+        .as_str()
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    let host = request
+        .uri()
+        .host()
+        .ok_or("no host in URL")?
+        .trim_matches(['[', ']'])
+        .to_owned();
+    let port = request.uri().port_u16().unwrap_or(80);
+    let tcp = async_net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let (ws, _) = async_tungstenite::client_async(request, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
+    let mut backoff = Duration::from_millis(250);
+    let mut first = true;
+    loop {
+        if shared.lock().swarm.is_closed() {
+            return;
+        }
+        if !first {
+            async_io::Timer::after(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(8));
+        }
+        first = false;
+        let mut ws = match connect(&url, &token).await {
+            Ok(ws) => ws,
+            Err(e) => {
+                warn!(error = %e, "signaling connection failed; retrying in {backoff:?}");
+                continue;
+            }
+        };
+        info!("signaling connected");
+        backoff = Duration::from_millis(250);
+        // A fresh session: what was queued for the old one is void; (re)join.
+        {
+            let mut inner = shared.lock();
+            inner.clear_signals();
+            inner.signaling_up = true;
+        }
+        shared.with_swarm(|s, now| s.start(now));
+        let closed = pump(&shared, &mut ws).await;
+        shared.lock().signaling_up = false;
+        if closed {
+            let _ = ws.close(None).await;
+            return;
+        }
+        warn!("signaling connection lost; peer links stay up while reconnecting");
+    }
+}
+
+/// Moves frames until the socket fails (returns false) or the swarm is closed and its `close`
+/// frame was sent (returns true).
+async fn pump(shared: &Shared, ws: &mut Ws) -> bool {
+    enum Wake {
+        Outgoing,
+        Incoming(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
+    }
+    loop {
+        // Send everything queued first.
+        loop {
+            let (msg, closed) = {
+                let mut inner = shared.lock();
+                (inner.take_signal(), inner.swarm.is_closed())
+            };
+            match msg {
+                Some(msg) => {
+                    if ws.feed(Message::text(encode(&msg))).await.is_err() {
+                        return false;
+                    }
+                }
+                None => {
+                    if ws.flush().await.is_err() {
+                        return false;
+                    }
+                    if closed {
+                        return true;
+                    }
+                    break;
+                }
+            }
+        }
+        let outgoing = async {
+            wait_signal(shared).await;
+            Wake::Outgoing
+        };
+        let incoming = async { Wake::Incoming(ws.next().await) };
+        match future::or(outgoing, incoming).await {
+            Wake::Outgoing => {}
+            Wake::Incoming(Some(Ok(Message::Text(text)))) => match decode_server(text.as_str()) {
+                Ok(msg) => shared.with_swarm(|s, now| s.handle_signal(now, msg)),
+                Err(e) => warn!(error = %e, "undecodable frame from the signaling server"),
+            },
+            Wake::Incoming(Some(Ok(Message::Close(frame)))) => {
+                debug!(?frame, "signaling server closed the socket");
+                return false;
+            }
+            Wake::Incoming(Some(Ok(_))) => {}
+            Wake::Incoming(Some(Err(e))) => {
+                debug!(error = %e, "signaling socket error");
+                return false;
+            }
+            Wake::Incoming(None) => return false,
+        }
+    }
+}
