@@ -357,17 +357,12 @@ async fn connection(
         connected: connected_tx,
     });
     let pc = build(shared, handler).await?;
-    let result = drive(
-        id,
-        role,
-        &pc,
+    let inbox = Inbox {
         commands,
-        channel_rx,
-        connected_rx,
-        queue,
-        shared,
-    )
-    .await;
+        channels: channel_rx,
+        connected: connected_rx,
+    };
+    let result = drive(id, role, &pc, inbox, queue, shared).await;
     // Always close explicitly: a dropped connection keeps its driver and sockets running.
     if let Err(e) = pc.close().await {
         debug!(%id, error = %e, "close failed");
@@ -429,16 +424,27 @@ async fn build(
         .await
 }
 
+/// What wakes a connection task: commands from the swarm, channels announced by the remote, and
+/// the connection coming up.
+struct Inbox {
+    commands: async_channel::Receiver<PeerCommand>,
+    channels: async_channel::Receiver<Arc<dyn DataChannel>>,
+    connected: async_channel::Receiver<()>,
+}
+
 async fn drive(
     id: &ConnectionId,
     role: Role,
     pc: &impl PeerConnection,
-    commands: async_channel::Receiver<PeerCommand>,
-    channel_rx: async_channel::Receiver<Arc<dyn DataChannel>>,
-    connected_rx: async_channel::Receiver<()>,
+    inbox: Inbox,
     queue: &SendQueue,
     shared: &Shared,
 ) -> webrtc::error::Result<()> {
+    let Inbox {
+        commands,
+        channels: channel_rx,
+        connected: connected_rx,
+    } = inbox;
     let events = &shared.events;
     let mut channels: HashMap<ChannelId, Arc<dyn DataChannel>> = HashMap::new();
     if role == Role::Offerer {
