@@ -100,6 +100,10 @@ pub struct Stats {
     pub leaves: u64,
     /// Sessions replaced by a newer one with the same identity.
     pub replaced: u64,
+    /// Offers handed to a joiner from a member's pre-made queue (the one-round-trip path).
+    pub handouts_premade: u64,
+    /// Offers handed to a joiner that waited because the member had none ready.
+    pub handouts_waiting: u64,
     /// `signal_error`s sent, by code.
     pub errors: HashMap<ErrorCode, u64>,
 }
@@ -568,6 +572,7 @@ impl Hub {
                             signals: chunk.signals,
                         },
                     );
+                    self.out.stats.handouts_premade += 1;
                 }
                 None => m.waiting.push_back(user.clone()),
             }
@@ -714,6 +719,7 @@ impl Hub {
                     signals,
                 },
             );
+            out.stats.handouts_waiting += 1;
         } else if me.chunks.len() < limits.max_chunks_per_member {
             me.chunks.push_back(Chunk {
                 id: id.clone(),

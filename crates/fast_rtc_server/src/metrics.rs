@@ -15,6 +15,13 @@ pub struct CodeLabel {
     pub code: String,
 }
 
+/// Label naming where a handed-out offer came from.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FromLabel {
+    /// `premade` (a member's parked offer) or `waiting` (made after the joiner arrived).
+    pub from: String,
+}
+
 /// Label naming why a socket was refused or dropped by the shell.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -36,6 +43,7 @@ pub struct Metrics {
     joins: Counter,
     leaves: Counter,
     replaced: Counter,
+    handouts: Family<FromLabel, Counter>,
     errors: Family<CodeLabel, Counter>,
     /// Upgrade requests refused (by reason: `missing_token`, `bad_token`, `expired_token`,
     /// `server_full`).
@@ -65,6 +73,7 @@ impl Metrics {
             joins: Counter::default(),
             leaves: Counter::default(),
             replaced: Counter::default(),
+            handouts: Family::default(),
             errors: Family::default(),
             refused: Family::default(),
             dropped: Family::default(),
@@ -90,6 +99,11 @@ impl Metrics {
             "replaced",
             "Sessions replaced by a newer one with the same identity",
             m.replaced.clone(),
+        );
+        registry.register(
+            "handouts",
+            "Offers handed to joiners, by origin: premade (one round trip) or waiting",
+            m.handouts.clone(),
         );
         registry.register(
             "signal_errors",
@@ -138,6 +152,13 @@ impl Metrics {
         self.joins.inc_by(now.joins - last.joins);
         self.leaves.inc_by(now.leaves - last.leaves);
         self.replaced.inc_by(now.replaced - last.replaced);
+        let from = |f: &str| FromLabel { from: f.to_owned() };
+        self.handouts
+            .get_or_create(&from("premade"))
+            .inc_by(now.handouts_premade - last.handouts_premade);
+        self.handouts
+            .get_or_create(&from("waiting"))
+            .inc_by(now.handouts_waiting - last.handouts_waiting);
         for (code, n) in &now.errors {
             let before = last.errors.get(code).copied().unwrap_or(0);
             self.errors

@@ -135,6 +135,13 @@ fn alice_bob_carol() {
     let snap = d.hub.room(&"r".into()).unwrap();
     let links: Vec<_> = snap.members.iter().map(|m| m.links.len()).collect();
     assert_eq!(links, vec![2, 2, 2], "a full mesh of three");
+    assert_eq!(
+        (
+            d.hub.stats().handouts_premade,
+            d.hub.stats().handouts_waiting
+        ),
+        (3, 0)
+    );
 }
 
 #[test]
@@ -176,6 +183,13 @@ fn joiner_waits_when_no_chunk_is_ready() {
             id: "a1".into(),
             candidate: cand(2)
         }]
+    );
+    assert_eq!(
+        (
+            d.hub.stats().handouts_premade,
+            d.hub.stats().handouts_waiting
+        ),
+        (0, 1)
     );
     // The next offer is a pre-made one again.
     d.offer(alice, "a2");

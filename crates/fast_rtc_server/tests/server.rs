@@ -602,6 +602,7 @@ async fn healthz_and_metrics() {
         "fast_rtc_joins_total 2",
         "fast_rtc_signal_errors_total{code=\"malformed\"} 1",
         "fast_rtc_refused_total{reason=\"missing_token\"} 1",
+        "fast_rtc_handouts_total{from=\"premade\"} 0",
     ] {
         assert!(
             body.lines().any(|l| l == line),

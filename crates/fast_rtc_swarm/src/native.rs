@@ -479,7 +479,10 @@ async fn drive(
             future::pending().await
         };
         match future::or(next_command, future::or(next_channel, next_connected)).await {
-            Wake::Command(None) => return Ok(()),
+            Wake::Command(None) => {
+                flush(&channels).await;
+                return Ok(());
+            }
             Wake::Command(Some(command)) => match command {
                 PeerCommand::SetRemote { kind, sdp, .. } => {
                     let desc = match kind {
@@ -525,7 +528,10 @@ async fn drive(
                         debug!(%id, ?channel, error = %e, "send failed");
                     }
                 }
-                PeerCommand::Close { .. } => return Ok(()),
+                PeerCommand::Close { .. } => {
+                    flush(&channels).await;
+                    return Ok(());
+                }
                 PeerCommand::Create { .. } => {}
             },
             Wake::Channel(dc) => {
@@ -549,6 +555,18 @@ async fn drive(
                     let _ = dc.set_buffered_amount_low_threshold(0).await;
                 }
             }
+        }
+    }
+}
+
+/// Gives the channels up to 250 ms to hand what was sent to the remote (the `@fast/` close
+/// notice most of all) before the connection is closed under them.
+async fn flush(channels: &HashMap<ChannelId, Arc<dyn DataChannel>>) {
+    let deadline = std::time::Instant::now() + Duration::from_millis(250);
+    for dc in channels.values() {
+        while dc.outstanding_bytes().await.unwrap_or(0) > 0 && std::time::Instant::now() < deadline
+        {
+            async_io::Timer::after(Duration::from_millis(2)).await;
         }
     }
 }
