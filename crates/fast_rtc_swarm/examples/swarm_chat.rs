@@ -41,15 +41,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let token = match (args.token, args.name) {
         (Some(token), _) => token,
         (None, Some(name)) => {
-            let secret = Secret::new(std::env::var("FAST_RTC_SECRET").map_err(|_| "set FAST_RTC_SECRET or pass --token")?)?;
+            let secret = Secret::new(
+                std::env::var("FAST_RTC_SECRET")
+                    .map_err(|_| "set FAST_RTC_SECRET or pass --token")?,
+            )?;
             #[allow(clippy::disallowed_methods)]
             let now = SystemTime::now();
             TokenIssuer::new(&secret).issue(&name, &args.room, Duration::from_secs(3600), now)?
         }
         (None, None) => return Err("pass --name (with FAST_RTC_SECRET set) or --token".into()),
     };
-    let native = if args.loopback { NativeConfig::loopback() } else { NativeConfig::default() };
-    let signaling = Signaling::WebSocket { url: args.url, token };
+    let native = if args.loopback {
+        NativeConfig::loopback()
+    } else {
+        NativeConfig::default()
+    };
+    let signaling = Signaling::WebSocket {
+        url: args.url,
+        token,
+    };
     let (swarm, driver) = start(SwarmConfig::new(args.room.as_str()), native, signaling)?;
     std::thread::spawn(move || futures_lite::future::block_on(driver));
 
@@ -74,8 +84,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match event {
             SwarmEvent::Open(peer) => println!("* {} joined", peer.user_id),
             SwarmEvent::Close { peer, reason } => println!("* {} left ({reason:?})", peer.user_id),
-            SwarmEvent::Data { from, payload: Payload::Text(text), .. } => println!("<{from}> {text}"),
-            SwarmEvent::Data { from, payload: Payload::Binary(b), .. } => println!("<{from}> ({} bytes)", b.len()),
+            SwarmEvent::Data {
+                from,
+                payload: Payload::Text(text),
+                ..
+            } => println!("<{from}> {text}"),
+            SwarmEvent::Data {
+                from,
+                payload: Payload::Binary(b),
+                ..
+            } => println!("<{from}> ({} bytes)", b.len()),
             SwarmEvent::Error(e) => println!("! {e}"),
             SwarmEvent::Connection { .. } => {}
         }
