@@ -6,6 +6,26 @@
 //! - [`backend`]: the [`Backend`](backend::Backend) trait, the one platform seam.
 //! - `native`: the webrtc-rs backend (not on wasm).
 //! - [`config`]: [`SwarmConfig`], channels, ICE servers.
+//!
+//! ```no_run
+//! use fast_rtc_swarm::{start, ChannelConfig, ChannelId, NativeConfig, Signaling, SwarmConfig, SwarmEvent};
+//!
+//! # async fn run(token: String) -> Result<(), Box<dyn std::error::Error>> {
+//! let mut config = SwarmConfig::new("lobby");
+//! let state = config.add_channel(ChannelConfig::unreliable("state")); // game channel
+//! let signaling = Signaling::WebSocket { url: "ws://127.0.0.1:8787/ws".into(), token };
+//! let (swarm, driver) = start(config, NativeConfig::default(), signaling)?;
+//! std::thread::spawn(move || futures_lite::future::block_on(driver)); // or tokio::spawn, IoTaskPool
+//! while let Some(event) = swarm.recv().await {          // or swarm.try_recv() in a game loop
+//!     match event {
+//!         SwarmEvent::Open(peer) => { swarm.send(&peer.user_id, ChannelId::FAST, "hello")?; }
+//!         SwarmEvent::Data { from, channel, payload, .. } => { let _ = (from, channel, payload); }
+//!         _ => {}
+//!     }
+//!     swarm.broadcast(state, vec![1, 2, 3])?;
+//! }
+//! # Ok(()) }
+//! ```
 
 #![forbid(unsafe_code)]
 
