@@ -575,10 +575,9 @@ async fn drive(
 /// Gives the channels up to 250 ms to hand what was sent to the remote (the `@fast/` close
 /// notice most of all) before the connection is closed under them.
 async fn flush(channels: &HashMap<ChannelId, Arc<dyn DataChannel>>) {
-    let deadline = std::time::Instant::now() + Duration::from_millis(250);
+    let deadline = crate::driver::now() + Duration::from_millis(250);
     for dc in channels.values() {
-        while dc.outstanding_bytes().await.unwrap_or(0) > 0 && std::time::Instant::now() < deadline
-        {
+        while dc.outstanding_bytes().await.unwrap_or(0) > 0 && crate::driver::now() < deadline {
             async_io::Timer::after(Duration::from_millis(2)).await;
         }
     }

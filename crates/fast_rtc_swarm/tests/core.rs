@@ -1,5 +1,6 @@
 //! The swarm core against the real signaling hub and a fake backend, in virtual time.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+#![allow(clippy::disallowed_methods)] // tests pick the virtual clock's start
 
 mod net;
 
