@@ -1,14 +1,86 @@
 //! # bevy_fast_rtc
 //!
-//! A Bevy-native port of the fast-rtc swarm: a full mesh of WebRTC peers whose members keep
-//! pre-made offers parked on the signaling server, so a joiner connects to every member after ONE
-//! signaling round trip.
+//! A Bevy-native fast-rtc swarm: a full mesh of WebRTC peers whose members keep pre-made offers
+//! parked on the signaling server, so a joiner connects to every member after ONE signaling
+//! round trip.
 //!
-//! This package is the Bevy plugin. It is under construction: today the workspace ships the wire
-//! protocol ([`protocol`], the `fast_rtc_protocol` crate) and the signaling server
-//! (`fast_rtc_server`). The swarm core and the plugin follow; see the repository README.
+//! Add [`FastRtcPlugin`], register the types you send with
+//! [`add_swarm_message`](AppSwarmExt::add_swarm_message), broadcast them with the
+//! [`SwarmBroadcast`] system parameter and read them with `MessageReader<FromPeer<T>>`.
+//! Peers are entities with a [`Peer`] component, spawned when a link opens and despawned when it
+//! closes.
+//!
+//! ```no_run
+//! use bevy::prelude::*;
+//! use bevy_fast_rtc::prelude::*;
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize, Clone, Debug)]
+//! struct Position { x: f32, y: f32 }
+//!
+//! fn main() {
+//!     let token = std::env::var("FAST_RTC_TOKEN").unwrap_or_default();
+//!     let mut plugin = FastRtcPlugin::new("lobby").with_signaling("ws://127.0.0.1:8787/ws", token);
+//!     let state = plugin.add_channel(ChannelConfig::unreliable("state"));
+//!     App::new()
+//!         .add_plugins((MinimalPlugins, plugin))
+//!         .add_swarm_message::<Position>(state)
+//!         .add_systems(FixedUpdate, send_position)
+//!         .add_systems(Update, (read_positions, greet))
+//!         .run();
+//! }
+//!
+//! fn send_position(mut broadcast: SwarmBroadcast<Position>) {
+//!     broadcast.send(&Position { x: 1.0, y: 2.0 });
+//! }
+//!
+//! fn read_positions(mut positions: MessageReader<FromPeer<Position>>) {
+//!     for msg in positions.read() {
+//!         info!("{} is at {:?}", msg.peer, msg.value);
+//!     }
+//! }
+//!
+//! fn greet(mut opened: MessageReader<PeerOpened>, peers: Query<&Peer>) {
+//!     for ev in opened.read() {
+//!         if let Ok(peer) = peers.get(ev.entity) {
+//!             info!("{} joined over link {}", peer.user_id, peer.connection_id);
+//!         }
+//!     }
+//! }
+//! ```
+//!
+//! The swarm runs on Bevy's IO task pool (no tokio). Systems run in [`FastRtcSystems::Receive`]
+//! (`PreUpdate`: events become messages and entities) and [`FastRtcSystems::Send`] (`PostUpdate`:
+//! what systems queued this frame is sent), so every system in `Update` and `FixedUpdate` sees a
+//! consistent frame.
 
 #![forbid(unsafe_code)]
 
-/// The wire types of the fast-rtc signaling protocol, re-exported from `fast_rtc_protocol`.
+mod codec;
+mod diagnostics;
+mod messages;
+mod plugin;
+mod typed;
+
+pub use codec::{CodecError, decode, encode};
+pub use diagnostics::FastRtcDiagnostics;
+pub use messages::{FastRtcError, FromPeer, PeerClosed, PeerData, PeerOpened, SwarmError};
+pub use plugin::{FastRtcPlugin, FastRtcSystems, Peer, SignalingState, Swarm};
+pub use typed::{AppSwarmExt, SwarmBroadcast, SwarmMessage};
+
+/// The wire types of the fast-rtc signaling protocol.
 pub use fast_rtc_protocol as protocol;
+/// The swarm itself (core, backends, signaling client), for direct use.
+pub use fast_rtc_swarm as swarm;
+
+/// Everything a game needs.
+pub mod prelude {
+    pub use crate::{
+        AppSwarmExt, FastRtcPlugin, FastRtcSystems, FromPeer, Peer, PeerClosed, PeerData,
+        PeerOpened, SignalingState, Swarm, SwarmBroadcast, SwarmError,
+    };
+    pub use fast_rtc_protocol::UserId;
+    pub use fast_rtc_swarm::{
+        ChannelConfig, ChannelId, CloseReason, IceServer, IceState, NativeConfig, Payload,
+    };
+}

@@ -1,0 +1,84 @@
+//! Bevy messages the plugin writes.
+
+use bevy::prelude::{Entity, Message};
+use fast_rtc_protocol::{ConnectionId, UserId};
+use fast_rtc_swarm::{ChannelId, CloseReason, Payload, SendError};
+
+/// A peer got its first open link; its [`Peer`](crate::Peer) entity was spawned.
+#[derive(Message, Debug, Clone)]
+pub struct PeerOpened {
+    /// The remote member.
+    pub peer: UserId,
+    /// Its entity.
+    pub entity: Entity,
+    /// The link's connection id.
+    pub connection_id: ConnectionId,
+}
+
+/// A peer lost its last link; its entity was despawned.
+#[derive(Message, Debug, Clone)]
+pub struct PeerClosed {
+    /// The remote member.
+    pub peer: UserId,
+    /// Its (now despawned) entity.
+    pub entity: Entity,
+    /// Why.
+    pub reason: CloseReason,
+}
+
+/// Raw data from a peer, on any channel (typed channels also produce [`FromPeer`]).
+#[derive(Message, Debug, Clone)]
+pub struct PeerData {
+    /// The sender.
+    pub peer: UserId,
+    /// Its entity, if it is still open.
+    pub entity: Option<Entity>,
+    /// The channel.
+    pub channel: ChannelId,
+    /// The message.
+    pub payload: Payload,
+}
+
+/// A typed message from a peer, decoded from its channel.
+#[derive(Message, Debug, Clone)]
+pub struct FromPeer<T> {
+    /// The sender.
+    pub peer: UserId,
+    /// Its entity, if it is still open.
+    pub entity: Option<Entity>,
+    /// The value.
+    pub value: T,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FastRtcError {
+    /// The swarm reported an error (signaling refusal, unexpected signal, dropped message).
+    #[error(transparent)]
+    Swarm(#[from] fast_rtc_swarm::SwarmError),
+    /// A peer sent bytes that do not decode as the channel's type. Reported once per peer and
+    /// type; the message is dropped.
+    #[error("{type_name} from a peer did not decode: {error}")]
+    Decode {
+        /// The Rust type expected.
+        type_name: &'static str,
+        /// The codec's error.
+        error: String,
+    },
+    /// A message could not be sent.
+    #[error("send failed: {0}")]
+    Send(#[from] SendError),
+    /// The swarm could not start.
+    #[error("could not start the swarm: {0}")]
+    Start(String),
+}
+
+/// An error, with the peer it concerns when there is one.
+#[derive(Message, Debug, Clone)]
+pub struct SwarmError {
+    /// The peer concerned, if any.
+    pub peer: Option<UserId>,
+    /// What happened.
+    pub error: FastRtcError,
+}

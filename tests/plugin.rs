@@ -1,0 +1,207 @@
+//! Four headless Bevy apps (MinimalPlugins) in one process join one room through a real
+//! signaling server over real WebRTC (webrtc-rs on 127.0.0.1).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+#![allow(clippy::disallowed_methods)]
+
+use bevy::prelude::*;
+use bevy_fast_rtc::FastRtcError;
+use bevy_fast_rtc::prelude::*;
+use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, TokenIssuer};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant, SystemTime};
+
+const SECRET: &str = "plugin-tests-0123456789abcdef0123456789abcdef";
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct State {
+    from: String,
+    tick: u32,
+    x: f32,
+}
+
+#[derive(Resource)]
+struct Me(String);
+
+#[derive(Resource, Default)]
+struct Seen {
+    opened: Vec<UserId>,
+    closed: Vec<(UserId, CloseReason)>,
+    states: Vec<(UserId, State)>,
+    errors: Vec<SwarmError>,
+}
+
+fn broadcast_state(me: Res<Me>, mut tick: Local<u32>, mut broadcast: SwarmBroadcast<State>) {
+    *tick += 1;
+    broadcast.send(&State {
+        from: me.0.clone(),
+        tick: *tick,
+        x: *tick as f32 * 0.5,
+    });
+}
+
+fn record(
+    mut seen: ResMut<Seen>,
+    mut opened: MessageReader<PeerOpened>,
+    mut closed: MessageReader<PeerClosed>,
+    mut states: MessageReader<FromPeer<State>>,
+    mut errors: MessageReader<SwarmError>,
+) {
+    seen.opened.extend(opened.read().map(|m| m.peer.clone()));
+    seen.closed
+        .extend(closed.read().map(|m| (m.peer.clone(), m.reason.clone())));
+    seen.states
+        .extend(states.read().map(|m| (m.peer.clone(), m.value.clone())));
+    seen.errors.extend(errors.read().cloned());
+}
+
+fn app(url: &str, name: &str) -> App {
+    let token = TokenIssuer::new(&Secret::new(SECRET).unwrap())
+        .issue(name, "*", Duration::from_secs(600), SystemTime::now())
+        .unwrap();
+    let mut plugin = FastRtcPlugin::new("plugin-room")
+        .with_signaling(url, token)
+        .with_native(NativeConfig::loopback());
+    let state = plugin.add_channel(ChannelConfig::unreliable("state"));
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, plugin))
+        .add_swarm_message::<State>(state)
+        .insert_resource(Me(name.to_owned()))
+        .init_resource::<Seen>()
+        .add_systems(Update, (broadcast_state, record));
+    app
+}
+
+fn peer_entities(app: &mut App) -> Vec<UserId> {
+    let mut q = app.world_mut().query::<&Peer>();
+    let mut v: Vec<UserId> = q.iter(app.world()).map(|p| p.user_id.clone()).collect();
+    v.sort();
+    v
+}
+
+/// Updates every app until `done` holds or the timeout.
+fn run_until(
+    apps: &mut [App],
+    timeout: Duration,
+    mut done: impl FnMut(&mut [App]) -> bool,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        for a in apps.iter_mut() {
+            a.update();
+        }
+        if done(apps) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+#[test]
+fn four_apps_form_a_mesh_exchange_typed_state_and_see_each_other_leave() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(async {
+        let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
+        Server::new(ServerConfig::default(), auth)
+            .spawn("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    });
+    let url = server.ws_url();
+    let names = ["p0", "p1", "p2", "p3"];
+    let mut apps: Vec<App> = names.iter().map(|n| app(&url, n)).collect();
+
+    // Every app: 3 PeerOpened and 3 Peer entities.
+    let meshed = run_until(&mut apps, Duration::from_secs(30), |apps| {
+        apps.iter_mut()
+            .all(|a| a.world().resource::<Seen>().opened.len() == 3 && peer_entities(a).len() == 3)
+    });
+    assert!(meshed, "no full mesh");
+    for (i, a) in apps.iter_mut().enumerate() {
+        let mut expected: Vec<UserId> = names
+            .iter()
+            .filter(|n| **n != names[i])
+            .map(|n| UserId::from(*n))
+            .collect();
+        expected.sort();
+        assert_eq!(peer_entities(a), expected, "app {i}");
+        let swarm = a.world().resource::<Swarm>();
+        assert_eq!(swarm.state(), SignalingState::Connected);
+        assert_eq!(swarm.identity(), Some(&UserId::from(names[i])));
+        assert_eq!(swarm.peer_count(), 3);
+    }
+
+    // The typed state broadcast each tick reaches every other app, with the right sender.
+    let delivered = run_until(&mut apps, Duration::from_secs(10), |apps| {
+        apps.iter().all(|a| {
+            let seen = a.world().resource::<Seen>();
+            names
+                .iter()
+                .filter(|n| **n != a.world().resource::<Me>().0)
+                .all(|n| seen.states.iter().any(|(from, _)| from.as_str() == *n))
+        })
+    });
+    assert!(delivered, "typed state did not reach everyone");
+    for a in &apps {
+        let seen = a.world().resource::<Seen>();
+        let me = &a.world().resource::<Me>().0;
+        assert!(
+            seen.states
+                .iter()
+                .all(|(from, s)| from.as_str() == s.from && &s.from != me),
+            "sender mismatch"
+        );
+        assert!(seen.errors.is_empty(), "{:?}", seen.errors);
+    }
+
+    // A peer sends garbage on the typed channel: reported once, with the peer; the app goes on.
+    let state_channel = ChannelId(1);
+    for _ in 0..3 {
+        let mut swarm = apps[0].world_mut().resource_mut::<Swarm>();
+        swarm
+            .queue(
+                Some("p1".into()),
+                state_channel,
+                Payload::Binary(vec![0xff, 0x00, 0x13]),
+            )
+            .unwrap();
+        apps[0].update();
+    }
+    let before = apps[1].world().resource::<Seen>().states.len();
+    let reported = run_until(&mut apps, Duration::from_secs(10), |apps| {
+        let seen = apps[1].world().resource::<Seen>();
+        !seen.errors.is_empty() && seen.states.len() > before + 10
+    });
+    assert!(
+        reported,
+        "garbage not reported, or the app stopped receiving"
+    );
+    let seen = apps[1].world().resource::<Seen>();
+    assert_eq!(
+        seen.errors.len(),
+        1,
+        "once per peer and type: {:?}",
+        seen.errors
+    );
+    assert_eq!(seen.errors[0].peer, Some(UserId::from("p0")));
+    assert!(matches!(seen.errors[0].error, FastRtcError::Decode { .. }));
+
+    // p3 leaves: the others get PeerClosed and its entity is despawned.
+    apps[3].world_mut().resource_mut::<Swarm>().disconnect();
+    let left = run_until(&mut apps, Duration::from_secs(10), |apps| {
+        apps[..3]
+            .iter_mut()
+            .all(|a| peer_entities(a).len() == 2 && !a.world().resource::<Seen>().closed.is_empty())
+    });
+    assert!(left, "p3's departure not seen");
+    for a in &mut apps[..3] {
+        let seen = a.world().resource::<Seen>();
+        assert_eq!(seen.closed, vec![(UserId::from("p3"), CloseReason::Remote)]);
+        assert!(!peer_entities(a).contains(&UserId::from("p3")));
+    }
+    rt.block_on(server.shutdown()).unwrap();
+}
