@@ -36,14 +36,14 @@
 //!
 //! fn read_positions(mut positions: MessageReader<FromPeer<Position>>) {
 //!     for msg in positions.read() {
-//!         info!("{} is at {:?}", msg.peer, msg.value);
+//!         println!("{} is at {:?}", msg.peer, msg.value);
 //!     }
 //! }
 //!
 //! fn greet(mut opened: MessageReader<PeerOpened>, peers: Query<&Peer>) {
 //!     for ev in opened.read() {
 //!         if let Ok(peer) = peers.get(ev.entity) {
-//!             info!("{} joined over link {}", peer.user_id, peer.connection_id);
+//!             println!("{} joined over link {}", peer.user_id, peer.connection_id);
 //!         }
 //!     }
 //! }
