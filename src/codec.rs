@@ -1,9 +1,11 @@
-//! The codec of typed swarm messages: bitcode (serde mode).
+//! The codec of typed swarm messages: postcard.
 //!
-//! Chosen over postcard by `cargo run --release -p fast_rtc_bench -- codec` (see the README):
-//! bitcode makes smaller messages for game state, which is what crosses the network every tick,
-//! and encodes and decodes faster on this machine. bincode is not an option: its 3.0.0 release
-//! is a `compile_error!`.
+//! Chosen over bitcode by `cargo run --release -p fast_rtc_bench -- codec` (figures in the
+//! README). For serde types, which is what this API takes, postcard encodes a player state in
+//! 65 ns against bitcode's 415 ns, and decodes it in 14 ns against 195 ns. The sizes are within
+//! a few bytes: 25 against 27 B for one state, 229 against 211 B for 8 states and 3 events.
+//! bitcode's speed comes from its own derive macros, not its serde mode. bincode is not an
+//! option: its 3.0.0 release is a `compile_error!`.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -15,10 +17,10 @@ pub struct CodecError(pub String);
 
 /// Encodes `value` as bytes for a data channel.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bitcode::serialize(value).map_err(|e| CodecError(e.to_string()))
+    postcard::to_allocvec(value).map_err(|e| CodecError(e.to_string()))
 }
 
 /// Decodes bytes received from a peer. Any input is safe: bad bytes are an error, never a panic.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    bitcode::deserialize(bytes).map_err(|e| CodecError(e.to_string()))
+    postcard::from_bytes(bytes).map_err(|e| CodecError(e.to_string()))
 }
