@@ -1,0 +1,509 @@
+//! The multiplayer demo: every player moves a square; positions travel peer to peer over an
+//! unreliable channel every `FixedUpdate` tick.
+//!
+//! ```sh
+//! cargo run --example multiplayer                       # a window; a local signaling server is started if none answers
+//! cargo run --example multiplayer -- --bots 3           # with three bot players in the same process
+//! cargo run --example multiplayer -- --headless --bots 3 --seconds 10   # no window (CI, servers)
+//! ```
+//!
+//! Run it twice to play with yourself. The first instance starts an embedded signaling server on
+//! 127.0.0.1:8787, with a freshly generated secret, when none answers there. Later instances find
+//! it, and mint their tokens from the secret it writes to `$TMPDIR/bevy_fast_rtc_demo.secret`
+//! (readable by your user only), or from `FAST_RTC_SECRET`. Against your own server, pass
+//! `--url` and `--token`.
+//!
+//! Move with the arrow keys or WASD.
+
+use bevy::app::ScheduleRunnerPlugin;
+use bevy::prelude::*;
+use bevy_fast_rtc::prelude::*;
+use clap::Parser;
+use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, TokenIssuer};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime};
+
+const DEFAULT_URL: &str = "ws://127.0.0.1:8787/ws";
+const ARENA: f32 = 300.0;
+
+#[derive(Parser, Clone, Debug)]
+#[command(about = "bevy_fast_rtc multiplayer demo")]
+struct Args {
+    /// Signaling server URL. With the default, a local server is started if none answers.
+    #[arg(long, default_value = DEFAULT_URL)]
+    url: String,
+    /// Room to join.
+    #[arg(long, default_value = "demo")]
+    room: String,
+    /// Your name (default: a random one).
+    #[arg(long)]
+    name: Option<String>,
+    /// A token for your own server (else one is minted from the local demo secret).
+    #[arg(long)]
+    token: Option<String>,
+    /// Bot players to add in this process.
+    #[arg(long, default_value_t = 0)]
+    bots: usize,
+    /// No window: print a line per second instead.
+    #[arg(long)]
+    headless: bool,
+    /// Quit after this many seconds (0: run until closed). A headless run exits non-zero if
+    /// it did not meet every bot.
+    #[arg(long, default_value_t = 0)]
+    seconds: u64,
+}
+
+/// What travels every tick.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug)]
+struct PlayerState {
+    tick: u32,
+    x: f32,
+    y: f32,
+}
+
+/// This app's player.
+#[derive(Resource)]
+struct LocalPlayer {
+    name: String,
+    position: Vec2,
+    bot: Option<f32>,
+    tick: u32,
+}
+
+/// The square of this app's player.
+#[derive(Component)]
+struct LocalSquare;
+
+/// A remote player's last known state, on its `Peer` entity.
+#[derive(Component)]
+struct Remote {
+    target: Vec2,
+    shown: Vec2,
+    last_tick: u32,
+}
+
+#[derive(Resource, Default)]
+struct Counters {
+    states_received: u64,
+    peers_seen: usize,
+}
+
+#[derive(Component)]
+struct PeerList;
+
+#[derive(Resource)]
+struct RunFor {
+    seconds: u64,
+    expect_peers: usize,
+}
+
+fn main() -> AppExit {
+    let args = Args::parse();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "warn,rtc=error,rtc_ice=error,rtc_dtls=error,rtc_sctp=error,multiplayer=info".into()
+            }),
+        )
+        .try_init();
+    let (url, minter, _server) = match signaling(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("multiplayer: {e}");
+            return AppExit::error();
+        }
+    };
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("player-{:04x}", random_u16()));
+    let token = match (&args.token, &minter) {
+        (Some(t), _) => t.clone(),
+        (None, Some(m)) => m.mint(&name),
+        (None, None) => unreachable_token(),
+    };
+    for i in 0..args.bots {
+        let Some(m) = &minter else {
+            eprintln!(
+                "multiplayer: bots need the demo secret (or FAST_RTC_SECRET) to mint their tokens"
+            );
+            return AppExit::error();
+        };
+        let (url, room, token) = (url.clone(), args.room.clone(), m.mint(&format!("bot-{i}")));
+        std::thread::spawn(move || bot_app(&url, &room, &format!("bot-{i}"), token, i).run());
+    }
+    let mut app = player_app(&args, &url, &name, token);
+    app.insert_resource(RunFor {
+        seconds: args.seconds,
+        expect_peers: args.bots,
+    });
+    app.run()
+}
+
+fn unreachable_token() -> String {
+    // signaling() returns a minter whenever no --token was given
+    String::new()
+}
+
+fn random_u16() -> u16 {
+    let h = std::hash::BuildHasher::hash_one(
+        &std::collections::hash_map::RandomState::new(),
+        std::process::id(),
+    );
+    (h & 0xffff) as u16
+}
+
+/// Mints tokens for the demo's players from a secret.
+struct Minter(TokenIssuer);
+
+impl Minter {
+    fn mint(&self, name: &str) -> String {
+        #[allow(clippy::disallowed_methods)] // the token's expiry
+        let now = SystemTime::now();
+        self.0
+            .issue(name, "*", Duration::from_secs(24 * 3600), now)
+            .unwrap_or_default()
+    }
+}
+
+/// Keeps the embedded server's runtime alive.
+struct EmbeddedServer(#[allow(dead_code)] tokio::runtime::Runtime);
+
+fn secret_file() -> std::path::PathBuf {
+    std::env::temp_dir().join("bevy_fast_rtc_demo.secret")
+}
+
+/// Finds (or starts) the signaling server and a way to mint tokens for it.
+fn signaling(args: &Args) -> Result<(String, Option<Minter>, Option<EmbeddedServer>), String> {
+    if let Ok(s) = std::env::var("FAST_RTC_SECRET") {
+        let secret = Secret::new(s).map_err(|e| e.to_string())?;
+        return Ok((
+            args.url.clone(),
+            Some(Minter(TokenIssuer::new(&secret))),
+            None,
+        ));
+    }
+    if args.token.is_some() && args.bots == 0 {
+        return Ok((args.url.clone(), None, None));
+    }
+    if args.url != DEFAULT_URL {
+        return Err("with --url, pass --token (or set FAST_RTC_SECRET to mint tokens)".into());
+    }
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], 8787).into();
+    if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok() {
+        // Another demo instance runs the server: use the secret it left for us.
+        let raw = std::fs::read(secret_file())
+            .map_err(|_| "a server answers on 127.0.0.1:8787 but its demo secret is unknown: set FAST_RTC_SECRET".to_string())?;
+        let secret = Secret::new(raw).map_err(|e| e.to_string())?;
+        return Ok((
+            args.url.clone(),
+            Some(Minter(TokenIssuer::new(&secret))),
+            None,
+        ));
+    }
+    let secret = Secret::generate();
+    write_secret(&secret)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let auth = JwtAuthenticator::new(&secret);
+    let handle = runtime
+        .block_on(Server::new(ServerConfig::default(), auth).spawn(addr))
+        .map_err(|e| format!("cannot start the embedded signaling server: {e}"))?;
+    info!("embedded signaling server at {}", handle.ws_url());
+    println!(
+        "started a local signaling server at {} (secret in {})",
+        handle.ws_url(),
+        secret_file().display()
+    );
+    std::mem::forget(handle); // it lives as long as the process
+    Ok((
+        args.url.clone(),
+        Some(Minter(TokenIssuer::new(&secret))),
+        Some(EmbeddedServer(runtime)),
+    ))
+}
+
+fn write_secret(secret: &Secret) -> Result<(), String> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(secret_file()).map_err(|e| e.to_string())?;
+    f.write_all(secret.as_bytes()).map_err(|e| e.to_string())
+}
+
+fn plugin(url: &str, room: &str, token: String) -> (FastRtcPlugin, ChannelId) {
+    let mut plugin = FastRtcPlugin::new(room).with_signaling(url, token);
+    if url.contains("127.0.0.1") || url.contains("localhost") {
+        plugin = plugin.with_native(NativeConfig::loopback());
+    }
+    let state = plugin.add_channel(ChannelConfig::unreliable("state"));
+    (plugin, state)
+}
+
+fn common(app: &mut App, state: ChannelId, name: &str, bot: Option<f32>) {
+    app.add_swarm_message::<PlayerState>(state)
+        .insert_resource(LocalPlayer {
+            name: name.to_owned(),
+            position: Vec2::ZERO,
+            bot,
+            tick: 0,
+        })
+        .init_resource::<Counters>()
+        .insert_resource(Time::<Fixed>::from_hz(30.0))
+        .add_systems(FixedUpdate, (move_player, broadcast_state).chain())
+        .add_systems(
+            Update,
+            (on_peer_opened, receive_states, interpolate).chain(),
+        );
+}
+
+fn bot_app(url: &str, room: &str, name: &str, token: String, i: usize) -> App {
+    let (plugin, state) = plugin(url, room, token);
+    let mut app = App::new();
+    app.add_plugins((
+        MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(
+            1.0 / 60.0,
+        ))),
+        plugin,
+    ));
+    common(&mut app, state, name, Some(i as f32 * 1.7));
+    app
+}
+
+fn player_app(args: &Args, url: &str, name: &str, token: String) -> App {
+    let (plugin, state) = plugin(url, &args.room, token);
+    let mut app = App::new();
+    if args.headless {
+        app.add_plugins((
+            MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(
+                1.0 / 60.0,
+            ))),
+            plugin,
+        ));
+        common(&mut app, state, name, Some(0.5));
+        app.add_systems(Update, report);
+    } else {
+        let window = Window {
+            title: format!("bevy_fast_rtc: {name}"),
+            ..default()
+        };
+        app.add_plugins((
+            DefaultPlugins.set(WindowPlugin {
+                primary_window: Some(window),
+                ..default()
+            }),
+            plugin,
+        ));
+        common(&mut app, state, name, None);
+        app.add_systems(Startup, setup_view)
+            .add_systems(Update, (draw_local, show_peers, report));
+    }
+    app
+}
+
+/// A color from an identity, so everyone sees a player in the same color.
+fn color_of(name: &str) -> Color {
+    let hash = name.bytes().fold(2166136261u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16777619)
+    });
+    Color::hsl((hash % 360) as f32, 0.7, 0.55)
+}
+
+fn move_player(
+    mut me: ResMut<LocalPlayer>,
+    keys: Option<Res<ButtonInput<KeyCode>>>,
+    time: Res<Time>,
+) {
+    let dt = time.delta_secs();
+    me.tick += 1;
+    if let Some(phase) = me.bot {
+        let t = me.tick as f32 / 30.0 + phase;
+        me.position = Vec2::new(t.cos(), (t * 1.3).sin()) * ARENA * 0.6;
+        return;
+    }
+    let Some(keys) = keys else { return };
+    let mut dir = Vec2::ZERO;
+    if keys.any_pressed([KeyCode::ArrowLeft, KeyCode::KeyA]) {
+        dir.x -= 1.0;
+    }
+    if keys.any_pressed([KeyCode::ArrowRight, KeyCode::KeyD]) {
+        dir.x += 1.0;
+    }
+    if keys.any_pressed([KeyCode::ArrowUp, KeyCode::KeyW]) {
+        dir.y += 1.0;
+    }
+    if keys.any_pressed([KeyCode::ArrowDown, KeyCode::KeyS]) {
+        dir.y -= 1.0;
+    }
+    let p = me.position + dir.normalize_or_zero() * 250.0 * dt;
+    me.position = p.clamp(Vec2::splat(-ARENA), Vec2::splat(ARENA));
+}
+
+fn broadcast_state(me: Res<LocalPlayer>, mut broadcast: SwarmBroadcast<PlayerState>) {
+    if broadcast.peer_count() > 0 {
+        broadcast.send(&PlayerState {
+            tick: me.tick,
+            x: me.position.x,
+            y: me.position.y,
+        });
+    }
+}
+
+/// A new peer: give its entity a square.
+fn on_peer_opened(
+    mut commands: Commands,
+    mut opened: MessageReader<PeerOpened>,
+    window: Option<Single<&Window>>,
+) {
+    for ev in opened.read() {
+        let mut e = commands.entity(ev.entity);
+        e.insert(Remote {
+            target: Vec2::ZERO,
+            shown: Vec2::ZERO,
+            last_tick: 0,
+        });
+        if window.is_some() {
+            e.insert((
+                Sprite::from_color(color_of(ev.peer.as_str()), Vec2::splat(36.0)),
+                Transform::default(),
+            ));
+        }
+    }
+}
+
+fn receive_states(
+    mut states: MessageReader<FromPeer<PlayerState>>,
+    mut remotes: Query<&mut Remote>,
+    mut counters: ResMut<Counters>,
+) {
+    for msg in states.read() {
+        counters.states_received += 1;
+        let Some(mut remote) = msg.entity.and_then(|e| remotes.get_mut(e).ok()) else {
+            continue;
+        };
+        // Unordered channel: keep only newer states.
+        if msg.value.tick > remote.last_tick {
+            remote.last_tick = msg.value.tick;
+            remote.target = Vec2::new(msg.value.x, msg.value.y);
+        }
+    }
+}
+
+fn interpolate(mut remotes: Query<(&mut Remote, Option<&mut Transform>)>, time: Res<Time>) {
+    let k = 1.0 - (-time.delta_secs() * 15.0).exp();
+    for (mut remote, transform) in &mut remotes {
+        let target = remote.target;
+        remote.shown = remote.shown.lerp(target, k);
+        if let Some(mut t) = transform {
+            t.translation = remote.shown.extend(0.0);
+        }
+    }
+}
+
+fn setup_view(mut commands: Commands, me: Res<LocalPlayer>) {
+    commands.spawn(Camera2d);
+    commands.spawn((
+        Sprite::from_color(color_of(&me.name), Vec2::splat(40.0)),
+        Transform::from_xyz(0.0, 0.0, 1.0),
+        LocalSquare,
+    ));
+    commands.spawn((
+        Text::new(""),
+        TextFont {
+            font_size: FontSize::Px(16.0),
+            ..default()
+        },
+        Node {
+            position_type: PositionType::Absolute,
+            top: Val::Px(10.0),
+            left: Val::Px(10.0),
+            ..default()
+        },
+        PeerList,
+    ));
+}
+
+fn draw_local(me: Res<LocalPlayer>, mut square: Query<&mut Transform, With<LocalSquare>>) {
+    for mut t in &mut square {
+        t.translation = me.position.extend(1.0);
+    }
+}
+
+fn show_peers(
+    swarm: Res<Swarm>,
+    peers: Query<&Peer>,
+    me: Res<LocalPlayer>,
+    mut text: Query<&mut Text, With<PeerList>>,
+) {
+    let mut lines = vec![format!(
+        "{} in room {:?}: signaling {:?}",
+        me.name,
+        swarm.room().as_str(),
+        swarm.state()
+    )];
+    let mut list: Vec<&Peer> = peers.iter().collect();
+    list.sort_by(|a, b| a.user_id.cmp(&b.user_id));
+    for p in list {
+        let rtt = p
+            .rtt
+            .map_or("rtt ?".to_owned(), |d| format!("rtt {} ms", d.as_millis()));
+        lines.push(format!(
+            "  {}  {:?}  {rtt}  in {} B  out {} B",
+            p.user_id, p.ice_state, p.bytes_in, p.bytes_out
+        ));
+    }
+    if swarm.peer_count() == 0 {
+        lines.push("  waiting for players (run the example again, or add --bots 3)".into());
+    }
+    for mut t in &mut text {
+        t.0 = lines.join("\n");
+    }
+}
+
+/// A line per second; quits after `--seconds` (non-zero if a bot never showed up).
+fn report(
+    time: Res<Time<Real>>,
+    swarm: Res<Swarm>,
+    mut counters: ResMut<Counters>,
+    run: Res<RunFor>,
+    mut last: Local<u64>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    let secs = time.elapsed().as_secs();
+    counters.peers_seen = counters.peers_seen.max(swarm.peer_count());
+    if secs == *last {
+        return;
+    }
+    *last = secs;
+    println!(
+        "t={secs}s signaling={:?} peers={} states_received={}",
+        swarm.state(),
+        swarm.peer_count(),
+        counters.states_received
+    );
+    if run.seconds > 0 && secs >= run.seconds {
+        let ok = swarm.peer_count() >= run.expect_peers
+            && (run.expect_peers == 0 || counters.states_received > 0);
+        if ok {
+            println!(
+                "done: met {} peers, received {} states",
+                swarm.peer_count(),
+                counters.states_received
+            );
+            exit.write(AppExit::Success);
+        } else {
+            eprintln!(
+                "failed: {} of {} peers, {} states",
+                swarm.peer_count(),
+                run.expect_peers,
+                counters.states_received
+            );
+            exit.write(AppExit::error());
+        }
+    }
+}
