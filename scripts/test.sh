@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, clippy (warnings are errors), unit,
-# property, wire and doc tests. This is the README's test command and what CI runs.
+# property, wire, WebRTC end-to-end and doc tests, then the multiplayer example headless. This is the README's test command and what CI runs.
 # It installs what it needs (rustfmt and clippy components) so it works on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +15,5 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== multiplayer example, headless, 3 bots (must meet every bot and exit 0)"
+cargo run --locked --example multiplayer -- --headless --bots 3 --seconds 10
