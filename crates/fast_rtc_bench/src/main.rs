@@ -46,6 +46,8 @@ enum Cmd {
     Swarm(SwarmArgs),
     /// Codec comparison for typed game messages: bitcode vs postcard.
     Codec,
+    /// The Bevy plugin's per-frame cost with 8 peers, idle and broadcasting at 60 Hz.
+    Plugin,
     /// Runs one server in this process and prints its address (used by `server`).
     #[command(hide = true)]
     ServeChild {
@@ -117,6 +119,7 @@ fn main() {
         Cmd::Server(args) => rt.block_on(server_bench(args)),
         Cmd::Swarm(args) => rt.block_on(swarm_bench(args)),
         Cmd::Codec => codec_bench(),
+        Cmd::Plugin => plugin_bench(&rt),
     }
 }
 
@@ -995,4 +998,161 @@ fn codec_bench() {
     );
     codec_row("one player state", &player);
     codec_row("8 players + 3 events", &snapshot);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Bevy plugin's cost per frame.
+
+#[derive(serde::Serialize, serde::Deserialize, Clone)]
+struct BenchState {
+    tick: u32,
+    body: Vec<u8>,
+}
+
+/// Whether an app broadcasts a state every frame.
+#[derive(bevy::prelude::Resource)]
+struct Sending(bool);
+
+fn state_app(url: &str, token: String) -> bevy::app::App {
+    use bevy::prelude::*;
+    use bevy_fast_rtc::prelude::*;
+    let mut plugin = FastRtcPlugin::new("plugin-bench")
+        .with_signaling(url, token)
+        .with_native(NativeConfig::loopback());
+    let state = plugin.add_channel(ChannelConfig::unreliable("state"));
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, plugin))
+        .add_swarm_message::<BenchState>(state)
+        .insert_resource(Sending(false))
+        .add_systems(
+            Update,
+            |sending: Res<Sending>,
+             mut tick: Local<u32>,
+             mut b: SwarmBroadcast<BenchState>,
+             mut r: MessageReader<FromPeer<BenchState>>| {
+                r.read().for_each(drop);
+                if sending.0 {
+                    *tick += 1;
+                    b.send(&BenchState {
+                        tick: *tick,
+                        body: vec![7; 92],
+                    });
+                }
+            },
+        );
+    app
+}
+
+/// Times `frames` updates of `app` at 60 Hz; returns (mean, p99) in microseconds.
+fn frame_times(app: &mut bevy::app::App, frames: usize) -> (f64, f64) {
+    let mut times = Vec::with_capacity(frames);
+    for _ in 0..frames {
+        let t = Instant::now();
+        app.update();
+        let spent = t.elapsed();
+        times.push(spent.as_secs_f64() * 1e6);
+        std::thread::sleep(Duration::from_micros(16_667).saturating_sub(spent));
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    (
+        times.iter().sum::<f64>() / frames as f64,
+        times[(frames * 99) / 100],
+    )
+}
+
+fn plugin_bench(rt: &tokio::runtime::Runtime) {
+    use bevy::prelude::*;
+    let secret = Secret::new(SECRET).unwrap();
+    let server = rt
+        .block_on(
+            Server::new(ServerConfig::default(), JwtAuthenticator::new(&secret))
+                .spawn("127.0.0.1:0".parse().unwrap()),
+        )
+        .unwrap();
+    let url = server.ws_url();
+    let issuer = TokenIssuer::new(&secret);
+    let token = |u: &str| {
+        issuer
+            .issue(u, "*", Duration::from_secs(3600), SystemTime::now())
+            .unwrap()
+    };
+
+    // Baseline: the same app without the plugin.
+    let mut bare = App::new();
+    bare.add_plugins(MinimalPlugins);
+    for _ in 0..60 {
+        bare.update();
+    }
+    let (bare_mean, bare_p99) = frame_times(&mut bare, 300);
+
+    // 8 peers, each its own app on its own thread at 60 Hz, broadcasting when told.
+    let sending = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for i in 0..8 {
+        let (url, t, sending, stop) = (
+            url.clone(),
+            token(&format!("peer{i}")),
+            sending.clone(),
+            stop.clone(),
+        );
+        threads.push(std::thread::spawn(move || {
+            let mut app = state_app(&url, t);
+            while !stop.load(Ordering::Relaxed) {
+                app.world_mut().resource_mut::<Sending>().0 = sending.load(Ordering::Relaxed);
+                let t0 = Instant::now();
+                app.update();
+                std::thread::sleep(Duration::from_micros(16_667).saturating_sub(t0.elapsed()));
+            }
+        }));
+    }
+    let mut app = state_app(&url, token("measured"));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app.world().resource::<bevy_fast_rtc::Swarm>().peer_count() < 8
+        && Instant::now() < deadline
+    {
+        app.update();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let peers = app.world().resource::<bevy_fast_rtc::Swarm>().peer_count();
+    for _ in 0..60 {
+        app.update();
+    }
+    let (idle_mean, idle_p99) = frame_times(&mut app, 600);
+    sending.store(true, Ordering::Relaxed);
+    app.world_mut().resource_mut::<Sending>().0 = true;
+    for _ in 0..60 {
+        app.update();
+    }
+    let (busy_mean, busy_p99) = frame_times(&mut app, 600);
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    println!(
+        "fast_rtc_bench plugin: one app.update() (MinimalPlugins + FastRtcPlugin) at 60 Hz, {peers} peers over webrtc-rs on 127.0.0.1, all in this process"
+    );
+    println!(
+        "machine: {} cores, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_model()
+    );
+    println!();
+    println!(
+        "| frame                                                        | mean (us) | p99 (us) |"
+    );
+    println!(
+        "|--------------------------------------------------------------|-----------|----------|"
+    );
+    println!(
+        "| MinimalPlugins alone (baseline)                              | {bare_mean:>9.1} | {bare_p99:>8.1} |"
+    );
+    println!(
+        "| + plugin, 8 peers connected, idle                            | {idle_mean:>9.1} | {idle_p99:>8.1} |"
+    );
+    println!(
+        "| + plugin, 8 peers each sending 100 B at 60 Hz, this app too  | {busy_mean:>9.1} | {busy_p99:>8.1} |"
+    );
+    drop(app);
+    rt.block_on(server.shutdown()).unwrap();
 }
