@@ -311,7 +311,10 @@ fn color_of(name: &str) -> Color {
     let hash = name.bytes().fold(2166136261u32, |h, b| {
         (h ^ u32::from(b)).wrapping_mul(16777619)
     });
-    Color::hsl((hash % 360) as f32, 0.7, 0.55)
+    // Golden-ratio steps spread hues apart even for similar names (bot-0, bot-1, ...).
+    // (f64: a u32 times 0.618 exceeds f32's 24-bit mantissa, whose fract() would always be 0.)
+    let hue = (f64::from(hash) * 0.618_033_988_75).fract() * 360.0;
+    Color::hsl(hue as f32, 0.75, 0.55)
 }
 
 fn move_player(
