@@ -115,7 +115,8 @@ pub struct Peer {
     pub connection_id: ConnectionId,
     /// ICE connection state of the link.
     pub ice_state: IceState,
-    /// Round-trip time, when known (not measured by the native backend yet).
+    /// Round-trip time of the link, measured every second by the swarm's ping on `fast` (`None`
+    /// until the first pong, and for JS peers, which do not answer pings).
     pub rtt: Option<Duration>,
     /// Bytes received from this peer.
     pub bytes_in: u64,
@@ -362,6 +363,15 @@ fn receive(
                     channel,
                     payload,
                 });
+            }
+            SwarmEvent::Rtt { user_id, rtt, .. } => {
+                if let Some(mut p) = swarm
+                    .peers
+                    .get(&user_id)
+                    .and_then(|e| peers.get_mut(*e).ok())
+                {
+                    p.rtt = Some(rtt);
+                }
             }
             SwarmEvent::Connection { user_id, state, .. } => {
                 let entity = user_id.as_ref().and_then(|u| swarm.peers.get(u).copied());

@@ -135,6 +135,16 @@ fn four_apps_form_a_mesh_exchange_typed_state_and_see_each_other_leave() {
         assert_eq!(swarm.peer_count(), 3);
     }
 
+    // Every link's round-trip time gets measured (a ping on `fast` each second).
+    let measured = run_until(&mut apps, Duration::from_secs(5), |apps| {
+        apps.iter_mut().all(|a| {
+            let mut q = a.world_mut().query::<&Peer>();
+            q.iter(a.world())
+                .all(|p| p.rtt.is_some_and(|r| r < Duration::from_secs(1)))
+        })
+    });
+    assert!(measured, "RTT not measured on every peer");
+
     // The typed state broadcast each tick reaches every other app, with the right sender.
     let delivered = run_until(&mut apps, Duration::from_secs(10), |apps| {
         apps.iter().all(|a| {

@@ -95,7 +95,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ..
             } => println!("<{from}> ({} bytes)", b.len()),
             SwarmEvent::Error(e) => println!("! {e}"),
-            SwarmEvent::Connection { .. } => {}
+            SwarmEvent::Connection { .. } | SwarmEvent::Rtt { .. } => {}
         }
     }
     Ok(())

@@ -133,6 +133,10 @@ pub struct SwarmConfig {
     /// Messages kept per reliable channel while it is not yet open (sends to an unreliable
     /// channel that is not open are dropped and reported).
     pub max_queued_messages: usize,
+    /// How often each open link is pinged to measure its round-trip time
+    /// (`@fast/{"type":"ping"}` on `fast`, answered by Rust peers; JS peers ignore it, so their
+    /// RTT stays unknown). Zero turns pings off.
+    pub ping_interval: Duration,
 }
 
 impl SwarmConfig {
@@ -148,6 +152,7 @@ impl SwarmConfig {
             handshake_timeout: Duration::from_secs(10),
             max_pending_candidates: 64,
             max_queued_messages: 1024,
+            ping_interval: Duration::from_secs(1),
         }
     }
 

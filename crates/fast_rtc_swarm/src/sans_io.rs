@@ -35,7 +35,7 @@ use fast_rtc_protocol::{
     CONTROL_PREFIX, ClientMsg, ConnectionId, ErrorCode, IceCandidate, ServerMsg, Signal, UserId,
 };
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 /// The `@fast/` control message a peer sends on `fast` before closing the link.
@@ -313,6 +313,15 @@ pub enum SwarmEvent {
         /// The message.
         payload: Payload,
     },
+    /// A link's round-trip time was measured (ping/pong on `fast`).
+    Rtt {
+        /// The peer.
+        user_id: UserId,
+        /// The link.
+        id: ConnectionId,
+        /// The round-trip time.
+        rtt: Duration,
+    },
     /// A link's ICE state changed.
     Connection {
         /// The peer, if the link is claimed yet.
@@ -359,6 +368,10 @@ struct Link {
     open_channels: Vec<bool>,
     queued: HashMap<ChannelId, VecDeque<Payload>>,
     opened_at: Option<Instant>,
+    next_ping: Option<Instant>,
+    ping_seq: u64,
+    ping_sent: Option<(u64, Instant)>,
+    rtt: Option<Duration>,
 }
 
 impl Link {
@@ -451,7 +464,18 @@ impl Swarm {
 
     /// When [`Swarm::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.links.values().filter_map(|l| l.deadline).min()
+        self.links
+            .values()
+            .flat_map(|l| [l.deadline, l.next_ping])
+            .flatten()
+            .min()
+    }
+
+    /// The last measured round-trip time to `peer`, if any.
+    pub fn rtt(&self, peer: &UserId) -> Option<Duration> {
+        self.link_to(peer)
+            .and_then(|id| self.links.get(&id))
+            .and_then(|l| l.rtt)
     }
 
     /// Joins the room: sends `init` and creates `peer_buffer` pre-made offers. Calling it again
@@ -502,6 +526,10 @@ impl Swarm {
             open_channels: vec![false; self.config.channels.len() + 1],
             queued: HashMap::new(),
             opened_at: None,
+            next_ping: None,
+            ping_seq: 0,
+            ping_sent: None,
+            rtt: None,
         }
     }
 
@@ -695,7 +723,7 @@ impl Swarm {
                     && let Payload::Text(text) = &payload
                     && let Some(control) = text.strip_prefix(CONTROL_PREFIX)
                 {
-                    self.control(id, control);
+                    self.control(now, id, control);
                     return;
                 }
                 // Data only counts once the link is claimed; an unclaimed offer has no peer.
@@ -715,14 +743,46 @@ impl Swarm {
         }
     }
 
-    fn control(&mut self, id: &ConnectionId, control: &str) {
+    fn control(&mut self, now: Instant, id: &ConnectionId, control: &str) {
         #[derive(serde::Deserialize)]
         struct Control<'a> {
             #[serde(rename = "type", borrow)]
             ty: std::borrow::Cow<'a, str>,
+            #[serde(default)]
+            n: Option<u64>,
         }
         match serde_json::from_str::<Control<'_>>(control) {
             Ok(c) if c.ty == "close" => self.close_link(id, CloseReason::Remote, false),
+            Ok(c) if c.ty == "ping" => {
+                let n = c.n.unwrap_or(0);
+                self.command(PeerCommand::Send {
+                    id: id.clone(),
+                    channel: ChannelId::FAST,
+                    payload: Payload::Text(format!(
+                        "{CONTROL_PREFIX}{{\"type\":\"pong\",\"n\":{n}}}"
+                    )),
+                });
+            }
+            Ok(c) if c.ty == "pong" => {
+                let Some(l) = self.links.get_mut(id) else {
+                    return;
+                };
+                match l.ping_sent {
+                    Some((n, sent)) if Some(n) == c.n => {
+                        let rtt = now.saturating_duration_since(sent);
+                        l.ping_sent = None;
+                        l.rtt = Some(rtt);
+                        if let Some(user_id) = l.remote.clone() {
+                            self.event(SwarmEvent::Rtt {
+                                user_id,
+                                id: id.clone(),
+                                rtt,
+                            });
+                        }
+                    }
+                    _ => debug!(%id, "pong for no ping in flight"),
+                }
+            }
             // midOffer, transceiverRequest, stream: media negotiation, not used by this crate.
             Ok(c) => debug!(%id, ty = %c.ty, "ignoring control message"),
             Err(e) => debug!(%id, error = %e, "ignoring malformed control message"),
@@ -743,6 +803,9 @@ impl Swarm {
             l.state = LinkState::Open;
             l.deadline = None;
             l.opened_at = Some(now);
+            if !self.config.ping_interval.is_zero() {
+                l.next_ping = Some(now);
+            }
         }
         let info = l.info(id);
         for payload in queued {
@@ -808,8 +871,29 @@ impl Swarm {
         }
     }
 
-    /// Closes links whose handshake took longer than [`SwarmConfig::handshake_timeout`].
+    /// Closes links whose handshake took longer than [`SwarmConfig::handshake_timeout`], and
+    /// pings open links whose ping is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let interval = self.config.ping_interval;
+        let mut pings = Vec::new();
+        for (id, l) in &mut self.links {
+            if l.next_ping.is_some_and(|t| t <= now) {
+                // Sequence numbers never repeat on a link, so a late pong cannot match a newer
+                // ping; an unanswered ping is replaced and the RTT measures the newest one.
+                l.ping_seq += 1;
+                let n = l.ping_seq;
+                l.ping_sent = Some((n, now));
+                l.next_ping = Some(now + interval);
+                pings.push((id.clone(), n));
+            }
+        }
+        for (id, n) in pings {
+            self.command(PeerCommand::Send {
+                id,
+                channel: ChannelId::FAST,
+                payload: Payload::Text(format!("{CONTROL_PREFIX}{{\"type\":\"ping\",\"n\":{n}}}")),
+            });
+        }
         let expired: Vec<ConnectionId> = self
             .links
             .iter()

@@ -109,6 +109,35 @@ fn a_joiner_waits_when_a_member_has_no_offer_ready_and_still_connects() {
 }
 
 #[test]
+fn open_links_measure_their_round_trip_time() {
+    let mut net = Net::new();
+    net.peer_latency = Duration::from_millis(7);
+    net.join("a", SwarmConfig::new("r"));
+    net.run_for(Duration::from_millis(50));
+    net.join("b", SwarmConfig::new("r"));
+    net.run_for(Duration::from_millis(500));
+    for (i, peer) in [(0, "b"), (1, "a")] {
+        let rtt = net.members[i].swarm.rtt(&peer.into()).expect("measured");
+        assert_eq!(rtt, Duration::from_millis(14), "member {i}: two 7 ms legs");
+        assert!(
+            net.members[i]
+                .events
+                .iter()
+                .any(|e| matches!(e, SwarmEvent::Rtt { .. }))
+        );
+    }
+    // Pings repeat every second and never show up as data.
+    net.run_for(Duration::from_secs(3));
+    let rtts = net.members[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e, SwarmEvent::Rtt { .. }))
+        .count();
+    assert!((3..=5).contains(&rtts), "{rtts} measurements in ~3.5 s");
+    assert!(net.data(0).is_empty() && net.data(1).is_empty());
+}
+
+#[test]
 fn broadcast_reaches_every_peer_once_and_game_channels_work() {
     let mut config = SwarmConfig::new("r");
     let state = config.add_channel(ChannelConfig::unreliable("state"));
