@@ -233,6 +233,35 @@ enum IdUse {
     Link { offerer: UserId, answerer: UserId },
 }
 
+/// What a connection id means to the member that names it.
+enum IdRole {
+    /// Nobody uses it in this room.
+    Unused,
+    /// One of the member's own pending offers.
+    OwnChunk,
+    /// A live link of the member's; the other end's socket.
+    LinkTo(ConnId),
+    /// Another member's pending offer, or a link between two others.
+    Foreign,
+}
+
+impl Room {
+    fn role_of(&self, id: &ConnectionId, user: &UserId) -> IdRole {
+        match self.ids.get(id) {
+            None => IdRole::Unused,
+            Some(IdUse::Chunk { owner }) if owner == user => IdRole::OwnChunk,
+            Some(IdUse::Link { offerer, answerer }) if offerer == user || answerer == user => {
+                let other = if offerer == user { answerer } else { offerer };
+                // Links only ever name present members (leave removes them).
+                self.members
+                    .get(other)
+                    .map_or(IdRole::Foreign, |m| IdRole::LinkTo(m.conn))
+            }
+            Some(_) => IdRole::Foreign,
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Member {
     conn: ConnId,
@@ -599,70 +628,76 @@ impl Hub {
         let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
-        match msg {
-            ClientMsg::Offer { id, sdp } => match room.ids.get(&id) {
-                None => Self::new_offer(limits, out, room, conn, user, id, sdp),
-                Some(IdUse::Chunk { owner }) if owner == user => {
-                    Self::add_to_chunk(limits, out, room, conn, user, &id, Signal::Offer { sdp });
-                }
-                Some(IdUse::Link { offerer, answerer }) if offerer == user || answerer == user => {
-                    let other = if offerer == user { answerer } else { offerer };
-                    if let Some(o) = room.members.get(other) {
-                        out.send(o.conn, ServerMsg::Offer { id, sdp });
+        let Some(id) = (match &msg {
+            ClientMsg::Offer { id, .. }
+            | ClientMsg::Candidate { id, .. }
+            | ClientMsg::Answer { id, .. } => Some(id.clone()),
+            // handled by dispatch
+            ClientMsg::Init { .. } | ClientMsg::Close => None,
+        }) else {
+            return;
+        };
+        match (room.role_of(&id, user), msg) {
+            (IdRole::Unused, ClientMsg::Offer { sdp, .. }) => {
+                Self::new_offer(limits, out, room, conn, user, id, sdp);
+            }
+            (IdRole::Unused, ClientMsg::Candidate { candidate, .. }) => {
+                let max = limits.max_pending_candidates;
+                if let Some(me) = room.members.get_mut(user) {
+                    if me.orphans.len() < max {
+                        me.orphans.push((id, candidate));
+                    } else {
+                        out.error(
+                            conn,
+                            ErrorCode::QueueFull,
+                            format!("at most {max} candidates are kept before their offer"),
+                        );
                     }
                 }
-                Some(_) => out.error(
+            }
+            (IdRole::OwnChunk, ClientMsg::Offer { sdp, .. }) => {
+                Self::add_to_chunk(limits, out, room, conn, user, &id, Signal::Offer { sdp });
+            }
+            (IdRole::OwnChunk, ClientMsg::Candidate { candidate, .. }) => {
+                Self::add_to_chunk(
+                    limits,
+                    out,
+                    room,
                     conn,
-                    ErrorCode::IdInUse,
-                    format!("connection id {id:?} is already used by another member"),
-                ),
-            },
-            ClientMsg::Candidate { id, candidate } => match room.ids.get(&id) {
-                None => {
-                    let max = limits.max_pending_candidates;
-                    if let Some(me) = room.members.get_mut(user) {
-                        if me.orphans.len() < max {
-                            me.orphans.push((id, candidate));
-                        } else {
-                            out.error(
-                                conn,
-                                ErrorCode::QueueFull,
-                                format!("at most {max} candidates are kept before their offer"),
-                            );
-                        }
+                    user,
+                    &id,
+                    Signal::Candidate { candidate },
+                );
+            }
+            // Relays: only between the two ends of a live link.
+            (IdRole::LinkTo(other), msg) => {
+                let relayed = match msg {
+                    ClientMsg::Offer { sdp, .. } => ServerMsg::Offer { id, sdp },
+                    ClientMsg::Answer { sdp, .. } => ServerMsg::Answer { id, sdp },
+                    ClientMsg::Candidate { candidate, .. } => {
+                        ServerMsg::Candidate { id, candidate }
                     }
-                }
-                Some(IdUse::Chunk { owner }) if owner == user => {
-                    let signal = Signal::Candidate { candidate };
-                    Self::add_to_chunk(limits, out, room, conn, user, &id, signal);
-                }
-                Some(IdUse::Link { offerer, answerer }) if offerer == user || answerer == user => {
-                    let other = if offerer == user { answerer } else { offerer };
-                    if let Some(o) = room.members.get(other) {
-                        out.send(o.conn, ServerMsg::Candidate { id, candidate });
-                    }
-                }
-                Some(_) => out.error(
-                    conn,
-                    ErrorCode::UnknownLink,
-                    format!("no link or pending offer {id:?} of yours in this room"),
-                ),
-            },
-            ClientMsg::Answer { id, sdp } => match room.ids.get(&id) {
-                Some(IdUse::Link { offerer, answerer }) if offerer == user || answerer == user => {
-                    let other = if offerer == user { answerer } else { offerer };
-                    if let Some(o) = room.members.get(other) {
-                        out.send(o.conn, ServerMsg::Answer { id, sdp });
-                    }
-                }
-                _ => out.error(
+                    ClientMsg::Init { .. } | ClientMsg::Close => return,
+                };
+                out.send(other, relayed);
+            }
+            (IdRole::Foreign, ClientMsg::Offer { .. }) => out.error(
+                conn,
+                ErrorCode::IdInUse,
+                format!("connection id {id:?} is already used by another member"),
+            ),
+            (IdRole::Foreign | IdRole::OwnChunk | IdRole::Unused, ClientMsg::Answer { .. }) => out
+                .error(
                     conn,
                     ErrorCode::UnknownLink,
                     format!("no link {id:?} of yours in this room"),
                 ),
-            },
-            // handled by dispatch
-            ClientMsg::Init { .. } | ClientMsg::Close => {}
+            (IdRole::Foreign, _) => out.error(
+                conn,
+                ErrorCode::UnknownLink,
+                format!("no link or pending offer {id:?} of yours in this room"),
+            ),
+            (_, ClientMsg::Init { .. } | ClientMsg::Close) => {}
         }
     }
 
