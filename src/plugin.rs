@@ -4,7 +4,7 @@ use crate::diagnostics::{self, FastRtcDiagnostics};
 use crate::messages::{FastRtcError, PeerClosed, PeerData, PeerOpened, SwarmError};
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
-use bevy::tasks::IoTaskPool;
+use bevy::tasks::{IoTaskPool, TaskPool};
 use fast_rtc_protocol::{ConnectionId, RoomId, UserId};
 use fast_rtc_swarm::{
     ChannelConfig, ChannelId, IceServer, IceState, NativeConfig, Payload, SendError, Signaling,
@@ -172,7 +172,8 @@ impl Swarm {
         };
         let (handle, driver) = start(self.config.clone(), self.native.clone(), signaling)
             .map_err(|e| FastRtcError::Start(e.to_string()))?;
-        IoTaskPool::get().spawn(driver).detach();
+        // get_or_init: an app without TaskPoolPlugin gets a pool instead of a panic.
+        IoTaskPool::get_or_init(TaskPool::new).spawn(driver).detach();
         self.handle = Some(handle);
         self.state = SignalingState::Connecting;
         Ok(())
