@@ -9,8 +9,9 @@
 //!
 //! Run it twice to play with yourself. The first instance starts an embedded signaling server on
 //! 127.0.0.1:8787, with a freshly generated secret, when none answers there. Later instances find
-//! it, and mint their tokens from the secret it writes to `$TMPDIR/bevy_fast_rtc_demo.secret`
-//! (readable by your user only), or from `FAST_RTC_SECRET`. Against your own server, pass
+//! it, and mint their tokens from the secret it writes to `bevy_fast_rtc_demo.secret` in
+//! `$XDG_RUNTIME_DIR` (else the temp directory; readable by your user only), or from
+//! `FAST_RTC_SECRET`. Against your own server, pass
 //! `--url` and `--token`.
 //!
 //! Move with the arrow keys or WASD.
@@ -169,8 +170,13 @@ impl Minter {
 /// Keeps the embedded server's runtime alive.
 struct EmbeddedServer(#[allow(dead_code)] tokio::runtime::Runtime);
 
+/// Where the demo's embedded server leaves its secret for other demo instances: the per-user
+/// runtime directory when there is one, else the temp directory.
 fn secret_file() -> std::path::PathBuf {
-    std::env::temp_dir().join("bevy_fast_rtc_demo.secret")
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    dir.join("bevy_fast_rtc_demo.secret")
 }
 
 /// Finds (or starts) the signaling server and a way to mint tokens for it.
@@ -228,11 +234,17 @@ fn signaling(args: &Args) -> Result<(String, Option<Minter>, Option<EmbeddedServ
 
 fn write_secret(secret: &Secret) -> Result<(), String> {
     use std::io::Write;
+    // A fresh file, never through an existing one (create_new refuses links another user may
+    // have planted in a shared temp directory).
+    let path = secret_file();
+    let _ = std::fs::remove_file(&path);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(secret_file()).map_err(|e| e.to_string())?;
+    let mut f = options
+        .open(&path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     f.write_all(secret.as_bytes()).map_err(|e| e.to_string())
 }
 

@@ -173,7 +173,9 @@ impl Swarm {
         let (handle, driver) = start(self.config.clone(), self.native.clone(), signaling)
             .map_err(|e| FastRtcError::Start(e.to_string()))?;
         // get_or_init: an app without TaskPoolPlugin gets a pool instead of a panic.
-        IoTaskPool::get_or_init(TaskPool::new).spawn(driver).detach();
+        IoTaskPool::get_or_init(TaskPool::new)
+            .spawn(driver)
+            .detach();
         self.handle = Some(handle);
         self.state = SignalingState::Connecting;
         Ok(())
