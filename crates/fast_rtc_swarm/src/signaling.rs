@@ -166,7 +166,26 @@ async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
             return;
         }
         if !first {
-            async_io::Timer::after(backoff).await;
+            // Wait out the backoff, unless the swarm is closed meanwhile.
+            let closed = async {
+                loop {
+                    let listener = shared.changed.listen();
+                    if shared.lock().swarm.is_closed() {
+                        return;
+                    }
+                    listener.await;
+                }
+            };
+            future::or(
+                async {
+                    async_io::Timer::after(backoff).await;
+                },
+                closed,
+            )
+            .await;
+            if shared.lock().swarm.is_closed() {
+                return;
+            }
             backoff = (backoff * 2).min(Duration::from_secs(8));
         }
         first = false;

@@ -314,3 +314,31 @@ async fn a_member_that_vanishes_is_reported_closed() {
     assert_eq!(a.peers().len(), 1);
     server.shutdown().await.unwrap();
 }
+
+/// A swarm whose server is unreachable sits in reconnect backoff; closing it ends its driver at
+/// once rather than after the backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_during_reconnect_backoff_ends_the_driver_promptly() {
+    init_tracing();
+    let signaling = fast_rtc_swarm::Signaling::WebSocket {
+        url: "ws://127.0.0.1:9/ws".into(),
+        token: token("nobody"),
+    };
+    let (h, driver) =
+        fast_rtc_swarm::start(SwarmConfig::new("r"), NativeConfig::loopback(), signaling).unwrap();
+    let task = tokio::spawn(driver);
+    tokio::time::sleep(Duration::from_millis(1200)).await; // a few failed attempts: backoff is 1 s or more now
+    assert!(!h.signaling_connected());
+    let closed_at = Instant::now();
+    h.close();
+    tokio::time::timeout(Duration::from_secs(2), task)
+        .await
+        .expect("driver still running 2 s after close")
+        .unwrap();
+    assert!(
+        closed_at.elapsed() < Duration::from_millis(500),
+        "took {:?}",
+        closed_at.elapsed()
+    );
+    assert_eq!(h.connection_count(), 0);
+}
