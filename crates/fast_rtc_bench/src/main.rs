@@ -135,6 +135,8 @@ async fn serve_child(kind: Kind, room_size: usize) {
                     // The relay row measures throughput, not the rate limiter.
                     frames_per_second: 10_000_000,
                     frame_burst: 10_000_000,
+                    bytes_per_second: u32::MAX,
+                    byte_burst: u32::MAX,
                     ..Limits::default()
                 },
                 max_connections: 1_000_000,

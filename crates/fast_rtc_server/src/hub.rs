@@ -182,6 +182,7 @@ enum ConnState {
 #[derive(Debug)]
 struct Bucket {
     tokens: f64,
+    bytes: f64,
     last: Option<Instant>,
     limited: bool,
 }
@@ -193,22 +194,29 @@ enum Admit {
 }
 
 impl Bucket {
-    fn new(burst: u32) -> Self {
+    fn new(limits: &Limits) -> Self {
         Bucket {
-            tokens: f64::from(burst),
+            tokens: f64::from(limits.frame_burst),
+            bytes: f64::from(limits.byte_burst),
             last: None,
             limited: false,
         }
     }
 
-    fn take(&mut self, now: Instant, per_second: u32, burst: u32) -> Admit {
+    /// Takes one frame of `len` bytes from the frame and byte buckets.
+    fn take(&mut self, now: Instant, len: usize, limits: &Limits) -> Admit {
         if let Some(last) = self.last {
             let dt = now.saturating_duration_since(last).as_secs_f64();
-            self.tokens = (self.tokens + dt * f64::from(per_second)).min(f64::from(burst));
+            self.tokens = (self.tokens + dt * f64::from(limits.frames_per_second))
+                .min(f64::from(limits.frame_burst));
+            self.bytes = (self.bytes + dt * f64::from(limits.bytes_per_second))
+                .min(f64::from(limits.byte_burst));
         }
         self.last = Some(now);
-        if self.tokens >= 1.0 {
+        let len = len as f64;
+        if self.tokens >= 1.0 && self.bytes >= len {
             self.tokens -= 1.0;
+            self.bytes -= len;
             self.limited = false;
             Admit::Yes
         } else if self.limited {
@@ -357,7 +365,7 @@ impl Hub {
         if self.conns.contains_key(&conn) {
             self.disconnect(now, conn);
         }
-        let bucket = Bucket::new(self.limits.frame_burst);
+        let bucket = Bucket::new(&self.limits);
         self.conns.insert(
             conn,
             Conn {
@@ -379,7 +387,7 @@ impl Hub {
 
     /// A text frame arrived on `conn`. Frames from unknown sockets are ignored.
     pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
-        if !self.admit(now, conn) {
+        if !self.admit(now, conn, text.len().min(self.limits.max_frame_bytes)) {
             return;
         }
         if text.len() > self.limits.max_frame_bytes {
@@ -400,9 +408,10 @@ impl Hub {
         }
     }
 
-    /// A binary frame arrived on `conn`: the protocol is JSON text, so it is refused.
-    pub fn handle_binary(&mut self, now: Instant, conn: ConnId) {
-        if self.admit(now, conn) {
+    /// A binary frame of `len` bytes arrived on `conn`: the protocol is JSON text, so it is
+    /// refused.
+    pub fn handle_binary(&mut self, now: Instant, conn: ConnId, len: usize) {
+        if self.admit(now, conn, len.min(self.limits.max_frame_bytes)) {
             self.out.error(
                 conn,
                 ErrorCode::Malformed,
@@ -411,34 +420,29 @@ impl Hub {
         }
     }
 
-    /// An already decoded frame arrived on `conn` (in-process transports). Rate limits apply as
-    /// for text frames; the frame size limit does not.
+    /// An already decoded frame arrived on `conn` (in-process transports). The frame rate limit
+    /// applies as for text frames; the size and byte-rate limits do not (there is no wire size).
     pub fn handle_msg(&mut self, now: Instant, conn: ConnId, msg: ClientMsg) {
-        if self.admit(now, conn) {
+        if self.admit(now, conn, 0) {
             self.dispatch(conn, msg);
         }
     }
 
-    /// Counts the frame and applies the rate limit. False: drop the frame.
-    fn admit(&mut self, now: Instant, conn: ConnId) -> bool {
+    /// Counts the frame and applies the rate limits (frames and bytes). False: drop the frame.
+    fn admit(&mut self, now: Instant, conn: ConnId, len: usize) -> bool {
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };
         self.out.stats.frames_in += 1;
-        match c
-            .bucket
-            .take(now, self.limits.frames_per_second, self.limits.frame_burst)
-        {
+        match c.bucket.take(now, len, &self.limits) {
             Admit::Yes => true,
             Admit::FirstRefusal => {
-                let (rate, burst) = (self.limits.frames_per_second, self.limits.frame_burst);
-                self.out.error(
-                    conn,
-                    ErrorCode::RateLimited,
-                    format!(
-                        "more than {rate} frames per second (burst {burst}): frames are dropped until the rate falls"
-                    ),
+                let l = &self.limits;
+                let message = format!(
+                    "more than {} frames or {} bytes per second (bursts {} and {}): frames are dropped until the rate falls",
+                    l.frames_per_second, l.bytes_per_second, l.frame_burst, l.byte_burst
                 );
+                self.out.error(conn, ErrorCode::RateLimited, message);
                 false
             }
             Admit::Refused => false,

@@ -30,6 +30,13 @@ pub struct Limits {
     /// once (an answer and a few candidates each), so keep it well above
     /// `max_members_per_room × 8`.
     pub frame_burst: u32,
+    /// Sustained bytes per second per socket (`rate_limited` above it). Frames are small; this
+    /// keeps one member from flooding another with relayed data faster than it can read, which
+    /// would get the reader dropped as a slow consumer.
+    pub bytes_per_second: u32,
+    /// Bytes a socket may send at once before the byte rate applies. A join into a full room is
+    /// about 100 KB.
+    pub byte_burst: u32,
 }
 
 impl Default for Limits {
@@ -44,6 +51,8 @@ impl Default for Limits {
             max_frames_before_init: 64,
             frames_per_second: 100,
             frame_burst: 600,
+            bytes_per_second: 256 * 1024,
+            byte_burst: 1024 * 1024,
         }
     }
 }

@@ -84,6 +84,12 @@ struct ServeArgs {
     /// Frames a socket may send at once before the rate applies.
     #[arg(long, default_value_t = Limits::default().frame_burst)]
     frame_burst: u32,
+    /// Sustained bytes per second per socket.
+    #[arg(long, default_value_t = Limits::default().bytes_per_second)]
+    bytes_per_second: u32,
+    /// Bytes a socket may send at once before the byte rate applies.
+    #[arg(long, default_value_t = Limits::default().byte_burst)]
+    byte_burst: u32,
 }
 
 #[derive(Args)]
@@ -145,6 +151,8 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             max_pending_candidates: args.max_pending_candidates,
             frames_per_second: args.frames_per_second,
             frame_burst: args.frame_burst,
+            bytes_per_second: args.bytes_per_second,
+            byte_burst: args.byte_burst,
             ..Limits::default()
         },
         ping_interval: Duration::from_secs(args.ping_interval.max(1)),

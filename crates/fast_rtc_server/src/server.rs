@@ -130,6 +130,7 @@ enum Event {
     },
     Binary {
         conn: ConnId,
+        len: usize,
     },
     Disconnected {
         conn: ConnId,
@@ -373,7 +374,7 @@ async fn socket_task<A>(socket: WebSocket, conn: ConnId, identity: Identity, sha
                 last_heard = now();
                 let event = match frame {
                     Some(Ok(Message::Text(text))) => Event::Text { conn, text },
-                    Some(Ok(Message::Binary(_))) => Event::Binary { conn },
+                    Some(Ok(Message::Binary(bytes))) => Event::Binary { conn, len: bytes.len() },
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(e)) => {
@@ -431,7 +432,7 @@ async fn owner(mut events: mpsc::Receiver<Event>, mut hub: Hub, metrics: Arc<Met
                 hub.connect(now, conn, identity);
             }
             Event::Text { conn, text } => hub.handle_text(now, conn, text.as_str()),
-            Event::Binary { conn } => hub.handle_binary(now, conn),
+            Event::Binary { conn, len } => hub.handle_binary(now, conn, len),
             Event::Disconnected { conn } => {
                 sockets.remove(&conn);
                 hub.disconnect(now, conn);

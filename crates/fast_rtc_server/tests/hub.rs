@@ -479,7 +479,7 @@ fn refused_frames_get_their_code_and_change_nothing() {
     d.expect_error(alice, ErrorCode::InvalidField);
     d.text(alice, r#"{"type":"offer","id":"","sdp":"s"}"#);
     d.expect_error(alice, ErrorCode::InvalidField);
-    d.hub.handle_binary(d.now, alice);
+    d.hub.handle_binary(d.now, alice, 3);
     d.drain();
     d.expect_error(alice, ErrorCode::Malformed);
 

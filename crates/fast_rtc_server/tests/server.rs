@@ -720,3 +720,130 @@ async fn the_cli_refuses_to_run_without_a_secret_and_serves_with_one() {
     assert!(status.success(), "{status}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A client that stops reading cannot grow the server's memory: once its bounded queue is full
+/// the server drops it, and its peers get `leaveSwarm`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_is_dropped_when_its_queue_fills() {
+    let limits = Limits {
+        frames_per_second: 100_000,
+        frame_burst: 100_000,
+        bytes_per_second: u32::MAX,
+        byte_burst: u32::MAX,
+        ..Limits::default()
+    };
+    let config = ServerConfig {
+        limits,
+        outbound_queue: 64,
+        ..ServerConfig::default()
+    };
+    let server = start(config).await;
+    let mut victim = Client::connect(&server, "victim", "*").await;
+    victim.init("r").await;
+    victim.offer("v1").await;
+    let mut flooder = Client::connect(&server, "flooder", "*").await;
+    flooder.init("r").await;
+    assert!(matches!(flooder.recv().await, ServerMsg::Accept { .. }));
+    // The victim never reads again. The flooder relays ~60 KB candidates on their link until the
+    // loopback socket buffers fill and the victim's queue overflows.
+    let big = fast_rtc_protocol::IceCandidate {
+        candidate: "x".repeat(60_000),
+        sdp_mid: None,
+        sdp_m_line_index: Some(0),
+        username_fragment: None,
+    };
+    let frame = encode(&ClientMsg::Candidate {
+        id: "v1".into(),
+        candidate: Some(big),
+    });
+    let mut left = None;
+    for i in 0..2000 {
+        flooder.text(&frame).await;
+        if i % 20 == 0
+            && let Some(ServerMsg::LeaveSwarm { id }) =
+                flooder.try_recv(Duration::from_millis(1)).await
+        {
+            left = Some(id);
+            break;
+        }
+    }
+    let left = match left {
+        Some(id) => id,
+        None => loop {
+            if let ServerMsg::LeaveSwarm { id } = flooder.recv().await {
+                break id;
+            }
+        },
+    };
+    assert_eq!(left.as_str(), "v1");
+    let addr = server.local_addr();
+    let (_, body) = tokio::task::spawn_blocking(move || http_get(addr, "/metrics"))
+        .await
+        .unwrap();
+    assert!(
+        body.lines()
+            .any(|l| l == "fast_rtc_dropped_total{reason=\"slow_consumer\"} 1"),
+        "{body}"
+    );
+    drop(victim);
+    server.shutdown().await.unwrap();
+}
+
+/// The same flood, at default limits, against a client that keeps reading: the flooder is
+/// rate-limited by bytes, and the reader is not dropped. (Without the byte limit a member could
+/// get any other member disconnected by flooding it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_is_rate_limited_and_a_reading_client_survives_it() {
+    let config = ServerConfig {
+        outbound_queue: 64,
+        ..ServerConfig::default()
+    };
+    let server = start(config).await;
+    let mut reader = Client::connect(&server, "reader", "*").await;
+    reader.init("r").await;
+    reader.offer("v1").await;
+    let mut flooder = Client::connect(&server, "flooder", "*").await;
+    flooder.init("r").await;
+    assert!(matches!(flooder.recv().await, ServerMsg::Accept { .. }));
+    let reading = tokio::spawn(async move {
+        let mut candidates = 0;
+        while let Some(m) = reader.try_recv(Duration::from_millis(1500)).await {
+            if let ServerMsg::Candidate { .. } = m {
+                candidates += 1;
+            }
+        }
+        (reader, candidates)
+    });
+    let big = fast_rtc_protocol::IceCandidate {
+        candidate: "x".repeat(60_000),
+        sdp_mid: None,
+        sdp_m_line_index: Some(0),
+        username_fragment: None,
+    };
+    let frame = encode(&ClientMsg::Candidate {
+        id: "v1".into(),
+        candidate: Some(big),
+    });
+    for _ in 0..300 {
+        flooder.text(&frame).await;
+    }
+    let (_reader, candidates) = reading.await.unwrap();
+    let mut limited = false;
+    while let Some(m) = flooder.try_recv(Duration::from_millis(300)).await {
+        assert!(
+            !matches!(m, ServerMsg::LeaveSwarm { .. }),
+            "the reading client was dropped"
+        );
+        limited |= matches!(
+            m,
+            ServerMsg::SignalError {
+                code: ErrorCode::RateLimited,
+                ..
+            }
+        );
+    }
+    assert!(limited, "the flooder was not rate-limited");
+    // The 1 MiB byte burst admits ~17 of the 60 KB frames, plus what the rate refills meanwhile.
+    assert!((10..300).contains(&candidates), "{candidates} relayed");
+    server.shutdown().await.unwrap();
+}

@@ -28,6 +28,8 @@ pub fn run(data: &[u8]) -> (fast_rtc_server::hub::Stats, usize) {
         max_frame_bytes: 512,
         frames_per_second: 50,
         frame_burst: 20,
+        bytes_per_second: 4096,
+        byte_burst: 2048,
         ..Limits::default()
     };
     let mut hub = Hub::new(limits.clone());
@@ -86,7 +88,7 @@ pub fn run(data: &[u8]) -> (fast_rtc_server::hub::Stats, usize) {
             }
             9 => {
                 if let Some(c) = conn(&open) {
-                    hub.handle_binary(now, c);
+                    hub.handle_binary(now, c, usize::from(arg));
                 }
             }
             _ => {
