@@ -141,6 +141,8 @@ pub struct Swarm {
     state: SignalingState,
     peers: HashMap<UserId, Entity>,
     pub(crate) outbox: VecDeque<Outgoing>,
+    /// Swarms replaced by a new `connect`: their peers' `Close` events are still to be read.
+    retired: Vec<SwarmHandle>,
 }
 
 impl Swarm {
@@ -153,6 +155,7 @@ impl Swarm {
             state: SignalingState::Disconnected,
             peers: HashMap::new(),
             outbox: VecDeque::new(),
+            retired: Vec::new(),
         }
     }
 
@@ -164,6 +167,8 @@ impl Swarm {
         token: impl Into<String>,
     ) -> Result<(), FastRtcError> {
         self.disconnect();
+        // The old swarm's peers get their PeerClosed (and despawn) in the next receive pass.
+        self.retired.extend(self.handle.take());
         let token = token.into();
         self.identity = token_subject(&token);
         let signaling = Signaling::WebSocket {
@@ -306,18 +311,29 @@ fn receive(
     mut out: Writers,
     mut stats: ResMut<FastRtcDiagnostics>,
 ) {
-    let Some(handle) = swarm.handle.clone() else {
-        return;
-    };
-    swarm.state = if handle.is_closed() {
-        SignalingState::Disconnected
-    } else if handle.signaling_connected() {
-        SignalingState::Connected
-    } else {
-        SignalingState::Connecting
-    };
+    // A swarm replaced by `connect` was closed: its events are all queued already. Only its
+    // closes matter (despawn the entities of its peers).
+    let retired: Vec<SwarmEvent> = std::mem::take(&mut swarm.retired)
+        .iter()
+        .flat_map(|h| std::iter::from_fn(move || h.try_recv()))
+        .filter(|e| matches!(e, SwarmEvent::Close { .. }))
+        .collect();
+    let current = swarm.handle.clone();
+    if let Some(handle) = &current {
+        swarm.state = if handle.is_closed() {
+            SignalingState::Disconnected
+        } else if handle.signaling_connected() {
+            SignalingState::Connected
+        } else {
+            SignalingState::Connecting
+        };
+    }
+    let mut retired = retired.into_iter();
     for _ in 0..MAX_EVENTS_PER_FRAME {
-        let Some(event) = handle.try_recv() else {
+        let Some(event) = retired
+            .next()
+            .or_else(|| current.as_ref().and_then(|h| h.try_recv()))
+        else {
             break;
         };
         match event {

@@ -213,5 +213,37 @@ fn four_apps_form_a_mesh_exchange_typed_state_and_see_each_other_leave() {
         assert_eq!(seen.closed, vec![(UserId::from("p3"), CloseReason::Remote)]);
         assert!(!peer_entities(a).contains(&UserId::from("p3")));
     }
+
+    // p0 reconnects (connect while connected): its old peers' entities are despawned, and the
+    // mesh forms again with fresh ones; no stale entity is left behind.
+    let old: Vec<Entity> = {
+        let mut q = apps[0].world_mut().query_filtered::<Entity, With<Peer>>();
+        q.iter(apps[0].world()).collect()
+    };
+    let token = TokenIssuer::new(&Secret::new(SECRET).unwrap())
+        .issue("p0", "*", Duration::from_secs(600), SystemTime::now())
+        .unwrap();
+    apps[0]
+        .world_mut()
+        .resource_mut::<Swarm>()
+        .connect(url.clone(), token)
+        .unwrap();
+    let rejoined = run_until(&mut apps[..3], Duration::from_secs(20), |apps| {
+        let swarm_peers = apps[0].world().resource::<Swarm>().peer_count();
+        swarm_peers == 2
+            && peer_entities(&mut apps[0]).len() == 2
+            && apps[1..].iter_mut().all(|a| peer_entities(a).len() == 2)
+    });
+    assert!(
+        rejoined,
+        "no mesh after reconnect: {:?}",
+        peer_entities(&mut apps[0])
+    );
+    for e in old {
+        assert!(
+            apps[0].world().get_entity(e).is_err(),
+            "stale peer entity {e:?} after reconnect"
+        );
+    }
     rt.block_on(server.shutdown()).unwrap();
 }
