@@ -158,6 +158,20 @@ async fn connect(url: &str, token: &str) -> Result<Ws, String> {
     Ok(ws)
 }
 
+/// How long one connection attempt (TCP and WebSocket handshake) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Completes once the swarm is closed.
+async fn until_closed(shared: &Shared) {
+    loop {
+        let listener = shared.changed.listen();
+        if shared.lock().swarm.is_closed() {
+            return;
+        }
+        listener.await;
+    }
+}
+
 async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
     let mut backoff = Duration::from_millis(250);
     let mut first = true;
@@ -167,20 +181,11 @@ async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
         }
         if !first {
             // Wait out the backoff, unless the swarm is closed meanwhile.
-            let closed = async {
-                loop {
-                    let listener = shared.changed.listen();
-                    if shared.lock().swarm.is_closed() {
-                        return;
-                    }
-                    listener.await;
-                }
-            };
             future::or(
                 async {
                     async_io::Timer::after(backoff).await;
                 },
-                closed,
+                until_closed(&shared),
             )
             .await;
             if shared.lock().swarm.is_closed() {
@@ -189,12 +194,23 @@ async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
             backoff = (backoff * 2).min(Duration::from_secs(8));
         }
         first = false;
-        let mut ws = match connect(&url, &token).await {
-            Ok(ws) => ws,
-            Err(e) => {
+        // Bounded, and abandoned if the swarm is closed meanwhile.
+        let attempt = async { Some(connect(&url, &token).await) };
+        let timeout = async {
+            async_io::Timer::after(CONNECT_TIMEOUT).await;
+            Some(Err(format!("no answer within {CONNECT_TIMEOUT:?}")))
+        };
+        let closed = async {
+            until_closed(&shared).await;
+            None
+        };
+        let mut ws = match future::or(attempt, future::or(timeout, closed)).await {
+            Some(Ok(ws)) => ws,
+            Some(Err(e)) => {
                 warn!(error = %e, "signaling connection failed; retrying in {backoff:?}");
                 continue;
             }
+            None => return,
         };
         info!("signaling connected");
         backoff = Duration::from_millis(250);
