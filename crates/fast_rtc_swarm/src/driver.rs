@@ -97,13 +97,24 @@ impl Shared {
 
     /// Runs `f` on the swarm, routes its outputs and wakes whoever waits on them.
     pub(crate) fn with_swarm<R>(&self, f: impl FnOnce(&mut Swarm, Instant) -> R) -> R {
-        let (r, has_events, has_signals) = {
+        let (r, has_events, has_signals, changed) = {
             let mut inner = self.lock();
+            let before = (inner.swarm.poll_timeout(), inner.swarm.is_closed());
             let r = f(&mut inner.swarm, now());
             inner.drain();
-            (r, !inner.events.is_empty(), !inner.signals.is_empty())
+            let after = (inner.swarm.poll_timeout(), inner.swarm.is_closed());
+            (
+                r,
+                !inner.events.is_empty(),
+                !inner.signals.is_empty(),
+                before != after,
+            )
         };
-        self.changed.notify(usize::MAX);
+        // The driver waits on a new deadline or the swarm closing; a send changes neither, so it
+        // does not wake the driver (a context switch per message otherwise).
+        if changed {
+            self.changed.notify(usize::MAX);
+        }
         if has_events {
             self.events_ready.notify(usize::MAX);
         }
