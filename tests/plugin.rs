@@ -144,6 +144,18 @@ fn four_apps_form_a_mesh_exchange_typed_state_and_see_each_other_leave() {
         })
     });
     assert!(measured, "RTT not measured on every peer");
+    // ... and the diagnostics store has the peer count and a mean RTT.
+    for a in &apps {
+        let store = a.world().resource::<bevy::diagnostic::DiagnosticsStore>();
+        let peers = store
+            .get(&bevy_fast_rtc::FastRtcDiagnostics::PEERS)
+            .and_then(|d| d.value());
+        assert_eq!(peers, Some(3.0));
+        let rtt = store
+            .get(&bevy_fast_rtc::FastRtcDiagnostics::RTT_MS)
+            .and_then(|d| d.value());
+        assert!(rtt.is_some_and(|ms| ms > 0.0 && ms < 1000.0), "rtt {rtt:?}");
+    }
 
     // The typed state broadcast each tick reaches every other app, with the right sender.
     let delivered = run_until(&mut apps, Duration::from_secs(10), |apps| {

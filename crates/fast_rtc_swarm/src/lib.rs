@@ -1,9 +1,9 @@
 //! The fast-rtc swarm: a full mesh of WebRTC peers whose members keep pre-made offers parked on
 //! the signaling server, so a joiner connects to every member after ONE signaling round trip.
 //!
-//! - [`sans_io`]: the [`Swarm`](sans_io::Swarm) state machine, which makes every decision. It
+//! - [`sans_io`]: the [`Swarm`] state machine, which makes every decision. It
 //!   has no sockets and no timers, and is shared by every backend.
-//! - [`backend`]: the [`Backend`](backend::Backend) trait, the one platform seam.
+//! - [`backend`]: the [`Backend`] trait, the one platform seam.
 //! - `native`: the webrtc-rs backend (not on wasm).
 //! - [`config`]: [`SwarmConfig`], channels, ICE servers.
 //!
