@@ -321,6 +321,12 @@ pub(crate) async fn peer_loop(shared: Arc<Shared>, events: EventReceiver) {
         if closed {
             return;
         }
+        // A due deadline first: `future::or` below prefers peer events, which under a steady
+        // stream of them would otherwise starve timeouts and pings.
+        if deadline.is_some_and(|at| at <= now()) {
+            shared.with_swarm(|s, now| s.handle_timeout(now));
+            continue;
+        }
         enum Wake {
             Peer(Option<(fast_rtc_protocol::ConnectionId, crate::sans_io::PeerEvent)>),
             Timer,
