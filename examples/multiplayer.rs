@@ -123,6 +123,9 @@ fn main() -> AppExit {
         (None, Some(m)) => m.mint(&name),
         (None, None) => unreachable_token(),
     };
+    // Bots are named per process: a second demo instance must not replace the first one's bots
+    // (a second session under the same identity replaces the first).
+    let bot_tag = random_u16();
     for i in 0..args.bots {
         let Some(m) = &minter else {
             eprintln!(
@@ -130,8 +133,14 @@ fn main() -> AppExit {
             );
             return AppExit::error();
         };
-        let (url, room, token) = (url.clone(), args.room.clone(), m.mint(&format!("bot-{i}")));
-        std::thread::spawn(move || bot_app(&url, &room, &format!("bot-{i}"), token, i).run());
+        let (url, room, token) = (
+            url.clone(),
+            args.room.clone(),
+            m.mint(&format!("bot-{bot_tag:04x}-{i}")),
+        );
+        std::thread::spawn(move || {
+            bot_app(&url, &room, &format!("bot-{bot_tag:04x}-{i}"), token, i).run()
+        });
     }
     let mut app = player_app(&args, &url, &name, token);
     app.insert_resource(RunFor {
