@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)]
 
+use bevy::ecs::system::RunSystemOnce;
 use bevy::prelude::*;
 use bevy_fast_rtc::FastRtcError;
 use bevy_fast_rtc::prelude::*;
@@ -257,5 +258,73 @@ fn four_apps_form_a_mesh_exchange_typed_state_and_see_each_other_leave() {
             "stale peer entity {e:?} after reconnect"
         );
     }
+    rt.block_on(server.shutdown()).unwrap();
+}
+
+/// No `with_signaling`: nothing connects until a system calls `Swarm::connect` (a menu, say),
+/// and `disconnect` stops it.
+#[test]
+fn connecting_can_start_later_and_stop() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(async {
+        let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
+        Server::new(ServerConfig::default(), auth)
+            .spawn("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    });
+    let url = server.ws_url();
+    let later = || {
+        let mut app = App::new();
+        app.add_plugins((
+            MinimalPlugins,
+            FastRtcPlugin::new("later").with_native(NativeConfig::loopback()),
+        ));
+        app
+    };
+    let mut apps = vec![later(), later()];
+    for _ in 0..30 {
+        for a in &mut apps {
+            a.update();
+        }
+    }
+    for a in &apps {
+        let swarm = a.world().resource::<Swarm>();
+        assert_eq!(swarm.state(), SignalingState::Disconnected);
+        assert!(swarm.handle().is_none(), "nothing connects by itself");
+    }
+    // The "menu" system connects.
+    for (a, name) in apps.iter_mut().zip(["a", "b"]) {
+        let token = TokenIssuer::new(&Secret::new(SECRET).unwrap())
+            .issue(name, "*", Duration::from_secs(600), SystemTime::now())
+            .unwrap();
+        let url = url.clone();
+        a.world_mut()
+            .run_system_once(move |mut swarm: ResMut<Swarm>| {
+                swarm.connect(url.clone(), token.clone())
+            })
+            .unwrap()
+            .unwrap();
+    }
+    assert!(run_until(&mut apps, Duration::from_secs(20), |apps| apps
+        .iter_mut()
+        .all(|a| peer_entities(a).len() == 1)));
+    assert_eq!(
+        apps[0].world().resource::<Swarm>().state(),
+        SignalingState::Connected
+    );
+    // Stop: the other side sees it, and this side's entities go too.
+    apps[0].world_mut().resource_mut::<Swarm>().disconnect();
+    assert!(run_until(&mut apps, Duration::from_secs(10), |apps| apps
+        .iter_mut()
+        .all(|a| peer_entities(a).is_empty())));
+    assert_eq!(
+        apps[0].world().resource::<Swarm>().state(),
+        SignalingState::Disconnected
+    );
     rt.block_on(server.shutdown()).unwrap();
 }
