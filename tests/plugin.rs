@@ -55,6 +55,23 @@ fn record(
     seen.errors.extend(errors.read().cloned());
 }
 
+/// A real signaling server on a random loopback port, on its own tokio runtime.
+fn signaling_server() -> (tokio::runtime::Runtime, fast_rtc_server::ServerHandle) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(async {
+        let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
+        Server::new(ServerConfig::default(), auth)
+            .spawn("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    });
+    (rt, server)
+}
+
 fn app(url: &str, name: &str) -> App {
     let token = TokenIssuer::new(&Secret::new(SECRET).unwrap())
         .issue(name, "*", Duration::from_secs(600), SystemTime::now())
@@ -100,18 +117,7 @@ fn run_until(
 
 #[test]
 fn four_apps_form_a_mesh_exchange_typed_state_and_see_each_other_leave() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = rt.block_on(async {
-        let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-        Server::new(ServerConfig::default(), auth)
-            .spawn("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap()
-    });
+    let (rt, server) = signaling_server();
     let url = server.ws_url();
     let names = ["p0", "p1", "p2", "p3"];
     let mut apps: Vec<App> = names.iter().map(|n| app(&url, n)).collect();
@@ -265,18 +271,7 @@ fn four_apps_form_a_mesh_exchange_typed_state_and_see_each_other_leave() {
 /// and `disconnect` stops it.
 #[test]
 fn connecting_can_start_later_and_stop() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = rt.block_on(async {
-        let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-        Server::new(ServerConfig::default(), auth)
-            .spawn("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap()
-    });
+    let (rt, server) = signaling_server();
     let url = server.ws_url();
     let later = || {
         let mut app = App::new();

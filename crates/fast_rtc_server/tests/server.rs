@@ -721,6 +721,31 @@ async fn the_cli_refuses_to_run_without_a_secret_and_serves_with_one() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `name` parks offer `v1`, then a flooder joins and claims it: the two are linked by `v1`.
+async fn linked_pair(server: &ServerHandle, name: &str) -> (Client, Client) {
+    let mut target = Client::connect(server, name, "*").await;
+    target.init("r").await;
+    target.offer("v1").await;
+    let mut flooder = Client::connect(server, "flooder", "*").await;
+    flooder.init("r").await;
+    assert!(matches!(flooder.recv().await, ServerMsg::Accept { .. }));
+    (target, flooder)
+}
+
+/// A ~60 KB candidate for link `v1`: relayed, it fills a socket's buffers fast.
+fn big_candidate_frame() -> String {
+    let big = fast_rtc_protocol::IceCandidate {
+        candidate: "x".repeat(60_000),
+        sdp_mid: None,
+        sdp_m_line_index: Some(0),
+        username_fragment: None,
+    };
+    encode(&ClientMsg::Candidate {
+        id: "v1".into(),
+        candidate: Some(big),
+    })
+}
+
 /// A client that stops reading cannot grow the server's memory: once its bounded queue is full
 /// the server drops it, and its peers get `leaveSwarm`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -738,24 +763,10 @@ async fn a_client_that_does_not_read_is_dropped_when_its_queue_fills() {
         ..ServerConfig::default()
     };
     let server = start(config).await;
-    let mut victim = Client::connect(&server, "victim", "*").await;
-    victim.init("r").await;
-    victim.offer("v1").await;
-    let mut flooder = Client::connect(&server, "flooder", "*").await;
-    flooder.init("r").await;
-    assert!(matches!(flooder.recv().await, ServerMsg::Accept { .. }));
+    let (victim, mut flooder) = linked_pair(&server, "victim").await;
     // The victim never reads again. The flooder relays ~60 KB candidates on their link until the
     // loopback socket buffers fill and the victim's queue overflows.
-    let big = fast_rtc_protocol::IceCandidate {
-        candidate: "x".repeat(60_000),
-        sdp_mid: None,
-        sdp_m_line_index: Some(0),
-        username_fragment: None,
-    };
-    let frame = encode(&ClientMsg::Candidate {
-        id: "v1".into(),
-        candidate: Some(big),
-    });
+    let frame = big_candidate_frame();
     let mut left = None;
     for i in 0..2000 {
         flooder.text(&frame).await;
@@ -799,12 +810,7 @@ async fn a_flood_is_rate_limited_and_a_reading_client_survives_it() {
         ..ServerConfig::default()
     };
     let server = start(config).await;
-    let mut reader = Client::connect(&server, "reader", "*").await;
-    reader.init("r").await;
-    reader.offer("v1").await;
-    let mut flooder = Client::connect(&server, "flooder", "*").await;
-    flooder.init("r").await;
-    assert!(matches!(flooder.recv().await, ServerMsg::Accept { .. }));
+    let (mut reader, mut flooder) = linked_pair(&server, "reader").await;
     let reading = tokio::spawn(async move {
         let mut candidates = 0;
         while let Some(m) = reader.try_recv(Duration::from_millis(1500)).await {
@@ -814,16 +820,7 @@ async fn a_flood_is_rate_limited_and_a_reading_client_survives_it() {
         }
         (reader, candidates)
     });
-    let big = fast_rtc_protocol::IceCandidate {
-        candidate: "x".repeat(60_000),
-        sdp_mid: None,
-        sdp_m_line_index: Some(0),
-        username_fragment: None,
-    };
-    let frame = encode(&ClientMsg::Candidate {
-        id: "v1".into(),
-        candidate: Some(big),
-    });
+    let frame = big_candidate_frame();
     for _ in 0..300 {
         flooder.text(&frame).await;
     }
