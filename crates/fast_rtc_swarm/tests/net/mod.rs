@@ -182,6 +182,17 @@ impl Net {
         }
     }
 
+    /// A local description was set on member `i`'s connection `id`: report it, then one
+    /// trickled candidate.
+    fn describe(&mut self, i: usize, id: ConnectionId, kind: SdpKind) {
+        let lat = self.peer_latency;
+        let sdp = format!("{kind:?} from {i}");
+        let desc = PeerEvent::LocalDescription { kind, sdp };
+        self.at(lat, Delivery::Peer(i, id.clone(), desc));
+        let candidate = PeerEvent::LocalCandidate(Some(Self::candidate(i)));
+        self.at(lat, Delivery::Peer(i, id, candidate));
+    }
+
     /// The fake WebRTC backend.
     fn backend(&mut self, i: usize, cmd: PeerCommand) {
         let lat = self.peer_latency;
@@ -191,26 +202,7 @@ impl Net {
                 pc.role = Some(role);
                 if role == Role::Offerer {
                     pc.local_set = true;
-                    let sdp = format!("offer from {i}");
-                    self.at(
-                        lat,
-                        Delivery::Peer(
-                            i,
-                            id.clone(),
-                            PeerEvent::LocalDescription {
-                                kind: SdpKind::Offer,
-                                sdp,
-                            },
-                        ),
-                    );
-                    self.at(
-                        lat,
-                        Delivery::Peer(
-                            i,
-                            id.clone(),
-                            PeerEvent::LocalCandidate(Some(Self::candidate(i))),
-                        ),
-                    );
+                    self.describe(i, id.clone(), SdpKind::Offer);
                     self.at(lat, Delivery::Peer(i, id, PeerEvent::LocalCandidate(None)));
                 }
             }
@@ -224,26 +216,7 @@ impl Net {
                 match kind {
                     SdpKind::Offer => {
                         pc.local_set = true;
-                        let sdp = format!("answer from {i}");
-                        self.at(
-                            lat,
-                            Delivery::Peer(
-                                i,
-                                id.clone(),
-                                PeerEvent::LocalDescription {
-                                    kind: SdpKind::Answer,
-                                    sdp,
-                                },
-                            ),
-                        );
-                        self.at(
-                            lat,
-                            Delivery::Peer(
-                                i,
-                                id.clone(),
-                                PeerEvent::LocalCandidate(Some(Self::candidate(i))),
-                            ),
-                        );
+                        self.describe(i, id.clone(), SdpKind::Answer);
                     }
                     SdpKind::Answer => {
                         // Both ends described: the connection comes up (ICE, DTLS, SCTP, DCEP).
