@@ -6,21 +6,23 @@
 //!
 //! # Connecting fast
 //!
-//! With webrtc-rs defaults a link takes three 200 ms ticks from answer to open channels (the ICE
-//! agent's check interval paces the first check, the DTLS ClientHello and the SCTP INIT). This
-//! backend sets a short ICE check interval (10 ms by default) with more binding requests, so a
-//! failing pair is still given about 2 s, and selects peer-reflexive pairs without webrtc-rs's
-//! 1 s wait. Keepalives and failure timeouts stay at real-network values; see [`NativeConfig`].
+//! With webrtc-rs defaults a link takes three 200 ms ticks from answer to open channels: the ICE
+//! agent's check interval paces the first check, and webrtc-rs's connection driver handles its
+//! internal events *after* writing, so the SCTP `INIT` (made when DTLS completes) and each
+//! channel's DCEP `OPEN` (made when SCTP comes up) sit until the driver's next timer, 200 ms
+//! away once ICE is connected. This backend:
+//! - sets a short ICE check interval (10 ms by default) with more binding requests, so a failing
+//!   pair is still given about 2 s, and selects peer-reflexive pairs without webrtc-rs's 1 s
+//!   wait; both only matter while checking;
+//! - from DTLS completion until SCTP is up and this side's channels are open, wakes the driver
+//!   with a cheap call after 1 ms, then at doubling gaps of at most 16 ms (see `Nudge`), so
+//!   nothing produced between two timers waits for the second.
 //!
-//! Measured on loopback (`tests/e2e_timeline.rs`): ICE connects 6–17 ms after the joiner starts,
-//! and the `fast` channel opens about 200 ms later: one webrtc-rs timer tick remains between ICE
-//! and DTLS. Its cause: once connected, rtc-ice's agent asks to be woken every
-//! `min(200 ms, keepalive)` (`get_timeout_interval` in rtc-ice 0.21's `agent/mod.rs`), and the
-//! connection's driver only calls the core's timeout handler on that wake, which is when the
-//! queued DTLS flight leaves. Poking the driver with a write does not call it. The only public
-//! lever is [`NativeConfig::ice_keepalive_interval`] below 200 ms: 50 ms measured 61 ms from ICE
-//! connected to open, at the price of a STUN keepalive every 50 ms on every link for its whole
-//! life. The default keeps 1 s.
+//! Keepalives (1 s) and failure timeouts (3 s + 7 s) stay at real-network values; see
+//! [`NativeConfig`]. Measured on loopback (`tests/e2e_timeline.rs`, debug build): ICE connects
+//! 6 ms after the joiner starts and the `fast` channel opens at about 20 ms. What remains between
+//! the two is mostly the DTLS client's first flight waiting for the ICE agent's next check tick
+//! (at most one check interval).
 
 use crate::backend::{Backend, Buffered, EventSender, MAX_BUFFERED_BYTES, MAX_QUEUED_SENDS};
 use crate::config::{ChannelId, Delivery, IceTransportPolicy, SwarmConfig};
@@ -28,13 +30,16 @@ use crate::sans_io::{IceState, Payload, PeerCommand, PeerEvent, Role, SdpKind};
 use bytes::BytesMut;
 use fast_rtc_protocol::{ConnectionId, IceCandidate};
 use futures_lite::future;
+use rtc::peer_connection::transport::RTCSctpTransportState;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tracing::{debug, warn};
-use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::data_channel::{
+    DataChannel, DataChannelEvent, RTCDataChannelInit, RTCDataChannelState,
+};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCIceConnectionState, RTCIceGatheringState, RTCIceServer,
@@ -275,10 +280,6 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
-        if state == RTCIceConnectionState::Connected {
-            // A pair is selected: the DTLS client's first flight is queued; get it sent.
-            let _ = self.connected.try_send(());
-        }
         let state = match state {
             RTCIceConnectionState::Checking => IceState::Checking,
             RTCIceConnectionState::Connected => IceState::Connected,
@@ -293,7 +294,7 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
         if state == RTCPeerConnectionState::Connected {
-            // DTLS is done: the SCTP INIT is queued; get it sent.
+            // DTLS is done; the SCTP association and the channels' DCEP handshakes follow.
             let _ = self.connected.try_send(());
         }
     }
@@ -359,6 +360,67 @@ enum Wake {
     Command(Option<PeerCommand>),
     Channel(Arc<dyn DataChannel>),
     Connected,
+    Nudge,
+}
+
+/// First and longest gap between two driver wake-ups while local channels are opening.
+const NUDGE_FIRST: Duration = Duration::from_millis(1);
+const NUDGE_MAX: Duration = Duration::from_millis(16);
+/// Nudging stops this long after DTLS completed, open or not (webrtc-rs's own timer remains).
+const NUDGE_FOR: Duration = Duration::from_secs(2);
+
+/// Wakes webrtc-rs's connection driver while SCTP and this side's channels open.
+///
+/// webrtc-rs 0.21's driver writes, then handles internal events, then sleeps until a packet, a
+/// call from the application or its next timer (up to 200 ms away once ICE is connected). The
+/// SCTP `INIT` (made when DTLS completes) and the DCEP `OPEN` of every locally created channel
+/// (made when the association comes up) are produced while handling events, so each can sit
+/// until that next wake-up: a 200 ms stall on either side.
+/// Any call into the connection wakes the driver, so from DTLS completion until the channels
+/// are open the task makes one cheap call (`set_configuration` with the unchanged
+/// configuration) after 1 ms, then at doubling gaps of at most 16 ms. On a path with a real
+/// round trip the wait for `COOKIE-ECHO` is at most prolonged by one gap.
+struct Nudge {
+    at: std::time::Instant,
+    gap: Duration,
+    until: std::time::Instant,
+}
+
+impl Nudge {
+    fn start() -> Self {
+        let now = crate::driver::now();
+        Nudge {
+            at: now + NUDGE_FIRST,
+            gap: NUDGE_FIRST,
+            until: now + NUDGE_FOR,
+        }
+    }
+
+    /// The next wake-up, or `None` when nudging is over.
+    fn next(self) -> Option<Self> {
+        let gap = (self.gap * 2).min(NUDGE_MAX);
+        let at = self.at + gap;
+        (at < self.until).then_some(Nudge { at, gap, ..self })
+    }
+}
+
+/// Whether the SCTP association is up and every channel this side holds is open.
+async fn settled(
+    pc: &impl PeerConnection,
+    channels: &HashMap<ChannelId, Arc<dyn DataChannel>>,
+) -> bool {
+    let Some(sctp) = pc.sctp().await else {
+        return false;
+    };
+    if !matches!(sctp.state().await, Ok(RTCSctpTransportState::Connected)) {
+        return false;
+    }
+    for dc in channels.values() {
+        if !matches!(dc.ready_state().await, Ok(RTCDataChannelState::Open)) {
+            return false;
+        }
+    }
+    true
 }
 
 async fn connection(
@@ -468,6 +530,7 @@ async fn drive(
     } = inbox;
     let events = &shared.events;
     let mut channels: HashMap<ChannelId, Arc<dyn DataChannel>> = HashMap::new();
+    let mut nudge: Option<Nudge> = None;
     if role == Role::Offerer {
         for (cid, label, delivery) in shared.swarm.all_channels() {
             let dc = pc
@@ -498,7 +561,21 @@ async fn drive(
                 Err(_) => future::pending().await,
             }
         };
-        match future::or(next_command, future::or(next_channel, next_connected)).await {
+        let next_nudge = async {
+            match &nudge {
+                Some(n) => {
+                    async_io::Timer::at(n.at).await;
+                    Wake::Nudge
+                }
+                None => future::pending().await,
+            }
+        };
+        let wake = future::or(
+            next_command,
+            future::or(next_channel, future::or(next_connected, next_nudge)),
+        )
+        .await;
+        match wake {
             Wake::Command(None) => {
                 flush(&channels).await;
                 return Ok(());
@@ -568,10 +645,18 @@ async fn drive(
                 }
             }
             Wake::Connected => {
-                // webrtc-rs queues the first DTLS flight and the SCTP INIT until its next timer
-                // tick (200 ms by default); any call into the driver sends them now.
-                if let Some(dc) = channels.values().next() {
-                    let _ = dc.set_buffered_amount_low_threshold(0).await;
+                nudge = Some(Nudge::start());
+            }
+            Wake::Nudge => {
+                nudge = nudge.take().and_then(Nudge::next);
+                if settled(pc, &channels).await {
+                    nudge = None;
+                } else {
+                    let configuration = pc.get_configuration().await;
+                    if let Err(e) = pc.set_configuration(configuration).await {
+                        debug!(%id, error = %e, "driver wake failed");
+                        nudge = None;
+                    }
                 }
             }
         }
