@@ -12,6 +12,8 @@
 // A benchmark binary: failing loudly on a broken setup is the right behaviour.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod join;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use fast_rtc_protocol::{ClientMsg, ConnectionId, IceCandidate, ServerMsg, decode_server, encode};
 use fast_rtc_server::hub::{ConnId, Hub, Identity, Output, RoomGrant};
@@ -48,6 +50,12 @@ enum Cmd {
     Codec,
     /// The Bevy plugin's per-frame cost with 8 peers, idle and broadcasting at 60 Hz.
     Plugin,
+    /// Connect times, mesh formation, memory, steady state and bulk throughput, ours vs
+    /// matchbox_socket 0.15, in a network namespace of its own (see `join.rs`).
+    Join(join::JoinArgs),
+    /// One scenario of `join` in a child process (used by `join`).
+    #[command(hide = true)]
+    JoinChild(join::ChildArgs),
     /// Runs one server in this process and prints its address (used by `server`).
     #[command(hide = true)]
     ServeChild {
@@ -110,6 +118,18 @@ struct SwarmArgs {
 
 fn main() {
     let cli = Cli::parse();
+    // Logs only when asked for (`RUST_LOG=...`): they would skew the figures.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    match cli.command {
+        Cmd::Join(args) => return join::main(args),
+        Cmd::JoinChild(args) => return join::child_main(args),
+        _ => {}
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -120,6 +140,7 @@ fn main() {
         Cmd::Swarm(args) => rt.block_on(swarm_bench(args)),
         Cmd::Codec => codec_bench(),
         Cmd::Plugin => plugin_bench(&rt),
+        Cmd::Join(_) | Cmd::JoinChild(_) => unreachable!("handled above"),
     }
 }
 
