@@ -13,8 +13,8 @@ pub type EventSender = async_channel::Sender<(ConnectionId, PeerEvent)>;
 /// The receiving end of an [`EventSender`].
 pub type EventReceiver = async_channel::Receiver<(ConnectionId, PeerEvent)>;
 
-/// Capacity of the backend → swarm event queue.
-pub const EVENT_QUEUE: usize = 4096;
+/// Capacity of the backend → swarm event queue (allocated up front: ~70 KiB).
+pub const EVENT_QUEUE: usize = 1024;
 
 /// Carries out peer commands.
 ///

@@ -199,7 +199,9 @@ impl Backend for NativeBackend {
     fn execute(&mut self, command: PeerCommand) {
         match command {
             PeerCommand::Create { id, role } => {
-                let (tx, rx) = async_channel::bounded(COMMAND_QUEUE);
+                // Unbounded as a type, bounded by the length check in `execute`: a bounded
+                // async-channel allocates all its slots up front (~0.4 MiB per connection).
+                let (tx, rx) = async_channel::unbounded();
                 let queue = Arc::new(SendQueue::default());
                 self.peers.insert(
                     id.clone(),
@@ -236,7 +238,7 @@ impl Backend for NativeBackend {
                 if let Some(n) = bytes {
                     conn.queue.add(n);
                 }
-                if conn.commands.try_send(other).is_err() {
+                if conn.commands.len() >= COMMAND_QUEUE || conn.commands.try_send(other).is_err() {
                     if let Some(n) = bytes {
                         conn.queue.done(n);
                     }
