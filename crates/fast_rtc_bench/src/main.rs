@@ -44,8 +44,6 @@ struct Cli {
 enum Cmd {
     /// Signaling server figures, ours vs matchbox_signaling.
     Server(ServerArgs),
-    /// Swarm figures: a joiner's time to open channels with every member, memory per link.
-    Swarm(SwarmArgs),
     /// Codec comparison for typed game messages: bitcode vs postcard.
     Codec,
     /// The Bevy plugin's per-frame cost with 8 peers, idle and broadcasting at 60 Hz.
@@ -106,16 +104,6 @@ struct ServerArgs {
     runs: usize,
 }
 
-#[derive(clap::Args, Clone)]
-struct SwarmArgs {
-    /// Runs per room size; medians are printed.
-    #[arg(long, default_value_t = 7)]
-    runs: usize,
-    /// Room sizes (members present before the joiner).
-    #[arg(long, value_delimiter = ',', default_value = "1,4,8")]
-    members: Vec<usize>,
-}
-
 fn main() {
     let cli = Cli::parse();
     // Logs only when asked for (`RUST_LOG=...`): they would skew the figures.
@@ -137,7 +125,6 @@ fn main() {
     match cli.command {
         Cmd::ServeChild { kind, room_size } => rt.block_on(serve_child(kind, room_size)),
         Cmd::Server(args) => rt.block_on(server_bench(args)),
-        Cmd::Swarm(args) => rt.block_on(swarm_bench(args)),
         Cmd::Codec => codec_bench(),
         Cmd::Plugin => plugin_bench(&rt),
         Cmd::Join(_) | Cmd::JoinChild(_) => unreachable!("handled above"),
@@ -778,7 +765,7 @@ fn cpu_model() -> String {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Swarm: real webrtc-rs members on 127.0.0.1, an in-process signaling server.
+// Memory of this process.
 
 fn process_rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -787,118 +774,6 @@ fn process_rss_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
-}
-
-fn swarm_member(
-    url: &str,
-    issuer: &TokenIssuer,
-    user: &str,
-    room: &str,
-) -> fast_rtc_swarm::SwarmHandle {
-    use fast_rtc_swarm::{NativeConfig, Signaling, SwarmConfig, start};
-    let token = issuer
-        .issue(user, "*", Duration::from_secs(3600), SystemTime::now())
-        .unwrap();
-    let signaling = Signaling::WebSocket {
-        url: url.to_owned(),
-        token,
-    };
-    let (handle, driver) =
-        start(SwarmConfig::new(room), NativeConfig::loopback(), signaling).unwrap();
-    tokio::spawn(driver);
-    handle
-}
-
-/// Waits until `h` reported `n` opens; returns when each happened.
-async fn opens(h: &fast_rtc_swarm::SwarmHandle, n: usize, t0: Instant) -> Vec<Duration> {
-    let mut at = Vec::new();
-    while at.len() < n {
-        match tokio::time::timeout(Duration::from_secs(30), h.recv()).await {
-            Ok(Some(fast_rtc_swarm::SwarmEvent::Open(_))) => at.push(t0.elapsed()),
-            Ok(Some(_)) => {}
-            other => panic!("swarm stalled: {other:?}"),
-        }
-    }
-    at
-}
-
-async fn swarm_bench(args: SwarmArgs) {
-    let secret = Secret::new(SECRET).unwrap();
-    let server = Server::new(ServerConfig::default(), JwtAuthenticator::new(&secret))
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let url = server.ws_url();
-    let issuer = TokenIssuer::new(&secret);
-    println!(
-        "fast_rtc_bench swarm: a joiner's start (WebSocket connect + init) to the fast channel open with every member; \
-         webrtc-rs on 127.0.0.1, in-process server, {} runs (medians)",
-        args.runs
-    );
-    println!(
-        "machine: {} cores, {}",
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
-        cpu_model()
-    );
-    println!();
-    println!("| members present | joiner -> all open, p50 (ms) | min (ms) | max (ms) |");
-    println!("|-----------------|------------------------------|----------|----------|");
-    let mut room = 0;
-    for &n in &args.members {
-        let mut totals = Vec::new();
-        for _ in 0..args.runs {
-            room += 1;
-            let name = format!("bench{room}");
-            let present: Vec<_> = (0..n)
-                .map(|i| swarm_member(&url, &issuer, &format!("p{i}"), &name))
-                .collect();
-            for m in &present {
-                opens(m, n - 1, Instant::now()).await;
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await; // refill offers are parked
-            let t0 = Instant::now();
-            let joiner = swarm_member(&url, &issuer, "joiner", &name);
-            let at = opens(&joiner, n, t0).await;
-            totals.push(at.last().copied().unwrap_or_default().as_secs_f64() * 1e3);
-            joiner.close();
-            for m in &present {
-                m.close();
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let min = totals.iter().copied().fold(f64::MAX, f64::min);
-        let max = totals.iter().copied().fold(0.0, f64::max);
-        println!(
-            "| {n:>15} | {:>28.1} | {min:>8.1} | {max:>8.1} |",
-            median(totals.clone())
-        );
-    }
-
-    // Memory: a full mesh of 8 (28 links = 56 connection ends) plus 8 parked offers.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss0 = process_rss_kib();
-    let members: Vec<_> = (0..8)
-        .map(|i| swarm_member(&url, &issuer, &format!("mem{i}"), "memory"))
-        .collect();
-    for m in &members {
-        opens(m, 7, Instant::now()).await;
-    }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss1 = process_rss_kib();
-    let connections: usize = members.iter().map(|m| m.connection_count()).sum();
-    let per_connection = rss1.saturating_sub(rss0) as f64 / connections as f64;
-    println!();
-    println!(
-        "memory: {connections} RTCPeerConnections (8-member mesh: 56 link ends + 8 parked offers) added {} KiB RSS: \
-         {per_connection:.0} KiB per connection, {:.0} KiB per link (two ends)",
-        rss1.saturating_sub(rss0),
-        per_connection * 2.0
-    );
-    for m in &members {
-        m.close();
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    server.shutdown().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------
