@@ -2,8 +2,12 @@
 //! timer, and gives the application a [`SwarmHandle`].
 //!
 //! The shell decides nothing: every decision is the [`Swarm`]'s. It uses only runtime-agnostic
-//! primitives (async-channel, event-listener, async-io timers), so the driver future runs on any
-//! executor: tokio, smol, or Bevy's task pools.
+//! primitives (async-channel, event-listener, and the timers of [`crate::rt`]), so the driver
+//! future runs on any executor: tokio, smol, Bevy's task pools, or the browser's event loop.
+
+// In the browser the backend is not `Send` (web-sys objects) and everything runs on the page's
+// one thread; `Arc` keeps one code path for both builds.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
 use crate::backend::{Backend, Buffered, EventReceiver};
 use crate::config::ChannelId;
@@ -13,7 +17,7 @@ use fast_rtc_protocol::{ClientMsg, ServerMsg, UserId};
 use futures_lite::future;
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use web_time::Instant;
 
 /// Events kept for the application at most before the driver stops reading from peers (which
 /// pushes back on them through SCTP flow control): nothing is dropped, the application must
@@ -28,9 +32,18 @@ pub(crate) fn now() -> Instant {
     Instant::now()
 }
 
+/// The backend as the shell holds it: `Send` natively (the driver may move between threads),
+/// not in the browser (web-sys objects live on the page's one thread).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) type DynBackend = Box<dyn Backend + Send>;
+/// The backend as the shell holds it: `Send` natively (the driver may move between threads),
+/// not in the browser (web-sys objects live on the page's one thread).
+#[cfg(target_arch = "wasm32")]
+pub(crate) type DynBackend = Box<dyn Backend>;
+
 pub(crate) struct Inner {
     pub(crate) swarm: Swarm,
-    backend: Box<dyn Backend + Send>,
+    backend: DynBackend,
     signals: VecDeque<ClientMsg>,
     events: VecDeque<SwarmEvent>,
     pub(crate) signaling_up: bool,
@@ -74,7 +87,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(swarm: Swarm, backend: Box<dyn Backend + Send>) -> Arc<Self> {
+    pub(crate) fn new(swarm: Swarm, backend: DynBackend) -> Arc<Self> {
         Arc::new(Shared {
             inner: Mutex::new(Inner {
                 swarm,
@@ -342,7 +355,7 @@ pub(crate) async fn peer_loop(shared: Arc<Shared>, events: EventReceiver) {
         let timer = async {
             match deadline {
                 Some(at) => {
-                    async_io::Timer::at(at).await;
+                    crate::rt::sleep_until(at).await;
                     Wake::Timer
                 }
                 None => future::pending().await,

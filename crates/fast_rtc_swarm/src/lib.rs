@@ -4,7 +4,8 @@
 //! - [`sans_io`]: the [`Swarm`] state machine, which makes every decision. It
 //!   has no sockets and no timers, and is shared by every backend.
 //! - [`backend`]: the [`Backend`] trait, the one platform seam.
-//! - `native`: the webrtc-rs backend (not on wasm).
+//! - `native`: the webrtc-rs backend (not on wasm); `web`: the browser's `RTCPeerConnection`
+//!   (wasm only). [`start`] picks the one of the build; [`BackendConfig`] is its settings.
 //! - [`config`]: [`SwarmConfig`], channels, ICE servers.
 //!
 //! ```no_run
@@ -31,20 +32,29 @@
 
 pub mod backend;
 pub mod config;
-#[cfg(not(target_arch = "wasm32"))]
 mod driver;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
+mod rt;
 pub mod sans_io;
-#[cfg(not(target_arch = "wasm32"))]
 mod signaling;
+#[cfg(target_arch = "wasm32")]
+pub mod web;
+mod ws;
 
-#[cfg(not(target_arch = "wasm32"))]
 pub use driver::{MAX_PENDING_EVENTS, MAX_PENDING_SIGNALS, SwarmHandle};
 #[cfg(not(target_arch = "wasm32"))]
 pub use native::{NativeBackend, NativeConfig};
-#[cfg(not(target_arch = "wasm32"))]
 pub use signaling::{Signaling, StartError, SwarmDriver, start};
+#[cfg(target_arch = "wasm32")]
+pub use web::{WebBackend, WebConfig};
+
+/// The settings of this build's backend: [`NativeConfig`] (webrtc-rs).
+#[cfg(not(target_arch = "wasm32"))]
+pub type BackendConfig = NativeConfig;
+/// The settings of this build's backend: [`WebConfig`] (the browser's `RTCPeerConnection`).
+#[cfg(target_arch = "wasm32")]
+pub type BackendConfig = WebConfig;
 
 pub use backend::{Backend, Buffered, MAX_BUFFERED_BYTES, MAX_QUEUED_SENDS};
 pub use config::{ChannelConfig, ChannelId, Delivery, IceServer, IceTransportPolicy, SwarmConfig};

@@ -35,8 +35,9 @@ use fast_rtc_protocol::{
     CONTROL_PREFIX, ClientMsg, ConnectionId, ErrorCode, IceCandidate, ServerMsg, Signal, UserId,
 };
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing::{debug, warn};
+use web_time::Instant;
 
 /// The `@fast/` control message a peer sends on `fast` before closing the link.
 pub const CLOSE_CONTROL: &str = "@fast/{\"type\":\"close\"}";

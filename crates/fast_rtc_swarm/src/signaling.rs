@@ -1,4 +1,5 @@
-//! The built-in WebSocket signaling client (native), and how a swarm is started.
+//! The built-in WebSocket signaling client, and how a swarm is started. The loop is the same
+//! natively and in the browser; only the socket differs ([`crate::ws`]).
 //!
 //! The client connects to `URL?token=TOKEN` with TCP_NODELAY (a member writes several small
 //! frames in a row; Nagle's algorithm would hold them for an ACK), joins, and pumps frames both
@@ -6,16 +7,15 @@
 //! backoff (250 ms doubling to 8 s) and rejoins under the same identity (the token's); the swarm
 //! parks fresh offers and the links re-form underneath without the application seeing a close.
 
+use crate::BackendConfig;
 use crate::backend::EVENT_QUEUE;
 use crate::config::SwarmConfig;
 use crate::driver::{Shared, SwarmHandle, now, peer_loop, wait_signal};
-use crate::native::{NativeBackend, NativeConfig, NativeError};
+use crate::rt::sleep;
 use crate::sans_io::Swarm;
-use async_tungstenite::tungstenite::Message;
-use async_tungstenite::tungstenite::client::IntoClientRequest;
+use crate::ws::{Frame, Socket};
 use fast_rtc_protocol::{decode_server, encode};
 use futures_lite::future;
-use futures_util::{SinkExt, StreamExt};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -43,8 +43,13 @@ pub enum Signaling {
 #[non_exhaustive]
 pub enum StartError {
     /// The native backend could not start.
+    #[cfg(not(target_arch = "wasm32"))]
     #[error(transparent)]
-    Backend(#[from] NativeError),
+    Backend(#[from] crate::native::NativeError),
+    /// The browser has no WebRTC (`RTCPeerConnection` is missing).
+    #[cfg(target_arch = "wasm32")]
+    #[error("this browser has no RTCPeerConnection")]
+    NoWebRtc,
     /// The signaling URL is not a `ws://` URL.
     #[error("bad signaling URL {0:?}: expected ws://host:port/path")]
     BadUrl(String),
@@ -52,9 +57,16 @@ pub enum StartError {
 
 /// The future that runs a swarm; spawn it on any executor. It finishes when the swarm is closed
 /// (after sending `close` to the server) or every [`SwarmHandle`] is gone.
+#[cfg(not(target_arch = "wasm32"))]
 pub type SwarmDriver = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+/// The future that runs a swarm; spawn it with `wasm_bindgen_futures::spawn_local`. It finishes
+/// when the swarm is closed (after sending `close` to the server) or every [`SwarmHandle`] is
+/// gone.
+#[cfg(target_arch = "wasm32")]
+pub type SwarmDriver = Pin<Box<dyn Future<Output = ()> + 'static>>;
 
-/// Starts a swarm on the native backend. Returns its handle and the driver to spawn.
+/// Starts a swarm on this build's backend ([`BackendConfig`]: webrtc-rs natively, the
+/// browser's `RTCPeerConnection` on wasm). Returns its handle and the driver to spawn.
 ///
 /// ```no_run
 /// use fast_rtc_swarm::{start, NativeConfig, Signaling, SwarmConfig, SwarmEvent, ChannelId};
@@ -92,16 +104,25 @@ pub type SwarmDriver = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// ```
 pub fn start(
     config: SwarmConfig,
-    native: NativeConfig,
+    backend: BackendConfig,
     signaling: Signaling,
 ) -> Result<(SwarmHandle, SwarmDriver), StartError> {
+    // The browser does TLS itself; the native client is plain ws:// (put a proxy in front).
+    let schemes: &[&str] = if cfg!(target_arch = "wasm32") {
+        &["ws://", "wss://"]
+    } else {
+        &["ws://"]
+    };
     if let Signaling::WebSocket { url, .. } = &signaling
-        && !url.starts_with("ws://")
+        && !schemes.iter().any(|s| url.starts_with(s))
     {
         return Err(StartError::BadUrl(url.clone()));
     }
     let (events_tx, events_rx) = async_channel::bounded(EVENT_QUEUE);
-    let backend = NativeBackend::new(config.clone(), native, events_tx)?;
+    #[cfg(not(target_arch = "wasm32"))]
+    let backend = crate::native::NativeBackend::new(config.clone(), backend, events_tx)?;
+    #[cfg(target_arch = "wasm32")]
+    let backend = crate::web::WebBackend::new(config.clone(), backend, events_tx)?;
     let prefix = random_prefix();
     let shared = Shared::new(Swarm::new(config, prefix), Box::new(backend));
     let handle = SwarmHandle::new(shared.clone());
@@ -124,38 +145,17 @@ pub fn start(
 
 /// A random prefix that makes this member's connection ids unique in the room.
 fn random_prefix() -> String {
+    #[cfg(not(target_arch = "wasm32"))]
     let n =
         std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), now());
-    format!("{n:016x}")
-}
-
-type Ws = async_tungstenite::WebSocketStream<async_net::TcpStream>;
-
-async fn connect(url: &str, token: &str) -> Result<Ws, String> {
-    let full = if url.contains('?') {
-        format!("{url}&token={token}")
-    } else {
-        format!("{url}?token={token}")
+    // No OS randomness for std on wasm32-unknown-unknown: the page's Math.random, twice.
+    #[cfg(target_arch = "wasm32")]
+    let n = {
+        let _ = now;
+        let half = || (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
+        (half() << 32) | half()
     };
-    let request = full
-        .as_str()
-        .into_client_request()
-        .map_err(|e| e.to_string())?;
-    let host = request
-        .uri()
-        .host()
-        .ok_or("no host in URL")?
-        .trim_matches(['[', ']'])
-        .to_owned();
-    let port = request.uri().port_u16().unwrap_or(80);
-    let tcp = async_net::TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| e.to_string())?;
-    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-    let (ws, _) = async_tungstenite::client_async(request, tcp)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(ws)
+    format!("{n:016x}")
 }
 
 /// How long one connection attempt (TCP and WebSocket handshake) may take.
@@ -181,13 +181,7 @@ async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
         }
         if !first {
             // Wait out the backoff, unless the swarm is closed meanwhile.
-            future::or(
-                async {
-                    async_io::Timer::after(backoff).await;
-                },
-                until_closed(&shared),
-            )
-            .await;
+            future::or(sleep(backoff), until_closed(&shared)).await;
             if shared.lock().swarm.is_closed() {
                 return;
             }
@@ -195,9 +189,9 @@ async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
         }
         first = false;
         // Bounded, and abandoned if the swarm is closed meanwhile.
-        let attempt = async { Some(connect(&url, &token).await) };
+        let attempt = async { Some(Socket::connect(&url, &token).await) };
         let timeout = async {
-            async_io::Timer::after(CONNECT_TIMEOUT).await;
+            sleep(CONNECT_TIMEOUT).await;
             Some(Err(format!("no answer within {CONNECT_TIMEOUT:?}")))
         };
         let closed = async {
@@ -224,7 +218,7 @@ async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
         let closed = pump(&shared, &mut ws).await;
         shared.lock().signaling_up = false;
         if closed {
-            let _ = ws.close(None).await;
+            ws.close().await;
             return;
         }
         warn!("signaling connection lost; peer links stay up while reconnecting");
@@ -233,10 +227,10 @@ async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
 
 /// Moves frames until the socket fails (returns false) or the swarm is closed and its `close`
 /// frame was sent (returns true).
-async fn pump(shared: &Shared, ws: &mut Ws) -> bool {
+async fn pump(shared: &Shared, ws: &mut Socket) -> bool {
     enum Wake {
         Outgoing,
-        Incoming(Option<Result<Message, async_tungstenite::tungstenite::Error>>),
+        Incoming(Option<Result<Frame, String>>),
     }
     loop {
         // Send everything queued first.
@@ -247,12 +241,14 @@ async fn pump(shared: &Shared, ws: &mut Ws) -> bool {
             };
             match msg {
                 Some(msg) => {
-                    if ws.feed(Message::text(encode(&msg))).await.is_err() {
+                    if let Err(e) = ws.feed(encode(&msg)).await {
+                        debug!(error = %e, "signaling socket error");
                         return false;
                     }
                 }
                 None => {
-                    if ws.flush().await.is_err() {
+                    if let Err(e) = ws.flush().await {
+                        debug!(error = %e, "signaling socket error");
                         return false;
                     }
                     if closed {
@@ -269,15 +265,15 @@ async fn pump(shared: &Shared, ws: &mut Ws) -> bool {
         let incoming = async { Wake::Incoming(ws.next().await) };
         match future::or(outgoing, incoming).await {
             Wake::Outgoing => {}
-            Wake::Incoming(Some(Ok(Message::Text(text)))) => match decode_server(text.as_str()) {
+            Wake::Incoming(Some(Ok(Frame::Text(text)))) => match decode_server(&text) {
                 Ok(msg) => shared.with_swarm(|s, now| s.handle_signal(now, msg)),
                 Err(e) => warn!(error = %e, "undecodable frame from the signaling server"),
             },
-            Wake::Incoming(Some(Ok(Message::Close(frame)))) => {
-                debug!(?frame, "signaling server closed the socket");
+            Wake::Incoming(Some(Ok(Frame::Closed(reason)))) => {
+                debug!(%reason, "signaling server closed the socket");
                 return false;
             }
-            Wake::Incoming(Some(Ok(_))) => {}
+            Wake::Incoming(Some(Ok(Frame::Other))) => {}
             Wake::Incoming(Some(Err(e))) => {
                 debug!(error = %e, "signaling socket error");
                 return false;
