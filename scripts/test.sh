@@ -1,21 +1,29 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, clippy (warnings are errors), unit,
-# property, wire, WebRTC end-to-end and doc tests, then the multiplayer example headless. This is the README's test command and what CI runs.
-# It installs what it needs (rustfmt and clippy components) so it works on a fresh machine.
+# property, wire, WebRTC end-to-end and doc tests, the browser tests in headless Chromium, then
+# the multiplayer example headless. This is the README's test command and what CI runs.
+# It installs what it needs (rustfmt and clippy components, and scripts/setup-browser.sh) so it
+# works on a fresh machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if command -v rustup >/dev/null 2>&1; then
     rustup component add rustfmt clippy >/dev/null 2>&1 || true
 fi
+echo "== browser test tools (chromium, chromedriver, wasm32 target, wasm-bindgen-cli)"
+./scripts/setup-browser.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo clippy, wasm32 (the swarm's browser build)"
+cargo clippy -p fast_rtc_swarm --lib --tests --target wasm32-unknown-unknown --locked -- -D warnings
 echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== browser tests (headless Chromium)"
+./scripts/browser-test.sh
 echo "== multiplayer example, headless, 3 bots (must meet every bot and exit 0)"
 cargo run --locked --example multiplayer -- --headless --bots 3 --seconds 10

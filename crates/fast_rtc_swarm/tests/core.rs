@@ -1,4 +1,5 @@
 //! The swarm core against the real signaling hub and a fake backend, in virtual time.
+#![cfg(not(target_arch = "wasm32"))] // native backend; the browser tests are tests/web.rs
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)] // tests pick the virtual clock's start
 

@@ -1,4 +1,5 @@
 //! Real WebRTC: closing, vanishing, first-moment sends, bulk transfer, late joiners.
+#![cfg(not(target_arch = "wasm32"))] // native backend; the browser tests are tests/web.rs
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)]
 

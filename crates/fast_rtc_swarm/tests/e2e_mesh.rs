@@ -1,5 +1,6 @@
 //! Real WebRTC: 2, 4 and 8 native members (webrtc-rs on 127.0.0.1) form a full mesh through a
 //! real signaling server, and every message is delivered once.
+#![cfg(not(target_arch = "wasm32"))] // native backend; the browser tests are tests/web.rs
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
 mod support;

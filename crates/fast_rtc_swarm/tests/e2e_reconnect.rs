@@ -1,5 +1,6 @@
 //! Real WebRTC: the signaling server goes away and comes back; peer links stay up throughout,
 //! and the members rejoin without the application seeing a single close.
+#![cfg(not(target_arch = "wasm32"))] // native backend; the browser tests are tests/web.rs
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)]
 

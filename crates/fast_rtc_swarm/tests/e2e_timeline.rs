@@ -1,4 +1,5 @@
 //! Prints the timeline of one join (diagnostics; asserts only that it completes).
+#![cfg(not(target_arch = "wasm32"))] // native backend; the browser tests are tests/web.rs
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::disallowed_methods)]
 

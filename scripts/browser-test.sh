@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Browser tests: the swarm's wasm backend in a real headless Chromium, through a real
+# signaling server started here on a free loopback port. Called by scripts/test.sh.
+#
+# Needs: Debian's chromium + chromium-driver, `rustup target add wasm32-unknown-unknown`, and
+# `cargo install wasm-bindgen-cli --version 0.2.130` (the version of the wasm-bindgen crate in
+# Cargo.lock). .ci/run installs all three.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+for tool in chromium chromedriver wasm-bindgen-test-runner; do
+    command -v "$tool" >/dev/null || { echo "browser-test: $tool not found (see the header of $0)" >&2; exit 1; }
+done
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print }' Cargo.lock)
+have=$(wasm-bindgen-test-runner --version | awk '{ print $2 }')
+if [ "$want" != "$have" ]; then
+    echo "browser-test: wasm-bindgen-test-runner is $have, Cargo.lock has wasm-bindgen $want" >&2
+    exit 1
+fi
+
+cargo build --quiet --release -p fast_rtc_server
+bin="${CARGO_TARGET_DIR:-target}/release/fast-rtc-server"
+work=$(mktemp -d)
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+head -c 48 /dev/urandom | base64 > "$work/secret"
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$bin" serve --listen "127.0.0.1:$port" --secret-file "$work/secret" > "$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 50); do
+    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    sleep 0.1
+done
+
+token() { "$bin" token --secret-file "$work/secret" --sub "$1" --room '*' --ttl 3600; }
+export FAST_RTC_WEB_TEST_URL="ws://127.0.0.1:$port/ws"
+export FAST_RTC_WEB_TEST_TOKEN_A=$(token web-a)
+export FAST_RTC_WEB_TEST_TOKEN_B=$(token web-b)
+
+export CHROMEDRIVER=/usr/bin/chromedriver
+export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/scripts/browser/webdriver.json"
+export WASM_BINDGEN_TEST_TIMEOUT=60
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the browser tests need, if it is missing: Debian's chromium and chromium-driver
+# (apt, as root or through sudo), the wasm32-unknown-unknown target, and wasm-bindgen-cli at the
+# version of the wasm-bindgen crate in Cargo.lock (the test runner must match it exactly).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium chromium-driver
+fi
+rustup target add wasm32-unknown-unknown >/dev/null
+want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print }' Cargo.lock)
+have=$(wasm-bindgen-test-runner --version 2>/dev/null | awk '{ print $2 }' || true)
+if [ "$want" != "$have" ]; then
+    # Not --locked: its lock file pins a webpki-roots release the registry no longer serves.
+    cargo install wasm-bindgen-cli --version "$want"
+fi
