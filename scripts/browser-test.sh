@@ -23,7 +23,12 @@ bin="${CARGO_TARGET_DIR:-target}/release/fast-rtc-server"
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
+    if [ -n "${echo_pid:-}" ]; then kill "$echo_pid" 2>/dev/null || true; fi
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
+    if [ "${status:-0}" -ne 0 ]; then
+        echo "== server log"; cat "$work/server.log" || true
+        echo "== echo_peer log"; cat "$work/echo_peer.log" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -40,9 +45,18 @@ token() { "$bin" token --secret-file "$work/secret" --sub "$1" --room '*' --ttl 
 export FAST_RTC_WEB_TEST_URL="ws://127.0.0.1:$port/ws"
 export FAST_RTC_WEB_TEST_TOKEN_A=$(token web-a)
 export FAST_RTC_WEB_TEST_TOKEN_B=$(token web-b)
+export FAST_RTC_WEB_TEST_TOKEN_MIXED=$(token web-mixed)
+
+# The native member of the mixed test.
+cargo build --quiet -p fast_rtc_swarm --example echo_peer
+"${CARGO_TARGET_DIR:-target}/debug/examples/echo_peer" --url "ws://127.0.0.1:$port/ws" \
+    --token "$(token native-echo)" --room mixed > "$work/echo_peer.log" 2>&1 &
+echo_pid=$!
 
 export CHROMEDRIVER=/usr/bin/chromedriver
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/scripts/browser/webdriver.json"
 export WASM_BINDGEN_TEST_TIMEOUT=60
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
-cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web
+status=0
+cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web || status=$?
+exit "$status"

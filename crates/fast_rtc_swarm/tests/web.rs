@@ -132,3 +132,56 @@ async fn two_swarms_in_one_page_connect_and_exchange_data() {
     assert_eq!(closed.user_id.as_str(), "web-a");
     b.close();
 }
+
+/// A native member (`examples/echo_peer.rs`, started by the script in room `mixed`) and this
+/// browser member: data both ways on reliable `fast` and the unreliable `state` channel.
+#[wasm_bindgen_test]
+async fn a_browser_member_and_a_native_member_exchange_data_both_ways() {
+    let token = setting(
+        option_env!("FAST_RTC_WEB_TEST_TOKEN_MIXED"),
+        "FAST_RTC_WEB_TEST_TOKEN_MIXED",
+    );
+    let web = member(token, "mixed");
+    let native = next(&web, 20, |ev| match ev {
+        SwarmEvent::Open(p) => Some(p),
+        _ => None,
+    })
+    .await;
+    assert_eq!(native.user_id.as_str(), "native-echo");
+    // native -> browser on fast (sent by the native side when the link opened).
+    let hello = next(&web, 10, |ev| match ev {
+        SwarmEvent::Data {
+            payload, channel, ..
+        } if channel == ChannelId::FAST => Some(payload),
+        _ => None,
+    })
+    .await;
+    assert_eq!(hello, Payload::Text("hello from native".into()));
+    // browser -> native -> browser on fast (reliable).
+    web.send(&native.user_id, ChannelId::FAST, "ping").unwrap();
+    let echo = next(&web, 10, |ev| match ev {
+        SwarmEvent::Data {
+            payload, channel, ..
+        } if channel == ChannelId::FAST => Some(payload),
+        _ => None,
+    })
+    .await;
+    assert_eq!(echo, Payload::Text("echo:ping".into()));
+    // browser -> native -> browser on state (unreliable): resend until an echo comes back.
+    let state = ChannelId(1);
+    let wait = next(&web, 10, |ev| match ev {
+        SwarmEvent::Data {
+            payload, channel, ..
+        } if channel == state => Some(payload),
+        _ => None,
+    });
+    let spam = async {
+        loop {
+            let _ = web.send(&native.user_id, state, vec![7u8; 4]);
+            gloo_timers::future::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let echo = future::or(wait, spam).await;
+    assert_eq!(echo, Payload::Binary(b"echo:\x07\x07\x07\x07".to_vec()));
+    web.close();
+}
