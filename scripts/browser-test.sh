@@ -46,6 +46,10 @@ export FAST_RTC_WEB_TEST_URL="ws://127.0.0.1:$port/ws"
 export FAST_RTC_WEB_TEST_TOKEN_A=$(token web-a)
 export FAST_RTC_WEB_TEST_TOKEN_B=$(token web-b)
 export FAST_RTC_WEB_TEST_TOKEN_MIXED=$(token web-mixed)
+for i in 1 2; do
+    export "FAST_RTC_WEB_TEST_TOKEN_JS_$i=$(token js-$i)"
+    export "FAST_RTC_WEB_TEST_TOKEN_RUST_$i=$(token rust-$i)"
+done
 
 # The native member of the mixed test.
 cargo build --quiet -p fast_rtc_swarm --example echo_peer
@@ -58,5 +62,5 @@ export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/scripts/browser/webdriver.json"
 export WASM_BINDGEN_TEST_TIMEOUT=60
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 status=0
-cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web || status=$?
+cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web --test web_interop || status=$?
 exit "$status"

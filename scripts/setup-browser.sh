@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the browser tests need, if it is missing: Debian's chromium and chromium-driver
 # (apt, as root or through sudo), the wasm32-unknown-unknown target, and wasm-bindgen-cli at the
-# version of the wasm-bindgen crate in Cargo.lock (the test runner must match it exactly).
+# version of the wasm-bindgen crate in Cargo.lock (the test runner must match it exactly); and
+# bundles the JavaScript reference client from npm for the interop test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,3 +19,8 @@ if [ "$want" != "$have" ]; then
     # Not --locked: its lock file pins a webpki-roots release the registry no longer serves.
     cargo install wasm-bindgen-cli --version "$want"
 fi
+
+# The JavaScript reference client, bundled for the interop test's page (generated, not committed).
+(cd scripts/browser/js && npm ci --no-audit --no-fund --loglevel=error)
+scripts/browser/js/node_modules/.bin/esbuild scripts/browser/js/interop.js --bundle --format=esm \
+    --log-level=warning --outfile=crates/fast_rtc_swarm/tests/js/interop.bundle.js
