@@ -15,18 +15,34 @@
 //! `--url` and `--token`.
 //!
 //! Move with the arrow keys or WASD.
+//!
+//! In a browser (WebGL2), served by `wasm-server-runner` (see the README):
+//!
+//! ```sh
+//! cargo run --example multiplayer --target wasm32-unknown-unknown
+//! # then open http://127.0.0.1:1334/?signaling=ws://127.0.0.1:8787/ws&room=demo&token=TOKEN
+//! ```
+//!
+//! The page reads `signaling`, `room` and `token` from its query string. With the embedded
+//! server, the native demo prints a ready link for a browser player (a token it minted).
 
+#[cfg(not(target_arch = "wasm32"))]
 use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use bevy_fast_rtc::prelude::*;
+#[cfg(not(target_arch = "wasm32"))]
 use clap::Parser;
+#[cfg(not(target_arch = "wasm32"))]
 use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, TokenIssuer};
 use serde::{Deserialize, Serialize};
+#[cfg(not(target_arch = "wasm32"))]
 use std::time::{Duration, SystemTime};
 
+#[cfg(not(target_arch = "wasm32"))]
 const DEFAULT_URL: &str = "ws://127.0.0.1:8787/ws";
 const ARENA: f32 = 300.0;
 
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Parser, Clone, Debug)]
 #[command(about = "bevy_fast_rtc multiplayer demo")]
 struct Args {
@@ -86,18 +102,21 @@ struct Remote {
 #[derive(Resource, Default)]
 struct Counters {
     states_received: u64,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))] // read by the native report
     peers_seen: usize,
 }
 
 #[derive(Component)]
 struct PeerList;
 
+#[cfg(not(target_arch = "wasm32"))]
 #[derive(Resource)]
 struct RunFor {
     seconds: u64,
     expect_peers: usize,
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn main() -> AppExit {
     let args = Args::parse();
     let _ = tracing_subscriber::fmt()
@@ -150,11 +169,13 @@ fn main() -> AppExit {
     app.run()
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn unreachable_token() -> String {
     // signaling() returns a minter whenever no --token was given
     String::new()
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn random_u16() -> u16 {
     let h = std::hash::BuildHasher::hash_one(
         &std::collections::hash_map::RandomState::new(),
@@ -163,9 +184,11 @@ fn random_u16() -> u16 {
     (h & 0xffff) as u16
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Mints tokens for the demo's players from a secret.
 struct Minter(TokenIssuer);
 
+#[cfg(not(target_arch = "wasm32"))]
 impl Minter {
     fn mint(&self, name: &str) -> String {
         #[allow(clippy::disallowed_methods)] // the token's expiry
@@ -176,9 +199,11 @@ impl Minter {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Keeps the embedded server's runtime alive.
 struct EmbeddedServer(#[allow(dead_code)] tokio::runtime::Runtime);
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Where the demo's embedded server leaves its secret for other demo instances: the per-user
 /// runtime directory when there is one, else the temp directory.
 fn secret_file() -> std::path::PathBuf {
@@ -188,6 +213,7 @@ fn secret_file() -> std::path::PathBuf {
     dir.join("bevy_fast_rtc_demo.secret")
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 /// Finds (or starts) the signaling server and a way to mint tokens for it.
 fn signaling(args: &Args) -> Result<(String, Option<Minter>, Option<EmbeddedServer>), String> {
     if let Ok(s) = std::env::var("FAST_RTC_SECRET") {
@@ -234,13 +260,21 @@ fn signaling(args: &Args) -> Result<(String, Option<Minter>, Option<EmbeddedServ
         secret_file().display()
     );
     std::mem::forget(handle); // it lives as long as the process
+    let minter = Minter(TokenIssuer::new(&secret));
+    println!(
+        "a browser player can join: serve the page with `cargo run --example multiplayer --target wasm32-unknown-unknown`, then open\n  http://127.0.0.1:1334/?signaling={}&room={}&token={}",
+        args.url,
+        args.room,
+        minter.mint(&format!("web-{:04x}", random_u16()))
+    );
     Ok((
         args.url.clone(),
-        Some(Minter(TokenIssuer::new(&secret))),
+        Some(minter),
         Some(EmbeddedServer(runtime)),
     ))
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn write_secret(secret: &Secret) -> Result<(), String> {
     use std::io::Write;
     // A fresh file, never through an existing one (create_new refuses links another user may
@@ -259,6 +293,7 @@ fn write_secret(secret: &Secret) -> Result<(), String> {
 
 fn plugin(url: &str, room: &str, token: String) -> (FastRtcPlugin, ChannelId) {
     let mut plugin = FastRtcPlugin::new(room).with_signaling(url, token);
+    #[cfg(not(target_arch = "wasm32"))]
     if url.contains("127.0.0.1") || url.contains("localhost") {
         plugin = plugin.with_native(NativeConfig::loopback());
     }
@@ -283,6 +318,7 @@ fn common(app: &mut App, state: ChannelId, name: &str, bot: Option<f32>) {
         );
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn bot_app(url: &str, room: &str, name: &str, token: String, i: usize) -> App {
     let (plugin, state) = plugin(url, room, token);
     let mut app = App::new();
@@ -296,6 +332,7 @@ fn bot_app(url: &str, room: &str, name: &str, token: String, i: usize) -> App {
     app
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn player_app(args: &Args, url: &str, name: &str, token: String) -> App {
     let (plugin, state) = plugin(url, &args.room, token);
     let mut app = App::new();
@@ -490,6 +527,7 @@ fn show_peers(
 }
 
 /// A line per second; quits after `--seconds` (non-zero if a bot never showed up).
+#[cfg(not(target_arch = "wasm32"))]
 fn report(
     time: Res<Time<Real>>,
     swarm: Res<Swarm>,
@@ -530,4 +568,38 @@ fn report(
             exit.write(AppExit::error());
         }
     }
+}
+
+/// The browser build: one player in a canvas; signaling URL, room and token from the page's
+/// query string (`?signaling=ws://HOST:PORT/ws&room=ROOM&token=TOKEN`).
+#[cfg(target_arch = "wasm32")]
+fn main() {
+    console_error_panic_hook::set_once();
+    let query = web_sys::window()
+        .and_then(|w| w.location().search().ok())
+        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok());
+    let get = |key: &str| query.as_ref().and_then(|q| q.get(key));
+    let url = get("signaling").unwrap_or_else(|| "ws://127.0.0.1:8787/ws".into());
+    let room = get("room").unwrap_or_else(|| "demo".into());
+    let token = get("token").unwrap_or_default();
+    // Everyone else knows this player by the token's subject (its colour comes from it too).
+    let name = bevy_fast_rtc::token_subject(&token).map_or_else(|| "you".into(), |u| u.to_string());
+    let (plugin, state) = plugin(&url, &room, token);
+    let mut app = App::new();
+    let window = Window {
+        title: "bevy_fast_rtc".into(),
+        fit_canvas_to_parent: true,
+        ..default()
+    };
+    app.add_plugins((
+        DefaultPlugins.set(WindowPlugin {
+            primary_window: Some(window),
+            ..default()
+        }),
+        plugin,
+    ));
+    common(&mut app, state, &name, None);
+    app.add_systems(Startup, setup_view)
+        .add_systems(Update, (draw_local, show_peers));
+    app.run();
 }

@@ -23,7 +23,7 @@ bin="${CARGO_TARGET_DIR:-target}/release/fast-rtc-server"
 work=$(mktemp -d)
 server_pid=""
 cleanup() {
-    if [ -n "${echo_pid:-}" ]; then kill "$echo_pid" 2>/dev/null || true; fi
+    for p in "${echo_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
     if [ "${status:-0}" -ne 0 ]; then
         echo "== server log"; cat "$work/server.log" || true
@@ -55,12 +55,20 @@ done
 cargo build --quiet -p fast_rtc_swarm --example echo_peer
 "${CARGO_TARGET_DIR:-target}/debug/examples/echo_peer" --url "ws://127.0.0.1:$port/ws" \
     --token "$(token native-echo)" --room mixed > "$work/echo_peer.log" 2>&1 &
-echo_pid=$!
+echo_pids=($!)
+# Native members for the timing test: one in room timing-1, three in room timing-3.
+for member in timing-1:t1-0 timing-3:t3-0 timing-3:t3-1 timing-3:t3-2; do
+    "${CARGO_TARGET_DIR:-target}/debug/examples/echo_peer" --url "ws://127.0.0.1:$port/ws" \
+        --token "$(token "native-${member#*:}")" --room "${member%%:*}" >> "$work/echo_peer.log" 2>&1 &
+    echo_pids+=($!)
+done
+export FAST_RTC_WEB_TEST_TOKEN_TIMING=$(token web-timing)
+sleep 1 # the native members' offers are parked
 
 export CHROMEDRIVER=/usr/bin/chromedriver
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/scripts/browser/webdriver.json"
 export WASM_BINDGEN_TEST_TIMEOUT=60
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 status=0
-cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web --test web_interop || status=$?
+cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web --test web_interop -- --nocapture || status=$?
 exit "$status"

@@ -17,8 +17,9 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== cargo clippy, wasm32 (the swarm's browser build)"
+echo "== cargo clippy, wasm32 (the swarm's browser build, the plugin, the example in a browser)"
 cargo clippy -p fast_rtc_swarm --lib --tests --target wasm32-unknown-unknown --locked -- -D warnings
+cargo clippy -p bevy_fast_rtc --lib --example multiplayer --target wasm32-unknown-unknown --locked -- -D warnings
 echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet
 echo "== cargo test"

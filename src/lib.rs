@@ -65,7 +65,7 @@ mod typed;
 pub use codec::{CodecError, decode, encode};
 pub use diagnostics::FastRtcDiagnostics;
 pub use messages::{FastRtcError, FromPeer, PeerClosed, PeerData, PeerOpened, SwarmError};
-pub use plugin::{FastRtcPlugin, FastRtcSystems, Peer, SignalingState, Swarm};
+pub use plugin::{FastRtcPlugin, FastRtcSystems, Peer, SignalingState, Swarm, token_subject};
 pub use typed::{AppSwarmExt, SwarmBroadcast, SwarmMessage};
 
 /// The wire types of the fast-rtc signaling protocol.
@@ -80,7 +80,11 @@ pub mod prelude {
         PeerOpened, SignalingState, Swarm, SwarmBroadcast, SwarmError,
     };
     pub use fast_rtc_protocol::UserId;
+    #[cfg(not(target_arch = "wasm32"))]
+    pub use fast_rtc_swarm::NativeConfig;
+    #[cfg(target_arch = "wasm32")]
+    pub use fast_rtc_swarm::WebConfig;
     pub use fast_rtc_swarm::{
-        ChannelConfig, ChannelId, CloseReason, IceServer, IceState, NativeConfig, Payload,
+        BackendConfig, ChannelConfig, ChannelId, CloseReason, IceServer, IceState, Payload,
     };
 }

@@ -7,7 +7,7 @@ use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, TaskPool};
 use fast_rtc_protocol::{ConnectionId, RoomId, UserId};
 use fast_rtc_swarm::{
-    ChannelConfig, ChannelId, IceServer, IceState, NativeConfig, Payload, SendError, Signaling,
+    BackendConfig, ChannelConfig, ChannelId, IceServer, IceState, Payload, SendError, Signaling,
     SwarmConfig, SwarmEvent, SwarmHandle, start,
 };
 use std::collections::{HashMap, VecDeque};
@@ -29,18 +29,19 @@ pub const MAX_OUTBOX: usize = 8192;
 pub struct FastRtcPlugin {
     /// The swarm's configuration (room, peer buffer, ICE servers, channels, timeouts).
     pub swarm: SwarmConfig,
-    /// The native backend's settings (bind addresses, ICE pacing).
-    pub native: NativeConfig,
+    /// The backend's settings: [`NativeConfig`](fast_rtc_swarm::NativeConfig) natively (bind
+    /// addresses, ICE pacing), [`WebConfig`](fast_rtc_swarm::BackendConfig) in the browser.
+    pub backend: BackendConfig,
     /// Connect at startup to this URL with this token.
     pub signaling: Option<(String, String)>,
 }
 
 impl FastRtcPlugin {
-    /// A plugin for `room` with the defaults of [`SwarmConfig::new`] and [`NativeConfig`].
+    /// A plugin for `room` with the defaults of [`SwarmConfig::new`] and [`BackendConfig`].
     pub fn new(room: impl Into<RoomId>) -> Self {
         FastRtcPlugin {
             swarm: SwarmConfig::new(room),
-            native: NativeConfig::default(),
+            backend: BackendConfig::default(),
             signaling: None,
         }
     }
@@ -69,9 +70,17 @@ impl FastRtcPlugin {
         self
     }
 
-    /// The native backend's settings (use [`NativeConfig::loopback`] for same-machine play).
-    pub fn with_native(mut self, native: NativeConfig) -> Self {
-        self.native = native;
+    /// The native backend's settings (use
+    /// [`NativeConfig::loopback`](fast_rtc_swarm::NativeConfig::loopback) for same-machine play).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn with_native(mut self, native: fast_rtc_swarm::NativeConfig) -> Self {
+        self.backend = native;
+        self
+    }
+
+    /// This build's backend settings (see [`FastRtcPlugin::backend`]).
+    pub fn with_backend(mut self, backend: BackendConfig) -> Self {
+        self.backend = backend;
         self
     }
 
@@ -135,7 +144,7 @@ pub(crate) struct Outgoing {
 #[derive(Resource)]
 pub struct Swarm {
     config: SwarmConfig,
-    native: NativeConfig,
+    backend: BackendConfig,
     handle: Option<SwarmHandle>,
     identity: Option<UserId>,
     state: SignalingState,
@@ -146,10 +155,10 @@ pub struct Swarm {
 }
 
 impl Swarm {
-    fn new(config: SwarmConfig, native: NativeConfig) -> Self {
+    fn new(config: SwarmConfig, backend: BackendConfig) -> Self {
         Swarm {
             config,
-            native,
+            backend,
             handle: None,
             identity: None,
             state: SignalingState::Disconnected,
@@ -175,7 +184,7 @@ impl Swarm {
             url: url.into(),
             token,
         };
-        let (handle, driver) = start(self.config.clone(), self.native.clone(), signaling)
+        let (handle, driver) = start(self.config.clone(), self.backend.clone(), signaling)
             .map_err(|e| FastRtcError::Start(e.to_string()))?;
         // get_or_init: an app without TaskPoolPlugin gets a pool instead of a panic.
         IoTaskPool::get_or_init(TaskPool::new)
@@ -250,9 +259,10 @@ impl Swarm {
     }
 }
 
-/// The `sub` claim of a JWT, read without verifying it (the server verifies): this member's
-/// identity, for display and for telling one's own messages apart.
-fn token_subject(token: &str) -> Option<UserId> {
+/// The `sub` claim of a JWT, read without verifying it (the server verifies): the identity a
+/// member will have in the room, for display and for telling one's own messages apart. `None`
+/// if `token` is not a JWT with a string `sub`.
+pub fn token_subject(token: &str) -> Option<UserId> {
     use base64::Engine;
     let payload = token.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -264,7 +274,7 @@ fn token_subject(token: &str) -> Option<UserId> {
 
 impl Plugin for FastRtcPlugin {
     fn build(&self, app: &mut App) {
-        app.insert_resource(Swarm::new(self.swarm.clone(), self.native.clone()))
+        app.insert_resource(Swarm::new(self.swarm.clone(), self.backend.clone()))
             .add_message::<PeerOpened>()
             .add_message::<PeerClosed>()
             .add_message::<PeerData>()

@@ -5,10 +5,6 @@
 //! primitives (async-channel, event-listener, and the timers of [`crate::rt`]), so the driver
 //! future runs on any executor: tokio, smol, Bevy's task pools, or the browser's event loop.
 
-// In the browser the backend is not `Send` (web-sys objects) and everything runs on the page's
-// one thread; `Arc` keeps one code path for both builds.
-#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-
 use crate::backend::{Backend, Buffered, EventReceiver};
 use crate::config::ChannelId;
 use crate::sans_io::{Payload, PeerInfo, SendError, Swarm, SwarmEvent, SwarmOutput};
@@ -32,14 +28,9 @@ pub(crate) fn now() -> Instant {
     Instant::now()
 }
 
-/// The backend as the shell holds it: `Send` natively (the driver may move between threads),
-/// not in the browser (web-sys objects live on the page's one thread).
-#[cfg(not(target_arch = "wasm32"))]
+/// The backend as the shell holds it. `Send` on both builds: the browser backend keeps its JS
+/// objects in local tasks, so the handle can live in a Bevy resource there too.
 pub(crate) type DynBackend = Box<dyn Backend + Send>;
-/// The backend as the shell holds it: `Send` natively (the driver may move between threads),
-/// not in the browser (web-sys objects live on the page's one thread).
-#[cfg(target_arch = "wasm32")]
-pub(crate) type DynBackend = Box<dyn Backend>;
 
 pub(crate) struct Inner {
     pub(crate) swarm: Swarm,

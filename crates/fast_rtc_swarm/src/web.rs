@@ -17,9 +17,9 @@ use crate::sans_io::{IceState, Payload, PeerCommand, PeerEvent, Role, SdpKind};
 use fast_rtc_protocol::{ConnectionId, IceCandidate};
 use futures_lite::future;
 use js_sys::{Array, ArrayBuffer, Reflect, Uint8Array};
-use std::cell::Cell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tracing::{debug, warn};
 use wasm_bindgen::closure::Closure;
@@ -47,32 +47,35 @@ const CHANNEL_HIGH_WATER: u32 = 1 << 20;
 pub struct WebConfig {}
 
 /// The browser backend. See the [module docs](self).
+///
+/// The backend itself holds no JS object (those live in each connection's local task), so it
+/// is `Send` like the native one and a Bevy resource can own the swarm.
 pub struct WebBackend {
-    swarm: Rc<SwarmConfig>,
+    swarm: Arc<SwarmConfig>,
     events: EventSender,
     peers: HashMap<ConnectionId, Conn>,
 }
 
 struct Conn {
     commands: async_channel::Sender<PeerCommand>,
-    queued: Rc<Queued>,
+    queued: Arc<Queued>,
 }
 
 /// Sends accepted for one connection and not yet handed to its channel.
 #[derive(Default)]
 struct Queued {
-    messages: Cell<usize>,
-    bytes: Cell<usize>,
+    messages: AtomicUsize,
+    bytes: AtomicUsize,
 }
 
 impl Queued {
     fn add(&self, n: usize) {
-        self.messages.set(self.messages.get() + 1);
-        self.bytes.set(self.bytes.get() + n);
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(n, Ordering::Relaxed);
     }
     fn done(&self, n: usize) {
-        self.messages.set(self.messages.get().saturating_sub(1));
-        self.bytes.set(self.bytes.get().saturating_sub(n));
+        self.messages.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(n, Ordering::Relaxed);
     }
 }
 
@@ -92,7 +95,7 @@ impl WebBackend {
             return Err(crate::StartError::NoWebRtc);
         }
         Ok(WebBackend {
-            swarm: Rc::new(swarm),
+            swarm: Arc::new(swarm),
             events,
             peers: HashMap::new(),
         })
@@ -104,8 +107,8 @@ impl Backend for WebBackend {
         self.peers
             .get(id)
             .map(|c| Buffered {
-                messages: c.queued.messages.get(),
-                bytes: c.queued.bytes.get(),
+                messages: c.queued.messages.load(Ordering::Relaxed),
+                bytes: c.queued.bytes.load(Ordering::Relaxed),
             })
             .unwrap_or_default()
     }
@@ -118,7 +121,7 @@ impl Backend for WebBackend {
         match command {
             PeerCommand::Create { id, role } => {
                 let (tx, rx) = async_channel::unbounded();
-                let queued = Rc::new(Queued::default());
+                let queued = Arc::new(Queued::default());
                 self.peers.insert(
                     id.clone(),
                     Conn {
@@ -382,8 +385,8 @@ async fn run_connection(
     id: ConnectionId,
     role: Role,
     commands: async_channel::Receiver<PeerCommand>,
-    queued: Rc<Queued>,
-    swarm: Rc<SwarmConfig>,
+    queued: Arc<Queued>,
+    swarm: Arc<SwarmConfig>,
     events: EventSender,
 ) {
     if let Err(e) = connection(&id, role, commands, &queued, &swarm, &events).await {

@@ -185,3 +185,42 @@ async fn a_browser_member_and_a_native_member_exchange_data_both_ways() {
     assert_eq!(echo, Payload::Binary(b"echo:\x07\x07\x07\x07".to_vec()));
     web.close();
 }
+
+/// A browser joiner's time from `start` to `Open` with every native member, with 1 and with 3
+/// native members present (`echo_peer`s started by the script). Printed, not asserted: speed is
+/// measured, not tested; the test checks that every link opens.
+#[wasm_bindgen_test]
+async fn browser_join_time_with_native_members() {
+    let token = setting(
+        option_env!("FAST_RTC_WEB_TEST_TOKEN_TIMING"),
+        "FAST_RTC_WEB_TEST_TOKEN_TIMING",
+    );
+    for (room, n) in [("timing-1", 1), ("timing-3", 3)] {
+        let t0 = web_time::Instant::now();
+        let web = member(token, room);
+        let mut opened = Vec::new();
+        while opened.len() < n {
+            let p = next(&web, 20, |ev| match ev {
+                SwarmEvent::Open(p) => Some(p),
+                _ => None,
+            })
+            .await;
+            assert!(p.user_id.as_str().starts_with("native-t"), "{p:?}");
+            opened.push(t0.elapsed());
+        }
+        let all = opened.last().copied().unwrap_or_default();
+        web_sys::console::log_1(
+            &format!(
+                "browser join -> open with {n} native member(s): {:.1} ms (each: {:?})",
+                all.as_secs_f64() * 1e3,
+                opened
+                    .iter()
+                    .map(|d| format!("{:.1}", d.as_secs_f64() * 1e3))
+                    .collect::<Vec<_>>()
+            )
+            .into(),
+        );
+        web.close();
+        gloo_timers::future::sleep(Duration::from_millis(300)).await;
+    }
+}
