@@ -26,8 +26,8 @@
 //! A wake-up is `set_configuration` with the unchanged configuration: it changes nothing and
 //! sends nothing. Keepalives (1 s) and failure timeouts (3 s + 7 s) stay at real-network values;
 //! see [`NativeConfig`]. Measured (`cargo run --release -p fast_rtc_bench -- join`): a joiner
-//! has its channels open with 1, 4 and 8 members in 6.6, 9.5 and 13.2 ms on this project's
-//! 2-core machine, against 606 ms and more for webrtc-rs with matchbox's settings.
+//! has its channels open with 1, 4 and 8 members in 5.8, 8.0 and 11.3 ms on this project's
+//! 2-core machine, against 0.6–1.2 s for matchbox on the same webrtc-rs in the same run.
 
 use crate::backend::{Backend, Buffered, EventSender, MAX_BUFFERED_BYTES, MAX_QUEUED_SENDS};
 use crate::config::{ChannelId, Delivery, IceTransportPolicy, SwarmConfig};
