@@ -934,6 +934,12 @@ fn send_all(m: &mut Member, payload: &[u8]) -> usize {
     }
 }
 
+/// The one-way latency of a 100-byte state stamped by [`clock`] (same process, same clock).
+fn one_way_ms(state: &[u8]) -> Option<f64> {
+    let stamp: [u8; 8] = state.get(..8)?.try_into().ok()?;
+    (state.len() == 100).then(|| clock().saturating_sub(u64::from_le_bytes(stamp)) as f64 / 1e6)
+}
+
 async fn steady(args: &ChildArgs) -> ChildResult {
     let n = args.members;
     let (mut members, mut poller, _) = match form_mesh(args, n, false).await {
@@ -968,11 +974,8 @@ async fn steady(args: &ChildArgs) -> ChildResult {
             }
         }
         poller.poll(&mut members, |_, data| {
-            if data.len() == 100 {
-                let mut stamp = [0u8; 8];
-                stamp.copy_from_slice(&data[..8]);
-                let ns = clock().saturating_sub(u64::from_le_bytes(stamp));
-                latencies.push(ns as f64 / 1e6);
+            if let Some(ms) = one_way_ms(data) {
+                latencies.push(ms);
                 received += 1;
             }
         });
@@ -982,11 +985,8 @@ async fn steady(args: &ChildArgs) -> ChildResult {
     let grace = Instant::now() + Duration::from_millis(200);
     while Instant::now() < grace {
         poller.poll(&mut members, |_, data| {
-            if data.len() == 100 {
-                let mut stamp = [0u8; 8];
-                stamp.copy_from_slice(&data[..8]);
-                let ns = clock().saturating_sub(u64::from_le_bytes(stamp));
-                latencies.push(ns as f64 / 1e6);
+            if let Some(ms) = one_way_ms(data) {
+                latencies.push(ms);
                 received += 1;
             }
         });

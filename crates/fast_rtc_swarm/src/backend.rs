@@ -4,8 +4,12 @@
 //! The handshake logic is not here: it lives once, in [`Swarm`](crate::sans_io::Swarm). A
 //! backend only does what it is told, in order, per connection.
 
-use crate::sans_io::{PeerCommand, PeerEvent};
+use crate::sans_io::{PeerCommand, PeerEvent, Role};
 use fast_rtc_protocol::ConnectionId;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tracing::warn;
 
 /// Where a backend reports what happens on its connections. Bounded: a backend waits when the
 /// swarm is behind, which pushes back on the data channels (SCTP flow control).
@@ -57,3 +61,111 @@ pub const MAX_QUEUED_SENDS: usize = 4096;
 /// Bytes queued per connection at most before sends are refused with
 /// [`SendError::Full`](crate::SendError::Full).
 pub const MAX_BUFFERED_BYTES: usize = 4 << 20;
+
+/// Commands queued per connection at most in a [`Connections`] table: the send limit plus room
+/// for control commands. A connection whose control commands still do not fit is failed.
+pub(crate) const COMMAND_QUEUE: usize = MAX_QUEUED_SENDS + 256;
+
+/// Sends accepted for one connection and not yet handed to its data channel.
+#[derive(Default)]
+pub(crate) struct SendQueue {
+    messages: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+impl SendQueue {
+    fn add(&self, bytes: usize) {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// One queued send of `bytes` was handed on.
+    pub(crate) fn done(&self, bytes: usize) {
+        self.messages.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+}
+
+/// A connection a backend must now start: its task receives `commands` in order and calls
+/// [`SendQueue::done`] on `queue` for each send it hands on.
+pub(crate) struct NewConnection {
+    pub(crate) id: ConnectionId,
+    pub(crate) role: Role,
+    pub(crate) commands: async_channel::Receiver<PeerCommand>,
+    pub(crate) queue: Arc<SendQueue>,
+}
+
+/// The per-connection command queues of a backend that runs one task per connection (both
+/// backends do): routes each command to its connection in order, counts queued sends, and
+/// fails a connection whose queue is full instead of growing it.
+pub(crate) struct Connections {
+    peers: HashMap<ConnectionId, (async_channel::Sender<PeerCommand>, Arc<SendQueue>)>,
+    events: EventSender,
+}
+
+impl Connections {
+    pub(crate) fn new(events: EventSender) -> Self {
+        Connections {
+            peers: HashMap::new(),
+            events,
+        }
+    }
+
+    pub(crate) fn buffered(&self, id: &ConnectionId) -> Buffered {
+        self.peers
+            .get(id)
+            .map(|(_, q)| Buffered {
+                messages: q.messages.load(Ordering::Relaxed),
+                bytes: q.bytes.load(Ordering::Relaxed),
+            })
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Routes `command`. For a `Create`, returns the connection the caller must start. A
+    /// `Close` drops the connection's sender, which ends its task after what was queued before.
+    pub(crate) fn route(&mut self, command: PeerCommand) -> Option<NewConnection> {
+        let id = match &command {
+            PeerCommand::Create { id, role } => {
+                // Unbounded as a type, bounded by the length check below: a bounded
+                // async-channel allocates all its slots up front (~0.4 MiB per connection).
+                let (tx, rx) = async_channel::unbounded();
+                let queue = Arc::new(SendQueue::default());
+                self.peers.insert(id.clone(), (tx, queue.clone()));
+                return Some(NewConnection {
+                    id: id.clone(),
+                    role: *role,
+                    commands: rx,
+                    queue,
+                });
+            }
+            PeerCommand::Close { id } => {
+                self.peers.remove(id);
+                return None;
+            }
+            PeerCommand::SetRemote { id, .. }
+            | PeerCommand::AddCandidate { id, .. }
+            | PeerCommand::Send { id, .. } => id.clone(),
+        };
+        let (commands, queue) = self.peers.get(&id)?;
+        let bytes = match &command {
+            PeerCommand::Send { payload, .. } => Some(payload.len()),
+            _ => None,
+        };
+        if commands.len() >= COMMAND_QUEUE || commands.try_send(command).is_err() {
+            warn!(%id, "connection command queue full: failing the connection");
+            self.peers.remove(&id);
+            let _ = self
+                .events
+                .try_send((id, PeerEvent::Failed("command queue full".into())));
+            return None;
+        }
+        if let Some(n) = bytes {
+            queue.add(n);
+        }
+        None
+    }
+}

@@ -29,7 +29,9 @@
 //! has its channels open with 1, 4 and 8 members in 5.8, 8.0 and 11.3 ms on this project's
 //! 2-core machine, against 0.6–1.2 s for matchbox on the same webrtc-rs in the same run.
 
-use crate::backend::{Backend, Buffered, EventSender, MAX_BUFFERED_BYTES, MAX_QUEUED_SENDS};
+use crate::backend::{
+    Backend, Buffered, Connections, EventSender, MAX_BUFFERED_BYTES, NewConnection, SendQueue,
+};
 use crate::config::{ChannelId, Delivery, IceTransportPolicy, SwarmConfig};
 use crate::sans_io::{IceState, Payload, PeerCommand, PeerEvent, Role, SdpKind};
 use bytes::BytesMut;
@@ -39,9 +41,8 @@ use rtc::peer_connection::transport::RTCSctpTransportState;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tracing::{debug, warn};
+use tracing::debug;
 use webrtc::data_channel::{
     DataChannel, DataChannelEvent, RTCDataChannelInit, RTCDataChannelState,
 };
@@ -52,10 +53,6 @@ use webrtc::peer_connection::{
     RTCSessionDescription, SettingEngineBuilder,
 };
 use webrtc::runtime::Runtime;
-
-/// Commands queued per connection at most: the send limit plus room for control commands. A
-/// connection whose control commands still do not fit is failed.
-const COMMAND_QUEUE: usize = MAX_QUEUED_SENDS + 256;
 
 /// Settings of the native backend.
 #[derive(Clone, Debug)]
@@ -120,30 +117,7 @@ struct Shared {
 /// The webrtc-rs backend. See the [module docs](self).
 pub struct NativeBackend {
     shared: Arc<Shared>,
-    peers: HashMap<ConnectionId, Conn>,
-}
-
-struct Conn {
-    commands: async_channel::Sender<PeerCommand>,
-    queue: Arc<SendQueue>,
-}
-
-/// Sends accepted for one connection and not yet handed to its data channel.
-#[derive(Default)]
-struct SendQueue {
-    messages: AtomicUsize,
-    bytes: AtomicUsize,
-}
-
-impl SendQueue {
-    fn add(&self, bytes: usize) {
-        self.messages.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(bytes, Ordering::Relaxed);
-    }
-    fn done(&self, bytes: usize) {
-        self.messages.fetch_sub(1, Ordering::Relaxed);
-        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
-    }
+    connections: Connections,
 }
 
 /// The native backend could not start.
@@ -163,93 +137,33 @@ impl NativeBackend {
     ) -> Result<Self, NativeError> {
         let runtime = webrtc::runtime::default_runtime().ok_or(NativeError::NoRuntime)?;
         Ok(NativeBackend {
+            connections: Connections::new(events.clone()),
             shared: Arc::new(Shared {
                 swarm,
                 native,
                 runtime,
                 events,
             }),
-            peers: HashMap::new(),
         })
     }
 }
 
-impl Drop for NativeBackend {
-    fn drop(&mut self) {
-        // Dropping the command senders ends every connection task, which closes its connection.
-        self.peers.clear();
-    }
-}
+// Dropping the backend drops every connection's command sender, which ends its task, and the
+// task closes its connection.
 
 impl Backend for NativeBackend {
     fn buffered(&self, id: &ConnectionId) -> Buffered {
-        self.peers
-            .get(id)
-            .map(|c| Buffered {
-                messages: c.queue.messages.load(Ordering::Relaxed),
-                bytes: c.queue.bytes.load(Ordering::Relaxed),
-            })
-            .unwrap_or_default()
+        self.connections.buffered(id)
     }
 
     fn connection_count(&self) -> usize {
-        self.peers.len()
+        self.connections.len()
     }
 
     fn execute(&mut self, command: PeerCommand) {
-        match command {
-            PeerCommand::Create { id, role } => {
-                // Unbounded as a type, bounded by the length check in `execute`: a bounded
-                // async-channel allocates all its slots up front (~0.4 MiB per connection).
-                let (tx, rx) = async_channel::unbounded();
-                let queue = Arc::new(SendQueue::default());
-                self.peers.insert(
-                    id.clone(),
-                    Conn {
-                        commands: tx,
-                        queue: queue.clone(),
-                    },
-                );
-                let shared = self.shared.clone();
-                drop(
-                    self.shared
-                        .runtime
-                        .spawn(Box::pin(run_connection(id, role, rx, queue, shared))),
-                );
-            }
-            PeerCommand::Close { id } => {
-                // Dropping the sender ends the task after the commands queued before.
-                self.peers.remove(&id);
-            }
-            other => {
-                let id = match &other {
-                    PeerCommand::SetRemote { id, .. }
-                    | PeerCommand::AddCandidate { id, .. }
-                    | PeerCommand::Send { id, .. } => id.clone(),
-                    PeerCommand::Create { id, .. } | PeerCommand::Close { id } => id.clone(),
-                };
-                let Some(conn) = self.peers.get(&id) else {
-                    return;
-                };
-                let bytes = match &other {
-                    PeerCommand::Send { payload, .. } => Some(payload.len()),
-                    _ => None,
-                };
-                if let Some(n) = bytes {
-                    conn.queue.add(n);
-                }
-                if conn.commands.len() >= COMMAND_QUEUE || conn.commands.try_send(other).is_err() {
-                    if let Some(n) = bytes {
-                        conn.queue.done(n);
-                    }
-                    warn!(%id, "connection command queue full: failing the connection");
-                    self.peers.remove(&id);
-                    let _ = self
-                        .shared
-                        .events
-                        .try_send((id, PeerEvent::Failed("command queue full".into())));
-                }
-            }
+        if let Some(new) = self.connections.route(command) {
+            let task = run_connection(new, self.shared.clone());
+            drop(self.shared.runtime.spawn(Box::pin(task)));
         }
     }
 }
@@ -350,13 +264,13 @@ fn channel_init(delivery: Delivery) -> RTCDataChannelInit {
     }
 }
 
-async fn run_connection(
-    id: ConnectionId,
-    role: Role,
-    commands: async_channel::Receiver<PeerCommand>,
-    queue: Arc<SendQueue>,
-    shared: Arc<Shared>,
-) {
+async fn run_connection(new: NewConnection, shared: Arc<Shared>) {
+    let NewConnection {
+        id,
+        role,
+        commands,
+        queue,
+    } = new;
     if let Err(e) = connection(&id, role, commands, &queue, &shared).await {
         debug!(%id, error = %e, "connection failed");
         let _ = shared

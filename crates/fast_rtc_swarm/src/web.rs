@@ -11,7 +11,7 @@
 //! so the inbox has a bound ([`INBOX`]): a page that stops draining its swarm's events past it
 //! gets the connection failed with a clear reason rather than unbounded memory.
 
-use crate::backend::{Backend, Buffered, EventSender, MAX_QUEUED_SENDS};
+use crate::backend::{Backend, Buffered, Connections, EventSender, NewConnection, SendQueue};
 use crate::config::{ChannelId, Delivery, IceTransportPolicy, SwarmConfig};
 use crate::sans_io::{IceState, Payload, PeerCommand, PeerEvent, Role, SdpKind};
 use fast_rtc_protocol::{ConnectionId, IceCandidate};
@@ -19,9 +19,8 @@ use futures_lite::future;
 use js_sys::{Array, ArrayBuffer, Reflect, Uint8Array};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use tracing::{debug, warn};
+use tracing::debug;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -32,8 +31,6 @@ use web_sys::{
     RtcSessionDescriptionInit,
 };
 
-/// Commands queued per connection at most (sends plus control), as natively.
-const COMMAND_QUEUE: usize = MAX_QUEUED_SENDS + 256;
 /// Browser reports queued per connection at most before the connection is failed.
 pub const INBOX: usize = 8192;
 /// A channel's own send buffer (`bufferedAmount`) above which a send waits (the browser
@@ -53,30 +50,7 @@ pub struct WebConfig {}
 pub struct WebBackend {
     swarm: Arc<SwarmConfig>,
     events: EventSender,
-    peers: HashMap<ConnectionId, Conn>,
-}
-
-struct Conn {
-    commands: async_channel::Sender<PeerCommand>,
-    queued: Arc<Queued>,
-}
-
-/// Sends accepted for one connection and not yet handed to its channel.
-#[derive(Default)]
-struct Queued {
-    messages: AtomicUsize,
-    bytes: AtomicUsize,
-}
-
-impl Queued {
-    fn add(&self, n: usize) {
-        self.messages.fetch_add(1, Ordering::Relaxed);
-        self.bytes.fetch_add(n, Ordering::Relaxed);
-    }
-    fn done(&self, n: usize) {
-        self.messages.fetch_sub(1, Ordering::Relaxed);
-        self.bytes.fetch_sub(n, Ordering::Relaxed);
-    }
+    connections: Connections,
 }
 
 impl WebBackend {
@@ -96,80 +70,25 @@ impl WebBackend {
         }
         Ok(WebBackend {
             swarm: Arc::new(swarm),
+            connections: Connections::new(events.clone()),
             events,
-            peers: HashMap::new(),
         })
     }
 }
 
 impl Backend for WebBackend {
     fn buffered(&self, id: &ConnectionId) -> Buffered {
-        self.peers
-            .get(id)
-            .map(|c| Buffered {
-                messages: c.queued.messages.load(Ordering::Relaxed),
-                bytes: c.queued.bytes.load(Ordering::Relaxed),
-            })
-            .unwrap_or_default()
+        self.connections.buffered(id)
     }
 
     fn connection_count(&self) -> usize {
-        self.peers.len()
+        self.connections.len()
     }
 
     fn execute(&mut self, command: PeerCommand) {
-        match command {
-            PeerCommand::Create { id, role } => {
-                let (tx, rx) = async_channel::unbounded();
-                let queued = Arc::new(Queued::default());
-                self.peers.insert(
-                    id.clone(),
-                    Conn {
-                        commands: tx,
-                        queued: queued.clone(),
-                    },
-                );
-                let task = run_connection(
-                    id,
-                    role,
-                    rx,
-                    queued,
-                    self.swarm.clone(),
-                    self.events.clone(),
-                );
-                wasm_bindgen_futures::spawn_local(task);
-            }
-            PeerCommand::Close { id } => {
-                // Dropping the sender ends the task after the commands queued before.
-                self.peers.remove(&id);
-            }
-            other => {
-                let id = match &other {
-                    PeerCommand::SetRemote { id, .. }
-                    | PeerCommand::AddCandidate { id, .. }
-                    | PeerCommand::Send { id, .. }
-                    | PeerCommand::Create { id, .. }
-                    | PeerCommand::Close { id } => id.clone(),
-                };
-                let Some(conn) = self.peers.get(&id) else {
-                    return;
-                };
-                let bytes = match &other {
-                    PeerCommand::Send { payload, .. } => Some(payload.len()),
-                    _ => None,
-                };
-                if conn.commands.len() >= COMMAND_QUEUE || conn.commands.try_send(other).is_err() {
-                    warn!(%id, "connection command queue full: failing the connection");
-                    self.peers.remove(&id);
-                    let _ = self
-                        .events
-                        .try_send((id, PeerEvent::Failed("command queue full".into())));
-                    return;
-                }
-                if let Some(n) = bytes {
-                    conn.queued.add(n);
-                }
-            }
+        if let Some(new) = self.connections.route(command) {
+            let task = run_connection(new, self.swarm.clone(), self.events.clone());
+            wasm_bindgen_futures::spawn_local(task);
         }
     }
 }
@@ -381,15 +300,14 @@ fn watch(dc: RtcDataChannel, channel: ChannelId, inbox: &Inbox) -> Channel {
     }
 }
 
-async fn run_connection(
-    id: ConnectionId,
-    role: Role,
-    commands: async_channel::Receiver<PeerCommand>,
-    queued: Arc<Queued>,
-    swarm: Arc<SwarmConfig>,
-    events: EventSender,
-) {
-    if let Err(e) = connection(&id, role, commands, &queued, &swarm, &events).await {
+async fn run_connection(new: NewConnection, swarm: Arc<SwarmConfig>, events: EventSender) {
+    let NewConnection {
+        id,
+        role,
+        commands,
+        queue,
+    } = new;
+    if let Err(e) = connection(&id, role, commands, &queue, &swarm, &events).await {
         debug!(%id, error = %e, "connection failed");
         let _ = events.send((id, PeerEvent::Failed(e))).await;
     }
@@ -399,7 +317,7 @@ async fn connection(
     id: &ConnectionId,
     role: Role,
     commands: async_channel::Receiver<PeerCommand>,
-    queued: &Queued,
+    queued: &SendQueue,
     swarm: &SwarmConfig,
     events: &EventSender,
 ) -> Result<(), String> {

@@ -8,11 +8,10 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use fast_rtc_swarm::{
-    ChannelId, Payload, Signaling, SwarmConfig, SwarmEvent, SwarmHandle, WebConfig, start,
-};
-use futures_lite::future;
-use std::time::Duration;
+mod browser;
+
+use browser::*;
+use fast_rtc_swarm::{ChannelId, Payload, SwarmConfig, SwarmHandle};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
 
@@ -43,32 +42,8 @@ struct JsEvent {
     bytes: Option<Vec<u8>>,
 }
 
-fn env(value: Option<&'static str>, name: &str) -> &'static str {
-    value.unwrap_or_else(|| {
-        panic!("{name} is not set: run this test through scripts/browser-test.sh")
-    })
-}
-
-fn url() -> &'static str {
-    env(
-        option_env!("FAST_RTC_WEB_TEST_URL"),
-        "FAST_RTC_WEB_TEST_URL",
-    )
-}
-
 fn rust_member(token: &str, room: &str) -> SwarmHandle {
-    let signaling = Signaling::WebSocket {
-        url: url().to_owned(),
-        token: token.to_owned(),
-    };
-    let (handle, driver) =
-        start(SwarmConfig::new(room), WebConfig::default(), signaling).expect("start");
-    wasm_bindgen_futures::spawn_local(driver);
-    handle
-}
-
-async fn sleep_ms(ms: u64) {
-    gloo_timers::future::sleep(Duration::from_millis(ms)).await;
+    member(token, SwarmConfig::new(room), room)
 }
 
 /// The JS member's next event of kind `kind`, within 20 s.
@@ -85,31 +60,10 @@ async fn js_event(js: &JsMember, kind: &str) -> JsEvent {
     panic!("the JS member saw no {kind} event within 20 s");
 }
 
-/// The Rust member's next event that `pick` accepts, within 20 s.
-async fn rust_event<T>(h: &SwarmHandle, mut pick: impl FnMut(SwarmEvent) -> Option<T>) -> T {
-    let wait = async {
-        loop {
-            let ev = h.recv().await.expect("swarm ended");
-            if let Some(t) = pick(ev) {
-                return Some(t);
-            }
-        }
-    };
-    let timeout = async {
-        sleep_ms(20_000).await;
-        None
-    };
-    future::or(wait, timeout).await.expect("timed out")
-}
-
 async fn exchange(js: &JsMember, js_id: &str, rust: &SwarmHandle, rust_id: &str) {
-    let opened = js_event(js, "open").await;
-    assert_eq!(opened.user_id.as_deref(), Some(rust_id));
-    let peer = rust_event(rust, |ev| match ev {
-        SwarmEvent::Open(p) => Some(p),
-        _ => None,
-    })
-    .await;
+    let opened_js = js_event(js, "open").await;
+    assert_eq!(opened_js.user_id.as_deref(), Some(rust_id));
+    let peer = opened(rust).await;
     assert_eq!(peer.user_id.as_str(), js_id);
 
     // Rust -> JS: text and binary on `fast`.
@@ -125,26 +79,22 @@ async fn exchange(js: &JsMember, js_id: &str, rust: &SwarmHandle, rust_id: &str)
 
     // JS -> Rust: text and binary.
     js.send_text(rust_id, "from js").unwrap();
-    let got = rust_event(rust, |ev| match ev {
-        SwarmEvent::Data { payload, from, .. } => Some((payload, from)),
-        _ => None,
-    })
-    .await;
-    assert_eq!(got.0, Payload::Text("from js".into()));
-    assert_eq!(got.1.as_str(), js_id);
+    let (got, from) = data_on(rust, ChannelId::FAST).await;
+    assert_eq!(
+        (got, from.as_str()),
+        (Payload::Text("from js".into()), js_id)
+    );
     js.send_bytes(rust_id, &[9, 8, 7]).unwrap();
-    let got = rust_event(rust, |ev| match ev {
-        SwarmEvent::Data { payload, .. } => Some(payload),
-        _ => None,
-    })
-    .await;
-    assert_eq!(got, Payload::Binary(vec![9, 8, 7]));
+    assert_eq!(
+        data_on(rust, ChannelId::FAST).await.0,
+        Payload::Binary(vec![9, 8, 7])
+    );
 }
 
 fn tokens(a: Option<&'static str>, b: Option<&'static str>) -> (&'static str, &'static str) {
     (
-        env(a, "FAST_RTC_WEB_TEST_TOKEN_JS_*"),
-        env(b, "FAST_RTC_WEB_TEST_TOKEN_RUST_*"),
+        setting(a, "FAST_RTC_WEB_TEST_TOKEN_JS_*"),
+        setting(b, "FAST_RTC_WEB_TEST_TOKEN_RUST_*"),
     )
 }
 
@@ -159,8 +109,8 @@ async fn js_offers_rust_answers_and_rust_close_is_seen_by_js() {
     let rust = rust_member(rust_token, "interop-1");
     exchange(&js, "js-1", &rust, "rust-1").await;
     rust.close();
-    let closed = js_event(&js, "close").await;
-    assert_eq!(closed.user_id.as_deref(), Some("rust-1"));
+    let gone = js_event(&js, "close").await;
+    assert_eq!(gone.user_id.as_deref(), Some("rust-1"));
     js.close();
 }
 
@@ -175,11 +125,6 @@ async fn rust_offers_js_answers_and_js_close_is_seen_by_rust() {
     let js = JsMember::new(url(), js_token, "interop-2");
     exchange(&js, "js-2", &rust, "rust-2").await;
     js.close();
-    let closed = rust_event(&rust, |ev| match ev {
-        SwarmEvent::Close { peer, .. } => Some(peer),
-        _ => None,
-    })
-    .await;
-    assert_eq!(closed.user_id.as_str(), "js-2");
+    assert_eq!(closed(&rust).await.user_id.as_str(), "js-2");
     rust.close();
 }
