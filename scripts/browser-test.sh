@@ -1,12 +1,28 @@
 #!/usr/bin/env bash
 # Browser tests: the swarm's wasm backend in a real headless Chromium, through a real
-# signaling server started here on a free loopback port. Called by scripts/test.sh.
+# signaling server started here on a free loopback port, with native members beside it and the
+# JavaScript reference client in the page. Called by scripts/test.sh.
 #
 # Needs: Debian's chromium + chromium-driver, `rustup target add wasm32-unknown-unknown`, and
 # `cargo install wasm-bindgen-cli --version 0.2.130` (the version of the wasm-bindgen crate in
 # Cargo.lock). .ci/run installs all three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Everything below runs in a network namespace of its own holding only `lo`: the server, the
+# native members, Chromium and the pages can only reach 127.0.0.1, and Chromium's candidates
+# are loopback ones (the tests grant it a fake microphone for that; see tests/browser/mod.rs).
+if [ -z "${FAST_RTC_BROWSER_NETNS:-}" ]; then
+    for flags in -n -rn; do
+        if unshare $flags true 2>/dev/null; then
+            exec unshare $flags env FAST_RTC_BROWSER_NETNS=1 bash -c 'ip link set lo up && exec "$0" "$@"' "$0" "$@"
+        fi
+    done
+    echo "browser-test: cannot create a network namespace (unshare -n needs root, unshare -rn user namespaces)" >&2
+    exit 1
+fi
+# No network in here: everything cargo needs was fetched by the steps before.
+export CARGO_NET_OFFLINE=true
 
 for tool in chromium chromedriver wasm-bindgen-test-runner; do
     command -v "$tool" >/dev/null || { echo "browser-test: $tool not found (see the header of $0)" >&2; exit 1; }

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# Installs what the browser tests need, if it is missing: Debian's chromium and chromium-driver
-# (apt, as root or through sudo), the wasm32-unknown-unknown target, and wasm-bindgen-cli at the
-# version of the wasm-bindgen crate in Cargo.lock (the test runner must match it exactly); and
-# bundles the JavaScript reference client from npm for the interop test.
+# Installs what the browser tests need, if it is missing: Debian's chromium and chromium-driver,
+# and iproute2/util-linux for the tests' network namespace (apt, as root or through sudo); the
+# wasm32-unknown-unknown target; wasm-bindgen-cli at the version of the wasm-bindgen crate in
+# Cargo.lock (the test runner must match it exactly); and the npm packages of the interop test,
+# bundled for its page.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null \
+    || ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then
     sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium chromium-driver
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium chromium-driver iproute2 util-linux
 fi
 rustup target add wasm32-unknown-unknown >/dev/null
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print }' Cargo.lock)

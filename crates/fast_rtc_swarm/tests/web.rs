@@ -33,6 +33,7 @@ fn token(value: Option<&'static str>, name: &str) -> &'static str {
 
 #[wasm_bindgen_test]
 async fn two_swarms_in_one_page_connect_and_exchange_data() {
+    allow_loopback_candidates().await;
     let a = game_member(
         token(
             option_env!("FAST_RTC_WEB_TEST_TOKEN_A"),
@@ -85,6 +86,7 @@ async fn two_swarms_in_one_page_connect_and_exchange_data() {
 /// browser member: data both ways on reliable `fast` and the unreliable `state` channel.
 #[wasm_bindgen_test]
 async fn a_browser_member_and_a_native_member_exchange_data_both_ways() {
+    allow_loopback_candidates().await;
     let web = game_member(
         token(
             option_env!("FAST_RTC_WEB_TEST_TOKEN_MIXED"),
@@ -120,6 +122,7 @@ async fn a_browser_member_and_a_native_member_exchange_data_both_ways() {
 /// measured, not tested; the test checks that every link opens.
 #[wasm_bindgen_test]
 async fn browser_join_time_with_native_members() {
+    allow_loopback_candidates().await;
     let token = token(
         option_env!("FAST_RTC_WEB_TEST_TOKEN_TIMING"),
         "FAST_RTC_WEB_TEST_TOKEN_TIMING",

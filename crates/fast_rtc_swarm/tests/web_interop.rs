@@ -100,6 +100,7 @@ fn tokens(a: Option<&'static str>, b: Option<&'static str>) -> (&'static str, &'
 
 #[wasm_bindgen_test]
 async fn js_offers_rust_answers_and_rust_close_is_seen_by_js() {
+    allow_loopback_candidates().await;
     let (js_token, rust_token) = tokens(
         option_env!("FAST_RTC_WEB_TEST_TOKEN_JS_1"),
         option_env!("FAST_RTC_WEB_TEST_TOKEN_RUST_1"),
@@ -116,6 +117,7 @@ async fn js_offers_rust_answers_and_rust_close_is_seen_by_js() {
 
 #[wasm_bindgen_test]
 async fn rust_offers_js_answers_and_js_close_is_seen_by_rust() {
+    allow_loopback_candidates().await;
     let (js_token, rust_token) = tokens(
         option_env!("FAST_RTC_WEB_TEST_TOKEN_JS_2"),
         option_env!("FAST_RTC_WEB_TEST_TOKEN_RUST_2"),

@@ -23,6 +23,34 @@ pub fn url() -> &'static str {
     )
 }
 
+/// Lets this page's peer connections offer plain `127.0.0.1` candidates instead of mDNS names.
+///
+/// Chromium hides host addresses behind `<uuid>.local` names until the page has been granted a
+/// camera or microphone. The browser tests run in a network namespace holding only `lo`
+/// (`scripts/browser-test.sh`), so every candidate must be a loopback address: with
+/// `--allow-loopback-in-peer-connection` and the fake media flags of `webdriver.json`, one
+/// `getUserMedia` call does that. Call it before the first member starts.
+pub async fn allow_loopback_candidates() {
+    use wasm_bindgen::JsCast;
+    let window = web_sys::window().expect("a window");
+    let constraints = web_sys::MediaStreamConstraints::new();
+    constraints.set_audio(&true.into());
+    let devices = window.navigator().media_devices().expect("media devices");
+    let promise = devices
+        .get_user_media_with_constraints(&constraints)
+        .expect("getUserMedia");
+    let stream: web_sys::MediaStream = wasm_bindgen_futures::JsFuture::from(promise)
+        .await
+        .expect("fake microphone")
+        .dyn_into()
+        .expect("a MediaStream");
+    for track in stream.get_tracks().iter() {
+        if let Ok(track) = track.dyn_into::<web_sys::MediaStreamTrack>() {
+            track.stop();
+        }
+    }
+}
+
 /// A browser member of `room` with `config`'s channels, its driver spawned on the page.
 pub fn member(token: &str, mut config: SwarmConfig, room: &str) -> SwarmHandle {
     config.room_id = room.into();
