@@ -39,6 +39,7 @@ use fast_rtc_protocol::{ConnectionId, IceCandidate};
 use futures_lite::future;
 use rtc::peer_connection::transport::RTCSctpTransportState;
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +81,11 @@ pub struct NativeConfig {
     /// it joins a multicast group, which fails where there is no multicast route; native peers
     /// still reach such browsers through peer-reflexive candidates.
     pub mdns: bool,
+    /// Receive buffer asked of the kernel for each UDP socket (`SO_RCVBUF`; Linux caps it at
+    /// `net.core.rmem_max`). webrtc-rs's SCTP sends in bursts; on a fast path a burst larger
+    /// than the buffer is dropped and costs a retransmission timeout (about 1 s). `None` keeps
+    /// the system default.
+    pub udp_recv_buffer: Option<usize>,
 }
 
 impl Default for NativeConfig {
@@ -93,6 +99,7 @@ impl Default for NativeConfig {
             ice_keepalive_interval: Duration::from_secs(1),
             ice_prflx_acceptance_wait: Duration::ZERO,
             mdns: false,
+            udp_recv_buffer: Some(4 << 20),
         }
     }
 }
@@ -120,6 +127,95 @@ pub struct NativeBackend {
     connections: Connections,
 }
 
+/// webrtc-rs's runtime with one change: every UDP socket gets the configured receive buffer
+/// before webrtc-rs wraps it ([`NativeConfig::udp_recv_buffer`]). Everything else delegates.
+#[derive(Debug)]
+struct SocketTuning {
+    inner: Arc<dyn Runtime>,
+    recv_buffer: usize,
+}
+
+impl Runtime for SocketTuning {
+    fn spawn(
+        &self,
+        future: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> Box<dyn webrtc::runtime::JoinHandle> {
+        self.inner.spawn(future)
+    }
+
+    fn spawn_reactor(
+        &self,
+        reactor_pool_size: usize,
+        future: std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> Box<dyn webrtc::runtime::JoinHandle> {
+        self.inner.spawn_reactor(reactor_pool_size, future)
+    }
+
+    fn wrap_udp_socket(
+        &self,
+        socket: std::net::UdpSocket,
+    ) -> std::io::Result<Arc<dyn webrtc::runtime::AsyncUdpSocket>> {
+        if let Err(e) = socket2::SockRef::from(&socket).set_recv_buffer_size(self.recv_buffer) {
+            debug!(error = %e, "could not set the UDP receive buffer");
+        }
+        self.inner.wrap_udp_socket(socket)
+    }
+
+    fn wrap_tcp_listener(
+        &self,
+        listener: std::net::TcpListener,
+    ) -> std::io::Result<Arc<dyn webrtc::runtime::AsyncTcpListener>> {
+        self.inner.wrap_tcp_listener(listener)
+    }
+
+    fn connect_tcp<'a>(
+        &'a self,
+        remote_addr: SocketAddr,
+    ) -> std::pin::Pin<
+        Box<
+            dyn Future<Output = std::io::Result<Arc<dyn webrtc::runtime::AsyncTcpStream>>>
+                + Send
+                + 'a,
+        >,
+    > {
+        self.inner.connect_tcp(remote_addr)
+    }
+
+    fn resolve_host<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> std::pin::Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        self.inner.resolve_host(host)
+    }
+
+    fn now(&self) -> std::time::Instant {
+        self.inner.now()
+    }
+
+    fn sleep(
+        &self,
+        duration: Duration,
+    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        self.inner.sleep(duration)
+    }
+
+    fn interval(&self, period: Duration) -> Box<dyn webrtc::runtime::AsyncInterval> {
+        self.inner.interval(period)
+    }
+
+    fn block_on(&self, future: std::pin::Pin<Box<dyn Future<Output = ()> + '_>>) {
+        self.inner.block_on(future)
+    }
+
+    fn yield_now(&self) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        self.inner.yield_now()
+    }
+
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+}
+
 /// The native backend could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum NativeError {
@@ -136,6 +232,13 @@ impl NativeBackend {
         events: EventSender,
     ) -> Result<Self, NativeError> {
         let runtime = webrtc::runtime::default_runtime().ok_or(NativeError::NoRuntime)?;
+        let runtime: Arc<dyn Runtime> = match native.udp_recv_buffer {
+            Some(bytes) => Arc::new(SocketTuning {
+                inner: runtime,
+                recv_buffer: bytes,
+            }),
+            None => runtime,
+        };
         Ok(NativeBackend {
             connections: Connections::new(events.clone()),
             shared: Arc::new(Shared {
