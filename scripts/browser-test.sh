@@ -3,9 +3,9 @@
 # signaling server started here on a free loopback port, with native members beside it and the
 # JavaScript reference client in the page. Called by scripts/test.sh.
 #
-# Needs: Debian's chromium + chromium-driver, `rustup target add wasm32-unknown-unknown`, and
-# `cargo install wasm-bindgen-cli --version 0.2.130` (the version of the wasm-bindgen crate in
-# Cargo.lock). .ci/run installs all three.
+# Needs what scripts/setup-browser.sh installs (test.sh runs it first): Debian's chromium and
+# chromium-driver, the wasm32-unknown-unknown target, wasm-bindgen-cli at the version of the
+# wasm-bindgen crate in Cargo.lock, and the bundled JS client of the interop test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -53,7 +53,7 @@ port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 "$bin" serve --listen "127.0.0.1:$port" --secret-file "$work/secret" > "$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 50); do
-    curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
     sleep 0.1
 done
 

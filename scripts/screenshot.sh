@@ -41,7 +41,7 @@ WASM_SERVER_RUNNER_ADDRESS="127.0.0.1:$web_port" wasm-server-runner \
 pids+=($!)
 token=$("$target/release/fast-rtc-server" token --secret-file "$work/secret" --sub browser-player --room '*')
 page="http://127.0.0.1:$web_port/?signaling=$url&room=shot&token=$token"
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$web_port/" >/dev/null 2>&1 && break; sleep 0.2; done
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$web_port") 2>/dev/null && break; sleep 0.2; done
 
 # Chromium through chromedriver's WebDriver API: open the page, wait, take the screenshot.
 driver_port=$(free_port)
