@@ -161,8 +161,35 @@ fn js_err(e: JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
-fn configuration(swarm: &SwarmConfig) -> RtcConfiguration {
+thread_local! {
+    /// The page's DTLS certificate, shared by every connection (see [`certificate`]).
+    static CERTIFICATE: std::cell::RefCell<Option<JsValue>> = const { std::cell::RefCell::new(None) };
+}
+
+/// One ECDSA P-256 certificate for every connection of the page, generated once.
+///
+/// Without one, the browser generates a certificate for each new `RTCPeerConnection`, and the
+/// first offer or answer waits for it. The first connection (the pre-made offer, made while the
+/// signaling socket opens) pays for it, and answering at join time does not. `None` if the
+/// browser refuses; the connection then makes its own.
+async fn certificate() -> Option<JsValue> {
+    if let Some(cert) = CERTIFICATE.with(|c| c.borrow().clone()) {
+        return Some(cert);
+    }
+    let algorithm = js_sys::Object::new();
+    Reflect::set(&algorithm, &"name".into(), &"ECDSA".into()).ok()?;
+    Reflect::set(&algorithm, &"namedCurve".into(), &"P-256".into()).ok()?;
+    let promise = RtcPeerConnection::generate_certificate_with_object(&algorithm).ok()?;
+    let cert = JsFuture::from(promise).await.ok()?;
+    // Two connections may have generated one at once: keep the first, so all share it.
+    Some(CERTIFICATE.with(|c| c.borrow_mut().get_or_insert(cert).clone()))
+}
+
+fn configuration(swarm: &SwarmConfig, certificate: Option<&JsValue>) -> RtcConfiguration {
     let config = RtcConfiguration::new();
+    if let Some(cert) = certificate {
+        config.set_certificates(&Array::of1(cert));
+    }
     let servers = Array::new();
     for s in &swarm.ice_servers {
         let server = RtcIceServer::new();
@@ -187,8 +214,9 @@ fn configuration(swarm: &SwarmConfig) -> RtcConfiguration {
     config
 }
 
-fn new_pc(swarm: &SwarmConfig, inbox: &Inbox) -> Result<Pc, String> {
-    let pc = RtcPeerConnection::new_with_configuration(&configuration(swarm)).map_err(js_err)?;
+fn new_pc(swarm: &SwarmConfig, inbox: &Inbox, certificate: Option<&JsValue>) -> Result<Pc, String> {
+    let pc = RtcPeerConnection::new_with_configuration(&configuration(swarm, certificate))
+        .map_err(js_err)?;
     let on_candidate = {
         let inbox = inbox.clone();
         Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(move |e: RtcPeerConnectionIceEvent| {
@@ -323,7 +351,8 @@ async fn connection(
 ) -> Result<(), String> {
     let (tx, reports) = async_channel::unbounded();
     let inbox = Inbox { tx };
-    let pc = new_pc(swarm, &inbox)?;
+    let cert = certificate().await;
+    let pc = new_pc(swarm, &inbox, cert.as_ref())?;
     let mut channels: HashMap<ChannelId, Channel> = HashMap::new();
     if role == Role::Offerer {
         for (cid, label, delivery) in swarm.all_channels() {
