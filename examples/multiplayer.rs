@@ -38,8 +38,10 @@ use serde::{Deserialize, Serialize};
 #[cfg(not(target_arch = "wasm32"))]
 use std::time::{Duration, SystemTime};
 
-#[cfg(not(target_arch = "wasm32"))]
+/// Where the demo looks for (or starts) its signaling server, natively and in the page.
 const DEFAULT_URL: &str = "ws://127.0.0.1:8787/ws";
+/// The demo's room.
+const DEFAULT_ROOM: &str = "demo";
 const ARENA: f32 = 300.0;
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -50,7 +52,7 @@ struct Args {
     #[arg(long, default_value = DEFAULT_URL)]
     url: String,
     /// Room to join.
-    #[arg(long, default_value = "demo")]
+    #[arg(long, default_value = DEFAULT_ROOM)]
     room: String,
     /// Your name (default: a random one).
     #[arg(long)]
@@ -350,18 +352,25 @@ fn player_app(args: &Args, url: &str, name: &str, token: String) -> App {
             title: format!("bevy_fast_rtc: {name}"),
             ..default()
         };
-        app.add_plugins((
-            DefaultPlugins.set(WindowPlugin {
-                primary_window: Some(window),
-                ..default()
-            }),
-            plugin,
-        ));
-        common(&mut app, state, name, None);
-        app.add_systems(Startup, setup_view)
-            .add_systems(Update, (draw_local, show_peers, report));
+        windowed(&mut app, window, plugin, state, name);
+        app.add_systems(Update, report);
     }
     app
+}
+
+/// A player in a window (natively) or a canvas (in the browser): rendering, the swarm, the
+/// game's systems and the peer list.
+fn windowed(app: &mut App, window: Window, plugin: FastRtcPlugin, state: ChannelId, name: &str) {
+    app.add_plugins((
+        DefaultPlugins.set(WindowPlugin {
+            primary_window: Some(window),
+            ..default()
+        }),
+        plugin,
+    ));
+    common(app, state, name, None);
+    app.add_systems(Startup, setup_view)
+        .add_systems(Update, (draw_local, show_peers));
 }
 
 /// A color from an identity, so everyone sees a player in the same color.
@@ -579,8 +588,8 @@ fn main() {
         .and_then(|w| w.location().search().ok())
         .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok());
     let get = |key: &str| query.as_ref().and_then(|q| q.get(key));
-    let url = get("signaling").unwrap_or_else(|| "ws://127.0.0.1:8787/ws".into());
-    let room = get("room").unwrap_or_else(|| "demo".into());
+    let url = get("signaling").unwrap_or_else(|| DEFAULT_URL.into());
+    let room = get("room").unwrap_or_else(|| DEFAULT_ROOM.into());
     let token = get("token").unwrap_or_default();
     // Everyone else knows this player by the token's subject (its colour comes from it too).
     let name = bevy_fast_rtc::token_subject(&token).map_or_else(|| "you".into(), |u| u.to_string());
@@ -591,15 +600,6 @@ fn main() {
         fit_canvas_to_parent: true,
         ..default()
     };
-    app.add_plugins((
-        DefaultPlugins.set(WindowPlugin {
-            primary_window: Some(window),
-            ..default()
-        }),
-        plugin,
-    ));
-    common(&mut app, state, &name, None);
-    app.add_systems(Startup, setup_view)
-        .add_systems(Update, (draw_local, show_peers));
+    windowed(&mut app, window, plugin, state, &name);
     app.run();
 }

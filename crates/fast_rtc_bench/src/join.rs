@@ -114,7 +114,7 @@ pub enum Scenario {
 
 /// Entry point: sets up the namespace (unless asked not to) and runs the benchmark in it.
 pub fn main(args: JoinArgs) {
-    if args.no_netns || std::env::var_os(NETNS_ENV).is_some() {
+    if args.no_netns || in_netns() {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -381,7 +381,7 @@ struct Report {
 }
 
 async fn run(args: JoinArgs) {
-    let in_netns = std::env::var_os(NETNS_ENV).is_some();
+    let in_netns = in_netns();
     let libs: Vec<Lib> = if in_netns {
         vec![Lib::Ours, Lib::Matchbox]
     } else {
@@ -772,6 +772,7 @@ pub fn child_main(args: ChildArgs) {
     std::process::exit(0);
 }
 
+/// Whether this process runs inside the benchmark's namespace (the re-run, or its children).
 fn in_netns() -> bool {
     std::env::var_os(NETNS_ENV).is_some()
 }

@@ -10,7 +10,7 @@
 use crate::BackendConfig;
 use crate::backend::EVENT_QUEUE;
 use crate::config::SwarmConfig;
-use crate::driver::{Shared, SwarmHandle, now, peer_loop, wait_signal};
+use crate::driver::{Shared, SwarmHandle, peer_loop, wait_signal};
 use crate::rt::sleep;
 use crate::sans_io::Swarm;
 use crate::ws::{Frame, Socket};
@@ -146,12 +146,13 @@ pub fn start(
 /// A random prefix that makes this member's connection ids unique in the room.
 fn random_prefix() -> String {
     #[cfg(not(target_arch = "wasm32"))]
-    let n =
-        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), now());
+    let n = std::hash::BuildHasher::hash_one(
+        &std::collections::hash_map::RandomState::new(),
+        crate::driver::now(),
+    );
     // No OS randomness for std on wasm32-unknown-unknown: the page's Math.random, twice.
     #[cfg(target_arch = "wasm32")]
     let n = {
-        let _ = now;
         let half = || (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
         (half() << 32) | half()
     };

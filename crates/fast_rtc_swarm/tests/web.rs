@@ -27,15 +27,11 @@ fn game_member(token: &str, room: &str) -> SwarmHandle {
     member(token, config, room)
 }
 
-fn token(value: Option<&'static str>, name: &str) -> &'static str {
-    setting(value, name)
-}
-
 #[wasm_bindgen_test]
 async fn two_swarms_in_one_page_connect_and_exchange_data() {
     allow_loopback_candidates().await;
     let a = game_member(
-        token(
+        setting(
             option_env!("FAST_RTC_WEB_TEST_TOKEN_A"),
             "FAST_RTC_WEB_TEST_TOKEN_A",
         ),
@@ -43,7 +39,7 @@ async fn two_swarms_in_one_page_connect_and_exchange_data() {
     );
     sleep_ms(300).await; // b answers a's parked offer (one round trip)
     let b = game_member(
-        token(
+        setting(
             option_env!("FAST_RTC_WEB_TEST_TOKEN_B"),
             "FAST_RTC_WEB_TEST_TOKEN_B",
         ),
@@ -88,7 +84,7 @@ async fn two_swarms_in_one_page_connect_and_exchange_data() {
 async fn a_browser_member_and_a_native_member_exchange_data_both_ways() {
     allow_loopback_candidates().await;
     let web = game_member(
-        token(
+        setting(
             option_env!("FAST_RTC_WEB_TEST_TOKEN_MIXED"),
             "FAST_RTC_WEB_TEST_TOKEN_MIXED",
         ),
@@ -123,7 +119,7 @@ async fn a_browser_member_and_a_native_member_exchange_data_both_ways() {
 #[wasm_bindgen_test]
 async fn browser_join_time_with_native_members() {
     allow_loopback_candidates().await;
-    let token = token(
+    let token = setting(
         option_env!("FAST_RTC_WEB_TEST_TOKEN_TIMING"),
         "FAST_RTC_WEB_TEST_TOKEN_TIMING",
     );
