@@ -2,7 +2,7 @@
 //!
 //! Members of a fast-rtc swarm meet through this server. It keeps each member's pre-made offers
 //! ("chunks") and hands one from every member to a joiner in a single round trip
-//! (the "pay-it-forward" protocol; `shared/PROTOCOL.md` in the repository is the specification).
+//! (the "pay-it-forward" protocol; `docs/protocol.md` in the repository describes it).
 //!
 //! The crate has two layers:
 //!
