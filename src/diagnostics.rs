@@ -1,6 +1,6 @@
 //! Peer count, throughput and RTT in Bevy's diagnostics store.
 
-use crate::plugin::{Peer, Swarm};
+use crate::session::{Peer, Swarm};
 use bevy::diagnostic::{Diagnostic, DiagnosticPath, Diagnostics, RegisterDiagnostic};
 use bevy::prelude::*;
 

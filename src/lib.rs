@@ -60,12 +60,18 @@ mod codec;
 mod diagnostics;
 mod messages;
 mod plugin;
+mod session;
+mod systems;
 mod typed;
 
 pub use codec::{CodecError, decode, encode};
 pub use diagnostics::FastRtcDiagnostics;
 pub use messages::{FastRtcError, FromPeer, PeerClosed, PeerData, PeerOpened, SwarmError};
-pub use plugin::{FastRtcPlugin, FastRtcSystems, Peer, SignalingState, Swarm, token_subject};
+pub use plugin::{FastRtcPlugin, FastRtcSystems};
+pub use session::{
+    BackendFactory, MAX_OUTBOX, Peer, SignalingState, Swarm, SwarmBackend, token_subject,
+};
+pub use systems::MAX_EVENTS_PER_FRAME;
 pub use typed::{AppSwarmExt, SwarmBroadcast, SwarmMessage};
 
 /// The wire types of the fast-rtc signaling protocol.

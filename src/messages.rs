@@ -54,14 +54,22 @@ pub struct FromPeer<T> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum FastRtcError {
-    /// The swarm reported an error (signaling refusal, unexpected signal, dropped message).
+    /// The swarm reported a fault (signaling refusal, unexpected signal, dropped message).
     #[error(transparent)]
-    Swarm(#[from] fast_rtc_swarm::SwarmError),
+    Swarm(#[from] fast_rtc_swarm::SwarmFault),
     /// A peer sent bytes that do not decode as the channel's type. Reported once per peer and
     /// type; the message is dropped.
     #[error("{type_name} from a peer did not decode: {error}")]
     Decode {
         /// The Rust type expected.
+        type_name: &'static str,
+        /// The codec's error.
+        error: String,
+    },
+    /// A value could not be encoded for sending (the message is not sent).
+    #[error("{type_name} did not encode: {error}")]
+    Encode {
+        /// The Rust type.
         type_name: &'static str,
         /// The codec's error.
         error: String,

@@ -2,7 +2,8 @@
 
 use crate::codec;
 use crate::messages::{FastRtcError, FromPeer, PeerData, SwarmError};
-use crate::plugin::{FastRtcSystems, Swarm};
+use crate::plugin::FastRtcSystems;
+use crate::session::Swarm;
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use fast_rtc_protocol::UserId;
@@ -124,7 +125,7 @@ impl<T: SwarmMessage> SwarmBroadcast<'_, T> {
             Err(e) => {
                 self.errors.write(SwarmError {
                     peer: to,
-                    error: FastRtcError::Decode {
+                    error: FastRtcError::Encode {
                         type_name: std::any::type_name::<T>(),
                         error: e.0,
                     },

@@ -71,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 break;
             }
             match input.broadcast(ChannelId::FAST, line) {
-                Ok(0) => println!("(nobody here yet)"),
+                Ok(fanout) if fanout.sent.is_empty() => println!("(nobody here yet)"),
                 Ok(_) => {}
                 Err(e) => println!("(not sent: {e})"),
             }
@@ -94,8 +94,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 payload: Payload::Binary(b),
                 ..
             } => println!("<{from}> ({} bytes)", b.len()),
-            SwarmEvent::Error(e) => println!("! {e}"),
-            SwarmEvent::Connection { .. } | SwarmEvent::Rtt { .. } => {}
+            SwarmEvent::Fault(e) => println!("! {e}"),
+            _ => {}
         }
     }
     Ok(())

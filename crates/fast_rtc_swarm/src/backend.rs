@@ -1,10 +1,12 @@
 //! The one platform seam: something that carries out [`PeerCommand`]s on real
 //! RTCPeerConnections and reports [`PeerEvent`]s.
 //!
-//! The handshake logic is not here: it lives once, in [`Swarm`](crate::sans_io::Swarm). A
-//! backend only does what it is told, in order, per connection.
+//! The handshake decisions are not here: they live once, in
+//! [`SwarmCore`](crate::sans_io::SwarmCore). A backend only does what it is told, in order, per
+//! connection; both WebRTC backends do it with the same per-connection task
+//! (`connection.rs`). [`MemoryBackend`](crate::memory::MemoryBackend) is a third, in memory.
 
-use crate::sans_io::{PeerCommand, PeerEvent, Role};
+use crate::sans_io::{PeerCommand, PeerEvent, PeerFailure, Role};
 use fast_rtc_protocol::ConnectionId;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,6 +40,10 @@ pub trait Backend {
     /// Connections created and not yet closed (leak checks, diagnostics).
     fn connection_count(&self) -> usize;
 }
+
+/// A backend as the shell holds it. `Send` on both builds: the browser backend keeps its JS
+/// objects in local tasks, so a swarm handle can live in a Bevy resource there too.
+pub type DynBackend = Box<dyn Backend + Send>;
 
 /// How much is waiting to be sent on one connection.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -160,7 +166,7 @@ impl Connections {
             self.peers.remove(&id);
             let _ = self
                 .events
-                .try_send((id, PeerEvent::Failed("command queue full".into())));
+                .try_send((id, PeerEvent::Failed(PeerFailure::CommandQueueFull)));
             return None;
         }
         if let Some(n) = bytes {

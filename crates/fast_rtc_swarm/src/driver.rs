@@ -2,12 +2,13 @@
 //! timer, and gives the application a [`SwarmHandle`].
 //!
 //! The shell decides nothing: every decision is the [`Swarm`]'s. It uses only runtime-agnostic
-//! primitives (async-channel, event-listener, and the timers of [`crate::rt`]), so the driver
-//! future runs on any executor: tokio, smol, Bevy's task pools, or the browser's event loop.
+//! primitives (async-channel, event-listener, and the [`Clock`]'s timers), so the driver future
+//! runs on any executor: tokio, smol, Bevy's task pools, or the browser's event loop.
 
-use crate::backend::{Backend, Buffered, EventReceiver};
+use crate::backend::{Buffered, DynBackend, EventReceiver};
+use crate::clock::Clock;
 use crate::config::ChannelId;
-use crate::sans_io::{Payload, PeerInfo, SendError, Swarm, SwarmEvent, SwarmOutput};
+use crate::sans_io::{Fanout, Payload, PeerEvent, PeerInfo, SendError, SwarmCore, SwarmEvent, SwarmOutput};
 use event_listener::Event;
 use fast_rtc_protocol::{ClientMsg, ServerMsg, UserId};
 use futures_lite::future;
@@ -23,17 +24,8 @@ pub const MAX_PENDING_EVENTS: usize = 8192;
 /// this the oldest are dropped (they are only useful to the current signaling session).
 pub const MAX_PENDING_SIGNALS: usize = 4096;
 
-#[allow(clippy::disallowed_methods)] // the shell's clock
-pub(crate) fn now() -> Instant {
-    Instant::now()
-}
-
-/// The backend as the shell holds it. `Send` on both builds: the browser backend keeps its JS
-/// objects in local tasks, so the handle can live in a Bevy resource there too.
-pub(crate) type DynBackend = Box<dyn Backend + Send>;
-
 pub(crate) struct Inner {
-    pub(crate) swarm: Swarm,
+    pub(crate) swarm: SwarmCore,
     backend: DynBackend,
     signals: VecDeque<ClientMsg>,
     events: VecDeque<SwarmEvent>,
@@ -69,6 +61,8 @@ impl Inner {
 /// State shared by the handle(s) and the driver.
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
+    /// Where the shell reads the time.
+    pub(crate) clock: Clock,
     /// The swarm changed (new timer, new outputs): wake the driver.
     pub(crate) changed: Event,
     /// New events for the application.
@@ -78,8 +72,9 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(swarm: Swarm, backend: DynBackend) -> Arc<Self> {
+    pub(crate) fn new(swarm: SwarmCore, backend: DynBackend, clock: Clock) -> Arc<Self> {
         Arc::new(Shared {
+            clock,
             inner: Mutex::new(Inner {
                 swarm,
                 backend,
@@ -100,11 +95,16 @@ impl Shared {
     }
 
     /// Runs `f` on the swarm, routes its outputs and wakes whoever waits on them.
-    pub(crate) fn with_swarm<R>(&self, f: impl FnOnce(&mut Swarm, Instant) -> R) -> R {
+    pub(crate) fn with_swarm<R>(&self, f: impl FnOnce(&mut SwarmCore, Instant) -> R) -> R {
+        self.with_inner(|inner, now| f(&mut inner.swarm, now))
+    }
+
+    /// [`Shared::with_swarm`] for what also needs the backend.
+    fn with_inner<R>(&self, f: impl FnOnce(&mut Inner, Instant) -> R) -> R {
         let (r, has_events, has_signals, changed) = {
             let mut inner = self.lock();
             let before = (inner.swarm.poll_timeout(), inner.swarm.is_closed());
-            let r = f(&mut inner.swarm, now());
+            let r = f(&mut inner, self.clock.now());
             inner.drain();
             let after = (inner.swarm.poll_timeout(), inner.swarm.is_closed());
             (
@@ -163,7 +163,7 @@ impl SwarmHandle {
         }
     }
 
-    /// Sends to one peer (see [`Swarm::send`]). Refused with [`SendError::Full`] while the
+    /// Sends to one peer (see [`SwarmCore::send`]). Refused with [`SendError::Full`] while the
     /// link's send queue is full ([`SwarmHandle::buffered_amount`]); nothing is dropped
     /// silently.
     pub fn send(
@@ -173,35 +173,28 @@ impl SwarmHandle {
         payload: impl Into<Payload>,
     ) -> Result<(), SendError> {
         let payload = payload.into();
-        {
-            let inner = self.shared.lock();
+        self.shared.with_inner(|inner, _| {
             if let Some(id) = inner.swarm.link_to(peer)
                 && !inner.backend.buffered(&id).has_room()
             {
                 return Err(SendError::Full);
             }
-        }
-        self.shared
-            .with_swarm(|s, _| s.send(peer, channel, payload))
+            inner.swarm.send(peer, channel, payload)
+        })
     }
 
-    /// Sends to every peer with an open link (see [`Swarm::broadcast`]); peers whose send queue
-    /// is full are skipped. Returns how many peers it was sent to.
+    /// Sends to every peer with an open link (see [`SwarmCore::broadcast_where`]); peers whose
+    /// send queue is full are refused with [`SendError::Full`] and listed in the result.
     pub fn broadcast(
         &self,
         channel: ChannelId,
         payload: impl Into<Payload>,
-    ) -> Result<usize, SendError> {
+    ) -> Result<Fanout, SendError> {
         let payload = payload.into();
-        let mut sent = 0;
-        for peer in self.peers() {
-            match self.send(&peer.user_id, channel, payload.clone()) {
-                Ok(()) => sent += 1,
-                Err(SendError::Full | SendError::NotOpen(_) | SendError::NoSuchPeer(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(sent)
+        self.shared.with_inner(|inner, _| {
+            let Inner { swarm, backend, .. } = inner;
+            swarm.broadcast_where(channel, payload, |id| backend.buffered(id).has_room())
+        })
     }
 
     /// What waits to be sent to `peer` (zero if there is no open link).
@@ -327,18 +320,18 @@ pub(crate) async fn peer_loop(shared: Arc<Shared>, events: EventReceiver) {
         }
         // A due deadline first: `future::or` below prefers peer events, which under a steady
         // stream of them would otherwise starve timeouts and pings.
-        if deadline.is_some_and(|at| at <= now()) {
+        if deadline.is_some_and(|at| at <= shared.clock.now()) {
             shared.with_swarm(|s, now| s.handle_timeout(now));
             continue;
         }
-        enum Wake {
-            Peer(Option<(fast_rtc_protocol::ConnectionId, crate::sans_io::PeerEvent)>),
+        enum DriverWake {
+            Peer(Option<(fast_rtc_protocol::ConnectionId, PeerEvent)>),
             Timer,
             Changed,
         }
         let peer = async {
             if room {
-                Wake::Peer(events.recv().await.ok())
+                DriverWake::Peer(events.recv().await.ok())
             } else {
                 future::pending().await
             }
@@ -346,21 +339,21 @@ pub(crate) async fn peer_loop(shared: Arc<Shared>, events: EventReceiver) {
         let timer = async {
             match deadline {
                 Some(at) => {
-                    crate::rt::sleep_until(at).await;
-                    Wake::Timer
+                    shared.clock.sleep_until(at).await;
+                    DriverWake::Timer
                 }
                 None => future::pending().await,
             }
         };
         let changed = async {
             listener.await;
-            Wake::Changed
+            DriverWake::Changed
         };
         match future::or(peer, future::or(timer, changed)).await {
-            Wake::Peer(Some((id, ev))) => shared.with_swarm(|s, now| s.handle_peer(now, &id, ev)),
-            Wake::Peer(None) => return,
-            Wake::Timer => shared.with_swarm(|s, now| s.handle_timeout(now)),
-            Wake::Changed => {}
+            DriverWake::Peer(Some((id, ev))) => shared.with_swarm(|s, now| s.handle_peer(now, &id, ev)),
+            DriverWake::Peer(None) => return,
+            DriverWake::Timer => shared.with_swarm(|s, now| s.handle_timeout(now)),
+            DriverWake::Changed => {}
         }
     }
 }

@@ -1,11 +1,16 @@
 //! The fast-rtc swarm: a full mesh of WebRTC peers whose members keep pre-made offers parked on
 //! the signaling server, so a joiner connects to every member after ONE signaling round trip.
 //!
-//! - [`sans_io`]: the [`Swarm`] state machine, which makes every decision. It
-//!   has no sockets and no timers, and is shared by every backend.
-//! - [`backend`]: the [`Backend`] trait, the one platform seam.
-//! - `native`: the webrtc-rs backend (not on wasm); `web`: the browser's `RTCPeerConnection`
-//!   (wasm only). [`start`] picks the one of the build; [`BackendConfig`] is its settings.
+//! - [`sans_io`]: the [`SwarmCore`] state machine, which makes every decision. It has no
+//!   sockets and no timers, and is shared by every backend; [`control`] is its `@fast/`
+//!   sub-protocol on the `fast` channel.
+//! - [`backend`]: the [`Backend`] trait, the seam between the core and WebRTC. Both WebRTC
+//!   backends run one per-connection task written once (`connection.rs`) over a narrow
+//!   per-platform peer; [`memory`] is an in-memory backend for tests.
+//! - [`platform`]: everything that differs between native and browser builds, behind one `cfg`:
+//!   the webrtc-rs backend natively, the browser's `RTCPeerConnection` on wasm, the signaling
+//!   WebSocket, the clock and timers. [`start`] picks the build's backend ([`BackendConfig`] is
+//!   its settings); [`start_with`] takes any backend and a [`Clock`].
 //! - [`config`]: [`SwarmConfig`], channels, ICE servers.
 //!
 //! ```no_run
@@ -31,34 +36,23 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+mod clock;
 pub mod config;
+mod connection;
+pub mod control;
 mod driver;
-#[cfg(not(target_arch = "wasm32"))]
-pub mod native;
-mod rt;
+pub mod memory;
+pub mod platform;
 pub mod sans_io;
 mod signaling;
-#[cfg(target_arch = "wasm32")]
-pub mod web;
-mod ws;
 
-pub use driver::{MAX_PENDING_EVENTS, MAX_PENDING_SIGNALS, SwarmHandle};
-#[cfg(not(target_arch = "wasm32"))]
-pub use native::{NativeBackend, NativeConfig};
-pub use signaling::{Signaling, StartError, SwarmDriver, start};
-#[cfg(target_arch = "wasm32")]
-pub use web::{WebBackend, WebConfig};
-
-/// The settings of this build's backend: [`NativeConfig`] (webrtc-rs).
-#[cfg(not(target_arch = "wasm32"))]
-pub type BackendConfig = NativeConfig;
-/// The settings of this build's backend: [`WebConfig`] (the browser's `RTCPeerConnection`).
-#[cfg(target_arch = "wasm32")]
-pub type BackendConfig = WebConfig;
-
-pub use backend::{Backend, Buffered, MAX_BUFFERED_BYTES, MAX_QUEUED_SENDS};
+pub use backend::{Backend, Buffered, DynBackend, EventSender, MAX_BUFFERED_BYTES, MAX_QUEUED_SENDS};
+pub use clock::{Clock, ManualClock};
 pub use config::{ChannelConfig, ChannelId, Delivery, IceServer, IceTransportPolicy, SwarmConfig};
+pub use driver::{MAX_PENDING_EVENTS, MAX_PENDING_SIGNALS, SwarmHandle};
+pub use platform::*;
 pub use sans_io::{
-    CloseReason, IceState, LinkOrigin, Payload, PeerCommand, PeerEvent, PeerInfo, Role, SdpKind,
-    SendError, Swarm, SwarmError, SwarmEvent, SwarmOutput,
+    CloseReason, Fanout, IceState, LinkOrigin, Payload, PeerCommand, PeerEvent, PeerFailure,
+    PeerInfo, Role, SdpKind, SendError, SwarmCore, SwarmEvent, SwarmFault, SwarmOutput,
 };
+pub use signaling::{Signaling, StartError, start, start_with};

@@ -1,21 +1,21 @@
-//! The swarm's decisions, without sockets, timers or WebRTC: [`Swarm`].
+//! The swarm's decisions, without sockets, timers or WebRTC: [`SwarmCore`].
 //!
 //! This module contains no networking code and never reads a clock: the caller passes the time
-//! in. The same [`Swarm`] drives the native (webrtc-rs) and the browser (web-sys) backends; only
+//! in. The same [`SwarmCore`] drives the native (webrtc-rs) and the browser (web-sys) backends; only
 //! the carrying-out of [`PeerCommand`]s differs.
 //!
 //! # Methods
 //!
-//! - inputs: [`Swarm::start`], [`Swarm::handle_signal`] (frames from the signaling server),
-//!   [`Swarm::handle_peer`] (what a backend reports about one RTCPeerConnection),
-//!   [`Swarm::handle_timeout`];
-//! - commands from the application: [`Swarm::send`], [`Swarm::broadcast`],
-//!   [`Swarm::close_peer`], [`Swarm::close`];
-//! - outputs: [`Swarm::poll_output`] (signaling frames to send, peer commands to carry out,
-//!   events for the application) and [`Swarm::poll_timeout`] (when to call `handle_timeout`).
+//! - inputs: [`SwarmCore::start`], [`SwarmCore::handle_signal`] (frames from the signaling server),
+//!   [`SwarmCore::handle_peer`] (what a backend reports about one RTCPeerConnection),
+//!   [`SwarmCore::handle_timeout`];
+//! - commands from the application: [`SwarmCore::send`], [`SwarmCore::broadcast`],
+//!   [`SwarmCore::close_peer`], [`SwarmCore::close`];
+//! - outputs: [`SwarmCore::poll_output`] (signaling frames to send, peer commands to carry out,
+//!   events for the application) and [`SwarmCore::poll_timeout`] (when to call `handle_timeout`).
 //!
-//! **Drain contract**: after every input or command, call [`Swarm::poll_output`] until it
-//! returns `None`, then [`Swarm::poll_timeout`]. Time must never go backwards; a spurious
+//! **Drain contract**: after every input or command, call [`SwarmCore::poll_output`] until it
+//! returns `None`, then [`SwarmCore::poll_timeout`]. Time must never go backwards; a spurious
 //! `handle_timeout` is a no-op.
 //!
 //! # Peers and links
@@ -31,6 +31,7 @@
 //! keeps links up while a member's signaling socket reconnects.
 
 use crate::config::{ChannelId, Delivery, SwarmConfig};
+use crate::control::Control;
 use fast_rtc_protocol::{
     CONTROL_PREFIX, ClientMsg, ConnectionId, ErrorCode, IceCandidate, ServerMsg, Signal, UserId,
 };
@@ -38,9 +39,6 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 use tracing::{debug, warn};
 use web_time::Instant;
-
-/// The `@fast/` control message a peer sends on `fast` before closing the link.
-pub const CLOSE_CONTROL: &str = "@fast/{\"type\":\"close\"}";
 
 /// A message body: text or binary, as on a WebRTC data channel.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +111,7 @@ pub enum SdpKind {
 
 /// ICE connection state, as `RTCIceConnectionState`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IceState {
     /// Gathering or waiting for remote candidates.
     New,
@@ -131,7 +130,8 @@ pub enum IceState {
 }
 
 /// What a backend must do with one RTCPeerConnection. Commands for one link must be carried
-/// out in the order given (an `AddCandidate` after a `SetRemote` waits for it).
+/// out in the order given (an `AddCandidate` after a `SetRemote` waits for it). Deliberately
+/// exhaustive: a backend must handle every command, and a new one is a breaking change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerCommand {
     /// Create the connection. An offerer also creates the `fast` channel and the game channels
@@ -178,6 +178,7 @@ pub enum PeerCommand {
 
 /// What a backend reports about one RTCPeerConnection.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PeerEvent {
     /// A local description was set; signal it.
     LocalDescription {
@@ -202,7 +203,23 @@ pub enum PeerEvent {
         payload: Payload,
     },
     /// An operation failed; the link cannot continue.
-    Failed(String),
+    Failed(PeerFailure),
+}
+
+/// Why a backend gave up on a connection.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PeerFailure {
+    /// The connection's command queue was full (the swarm sent faster than it could carry out).
+    #[error("the connection's command queue is full")]
+    CommandQueueFull,
+    /// The platform's reports piled up past their bound: the swarm's events are not being
+    /// drained.
+    #[error("receive queue full: the swarm's events are not being drained")]
+    InboxFull,
+    /// The WebRTC stack refused an operation, in its own words.
+    #[error("{0}")]
+    Platform(String),
 }
 
 /// How a link was formed.
@@ -243,13 +260,13 @@ pub enum CloseReason {
     /// ICE failed (the remote vanished, or no candidate pair works).
     IceFailed,
     /// The backend could not carry out an operation.
-    Backend(String),
+    Backend(PeerFailure),
 }
 
-/// Errors the swarm reports as events; none of them stops the swarm.
+/// Faults the swarm reports as [`SwarmEvent::Fault`]; none of them stops the swarm.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum SwarmError {
+pub enum SwarmFault {
     /// The server refused a frame.
     #[error("signaling server refused a frame ({code}): {message}")]
     Signaling {
@@ -291,8 +308,18 @@ pub enum SendError {
     Closed,
 }
 
+/// Who a broadcast reached.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Fanout {
+    /// Peers it was sent to (or queued for, on a reliable channel still opening).
+    pub sent: Vec<UserId>,
+    /// Peers it was refused for, and why (usually [`SendError::Full`]).
+    pub refused: Vec<(UserId, SendError)>,
+}
+
 /// What the application learns.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SwarmEvent {
     /// A peer got its first open link.
     Open(PeerInfo),
@@ -333,10 +360,10 @@ pub enum SwarmEvent {
         state: IceState,
     },
     /// Something went wrong; the swarm goes on.
-    Error(SwarmError),
+    Fault(SwarmFault),
 }
 
-/// What to do next, from [`Swarm::poll_output`].
+/// What to do next, from [`SwarmCore::poll_output`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SwarmOutput {
     /// Send this frame to the signaling server.
@@ -387,7 +414,7 @@ impl Link {
 
 /// A fast-rtc swarm member's state machine. See the [module docs](self).
 #[derive(Debug)]
-pub struct Swarm {
+pub struct SwarmCore {
     config: SwarmConfig,
     id_prefix: String,
     next_id: u64,
@@ -397,11 +424,11 @@ pub struct Swarm {
     closed: bool,
 }
 
-impl Swarm {
+impl SwarmCore {
     /// A swarm for `config`. `id_prefix` makes this member's connection ids unique in the room
     /// (the shell passes a random string; ids are `{prefix}-{n}`).
     pub fn new(config: SwarmConfig, id_prefix: impl Into<String>) -> Self {
-        Swarm {
+        SwarmCore {
             config,
             id_prefix: id_prefix.into(),
             next_id: 0,
@@ -417,7 +444,7 @@ impl Swarm {
         &self.config
     }
 
-    /// Whether [`Swarm::close`] was called.
+    /// Whether [`SwarmCore::close`] was called.
     pub fn is_closed(&self) -> bool {
         self.closed
     }
@@ -463,7 +490,7 @@ impl Swarm {
         self.out.pop_front()
     }
 
-    /// When [`Swarm::handle_timeout`] must be called next, if ever.
+    /// When [`SwarmCore::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.links
             .values()
@@ -558,7 +585,7 @@ impl Swarm {
 
     fn unexpected(&mut self, what: String) {
         debug!(%what, "unexpected signal");
-        self.event(SwarmEvent::Error(SwarmError::UnexpectedSignal(what)));
+        self.event(SwarmEvent::Fault(SwarmFault::UnexpectedSignal(what)));
     }
 
     /// A frame from the signaling server.
@@ -637,7 +664,7 @@ impl Swarm {
             },
             ServerMsg::SignalError { code, message } => {
                 warn!(%code, %message, "signaling server refused a frame");
-                self.event(SwarmEvent::Error(SwarmError::Signaling { code, message }));
+                self.event(SwarmEvent::Fault(SwarmFault::Signaling { code, message }));
             }
         }
     }
@@ -675,7 +702,7 @@ impl Swarm {
             l.pending_candidates.push(candidate);
         } else {
             let what = format!("candidate for {id}: {max} already wait for its description");
-            self.event(SwarmEvent::Error(SwarmError::Dropped(what)));
+            self.event(SwarmEvent::Fault(SwarmFault::Dropped(what)));
         }
     }
 
@@ -722,9 +749,12 @@ impl Swarm {
             PeerEvent::Message { channel, payload } => {
                 if channel == ChannelId::FAST
                     && let Payload::Text(text) = &payload
-                    && let Some(control) = text.strip_prefix(CONTROL_PREFIX)
+                    && let Some(control) = Control::parse(text)
                 {
-                    self.control(now, id, control);
+                    match control {
+                        Ok(control) => self.control(now, id, control),
+                        Err(e) => debug!(%id, error = %e, "ignoring a malformed control message"),
+                    }
                     return;
                 }
                 // Data only counts once the link is claimed; an unclaimed offer has no peer.
@@ -744,32 +774,20 @@ impl Swarm {
         }
     }
 
-    fn control(&mut self, now: Instant, id: &ConnectionId, control: &str) {
-        #[derive(serde::Deserialize)]
-        struct Control<'a> {
-            #[serde(rename = "type", borrow)]
-            ty: std::borrow::Cow<'a, str>,
-            #[serde(default)]
-            n: Option<u64>,
-        }
-        match serde_json::from_str::<Control<'_>>(control) {
-            Ok(c) if c.ty == "close" => self.close_link(id, CloseReason::Remote, false),
-            Ok(c) if c.ty == "ping" => {
-                let n = c.n.unwrap_or(0);
-                self.command(PeerCommand::Send {
-                    id: id.clone(),
-                    channel: ChannelId::FAST,
-                    payload: Payload::Text(format!(
-                        "{CONTROL_PREFIX}{{\"type\":\"pong\",\"n\":{n}}}"
-                    )),
-                });
-            }
-            Ok(c) if c.ty == "pong" => {
+    fn control(&mut self, now: Instant, id: &ConnectionId, control: Control) {
+        match control {
+            Control::Close => self.close_link(id, CloseReason::Remote, false),
+            Control::Ping(n) => self.command(PeerCommand::Send {
+                id: id.clone(),
+                channel: ChannelId::FAST,
+                payload: Payload::Text(Control::Pong(n).encode()),
+            }),
+            Control::Pong(n) => {
                 let Some(l) = self.links.get_mut(id) else {
                     return;
                 };
                 match l.ping_sent {
-                    Some((n, sent)) if Some(n) == c.n => {
+                    Some((sent_n, sent)) if sent_n == n => {
                         let rtt = now.saturating_duration_since(sent);
                         l.ping_sent = None;
                         l.rtt = Some(rtt);
@@ -785,8 +803,7 @@ impl Swarm {
                 }
             }
             // midOffer, transceiverRequest, stream: media negotiation, not used by this crate.
-            Ok(c) => debug!(%id, ty = %c.ty, "ignoring control message"),
-            Err(e) => debug!(%id, error = %e, "ignoring malformed control message"),
+            Control::Other(ty) => debug!(%id, %ty, "ignoring control message"),
         }
     }
 
@@ -852,7 +869,7 @@ impl Swarm {
             self.command(PeerCommand::Send {
                 id: id.clone(),
                 channel: ChannelId::FAST,
-                payload: Payload::Text(CLOSE_CONTROL.to_owned()),
+                payload: Payload::Text(Control::Close.encode()),
             });
         }
         self.command(PeerCommand::Close { id: id.clone() });
@@ -892,7 +909,7 @@ impl Swarm {
             self.command(PeerCommand::Send {
                 id,
                 channel: ChannelId::FAST,
-                payload: Payload::Text(format!("{CONTROL_PREFIX}{{\"type\":\"ping\",\"n\":{n}}}")),
+                payload: Payload::Text(Control::Ping(n).encode()),
             });
         }
         let expired: Vec<ConnectionId> = self
@@ -924,6 +941,15 @@ impl Swarm {
         channel: ChannelId,
         payload: Payload,
     ) -> Result<(), SendError> {
+        let delivery = self.check_send(channel, &payload)?;
+        let id = self
+            .link_to(peer)
+            .ok_or_else(|| SendError::NoSuchPeer(peer.clone()))?;
+        self.send_on(&id, channel, delivery, payload)
+    }
+
+    /// What refuses `payload` on `channel` whoever it is for; else the channel's delivery.
+    fn check_send(&self, channel: ChannelId, payload: &Payload) -> Result<Delivery, SendError> {
         if self.closed {
             return Err(SendError::Closed);
         }
@@ -932,15 +958,12 @@ impl Swarm {
             .delivery(channel)
             .ok_or(SendError::NoSuchChannel(channel))?;
         if channel == ChannelId::FAST
-            && let Payload::Text(t) = &payload
+            && let Payload::Text(t) = payload
             && t.starts_with(CONTROL_PREFIX)
         {
             return Err(SendError::ReservedPrefix);
         }
-        let id = self
-            .link_to(peer)
-            .ok_or_else(|| SendError::NoSuchPeer(peer.clone()))?;
-        self.send_on(&id, channel, delivery, payload)
+        Ok(delivery)
     }
 
     fn send_on(
@@ -971,19 +994,38 @@ impl Swarm {
         }
     }
 
-    /// Sends `payload` to every peer with an open link on `channel`. Returns how many peers it
-    /// was sent (or queued) to; peers whose channel refused it are skipped.
-    pub fn broadcast(&mut self, channel: ChannelId, payload: Payload) -> Result<usize, SendError> {
-        let peers: Vec<UserId> = self.peers().into_iter().map(|p| p.user_id).collect();
-        let mut sent = 0;
-        for peer in &peers {
-            match self.send(peer, channel, payload.clone()) {
-                Ok(()) => sent += 1,
+    /// Sends `payload` to every peer with an open link on `channel` (see
+    /// [`SwarmCore::broadcast_where`]).
+    pub fn broadcast(&mut self, channel: ChannelId, payload: Payload) -> Result<Fanout, SendError> {
+        self.broadcast_where(channel, payload, |_| true)
+    }
+
+    /// The one broadcast fan-out: sends `payload` to every peer with an open link on
+    /// `channel`, except those whose link `has_room` refuses (the shell's check of the
+    /// backend's send queue), which are listed as refused with [`SendError::Full`]. A peer
+    /// whose unreliable channel is not open yet is skipped (game state is sent again next
+    /// tick). Errors that concern the message itself (closed swarm, unknown channel, reserved
+    /// prefix) are returned before anything is sent.
+    pub fn broadcast_where(
+        &mut self,
+        channel: ChannelId,
+        payload: Payload,
+        mut has_room: impl FnMut(&ConnectionId) -> bool,
+    ) -> Result<Fanout, SendError> {
+        let delivery = self.check_send(channel, &payload)?;
+        let mut fanout = Fanout::default();
+        for peer in self.peers() {
+            if !has_room(&peer.id) {
+                fanout.refused.push((peer.user_id, SendError::Full));
+                continue;
+            }
+            match self.send_on(&peer.id, channel, delivery, payload.clone()) {
+                Ok(()) => fanout.sent.push(peer.user_id),
                 Err(SendError::NotOpen(_)) => {}
-                Err(e) => return Err(e),
+                Err(e) => fanout.refused.push((peer.user_id, e)),
             }
         }
-        Ok(sent)
+        Ok(fanout)
     }
 
     /// Closes every link to `peer`, telling it. Returns whether there was one.

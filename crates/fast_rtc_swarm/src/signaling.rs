@@ -1,5 +1,5 @@
 //! The built-in WebSocket signaling client, and how a swarm is started. The loop is the same
-//! natively and in the browser; only the socket differs ([`crate::ws`]).
+//! natively and in the browser; only the socket differs (`platform::ws`).
 //!
 //! The client connects to `URL?token=TOKEN` with TCP_NODELAY (a member writes several small
 //! frames in a row; Nagle's algorithm would hold them for an ACK), joins, and pumps frames both
@@ -7,17 +7,16 @@
 //! backoff (250 ms doubling to 8 s) and rejoins under the same identity (the token's); the swarm
 //! parks fresh offers and the links re-form underneath without the application seeing a close.
 
-use crate::BackendConfig;
-use crate::backend::EVENT_QUEUE;
+use crate::backend::{DynBackend, EVENT_QUEUE, EventSender};
+use crate::clock::Clock;
 use crate::config::SwarmConfig;
 use crate::driver::{Shared, SwarmHandle, peer_loop, wait_signal};
-use crate::rt::sleep;
-use crate::sans_io::Swarm;
-use crate::ws::{Frame, Socket};
+use crate::platform::ws::Socket;
+use crate::platform::{BackendConfig, BackendError, SIGNALING_SCHEMES, SwarmDriver};
+use crate::platform::{default_backend, frame::Frame, random_u64};
+use crate::sans_io::SwarmCore;
 use fast_rtc_protocol::{decode_server, encode};
 use futures_lite::future;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, warn};
@@ -42,28 +41,19 @@ pub enum Signaling {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    /// The native backend could not start.
-    #[cfg(not(target_arch = "wasm32"))]
+    /// This build's backend could not start (no async runtime natively, no `RTCPeerConnection`
+    /// in the browser).
     #[error(transparent)]
-    Backend(#[from] crate::native::NativeError),
-    /// The browser has no WebRTC (`RTCPeerConnection` is missing).
-    #[cfg(target_arch = "wasm32")]
-    #[error("this browser has no RTCPeerConnection")]
-    NoWebRtc,
-    /// The signaling URL is not a `ws://` URL.
-    #[error("bad signaling URL {0:?}: expected ws://host:port/path")]
-    BadUrl(String),
+    Backend(#[from] BackendError),
+    /// The signaling URL's scheme is not one this build can use.
+    #[error("bad signaling URL {url:?}: expected one of {schemes:?}")]
+    BadUrl {
+        /// The URL given.
+        url: String,
+        /// The schemes this build can use.
+        schemes: &'static [&'static str],
+    },
 }
-
-/// The future that runs a swarm; spawn it on any executor. It finishes when the swarm is closed
-/// (after sending `close` to the server) or every [`SwarmHandle`] is gone.
-#[cfg(not(target_arch = "wasm32"))]
-pub type SwarmDriver = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-/// The future that runs a swarm; spawn it with `wasm_bindgen_futures::spawn_local`. It finishes
-/// when the swarm is closed (after sending `close` to the server) or every [`SwarmHandle`] is
-/// gone.
-#[cfg(target_arch = "wasm32")]
-pub type SwarmDriver = Pin<Box<dyn Future<Output = ()> + 'static>>;
 
 /// Starts a swarm on this build's backend ([`BackendConfig`]: webrtc-rs natively, the
 /// browser's `RTCPeerConnection` on wasm). Returns its handle and the driver to spawn.
@@ -107,24 +97,50 @@ pub fn start(
     backend: BackendConfig,
     signaling: Signaling,
 ) -> Result<(SwarmHandle, SwarmDriver), StartError> {
-    // The browser does TLS itself; the native client is plain ws:// (put a proxy in front).
-    let schemes: &[&str] = if cfg!(target_arch = "wasm32") {
-        &["ws://", "wss://"]
-    } else {
-        &["ws://"]
-    };
+    start_with(config, signaling, Clock::System, |config, events| {
+        Ok(default_backend(config, backend, events)?)
+    })
+}
+
+/// Starts a swarm on a backend of your choice, with a [`Clock`] of your choice: `backend` is
+/// called once with the swarm's configuration and the queue the backend reports to.
+///
+/// This is how a test runs a swarm without sockets and without waiting on real time:
+///
+/// ```
+/// use fast_rtc_swarm::memory::MemoryNet;
+/// use fast_rtc_swarm::{start_with, Clock, ManualClock, Signaling, SwarmConfig};
+///
+/// let net = MemoryNet::new();
+/// let clock = ManualClock::new();
+/// let (swarm, driver) = start_with(
+///     SwarmConfig::new("lobby"),
+///     Signaling::External,
+///     Clock::Manual(clock.clone()),
+///     |config, events| Ok(Box::new(net.backend(config, events))),
+/// )?;
+/// # drop((swarm, driver));
+/// # Ok::<(), fast_rtc_swarm::StartError>(())
+/// ```
+pub fn start_with(
+    config: SwarmConfig,
+    signaling: Signaling,
+    clock: Clock,
+    backend: impl FnOnce(SwarmConfig, EventSender) -> Result<DynBackend, StartError>,
+) -> Result<(SwarmHandle, SwarmDriver), StartError> {
     if let Signaling::WebSocket { url, .. } = &signaling
-        && !schemes.iter().any(|s| url.starts_with(s))
+        && !SIGNALING_SCHEMES.iter().any(|s| url.starts_with(s))
     {
-        return Err(StartError::BadUrl(url.clone()));
+        return Err(StartError::BadUrl {
+            url: url.clone(),
+            schemes: SIGNALING_SCHEMES,
+        });
     }
     let (events_tx, events_rx) = async_channel::bounded(EVENT_QUEUE);
-    #[cfg(not(target_arch = "wasm32"))]
-    let backend = crate::native::NativeBackend::new(config.clone(), backend, events_tx)?;
-    #[cfg(target_arch = "wasm32")]
-    let backend = crate::web::WebBackend::new(config.clone(), backend, events_tx)?;
-    let prefix = random_prefix();
-    let shared = Shared::new(Swarm::new(config, prefix), Box::new(backend));
+    let backend = backend(config.clone(), events_tx)?;
+    // Makes this member's connection ids unique in the room.
+    let prefix = format!("{:016x}", random_u64());
+    let shared = Shared::new(SwarmCore::new(config, prefix), backend, clock);
     let handle = SwarmHandle::new(shared.clone());
     let driver: SwarmDriver = match signaling {
         Signaling::External => {
@@ -141,22 +157,6 @@ pub fn start(
         }
     };
     Ok((handle, driver))
-}
-
-/// A random prefix that makes this member's connection ids unique in the room.
-fn random_prefix() -> String {
-    #[cfg(not(target_arch = "wasm32"))]
-    let n = std::hash::BuildHasher::hash_one(
-        &std::collections::hash_map::RandomState::new(),
-        crate::driver::now(),
-    );
-    // No OS randomness for std on wasm32-unknown-unknown: the page's Math.random, twice.
-    #[cfg(target_arch = "wasm32")]
-    let n = {
-        let half = || (js_sys::Math::random() * f64::from(u32::MAX)) as u64;
-        (half() << 32) | half()
-    };
-    format!("{n:016x}")
 }
 
 /// How long one connection attempt (TCP and WebSocket handshake) may take.
@@ -182,7 +182,7 @@ async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
         }
         if !first {
             // Wait out the backoff, unless the swarm is closed meanwhile.
-            future::or(sleep(backoff), until_closed(&shared)).await;
+            future::or(shared.clock.sleep(backoff), until_closed(&shared)).await;
             if shared.lock().swarm.is_closed() {
                 return;
             }
@@ -192,7 +192,7 @@ async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
         // Bounded, and abandoned if the swarm is closed meanwhile.
         let attempt = async { Some(Socket::connect(&url, &token).await) };
         let timeout = async {
-            sleep(CONNECT_TIMEOUT).await;
+            shared.clock.sleep(CONNECT_TIMEOUT).await;
             Some(Err(format!("no answer within {CONNECT_TIMEOUT:?}")))
         };
         let closed = async {
@@ -229,7 +229,7 @@ async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
 /// Moves frames until the socket fails (returns false) or the swarm is closed and its `close`
 /// frame was sent (returns true).
 async fn pump(shared: &Shared, ws: &mut Socket) -> bool {
-    enum Wake {
+    enum PumpWake {
         Outgoing,
         Incoming(Option<Result<Frame, String>>),
     }
@@ -261,25 +261,25 @@ async fn pump(shared: &Shared, ws: &mut Socket) -> bool {
         }
         let outgoing = async {
             wait_signal(shared).await;
-            Wake::Outgoing
+            PumpWake::Outgoing
         };
-        let incoming = async { Wake::Incoming(ws.next().await) };
+        let incoming = async { PumpWake::Incoming(ws.next().await) };
         match future::or(outgoing, incoming).await {
-            Wake::Outgoing => {}
-            Wake::Incoming(Some(Ok(Frame::Text(text)))) => match decode_server(&text) {
+            PumpWake::Outgoing => {}
+            PumpWake::Incoming(Some(Ok(Frame::Text(text)))) => match decode_server(&text) {
                 Ok(msg) => shared.with_swarm(|s, now| s.handle_signal(now, msg)),
                 Err(e) => warn!(error = %e, "undecodable frame from the signaling server"),
             },
-            Wake::Incoming(Some(Ok(Frame::Closed(reason)))) => {
+            PumpWake::Incoming(Some(Ok(Frame::Closed(reason)))) => {
                 debug!(%reason, "signaling server closed the socket");
                 return false;
             }
-            Wake::Incoming(Some(Ok(Frame::Other))) => {}
-            Wake::Incoming(Some(Err(e))) => {
+            PumpWake::Incoming(Some(Ok(Frame::Other))) => {}
+            PumpWake::Incoming(Some(Err(e))) => {
                 debug!(error = %e, "signaling socket error");
                 return false;
             }
-            Wake::Incoming(None) => return false,
+            PumpWake::Incoming(None) => return false,
         }
     }
 }

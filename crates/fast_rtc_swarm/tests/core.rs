@@ -7,8 +7,8 @@ mod net;
 
 use fast_rtc_protocol::{ClientMsg, ServerMsg, Signal, UserId};
 use fast_rtc_swarm::{
-    ChannelConfig, ChannelId, CloseReason, LinkOrigin, Payload, PeerCommand, SendError, Swarm,
-    SwarmConfig, SwarmError, SwarmEvent, SwarmOutput,
+    ChannelConfig, ChannelId, CloseReason, LinkOrigin, Payload, PeerCommand, SendError, SwarmCore,
+    SwarmConfig, SwarmFault, SwarmEvent, SwarmOutput,
 };
 use net::Net;
 use std::time::{Duration, Instant};
@@ -152,7 +152,8 @@ fn broadcast_reaches_every_peer_once_and_game_channels_work() {
         .swarm
         .broadcast(ChannelId::FAST, "all".into())
         .unwrap();
-    assert_eq!(sent, 3);
+    assert_eq!(sent.sent.len(), 3);
+    assert!(sent.refused.is_empty());
     net.members[0]
         .swarm
         .broadcast(state, vec![9].into())
@@ -350,7 +351,7 @@ fn reliable_sends_wait_for_their_channel_unreliable_ones_are_refused() {
     let mut config = SwarmConfig::new("r");
     let reliable = config.add_channel(ChannelConfig::reliable("events"));
     let unreliable = config.add_channel(ChannelConfig::unreliable("state"));
-    let mut s = Swarm::new(config, "me");
+    let mut s = SwarmCore::new(config, "me");
     let now = Instant::now();
     s.start(now);
     while s.poll_output().is_some() {}
@@ -395,7 +396,7 @@ fn reliable_sends_wait_for_their_channel_unreliable_ones_are_refused() {
 
 #[test]
 fn candidates_before_the_description_are_held_until_it_is_set() {
-    let mut s = Swarm::new(SwarmConfig::new("r"), "me");
+    let mut s = SwarmCore::new(SwarmConfig::new("r"), "me");
     let now = Instant::now();
     s.start(now);
     let mut offer_id = None;
@@ -440,7 +441,7 @@ fn candidates_before_the_description_are_held_until_it_is_set() {
 
 #[test]
 fn a_second_accept_for_one_id_is_ignored_and_reported() {
-    let mut s = Swarm::new(SwarmConfig::new("r"), "me");
+    let mut s = SwarmCore::new(SwarmConfig::new("r"), "me");
     let now = Instant::now();
     s.start(now);
     while s.poll_output().is_some() {}
@@ -463,8 +464,8 @@ fn a_second_accept_for_one_id_is_ignored_and_reported() {
     assert!(
         matches!(
             second.as_slice(),
-            [SwarmOutput::Event(SwarmEvent::Error(
-                SwarmError::UnexpectedSignal(_)
+            [SwarmOutput::Event(SwarmEvent::Fault(
+                SwarmFault::UnexpectedSignal(_)
             ))]
         ),
         "{second:?}"
@@ -473,7 +474,7 @@ fn a_second_accept_for_one_id_is_ignored_and_reported() {
 
 #[test]
 fn signals_that_make_no_sense_are_reported_not_obeyed() {
-    let mut s = Swarm::new(SwarmConfig::new("r"), "me");
+    let mut s = SwarmCore::new(SwarmConfig::new("r"), "me");
     let now = Instant::now();
     s.start(now);
     while s.poll_output().is_some() {}
@@ -498,7 +499,7 @@ fn signals_that_make_no_sense_are_reported_not_obeyed() {
         s.handle_signal(now, msg);
         let out: Vec<_> = std::iter::from_fn(|| s.poll_output()).collect();
         assert!(
-            matches!(out.as_slice(), [SwarmOutput::Event(SwarmEvent::Error(_))]),
+            matches!(out.as_slice(), [SwarmOutput::Event(SwarmEvent::Fault(_))]),
             "{out:?}"
         );
     }

@@ -8,7 +8,7 @@ use fast_rtc_protocol::{ConnectionId, IceCandidate, ServerMsg, UserId};
 use fast_rtc_server::Limits;
 use fast_rtc_server::hub::{ConnId, Hub, Identity, Output, RoomGrant};
 use fast_rtc_swarm::{
-    ChannelId, IceState, Payload, PeerCommand, PeerEvent, Role, SdpKind, Swarm, SwarmConfig,
+    ChannelId, IceState, Payload, PeerCommand, PeerEvent, PeerFailure, Role, SdpKind, SwarmConfig, SwarmCore,
     SwarmEvent, SwarmOutput,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 pub struct Member {
     pub user: UserId,
-    pub swarm: Swarm,
+    pub swarm: SwarmCore,
     pub conn: ConnId,
     pub events: Vec<SwarmEvent>,
     pub signaling_up: bool,
@@ -78,7 +78,7 @@ impl Net {
     /// Adds a member and starts it (connects to the hub, init, pre-made offers).
     pub fn join(&mut self, name: &str, config: SwarmConfig) -> usize {
         let i = self.members.len();
-        let swarm = Swarm::new(config, name);
+        let swarm = SwarmCore::new(config, name);
         self.members.push(Member {
             user: name.into(),
             swarm,
@@ -125,7 +125,7 @@ impl Net {
         for id in ids {
             self.fake_close(i, &id);
         }
-        self.members[i].swarm = Swarm::new(SwarmConfig::new("dead"), "dead");
+        self.members[i].swarm = SwarmCore::new(SwarmConfig::new("dead"), "dead");
     }
 
     fn at(&mut self, delay: Duration, d: Delivery) {
@@ -255,7 +255,7 @@ impl Net {
                         Delivery::Peer(
                             i,
                             id,
-                            PeerEvent::Failed("candidate before description".into()),
+                            PeerEvent::Failed(PeerFailure::Platform("candidate before description".into())),
                         ),
                     );
                 }

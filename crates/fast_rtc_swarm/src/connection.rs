@@ -1,0 +1,277 @@
+//! The per-connection task, written once for every platform.
+//!
+//! A backend runs one such task per RTCPeerConnection. It carries out the connection's
+//! [`PeerCommand`]s in order: creates the channels and the offer, sets remote descriptions and
+//! answers, adds candidates, routes the channels the remote announces by label, sends, flushes
+//! and closes. What differs between webrtc-rs and the browser is behind [`RtcPeer`] and
+//! [`RtcChannel`], which only do what they are told; the flow is here.
+
+use crate::backend::{EventSender, NewConnection, SendQueue};
+use crate::config::{ChannelId, Delivery, SwarmConfig};
+use crate::platform::time::{now, sleep};
+use crate::sans_io::{Payload, PeerCommand, PeerEvent, PeerFailure, Role, SdpKind};
+use fast_rtc_protocol::{ConnectionId, IceCandidate};
+use futures_lite::future;
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+use tracing::debug;
+
+/// How long [`PeerCommand::Close`] waits for the channels to hand what was sent to the remote
+/// (the `@fast/` close notice most of all) before the connection is closed under them.
+const FLUSH_FOR: Duration = Duration::from_millis(250);
+
+/// What a platform reports that the connection task must act on.
+#[allow(dead_code)] // `Event` is built by the browser platform; native channels report directly
+pub(crate) enum Report<R> {
+    /// Hand this to the swarm, in order.
+    Event(PeerEvent),
+    /// The remote announced a data channel.
+    Channel {
+        /// Its label.
+        label: String,
+        /// The platform's channel, not watched yet.
+        raw: R,
+    },
+}
+
+/// One platform's RTCPeerConnection, as the connection task drives it. Errors are the
+/// platform's own words; the task turns them into [`PeerFailure::Platform`].
+///
+/// Each method does one step and nothing else. A platform may do extra work inside (the
+/// native backend's wake-ups of webrtc-rs), but never decides what the connection does next.
+pub(crate) trait RtcPeer {
+    /// A remote-announced channel before it is watched.
+    type RawChannel;
+    /// A watched data channel: its opens, messages and close are reported as
+    /// [`PeerEvent`]s under its [`ChannelId`].
+    type Channel: RtcChannel;
+
+    /// Creates and watches a local data channel.
+    async fn create_channel(
+        &mut self,
+        id: ChannelId,
+        label: &str,
+        delivery: Delivery,
+    ) -> Result<Self::Channel, String>;
+    /// Watches a channel the remote announced, under `id`.
+    fn adopt(&mut self, id: ChannelId, raw: Self::RawChannel) -> Self::Channel;
+    /// Closes a channel the remote announced that this swarm does not know.
+    async fn refuse(&mut self, raw: Self::RawChannel);
+    /// Creates an offer, sets it as local description and returns its SDP.
+    async fn offer(&mut self) -> Result<String, String>;
+    /// Creates an answer, sets it as local description and returns its SDP.
+    async fn answer(&mut self) -> Result<String, String>;
+    /// Sets the remote description.
+    async fn set_remote(&mut self, kind: SdpKind, sdp: String) -> Result<(), String>;
+    /// Adds a remote candidate.
+    async fn add_candidate(&mut self, candidate: IceCandidate) -> Result<(), String>;
+    /// The next report. Platform-internal wake-ups are handled inside; `None` once the
+    /// platform reports nothing more.
+    async fn next_report(&mut self) -> Option<Report<Self::RawChannel>>;
+    /// Closes the connection and releases everything it holds.
+    async fn close(self);
+}
+
+/// One platform's data channel.
+pub(crate) trait RtcChannel {
+    /// Sends one message, waiting while the channel's own buffer is full.
+    async fn send(&self, payload: Payload) -> Result<(), String>;
+    /// Bytes handed to the channel and not yet sent (0 once it is not open).
+    async fn unsent(&self) -> usize;
+}
+
+/// Runs one connection: builds its peer with `build`, then carries out its commands until it
+/// is closed. A failure is reported as [`PeerEvent::Failed`].
+pub(crate) async fn run<P: RtcPeer>(
+    new: NewConnection,
+    build: impl Future<Output = Result<P, String>>,
+    config: &SwarmConfig,
+    events: &EventSender,
+) {
+    let NewConnection {
+        id,
+        role,
+        commands,
+        queue,
+    } = new;
+    let result = match build.await {
+        Ok(peer) => {
+            let mut task = Connection {
+                id: &id,
+                config,
+                events,
+                queue: &queue,
+                channels: HashMap::new(),
+            };
+            let result = task.drive(peer, role, commands).await;
+            debug!(%id, "connection closed");
+            result
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        debug!(%id, error = %e, "connection failed");
+        let _ = events
+            .send((id, PeerEvent::Failed(PeerFailure::Platform(e))))
+            .await;
+    }
+}
+
+/// The state of one connection task.
+struct Connection<'a, C> {
+    id: &'a ConnectionId,
+    config: &'a SwarmConfig,
+    events: &'a EventSender,
+    queue: &'a SendQueue,
+    channels: HashMap<ChannelId, C>,
+}
+
+/// What woke the connection task.
+enum ConnectionWake<R> {
+    Command(Option<PeerCommand>),
+    Report(Option<Report<R>>),
+}
+
+/// Whether the task goes on after a command.
+enum Next {
+    Continue,
+    Stop,
+}
+
+impl<C: RtcChannel> Connection<'_, C> {
+    async fn emit(&self, event: PeerEvent) -> bool {
+        self.events.send((self.id.clone(), event)).await.is_ok()
+    }
+
+    async fn drive<P: RtcPeer<Channel = C>>(
+        &mut self,
+        mut peer: P,
+        role: Role,
+        commands: async_channel::Receiver<PeerCommand>,
+    ) -> Result<(), String> {
+        let result = self.handshake_and_loop(&mut peer, role, commands).await;
+        // Always close explicitly: a dropped webrtc-rs connection keeps running.
+        self.channels.clear();
+        peer.close().await;
+        result
+    }
+
+    async fn handshake_and_loop<P: RtcPeer<Channel = C>>(
+        &mut self,
+        peer: &mut P,
+        role: Role,
+        commands: async_channel::Receiver<PeerCommand>,
+    ) -> Result<(), String> {
+        if role == Role::Offerer {
+            for (cid, label, delivery) in self.config.all_channels() {
+                let channel = peer.create_channel(cid, label, delivery).await?;
+                self.channels.insert(cid, channel);
+            }
+            let sdp = peer.offer().await?;
+            self.emit(PeerEvent::LocalDescription {
+                kind: SdpKind::Offer,
+                sdp,
+            })
+            .await;
+        }
+        loop {
+            let command = async { ConnectionWake::Command(commands.recv().await.ok()) };
+            let report = async { ConnectionWake::Report(peer.next_report().await) };
+            match future::or(command, report).await {
+                ConnectionWake::Command(Some(command)) => {
+                    if let Next::Stop = self.command(peer, command).await? {
+                        return Ok(());
+                    }
+                }
+                // Every sender gone: the backend was dropped.
+                ConnectionWake::Command(None) => {
+                    self.flush().await;
+                    return Ok(());
+                }
+                ConnectionWake::Report(Some(Report::Event(event))) => {
+                    let failed = matches!(event, PeerEvent::Failed(_));
+                    if !self.emit(event).await || failed {
+                        return Ok(());
+                    }
+                }
+                ConnectionWake::Report(Some(Report::Channel { label, raw })) => {
+                    match self.config.channel_by_label(&label) {
+                        Some(cid) if !self.channels.contains_key(&cid) => {
+                            let channel = peer.adopt(cid, raw);
+                            self.channels.insert(cid, channel);
+                        }
+                        _ => {
+                            debug!(id = %self.id, %label, "closing a channel this swarm does not know");
+                            peer.refuse(raw).await;
+                        }
+                    }
+                }
+                ConnectionWake::Report(None) => {
+                    return Err("the platform stopped reporting on this connection".into());
+                }
+            }
+        }
+    }
+
+    async fn command<P: RtcPeer<Channel = C>>(
+        &mut self,
+        peer: &mut P,
+        command: PeerCommand,
+    ) -> Result<Next, String> {
+        match command {
+            PeerCommand::SetRemote { kind, sdp, .. } => {
+                peer.set_remote(kind, sdp).await?;
+                if kind == SdpKind::Offer {
+                    let sdp = peer.answer().await?;
+                    self.emit(PeerEvent::LocalDescription {
+                        kind: SdpKind::Answer,
+                        sdp,
+                    })
+                    .await;
+                }
+            }
+            PeerCommand::AddCandidate {
+                candidate: Some(candidate),
+                ..
+            } => {
+                // One bad candidate does not doom the link: others may work.
+                if let Err(e) = peer.add_candidate(candidate).await {
+                    debug!(id = %self.id, error = %e, "remote candidate refused");
+                }
+            }
+            PeerCommand::AddCandidate {
+                candidate: None, ..
+            } => {}
+            PeerCommand::Send {
+                channel, payload, ..
+            } => {
+                let len = payload.len();
+                let sent = match self.channels.get(&channel) {
+                    Some(ch) => ch.send(payload).await,
+                    None => Err(format!("no channel {channel:?} on this link")),
+                };
+                self.queue.done(len);
+                if let Err(e) = sent {
+                    debug!(id = %self.id, ?channel, error = %e, "send failed");
+                }
+            }
+            PeerCommand::Close { .. } => {
+                self.flush().await;
+                return Ok(Next::Stop);
+            }
+            PeerCommand::Create { .. } => {}
+        }
+        Ok(Next::Continue)
+    }
+
+    /// Gives the channels up to [`FLUSH_FOR`] to hand on what was sent.
+    async fn flush(&self) {
+        let deadline = now() + FLUSH_FOR;
+        for channel in self.channels.values() {
+            while channel.unsent().await > 0 && now() < deadline {
+                sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! The `@fast/` control sub-protocol: text messages on the `fast` channel that start with
+//! [`CONTROL_PREFIX`] and carry a JSON object with a `type`. One type, [`Control`], reads and
+//! writes them all.
+//!
+//! | message | sent by | meaning |
+//! |---|---|---|
+//! | `@fast/{"type":"close"}` | this crate, the JS client | the sender closes the link |
+//! | `@fast/{"type":"ping","n":N}` | this crate, every ping interval | answer with a pong |
+//! | `@fast/{"type":"pong","n":N}` | this crate | the answer to ping `N` (RTT) |
+//! | `midOffer`, `transceiverRequest`, `stream`, … | the JS client (media) | not used here |
+//!
+//! The JS reference client answers no ping, so a JS peer simply has no RTT.
+
+use fast_rtc_protocol::CONTROL_PREFIX;
+
+/// One `@fast/` control message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Control {
+    /// The sender closes the link.
+    Close,
+    /// A round-trip probe; answer with [`Control::Pong`] of the same number.
+    Ping(u64),
+    /// The answer to [`Control::Ping`] of the same number.
+    Pong(u64),
+    /// A well-formed message of a type this crate does not act on (the JS client's media
+    /// negotiation): its `type`.
+    Other(String),
+}
+
+/// A text on `fast` that starts with [`CONTROL_PREFIX`] but is not a control message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("malformed @fast/ control message: {0}")]
+pub struct MalformedControl(pub String);
+
+impl Control {
+    /// Reads a text received on `fast`: `None` if it is application data (no [`CONTROL_PREFIX`]).
+    pub fn parse(text: &str) -> Option<Result<Control, MalformedControl>> {
+        let body = text.strip_prefix(CONTROL_PREFIX)?;
+        #[derive(serde::Deserialize)]
+        struct Wire<'a> {
+            #[serde(rename = "type", borrow)]
+            ty: std::borrow::Cow<'a, str>,
+            #[serde(default)]
+            n: Option<u64>,
+        }
+        Some(match serde_json::from_str::<Wire<'_>>(body) {
+            Ok(w) => Ok(match &*w.ty {
+                "close" => Control::Close,
+                "ping" => Control::Ping(w.n.unwrap_or(0)),
+                "pong" => Control::Pong(w.n.unwrap_or(0)),
+                _ => Control::Other(w.ty.into_owned()),
+            }),
+            Err(e) => Err(MalformedControl(e.to_string())),
+        })
+    }
+
+    /// The text to send on `fast`.
+    pub fn encode(&self) -> String {
+        match self {
+            Control::Close => format!("{CONTROL_PREFIX}{{\"type\":\"close\"}}"),
+            Control::Ping(n) => format!("{CONTROL_PREFIX}{{\"type\":\"ping\",\"n\":{n}}}"),
+            Control::Pong(n) => format!("{CONTROL_PREFIX}{{\"type\":\"pong\",\"n\":{n}}}"),
+            Control::Other(ty) => format!(
+                "{CONTROL_PREFIX}{{\"type\":{}}}",
+                serde_json::Value::String(ty.clone())
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_round_trips() {
+        for c in [
+            Control::Close,
+            Control::Ping(7),
+            Control::Pong(u64::MAX),
+            Control::Other("midOffer".into()),
+        ] {
+            assert_eq!(Control::parse(&c.encode()), Some(Ok(c.clone())), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn the_js_clients_close_is_read() {
+        let js = "@fast/{\"type\":\"close\"}";
+        assert_eq!(Control::parse(js), Some(Ok(Control::Close)));
+        assert_eq!(Control::Close.encode(), js);
+    }
+
+    #[test]
+    fn data_and_garbage_are_told_apart() {
+        assert_eq!(Control::parse("hello"), None);
+        assert!(matches!(Control::parse("@fast/{nope"), Some(Err(_))));
+        assert!(matches!(Control::parse("@fast/{\"n\":1}"), Some(Err(_))));
+    }
+}

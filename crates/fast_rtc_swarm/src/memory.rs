@@ -1,0 +1,246 @@
+//! An in-memory backend: swarms in one process linked without WebRTC or sockets.
+//!
+//! [`MemoryNet`] stands for the network between the members of one process. Each swarm gets a
+//! [`MemoryBackend`] of it (through [`start_with`](crate::start_with)); the swarms' real
+//! handshake decisions still run (offers, answers, candidates, relayed by whatever signaling
+//! the test gives them), but the "connections" are entries in a table:
+//! - an offerer's `Create` reports an offer (`memory-offer <id>`), one candidate and the end of
+//!   candidates; an answerer's `SetRemote` of that offer reports an answer;
+//! - when the offerer sets the answer, every channel of both ends opens at once;
+//! - a `Send` is delivered to the other end at once, in order, on the same channel;
+//! - a `Close` (or dropping a backend) closes the other end's `fast` channel, as a remote
+//!   that vanished would.
+//!
+//! Use it to test game code and the Bevy plugin in milliseconds. It says nothing about real
+//! WebRTC timing: use the native backend on loopback for that. Every report goes through the
+//! receiving swarm's bounded event queue; if that queue is full the link fails
+//! ([`PeerFailure::InboxFull`]) rather than growing or blocking.
+
+use crate::backend::{Backend, Buffered, EventSender};
+use crate::config::{ChannelId, SwarmConfig};
+use crate::sans_io::{IceState, PeerCommand, PeerEvent, PeerFailure, Role, SdpKind};
+use fast_rtc_protocol::{ConnectionId, IceCandidate};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tracing::debug;
+
+/// The network between in-memory swarms. Cheap to clone; clones are the same network.
+#[derive(Clone, Default)]
+pub struct MemoryNet {
+    inner: Arc<Mutex<Net>>,
+}
+
+#[derive(Default)]
+struct Net {
+    next_backend: u64,
+    /// Each backend's event queue and channel count.
+    backends: HashMap<u64, (EventSender, usize)>,
+    /// Each connection id's two ends: which backend holds the offerer and the answerer.
+    links: HashMap<ConnectionId, Ends>,
+}
+
+#[derive(Default, Debug)]
+struct Ends {
+    offerer: Option<u64>,
+    answerer: Option<u64>,
+    /// The answerer has set the offer (so the offerer may set an answer).
+    answered: bool,
+    open: bool,
+}
+
+impl Net {
+    fn report(&mut self, backend: u64, id: &ConnectionId, event: PeerEvent) {
+        let Some((events, _)) = self.backends.get(&backend) else {
+            return;
+        };
+        if events.try_send((id.clone(), event)).is_err() {
+            debug!(%id, "memory link: the receiving swarm's event queue is full; failing it");
+            let _ = events.try_send((id.clone(), PeerEvent::Failed(PeerFailure::InboxFull)));
+        }
+    }
+
+    fn other_end(&self, backend: u64, id: &ConnectionId) -> Option<u64> {
+        let ends = self.links.get(id)?;
+        if ends.offerer == Some(backend) {
+            ends.answerer
+        } else {
+            ends.offerer
+        }
+    }
+
+    /// Removes `backend`'s end of `id`; the other end sees its `fast` channel close.
+    fn close(&mut self, backend: u64, id: &ConnectionId) {
+        let other = self.other_end(backend, id);
+        let Some(ends) = self.links.get_mut(id) else {
+            return;
+        };
+        if ends.offerer == Some(backend) {
+            ends.offerer = None;
+        } else if ends.answerer == Some(backend) {
+            ends.answerer = None;
+        } else {
+            return;
+        }
+        let open = ends.open;
+        if ends.offerer.is_none() && ends.answerer.is_none() {
+            self.links.remove(id);
+        }
+        if let Some(other) = other
+            && open
+        {
+            self.report(other, id, PeerEvent::ChannelClosed(ChannelId::FAST));
+        }
+    }
+}
+
+impl MemoryNet {
+    /// An empty network.
+    pub fn new() -> Self {
+        MemoryNet::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Net> {
+        // The table stays consistent between statements; keep going after a panic elsewhere.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A backend on this network for a swarm with `config`'s channels, reporting to `events`.
+    pub fn backend(&self, config: SwarmConfig, events: EventSender) -> MemoryBackend {
+        let mut net = self.lock();
+        net.next_backend += 1;
+        let id = net.next_backend;
+        net.backends
+            .insert(id, (events, config.all_channels().count()));
+        MemoryBackend {
+            net: self.clone(),
+            id,
+        }
+    }
+
+    /// Connections with at least one end on this network.
+    pub fn link_count(&self) -> usize {
+        self.lock().links.len()
+    }
+}
+
+/// One swarm's backend on a [`MemoryNet`]. Dropping it closes all its connections.
+pub struct MemoryBackend {
+    net: MemoryNet,
+    id: u64,
+}
+
+impl MemoryBackend {
+    fn open_all(net: &mut Net, id: &ConnectionId, ends: [u64; 2]) {
+        for end in ends {
+            let channels = net.backends.get(&end).map_or(0, |(_, n)| *n);
+            net.report(end, id, PeerEvent::IceState(IceState::Connected));
+            for c in 0..channels {
+                let channel = ChannelId(u16::try_from(c).unwrap_or(u16::MAX));
+                net.report(end, id, PeerEvent::ChannelOpen(channel));
+            }
+        }
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn execute(&mut self, command: PeerCommand) {
+        let me = self.id;
+        let mut net = self.net.lock();
+        match command {
+            PeerCommand::Create { id, role } => {
+                let ends = net.links.entry(id.clone()).or_default();
+                match role {
+                    Role::Offerer => ends.offerer = Some(me),
+                    Role::Answerer => ends.answerer = Some(me),
+                }
+                if role == Role::Offerer {
+                    let sdp = format!("memory-offer {id}");
+                    net.report(me, &id, PeerEvent::LocalDescription {
+                        kind: SdpKind::Offer,
+                        sdp,
+                    });
+                    let candidate = IceCandidate {
+                        candidate: "candidate:memory 1 udp 1 127.0.0.1 9 typ host".into(),
+                        sdp_mid: Some("0".into()),
+                        sdp_m_line_index: Some(0),
+                        username_fragment: None,
+                    };
+                    net.report(me, &id, PeerEvent::LocalCandidate(Some(candidate)));
+                    net.report(me, &id, PeerEvent::LocalCandidate(None));
+                }
+            }
+            PeerCommand::SetRemote { id, kind, .. } => {
+                let Some(ends) = net.links.get_mut(&id) else {
+                    return;
+                };
+                match kind {
+                    SdpKind::Offer if ends.answerer == Some(me) => {
+                        ends.answered = true;
+                        let sdp = format!("memory-answer {id}");
+                        net.report(me, &id, PeerEvent::LocalDescription {
+                            kind: SdpKind::Answer,
+                            sdp,
+                        });
+                    }
+                    SdpKind::Answer if ends.offerer == Some(me) && ends.answered => {
+                        ends.open = true;
+                        let answerer = ends.answerer;
+                        match answerer {
+                            Some(other) => MemoryBackend::open_all(&mut net, &id, [me, other]),
+                            None => net.report(me, &id, PeerEvent::IceState(IceState::Failed)),
+                        }
+                    }
+                    _ => {
+                        let failure = PeerFailure::Platform(format!("{kind:?} out of order"));
+                        net.report(me, &id, PeerEvent::Failed(failure));
+                    }
+                }
+            }
+            PeerCommand::AddCandidate { .. } => {}
+            PeerCommand::Send {
+                id,
+                channel,
+                payload,
+            } => {
+                if net.links.get(&id).is_some_and(|e| e.open)
+                    && let Some(other) = net.other_end(me, &id)
+                {
+                    net.report(other, &id, PeerEvent::Message { channel, payload });
+                }
+            }
+            PeerCommand::Close { id } => net.close(me, &id),
+        }
+    }
+
+    fn buffered(&self, _id: &ConnectionId) -> Buffered {
+        // Delivered at once: nothing ever waits.
+        Buffered::default()
+    }
+
+    fn connection_count(&self) -> usize {
+        let me = self.id;
+        self.net
+            .lock()
+            .links
+            .values()
+            .filter(|e| e.offerer == Some(me) || e.answerer == Some(me))
+            .count()
+    }
+}
+
+impl Drop for MemoryBackend {
+    fn drop(&mut self) {
+        let me = self.id;
+        let mut net = self.net.lock();
+        let mine: Vec<ConnectionId> = net
+            .links
+            .iter()
+            .filter(|(_, e)| e.offerer == Some(me) || e.answerer == Some(me))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in mine {
+            net.close(me, &id);
+        }
+        net.backends.remove(&me);
+    }
+}

@@ -1,0 +1,410 @@
+//! One webrtc-rs RTCPeerConnection as the connection task drives it ([`RtcPeer`]).
+
+use super::hurry::{Nudge, flush_dtls_client, settled, wake_driver};
+use super::Context;
+use crate::backend::EventSender;
+use crate::config::{ChannelId, Delivery};
+use crate::connection::{Report, RtcChannel, RtcPeer};
+use crate::platform::time::sleep_until;
+use crate::sans_io::{IceState, Payload, PeerEvent, SdpKind};
+use bytes::BytesMut;
+use fast_rtc_protocol::{ConnectionId, IceCandidate};
+use futures_lite::future;
+use std::sync::Arc;
+use tracing::debug;
+use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCIceConnectionState, RTCIceGatheringState, RTCIceServer,
+    RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription, SettingEngineBuilder,
+};
+use crate::config::IceTransportPolicy;
+use crate::backend::MAX_BUFFERED_BYTES;
+
+/// Points of the handshake where webrtc-rs needs a wake-up to go on at once.
+#[derive(Clone, Copy, Debug)]
+enum Milestone {
+    /// ICE selected a pair: the DTLS client's first flight is queued.
+    IceConnected,
+    /// DTLS completed: SCTP and the DCEP handshakes follow.
+    DtlsConnected,
+}
+
+/// A webrtc-rs connection with what its wake-ups need to know.
+pub(crate) struct NativePeer {
+    id: ConnectionId,
+    pc: Box<dyn PeerConnection>,
+    shared: Arc<Context>,
+    channels_announced: async_channel::Receiver<Arc<dyn DataChannel>>,
+    milestones: async_channel::Receiver<Milestone>,
+    /// This side's channels, for telling when the handshake has settled.
+    held: Vec<Arc<dyn DataChannel>>,
+    nudge: Option<Nudge>,
+    /// Whether this end is the DTLS client (sends the first flight), read from the SDP.
+    dtls_client: bool,
+}
+
+impl NativePeer {
+    /// Builds connection `id`'s RTCPeerConnection.
+    pub(crate) async fn build(id: ConnectionId, shared: Arc<Context>) -> Result<Self, String> {
+        let (channel_tx, channel_rx) = async_channel::bounded(16);
+        let (milestone_tx, milestone_rx) = async_channel::bounded(4);
+        let handler = Arc::new(Handler {
+            id: id.clone(),
+            events: shared.events.clone(),
+            channels: channel_tx,
+            milestones: milestone_tx,
+        });
+        let pc = build_pc(&shared, handler).await.map_err(|e| e.to_string())?;
+        Ok(NativePeer {
+            id,
+            pc: Box::new(pc),
+            shared,
+            channels_announced: channel_rx,
+            milestones: milestone_rx,
+            held: Vec::new(),
+            nudge: None,
+            dtls_client: false,
+        })
+    }
+
+    fn watch(&mut self, id: ChannelId, dc: Arc<dyn DataChannel>) -> NativeChannel {
+        watch_channel(&self.shared, &self.id, id, dc.clone());
+        self.held.push(dc.clone());
+        NativeChannel(dc)
+    }
+}
+
+/// What woke [`NativePeer::next_report`].
+enum PeerWake {
+    Channel(Arc<dyn DataChannel>),
+    Milestone(Milestone),
+    Nudge,
+}
+
+impl RtcPeer for NativePeer {
+    type RawChannel = Arc<dyn DataChannel>;
+    type Channel = NativeChannel;
+
+    async fn create_channel(
+        &mut self,
+        id: ChannelId,
+        label: &str,
+        delivery: Delivery,
+    ) -> Result<NativeChannel, String> {
+        let dc = self
+            .pc
+            .create_data_channel(label, Some(channel_init(delivery)))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(self.watch(id, dc))
+    }
+
+    fn adopt(&mut self, id: ChannelId, raw: Self::RawChannel) -> NativeChannel {
+        self.watch(id, raw)
+    }
+
+    async fn refuse(&mut self, raw: Self::RawChannel) {
+        let _ = raw.close().await;
+    }
+
+    async fn offer(&mut self) -> Result<String, String> {
+        let offer = self.pc.create_offer(None).await.map_err(|e| e.to_string())?;
+        self.pc
+            .set_local_description(offer.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(offer.sdp)
+    }
+
+    async fn answer(&mut self) -> Result<String, String> {
+        let answer = self.pc.create_answer(None).await.map_err(|e| e.to_string())?;
+        self.dtls_client = answer.sdp.contains("a=setup:active");
+        self.pc
+            .set_local_description(answer.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(answer.sdp)
+    }
+
+    async fn set_remote(&mut self, kind: SdpKind, sdp: String) -> Result<(), String> {
+        let remote_passive = sdp.contains("a=setup:passive");
+        let desc = match kind {
+            SdpKind::Offer => RTCSessionDescription::offer(sdp),
+            SdpKind::Answer => RTCSessionDescription::answer(sdp),
+        }
+        .map_err(|e| e.to_string())?;
+        self.pc
+            .set_remote_description(desc)
+            .await
+            .map_err(|e| e.to_string())?;
+        if kind == SdpKind::Answer {
+            self.dtls_client = remote_passive;
+        }
+        Ok(())
+    }
+
+    async fn add_candidate(&mut self, candidate: IceCandidate) -> Result<(), String> {
+        self.pc
+            .add_ice_candidate(from_wire(candidate))
+            .await
+            .map_err(|e| e.to_string())?;
+        // webrtc-rs schedules the new pair's first check for the driver's next wake-up (up to
+        // one check interval away); wake it now.
+        wake_driver(&self.id, self.pc.as_ref()).await;
+        Ok(())
+    }
+
+    async fn next_report(&mut self) -> Option<Report<Self::RawChannel>> {
+        loop {
+            let channel = async {
+                match self.channels_announced.recv().await {
+                    Ok(dc) => PeerWake::Channel(dc),
+                    Err(_) => future::pending().await,
+                }
+            };
+            let milestone = async {
+                match self.milestones.recv().await {
+                    Ok(m) => PeerWake::Milestone(m),
+                    Err(_) => future::pending().await,
+                }
+            };
+            let nudge = async {
+                match &self.nudge {
+                    Some(n) => {
+                        sleep_until(n.at).await;
+                        PeerWake::Nudge
+                    }
+                    None => future::pending().await,
+                }
+            };
+            match future::or(channel, future::or(milestone, nudge)).await {
+                PeerWake::Channel(dc) => {
+                    let label = dc.label().await.unwrap_or_default();
+                    return Some(Report::Channel { label, raw: dc });
+                }
+                PeerWake::Milestone(Milestone::IceConnected) => {
+                    if self.dtls_client {
+                        flush_dtls_client(&self.id, self.pc.as_ref(), &self.shared.native.udp_addrs)
+                            .await;
+                    }
+                }
+                PeerWake::Milestone(Milestone::DtlsConnected) => self.nudge = Some(Nudge::start()),
+                PeerWake::Nudge => {
+                    self.nudge = self.nudge.take().and_then(Nudge::next);
+                    // Done once settled, or when the connection is gone.
+                    if settled(self.pc.as_ref(), &self.held).await
+                        || !wake_driver(&self.id, self.pc.as_ref()).await
+                    {
+                        self.nudge = None;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn close(self) {
+        // Always close explicitly: a dropped connection keeps its driver and sockets running.
+        if let Err(e) = self.pc.close().await {
+            debug!(id = %self.id, error = %e, "close failed");
+        }
+    }
+}
+
+/// A webrtc-rs data channel.
+pub(crate) struct NativeChannel(Arc<dyn DataChannel>);
+
+impl RtcChannel for NativeChannel {
+    async fn send(&self, payload: Payload) -> Result<(), String> {
+        // Waits while webrtc-rs's send buffer is full (SCTP flow control).
+        match payload {
+            Payload::Text(text) => self.0.send_text(&text).await,
+            Payload::Binary(bytes) => self.0.send(BytesMut::from(&bytes[..])).await,
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    async fn unsent(&self) -> usize {
+        self.0.outstanding_bytes().await.unwrap_or(0)
+    }
+}
+
+/// Forwards webrtc-rs callbacks of one connection.
+struct Handler {
+    id: ConnectionId,
+    events: EventSender,
+    channels: async_channel::Sender<Arc<dyn DataChannel>>,
+    milestones: async_channel::Sender<Milestone>,
+}
+
+impl Handler {
+    async fn emit(&self, event: PeerEvent) {
+        let _ = self.events.send((self.id.clone(), event)).await;
+    }
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        match event.candidate.to_json() {
+            Ok(init) => {
+                self.emit(PeerEvent::LocalCandidate(Some(to_wire(init))))
+                    .await
+            }
+            Err(e) => debug!(id = %self.id, error = %e, "unserializable local candidate"),
+        }
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            self.emit(PeerEvent::LocalCandidate(None)).await;
+        }
+    }
+
+    async fn on_ice_connection_state_change(&self, state: RTCIceConnectionState) {
+        if state == RTCIceConnectionState::Connected {
+            let _ = self.milestones.try_send(Milestone::IceConnected);
+        }
+        let state = match state {
+            RTCIceConnectionState::Checking => IceState::Checking,
+            RTCIceConnectionState::Connected => IceState::Connected,
+            RTCIceConnectionState::Completed => IceState::Completed,
+            RTCIceConnectionState::Disconnected => IceState::Disconnected,
+            RTCIceConnectionState::Failed => IceState::Failed,
+            RTCIceConnectionState::Closed => IceState::Closed,
+            _ => IceState::New,
+        };
+        self.emit(PeerEvent::IceState(state)).await;
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if state == RTCPeerConnectionState::Connected {
+            // DTLS is done; the SCTP association and the channels' DCEP handshakes follow.
+            let _ = self.milestones.try_send(Milestone::DtlsConnected);
+        }
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        let _ = self.channels.send(channel).await;
+    }
+}
+
+/// webrtc-rs → wire. webrtc-rs fills `sdpMid` with `""`, which browsers reject (no m-section
+/// has that mid); without it they fall back to `sdpMLineIndex`.
+fn to_wire(init: RTCIceCandidateInit) -> IceCandidate {
+    IceCandidate {
+        candidate: init.candidate,
+        sdp_mid: init.sdp_mid.filter(|m| !m.is_empty()),
+        sdp_m_line_index: init.sdp_mline_index,
+        username_fragment: init.username_fragment.filter(|u| !u.is_empty()),
+    }
+}
+
+fn from_wire(c: IceCandidate) -> RTCIceCandidateInit {
+    RTCIceCandidateInit {
+        candidate: c.candidate,
+        sdp_mid: c.sdp_mid,
+        sdp_mline_index: c.sdp_m_line_index,
+        username_fragment: c.username_fragment,
+        ..Default::default()
+    }
+}
+
+fn channel_init(delivery: Delivery) -> RTCDataChannelInit {
+    let (ordered, max_retransmits, max_packet_life_time) = match delivery {
+        Delivery::Reliable => (true, None, None),
+        Delivery::Unreliable => (false, Some(0), None),
+        Delivery::MaxRetransmits(n) => (false, Some(n), None),
+        Delivery::MaxPacketLifeTime(ms) => (false, None, Some(ms)),
+    };
+    RTCDataChannelInit {
+        ordered,
+        max_retransmits,
+        max_packet_life_time,
+        ..Default::default()
+    }
+}
+
+async fn build_pc(
+    shared: &Context,
+    handler: Arc<Handler>,
+) -> webrtc::error::Result<impl PeerConnection + use<>> {
+    let swarm = &shared.swarm;
+    let native = &shared.native;
+    let ice_servers = swarm
+        .ice_servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .collect();
+    let policy = match swarm.ice_transport_policy {
+        IceTransportPolicy::All => RTCIceTransportPolicy::All,
+        IceTransportPolicy::Relay => RTCIceTransportPolicy::Relay,
+    };
+    let configuration = RTCConfigurationBuilder::default()
+        .with_ice_servers(ice_servers)
+        .with_ice_transport_policy(policy)
+        .build();
+    let loopback = native.udp_addrs.iter().any(|a| a.ip().is_loopback());
+    let mdns = if native.mdns {
+        rtc::ice::mdns::MulticastDnsMode::QueryOnly
+    } else {
+        rtc::ice::mdns::MulticastDnsMode::Disabled
+    };
+    let settings = SettingEngineBuilder::new()
+        .with_ice_connection_attempts(
+            Some(native.ice_check_interval),
+            Some(native.ice_max_binding_requests),
+        )
+        .with_ice_timeouts(
+            Some(native.ice_disconnected_timeout),
+            Some(native.ice_failed_timeout),
+            Some(native.ice_keepalive_interval),
+        )
+        .with_multicast_dns_mode(mdns)
+        .with_prflx_acceptance_min_wait(Some(native.ice_prflx_acceptance_wait))
+        .with_include_loopback_candidate(loopback)
+        .build();
+    PeerConnectionBuilder::new()
+        .with_configuration(configuration)
+        .with_setting_engine(settings)
+        .with_runtime(shared.runtime.clone())
+        .with_handler(handler)
+        .with_udp_addrs(native.udp_addrs.clone())
+        .with_data_channel_send_buffer_limit(MAX_BUFFERED_BYTES)
+        .build()
+        .await
+}
+
+/// Polls one data channel until it closes, reporting opens, messages and the close.
+fn watch_channel(shared: &Context, id: &ConnectionId, channel: ChannelId, dc: Arc<dyn DataChannel>) {
+    let events = shared.events.clone();
+    let id = id.clone();
+    let task = async move {
+        while let Some(event) = dc.poll().await {
+            let ev = match event {
+                DataChannelEvent::OnOpen => PeerEvent::ChannelOpen(channel),
+                DataChannelEvent::OnMessage(m) => {
+                    let payload = if m.is_string {
+                        Payload::Text(String::from_utf8_lossy(&m.data).into_owned())
+                    } else {
+                        Payload::Binary(m.data.to_vec())
+                    };
+                    PeerEvent::Message { channel, payload }
+                }
+                DataChannelEvent::OnClose => break,
+                _ => continue,
+            };
+            if events.send((id.clone(), ev)).await.is_err() {
+                return;
+            }
+        }
+        let _ = events.send((id, PeerEvent::ChannelClosed(channel))).await;
+    };
+    drop(shared.runtime.spawn(Box::pin(task)));
+}
+

@@ -1,0 +1,63 @@
+//! The signaling WebSocket natively: async-tungstenite over async-net, with TCP_NODELAY.
+
+use crate::platform::frame::{Frame, Reason, with_token};
+use async_tungstenite::tungstenite::Message;
+use async_tungstenite::tungstenite::client::IntoClientRequest;
+use futures_util::{SinkExt, StreamExt};
+
+/// A signaling WebSocket with TCP_NODELAY (a member writes several small frames in a row;
+/// Nagle's algorithm would hold them for an ACK).
+pub(crate) struct Socket(async_tungstenite::WebSocketStream<async_net::TcpStream>);
+
+impl Socket {
+    pub(crate) async fn connect(url: &str, token: &str) -> Result<Self, String> {
+        let full = with_token(url, token);
+        let request = full
+            .as_str()
+            .into_client_request()
+            .map_err(|e| e.to_string())?;
+        let host = request
+            .uri()
+            .host()
+            .ok_or("no host in URL")?
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let port = request.uri().port_u16().unwrap_or(80);
+        let tcp = async_net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| e.to_string())?;
+        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+        let (ws, _) = async_tungstenite::client_async(request, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Socket(ws))
+    }
+
+    /// Queues a text frame (sent by [`Socket::flush`] or when the buffer fills).
+    pub(crate) async fn feed(&mut self, text: String) -> Result<(), String> {
+        self.0
+            .feed(Message::text(text))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    pub(crate) async fn flush(&mut self) -> Result<(), String> {
+        self.0.flush().await.map_err(|e| e.to_string())
+    }
+
+    /// The next frame; `None` once the socket has ended.
+    pub(crate) async fn next(&mut self) -> Option<Result<Frame, String>> {
+        Some(match self.0.next().await? {
+            Ok(Message::Text(text)) => Ok(Frame::Text(text.as_str().to_owned())),
+            Ok(Message::Close(frame)) => Ok(Frame::Closed(
+                Reason(frame.map(|f| f.reason.as_str().to_owned())).to_string(),
+            )),
+            Ok(_) => Ok(Frame::Other),
+            Err(e) => Err(e.to_string()),
+        })
+    }
+
+    pub(crate) async fn close(&mut self) {
+        let _ = self.0.close(None).await;
+    }
+}

@@ -1,0 +1,247 @@
+//! The swarm as a Bevy resource ([`Swarm`]), the [`Peer`] component and the backend choice.
+
+use crate::messages::FastRtcError;
+use bevy::prelude::*;
+use bevy::tasks::{IoTaskPool, TaskPool};
+use fast_rtc_protocol::{ConnectionId, RoomId, UserId};
+use fast_rtc_swarm::memory::MemoryNet;
+use fast_rtc_swarm::{
+    BackendConfig, ChannelId, Clock, DynBackend, EventSender, IceState, Payload, SendError,
+    Signaling, StartError, SwarmConfig, SwarmHandle, start, start_with,
+};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Messages queued for sending in one frame at most; past it, sends are refused with a
+/// [`SwarmError`](crate::SwarmError) message.
+pub const MAX_OUTBOX: usize = 8192;
+
+/// Which backend the plugin's swarm runs on.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum SwarmBackend {
+    /// This build's WebRTC backend with these settings (the default).
+    Platform(BackendConfig),
+    /// A backend of your own, made when the swarm connects (see [`BackendFactory`]).
+    Custom(BackendFactory),
+}
+
+impl Default for SwarmBackend {
+    fn default() -> Self {
+        SwarmBackend::Platform(BackendConfig::default())
+    }
+}
+
+/// Makes a backend for a swarm: called with the swarm's configuration and the queue the
+/// backend reports to, each time the swarm connects.
+#[derive(Clone)]
+pub struct BackendFactory(
+    #[allow(clippy::type_complexity)]
+    pub  Arc<dyn Fn(SwarmConfig, EventSender) -> Result<DynBackend, StartError> + Send + Sync>,
+);
+
+impl BackendFactory {
+    /// Every swarm on the in-memory network `net` ([`MemoryNet`]): no WebRTC, no sockets.
+    pub fn memory(net: MemoryNet) -> Self {
+        BackendFactory(Arc::new(move |config, events| {
+            Ok(Box::new(net.backend(config, events)) as DynBackend)
+        }))
+    }
+}
+
+impl std::fmt::Debug for BackendFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BackendFactory(..)")
+    }
+}
+
+/// The signaling connection's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SignalingState {
+    /// Not started, or closed.
+    #[default]
+    Disconnected,
+    /// Connecting (or reconnecting; live peer links stay up meanwhile).
+    Connecting,
+    /// Joined.
+    Connected,
+}
+
+/// A remote member with an open link. Spawned on open, despawned on close: attach your own
+/// components (an avatar, a score) to it.
+#[derive(Component, Debug, Clone)]
+pub struct Peer {
+    /// The remote member's identity.
+    pub user_id: UserId,
+    /// The connection id of the link.
+    pub connection_id: ConnectionId,
+    /// ICE connection state of the link.
+    pub ice_state: IceState,
+    /// Round-trip time of the link, measured every second by the swarm's ping on `fast` (`None`
+    /// until the first pong, and for JS peers, which do not answer pings).
+    pub rtt: Option<Duration>,
+    /// Bytes received from this peer.
+    pub bytes_in: u64,
+    /// Bytes sent to this peer.
+    pub bytes_out: u64,
+}
+
+/// One queued send.
+pub(crate) struct Outgoing {
+    pub(crate) to: Option<UserId>,
+    pub(crate) channel: ChannelId,
+    pub(crate) payload: Payload,
+}
+
+/// The swarm, as a resource.
+#[derive(Resource)]
+pub struct Swarm {
+    config: SwarmConfig,
+    backend: SwarmBackend,
+    clock: Clock,
+    pub(crate) handle: Option<SwarmHandle>,
+    pub(crate) identity: Option<UserId>,
+    pub(crate) state: SignalingState,
+    pub(crate) peers: HashMap<UserId, Entity>,
+    pub(crate) outbox: VecDeque<Outgoing>,
+    /// Swarms replaced by a new `connect`: their peers' `Close` events are still to be read.
+    pub(crate) retired: Vec<SwarmHandle>,
+}
+
+impl Swarm {
+    pub(crate) fn new(config: SwarmConfig, backend: SwarmBackend, clock: Clock) -> Self {
+        Swarm {
+            config,
+            backend,
+            clock,
+            handle: None,
+            identity: None,
+            state: SignalingState::Disconnected,
+            peers: HashMap::new(),
+            outbox: VecDeque::new(),
+            retired: Vec::new(),
+        }
+    }
+
+    /// Joins the room through the signaling server at `url` with `token`. The swarm runs on
+    /// Bevy's IO task pool. A swarm already running is closed first.
+    pub fn connect(
+        &mut self,
+        url: impl Into<String>,
+        token: impl Into<String>,
+    ) -> Result<(), FastRtcError> {
+        self.connect_with(Signaling::WebSocket {
+            url: url.into(),
+            token: token.into(),
+        })
+    }
+
+    /// Joins the room over `signaling`: the built-in WebSocket client, or
+    /// [`Signaling::External`] (your transport pumps [`Swarm::handle`]'s `next_signal` and
+    /// `dispatch`). A swarm already running is closed first.
+    pub fn connect_with(&mut self, signaling: Signaling) -> Result<(), FastRtcError> {
+        self.disconnect();
+        // The old swarm's peers get their PeerClosed (and despawn) in the next receive pass.
+        self.retired.extend(self.handle.take());
+        self.identity = match &signaling {
+            Signaling::WebSocket { token, .. } => token_subject(token),
+            Signaling::External => None,
+        };
+        let started = match &self.backend {
+            SwarmBackend::Platform(backend) => {
+                start(self.config.clone(), backend.clone(), signaling)
+            }
+            SwarmBackend::Custom(factory) => start_with(
+                self.config.clone(),
+                signaling,
+                self.clock.clone(),
+                |config, events| (factory.0)(config, events),
+            ),
+        };
+        let (handle, driver) = started.map_err(|e| FastRtcError::Start(e.to_string()))?;
+        // get_or_init: an app without TaskPoolPlugin gets a pool instead of a panic.
+        IoTaskPool::get_or_init(TaskPool::new)
+            .spawn(driver)
+            .detach();
+        self.handle = Some(handle);
+        self.state = SignalingState::Connecting;
+        Ok(())
+    }
+
+    /// Leaves the room: every peer is told and every link closed. Their `PeerClosed` messages
+    /// arrive over the next frames.
+    pub fn disconnect(&mut self) {
+        if let Some(h) = &self.handle {
+            h.close();
+        }
+        self.state = SignalingState::Disconnected;
+    }
+
+    /// The signaling connection's state.
+    pub fn state(&self) -> SignalingState {
+        self.state
+    }
+
+    /// This member's identity (the subject of its token), once connecting.
+    pub fn identity(&self) -> Option<&UserId> {
+        self.identity.as_ref()
+    }
+
+    /// The room.
+    pub fn room(&self) -> &RoomId {
+        &self.config.room_id
+    }
+
+    /// Connected peers and their entities.
+    pub fn peers(&self) -> impl Iterator<Item = (&UserId, Entity)> {
+        self.peers.iter().map(|(u, e)| (u, *e))
+    }
+
+    /// How many peers are connected.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// The entity of `peer`, if connected.
+    pub fn peer_entity(&self, peer: &UserId) -> Option<Entity> {
+        self.peers.get(peer).copied()
+    }
+
+    /// The running swarm, for direct use.
+    pub fn handle(&self) -> Option<&SwarmHandle> {
+        self.handle.as_ref()
+    }
+
+    /// Queues raw bytes (or text) for `peer` (`None`: every peer) on `channel`, sent in
+    /// [`FastRtcSystems::Send`].
+    pub fn queue(
+        &mut self,
+        to: Option<UserId>,
+        channel: ChannelId,
+        payload: Payload,
+    ) -> Result<(), SendError> {
+        if self.outbox.len() >= MAX_OUTBOX {
+            return Err(SendError::Full);
+        }
+        self.outbox.push_back(Outgoing {
+            to,
+            channel,
+            payload,
+        });
+        Ok(())
+    }
+}
+
+/// The `sub` claim of a JWT, read without verifying it (the server verifies): the identity a
+/// member will have in the room, for display and for telling one's own messages apart. `None`
+/// if `token` is not a JWT with a string `sub`.
+pub fn token_subject(token: &str) -> Option<UserId> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("sub")?.as_str().map(UserId::from)
+}

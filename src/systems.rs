@@ -1,0 +1,183 @@
+//! The plugin's systems: swarm events in ([`receive`]), queued sends out ([`send`]).
+
+use crate::diagnostics::FastRtcDiagnostics;
+use crate::messages::{PeerClosed, PeerData, PeerOpened, SwarmError};
+use crate::session::{Outgoing, Peer, SignalingState, Swarm};
+use bevy::ecs::system::SystemParam;
+use bevy::prelude::*;
+use fast_rtc_swarm::{IceState, SendError, SwarmEvent};
+
+/// Swarm events turned into messages per frame at most; the rest wait for the next frame (the
+/// swarm pushes back on peers meanwhile).
+pub const MAX_EVENTS_PER_FRAME: usize = 8192;
+
+#[derive(SystemParam)]
+pub(crate) struct Writers<'w> {
+    opened: MessageWriter<'w, PeerOpened>,
+    closed: MessageWriter<'w, PeerClosed>,
+    data: MessageWriter<'w, PeerData>,
+    errors: MessageWriter<'w, SwarmError>,
+}
+
+/// Turns swarm events into messages and peer entities.
+pub(crate) fn receive(
+    mut commands: Commands,
+    mut swarm: ResMut<Swarm>,
+    mut peers: Query<&mut Peer>,
+    mut out: Writers,
+    mut stats: ResMut<FastRtcDiagnostics>,
+) {
+    // A swarm replaced by `connect` was closed: its events are all queued already. Only its
+    // closes matter (despawn the entities of its peers).
+    let retired: Vec<SwarmEvent> = std::mem::take(&mut swarm.retired)
+        .iter()
+        .flat_map(|h| std::iter::from_fn(move || h.try_recv()))
+        .filter(|e| matches!(e, SwarmEvent::Close { .. }))
+        .collect();
+    let current = swarm.handle.clone();
+    if let Some(handle) = &current {
+        swarm.state = if handle.is_closed() {
+            SignalingState::Disconnected
+        } else if handle.signaling_connected() {
+            SignalingState::Connected
+        } else {
+            SignalingState::Connecting
+        };
+    }
+    let mut retired = retired.into_iter();
+    for _ in 0..MAX_EVENTS_PER_FRAME {
+        let Some(event) = retired
+            .next()
+            .or_else(|| current.as_ref().and_then(|h| h.try_recv()))
+        else {
+            break;
+        };
+        match event {
+            SwarmEvent::Open(info) => {
+                let entity = commands
+                    .spawn(Peer {
+                        user_id: info.user_id.clone(),
+                        connection_id: info.id.clone(),
+                        ice_state: IceState::Connected,
+                        rtt: None,
+                        bytes_in: 0,
+                        bytes_out: 0,
+                    })
+                    .id();
+                swarm.peers.insert(info.user_id.clone(), entity);
+                out.opened.write(PeerOpened {
+                    peer: info.user_id,
+                    entity,
+                    connection_id: info.id,
+                });
+            }
+            SwarmEvent::Close { peer, reason } => {
+                if let Some(entity) = swarm.peers.remove(&peer.user_id) {
+                    commands.entity(entity).despawn();
+                    out.closed.write(PeerClosed {
+                        peer: peer.user_id,
+                        entity,
+                        reason,
+                    });
+                }
+            }
+            SwarmEvent::Data {
+                from,
+                channel,
+                payload,
+                ..
+            } => {
+                let entity = swarm.peers.get(&from).copied();
+                stats.bytes_in += payload.len() as u64;
+                if let Some(mut p) = entity.and_then(|e| peers.get_mut(e).ok()) {
+                    p.bytes_in += payload.len() as u64;
+                }
+                out.data.write(PeerData {
+                    peer: from,
+                    entity,
+                    channel,
+                    payload,
+                });
+            }
+            SwarmEvent::Rtt { user_id, rtt, .. } => {
+                if let Some(mut p) = swarm
+                    .peers
+                    .get(&user_id)
+                    .and_then(|e| peers.get_mut(*e).ok())
+                {
+                    p.rtt = Some(rtt);
+                }
+            }
+            SwarmEvent::Connection { user_id, state, .. } => {
+                let entity = user_id.as_ref().and_then(|u| swarm.peers.get(u).copied());
+                if let Some(mut p) = entity.and_then(|e| peers.get_mut(e).ok()) {
+                    p.ice_state = state;
+                }
+            }
+            SwarmEvent::Fault(fault) => {
+                out.errors.write(SwarmError {
+                    peer: None,
+                    error: fault.into(),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Sends what was queued this frame: to one peer with [`SwarmHandle::send`], to every peer
+/// with the swarm's one fan-out ([`SwarmHandle::broadcast`]).
+pub(crate) fn send(
+    mut swarm: ResMut<Swarm>,
+    mut peers: Query<&mut Peer>,
+    mut errors: MessageWriter<SwarmError>,
+    mut stats: ResMut<FastRtcDiagnostics>,
+) {
+    let Some(handle) = swarm.handle.clone() else {
+        swarm.outbox.clear();
+        return;
+    };
+    let outbox = std::mem::take(&mut swarm.outbox);
+    for Outgoing {
+        to,
+        channel,
+        payload,
+    } in outbox
+    {
+        let len = payload.len() as u64;
+        let (sent, refused) = match to {
+            Some(peer) => match handle.send(&peer, channel, payload) {
+                Ok(()) => (vec![peer], Vec::new()),
+                // An unreliable channel that is not open yet: game state is resent next tick.
+                Err(SendError::NotOpen(_)) => (Vec::new(), Vec::new()),
+                Err(e) => (Vec::new(), vec![(peer, e)]),
+            },
+            None => match handle.broadcast(channel, payload) {
+                Ok(fanout) => (fanout.sent, fanout.refused),
+                Err(e) => {
+                    errors.write(SwarmError {
+                        peer: None,
+                        error: e.into(),
+                    });
+                    continue;
+                }
+            },
+        };
+        for peer in sent {
+            stats.bytes_out += len;
+            if let Some(mut p) = swarm
+                .peers
+                .get(&peer)
+                .and_then(|e| peers.get_mut(*e).ok())
+            {
+                p.bytes_out += len;
+            }
+        }
+        for (peer, error) in refused {
+            errors.write(SwarmError {
+                peer: Some(peer),
+                error: error.into(),
+            });
+        }
+    }
+}
