@@ -1,0 +1,118 @@
+//! The multiplayer demo's signaling bootstrap: find the server that answers on 127.0.0.1:8787
+//! (and the secret the demo instance that started it left), else start one embedded in this
+//! process with a fresh secret, or use the server given by `--url`/`--token`/`FAST_RTC_SECRET`;
+//! and mint the players' tokens. Native only (the page gets its URL and token from its query
+//! string), so `main.rs` declares this module for non-wasm32 targets only.
+
+use crate::{Args, DEFAULT_URL, random_u16};
+use bevy::log::info;
+use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, TokenIssuer};
+use std::time::{Duration, SystemTime};
+
+pub(crate) fn unreachable_token() -> String {
+    // signaling() returns a minter whenever no --token was given
+    String::new()
+}
+
+/// Mints tokens for the demo's players from a secret.
+pub(crate) struct Minter(TokenIssuer);
+
+impl Minter {
+    pub(crate) fn mint(&self, name: &str) -> String {
+        #[allow(clippy::disallowed_methods)] // the token's expiry
+        let now = SystemTime::now();
+        self.0
+            .issue(name, "*", Duration::from_secs(24 * 3600), now)
+            .unwrap_or_default()
+    }
+}
+
+/// Keeps the embedded server's runtime alive.
+pub(crate) struct EmbeddedServer(#[allow(dead_code)] tokio::runtime::Runtime);
+
+/// Where the demo's embedded server leaves its secret for other demo instances: the per-user
+/// runtime directory when there is one, else the temp directory.
+fn secret_file() -> std::path::PathBuf {
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    dir.join("bevy_fast_rtc_demo.secret")
+}
+
+/// Finds (or starts) the signaling server and a way to mint tokens for it.
+pub(crate) fn signaling(
+    args: &Args,
+) -> Result<(String, Option<Minter>, Option<EmbeddedServer>), String> {
+    if let Ok(s) = std::env::var("FAST_RTC_SECRET") {
+        let secret = Secret::new(s).map_err(|e| e.to_string())?;
+        return Ok((
+            args.url.clone(),
+            Some(Minter(TokenIssuer::new(&secret))),
+            None,
+        ));
+    }
+    if args.token.is_some() && args.bots == 0 {
+        return Ok((args.url.clone(), None, None));
+    }
+    if args.url != DEFAULT_URL {
+        return Err("with --url, pass --token (or set FAST_RTC_SECRET to mint tokens)".into());
+    }
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], 8787).into();
+    if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).is_ok() {
+        // Another demo instance runs the server: use the secret it left for us.
+        let raw = std::fs::read(secret_file())
+            .map_err(|_| "a server answers on 127.0.0.1:8787 but its demo secret is unknown: set FAST_RTC_SECRET".to_string())?;
+        let secret = Secret::new(raw).map_err(|e| e.to_string())?;
+        return Ok((
+            args.url.clone(),
+            Some(Minter(TokenIssuer::new(&secret))),
+            None,
+        ));
+    }
+    let secret = Secret::generate();
+    write_secret(&secret)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let auth = JwtAuthenticator::new(&secret);
+    let handle = runtime
+        .block_on(Server::new(ServerConfig::default(), auth).spawn(addr))
+        .map_err(|e| format!("cannot start the embedded signaling server: {e}"))?;
+    info!("embedded signaling server at {}", handle.ws_url());
+    println!(
+        "started a local signaling server at {} (secret in {})",
+        handle.ws_url(),
+        secret_file().display()
+    );
+    std::mem::forget(handle); // it lives as long as the process
+    let minter = Minter(TokenIssuer::new(&secret));
+    println!(
+        "a browser player can join: serve the page with `cargo run --example multiplayer --target wasm32-unknown-unknown`, then open\n  http://127.0.0.1:1334/?signaling={}&room={}&token={}",
+        args.url,
+        args.room,
+        minter.mint(&format!("web-{:04x}", random_u16()))
+    );
+    Ok((
+        args.url.clone(),
+        Some(minter),
+        Some(EmbeddedServer(runtime)),
+    ))
+}
+
+fn write_secret(secret: &Secret) -> Result<(), String> {
+    use std::io::Write;
+    // A fresh file, never through an existing one (create_new refuses links another user may
+    // have planted in a shared temp directory).
+    let path = secret_file();
+    let _ = std::fs::remove_file(&path);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(&path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    f.write_all(secret.as_bytes()).map_err(|e| e.to_string())
+}
