@@ -1,0 +1,102 @@
+//! Members of either library, for the join rows and the child scenarios.
+
+use super::GIVE_UP;
+use crate::util::{issuer, token};
+use fast_rtc_swarm::{NativeConfig, Signaling, SwarmConfig, SwarmEvent, SwarmHandle, start};
+use matchbox_socket::{PeerState, WebRtcSocket};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// webrtc-rs's settings: every address in the namespace, loopback outside it.
+pub fn native(in_netns: bool) -> NativeConfig {
+    if in_netns {
+        NativeConfig::default()
+    } else {
+        NativeConfig::loopback()
+    }
+}
+
+/// A member of ours in `room`, signaling through `base`.
+pub fn our_member(
+    base: &str,
+    user: &str,
+    room: &str,
+    config: SwarmConfig,
+    native: NativeConfig,
+) -> SwarmHandle {
+    let token = token(&issuer(), user, room);
+    let signaling = Signaling::WebSocket {
+        url: format!("{base}/ws"),
+        token,
+    };
+    let (handle, driver) = start(config, native, signaling).unwrap();
+    tokio::spawn(driver);
+    handle
+}
+
+/// Waits until `h` has reported `n` opens; the time of the last one.
+pub async fn our_opens(h: &SwarmHandle, n: usize, t0: Instant) -> Option<Duration> {
+    let mut open = 0;
+    let deadline = t0 + GIVE_UP;
+    while open < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, h.recv()).await {
+            Ok(Some(SwarmEvent::Open(_))) => open += 1,
+            Ok(Some(_)) => {}
+            _ => return None,
+        }
+    }
+    Some(t0.elapsed())
+}
+
+/// A matchbox member and the peers it has seen connect.
+pub struct Mb {
+    pub socket: WebRtcSocket,
+    pub connected: HashSet<matchbox_socket::PeerId>,
+}
+
+/// A matchbox member in `room` with these channels.
+pub fn mb_member(base: &str, room: &str, channels: &[matchbox_socket::ChannelConfig]) -> Mb {
+    let mut builder = WebRtcSocket::builder(format!("{base}/{room}"));
+    for c in channels {
+        builder = builder.add_channel(*c);
+    }
+    let (socket, fut) = builder.build();
+    tokio::spawn(fut);
+    Mb {
+        socket,
+        connected: HashSet::new(),
+    }
+}
+
+impl Mb {
+    /// Applies the peer changes since the last call.
+    pub fn poll(&mut self) {
+        if let Ok(changes) = self.socket.try_update_peers() {
+            for (peer, state) in changes {
+                match state {
+                    PeerState::Connected => {
+                        self.connected.insert(peer);
+                    }
+                    PeerState::Disconnected => {
+                        self.connected.remove(&peer);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Polls every millisecond until `m` has `n` connected peers.
+pub async fn mb_connected(m: &mut Mb, n: usize, t0: Instant) -> Option<Duration> {
+    loop {
+        m.poll();
+        if m.connected.len() >= n {
+            return Some(t0.elapsed());
+        }
+        if t0.elapsed() > GIVE_UP {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
