@@ -258,7 +258,7 @@ fn send_all(m: &mut Member, payload: &[u8]) -> usize {
     match m {
         Member::Ours(h) => h
             .broadcast(GAME, Payload::Binary(payload.to_vec()))
-            .unwrap_or(0),
+            .map_or(0, |fanout| fanout.sent.len()),
         Member::Matchbox(m) => {
             let peers: Vec<_> = m.connected.iter().copied().collect();
             for p in &peers {
