@@ -6,7 +6,9 @@ use crate::session::{BackendFactory, Swarm, SwarmBackend};
 use crate::systems;
 use bevy::prelude::*;
 use fast_rtc_protocol::RoomId;
-use fast_rtc_swarm::{BackendConfig, ChannelConfig, ChannelId, Clock, IceServer, Signaling, SwarmConfig};
+use fast_rtc_swarm::{
+    BackendConfig, ChannelConfig, ChannelId, Clock, IceServer, Signaling, SwarmConfig,
+};
 use std::time::Duration;
 
 /// Adds a fast-rtc swarm to the app.
@@ -126,22 +128,22 @@ impl Plugin for FastRtcPlugin {
             self.backend.clone(),
             self.clock.clone(),
         ))
-            .add_message::<PeerOpened>()
-            .add_message::<PeerClosed>()
-            .add_message::<PeerData>()
-            .add_message::<SwarmError>()
-            .configure_sets(
-                PreUpdate,
-                (FastRtcSystems::Receive, FastRtcSystems::Decode).chain(),
-            )
-            .configure_sets(PostUpdate, FastRtcSystems::Send)
-            .add_systems(PreUpdate, systems::receive.in_set(FastRtcSystems::Receive))
-            .add_systems(
-                PostUpdate,
-                (systems::send, diagnostics::measure)
-                    .chain()
-                    .in_set(FastRtcSystems::Send),
-            );
+        .add_message::<PeerOpened>()
+        .add_message::<PeerClosed>()
+        .add_message::<PeerData>()
+        .add_message::<SwarmError>()
+        .configure_sets(
+            PreUpdate,
+            (FastRtcSystems::Receive, FastRtcSystems::Decode).chain(),
+        )
+        .configure_sets(PostUpdate, FastRtcSystems::Send)
+        .add_systems(PreUpdate, systems::receive.in_set(FastRtcSystems::Receive))
+        .add_systems(
+            PostUpdate,
+            (systems::send, diagnostics::measure)
+                .chain()
+                .in_set(FastRtcSystems::Send),
+        );
         diagnostics::register(app);
         if let Some(signaling) = self.signaling.clone() {
             app.add_systems(
@@ -155,4 +157,3 @@ impl Plugin for FastRtcPlugin {
         }
     }
 }
-

@@ -88,9 +88,10 @@ pub(crate) fn receive(
                 ..
             } => {
                 let entity = swarm.peers.get(&from).copied();
-                stats.bytes_in += payload.len() as u64;
-                if let Some(mut p) = entity.and_then(|e| peers.get_mut(e).ok()) {
-                    p.bytes_in += payload.len() as u64;
+                let len = payload.len() as u64;
+                stats.bytes_in += len;
+                if let Some(e) = entity {
+                    update_peer(&mut commands, &mut peers, e, move |p| p.bytes_in += len);
                 }
                 out.data.write(PeerData {
                     peer: from,
@@ -100,18 +101,14 @@ pub(crate) fn receive(
                 });
             }
             SwarmEvent::Rtt { user_id, rtt, .. } => {
-                if let Some(mut p) = swarm
-                    .peers
-                    .get(&user_id)
-                    .and_then(|e| peers.get_mut(*e).ok())
-                {
-                    p.rtt = Some(rtt);
+                if let Some(e) = swarm.peers.get(&user_id).copied() {
+                    update_peer(&mut commands, &mut peers, e, move |p| p.rtt = Some(rtt));
                 }
             }
             SwarmEvent::Connection { user_id, state, .. } => {
                 let entity = user_id.as_ref().and_then(|u| swarm.peers.get(u).copied());
-                if let Some(mut p) = entity.and_then(|e| peers.get_mut(e).ok()) {
-                    p.ice_state = state;
+                if let Some(e) = entity {
+                    update_peer(&mut commands, &mut peers, e, move |p| p.ice_state = state);
                 }
             }
             SwarmEvent::Fault(fault) => {
@@ -121,6 +118,31 @@ pub(crate) fn receive(
                 });
             }
             _ => {}
+        }
+    }
+}
+
+/// Applies `change` to the [`Peer`] of `entity`: at once if it exists, else (spawned by this
+/// same pass, still a command) as a command right after its spawn, so an event that arrives in
+/// the frame its peer opened (the first RTT, early data) is not lost.
+fn update_peer(
+    commands: &mut Commands,
+    peers: &mut Query<&mut Peer>,
+    entity: Entity,
+    change: impl FnOnce(&mut Peer) + Send + Sync + 'static,
+) {
+    match peers.get_mut(entity) {
+        Ok(mut peer) => change(&mut peer),
+        // Silenced: the entity may be gone by then (closed in the same pass, or despawned by
+        // the game), and a late counter is not worth an error.
+        Err(_) => {
+            commands
+                .entity(entity)
+                .queue_silenced(move |mut e: EntityWorldMut| {
+                    if let Some(mut peer) = e.get_mut::<Peer>() {
+                        change(&mut peer);
+                    }
+                });
         }
     }
 }
@@ -165,11 +187,7 @@ pub(crate) fn send(
         };
         for peer in sent {
             stats.bytes_out += len;
-            if let Some(mut p) = swarm
-                .peers
-                .get(&peer)
-                .and_then(|e| peers.get_mut(*e).ok())
-            {
+            if let Some(mut p) = swarm.peers.get(&peer).and_then(|e| peers.get_mut(*e).ok()) {
                 p.bytes_out += len;
             }
         }

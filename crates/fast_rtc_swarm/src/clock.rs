@@ -118,7 +118,8 @@ mod tests {
         let at = clock.now() + Duration::from_secs(5);
         let manual = Clock::Manual(clock.clone());
         let mut sleep = std::pin::pin!(manual.sleep_until(at));
-        let mut poll = || futures_lite::future::block_on(futures_lite::future::poll_once(&mut sleep));
+        let mut poll =
+            || futures_lite::future::block_on(futures_lite::future::poll_once(&mut sleep));
         assert_eq!(poll(), None);
         clock.advance(Duration::from_secs(4));
         assert_eq!(poll(), None);

@@ -8,7 +8,9 @@
 use crate::backend::{Buffered, DynBackend, EventReceiver};
 use crate::clock::Clock;
 use crate::config::ChannelId;
-use crate::sans_io::{Fanout, Payload, PeerEvent, PeerInfo, SendError, SwarmCore, SwarmEvent, SwarmOutput};
+use crate::sans_io::{
+    Fanout, Payload, PeerEvent, PeerInfo, SendError, SwarmCore, SwarmEvent, SwarmOutput,
+};
 use event_listener::Event;
 use fast_rtc_protocol::{ClientMsg, ServerMsg, UserId};
 use futures_lite::future;
@@ -350,7 +352,9 @@ pub(crate) async fn peer_loop(shared: Arc<Shared>, events: EventReceiver) {
             DriverWake::Changed
         };
         match future::or(peer, future::or(timer, changed)).await {
-            DriverWake::Peer(Some((id, ev))) => shared.with_swarm(|s, now| s.handle_peer(now, &id, ev)),
+            DriverWake::Peer(Some((id, ev))) => {
+                shared.with_swarm(|s, now| s.handle_peer(now, &id, ev))
+            }
             DriverWake::Peer(None) => return,
             DriverWake::Timer => shared.with_swarm(|s, now| s.handle_timeout(now)),
             DriverWake::Changed => {}

@@ -46,7 +46,9 @@ pub mod platform;
 pub mod sans_io;
 mod signaling;
 
-pub use backend::{Backend, Buffered, DynBackend, EventSender, MAX_BUFFERED_BYTES, MAX_QUEUED_SENDS};
+pub use backend::{
+    Backend, Buffered, DynBackend, EventSender, MAX_BUFFERED_BYTES, MAX_QUEUED_SENDS,
+};
 pub use clock::{Clock, ManualClock};
 pub use config::{ChannelConfig, ChannelId, Delivery, IceServer, IceTransportPolicy, SwarmConfig};
 pub use driver::{MAX_PENDING_EVENTS, MAX_PENDING_SIGNALS, SwarmHandle};

@@ -155,10 +155,14 @@ impl Backend for MemoryBackend {
                 }
                 if role == Role::Offerer {
                     let sdp = format!("memory-offer {id}");
-                    net.report(me, &id, PeerEvent::LocalDescription {
-                        kind: SdpKind::Offer,
-                        sdp,
-                    });
+                    net.report(
+                        me,
+                        &id,
+                        PeerEvent::LocalDescription {
+                            kind: SdpKind::Offer,
+                            sdp,
+                        },
+                    );
                     let candidate = IceCandidate {
                         candidate: "candidate:memory 1 udp 1 127.0.0.1 9 typ host".into(),
                         sdp_mid: Some("0".into()),
@@ -177,10 +181,14 @@ impl Backend for MemoryBackend {
                     SdpKind::Offer if ends.answerer == Some(me) => {
                         ends.answered = true;
                         let sdp = format!("memory-answer {id}");
-                        net.report(me, &id, PeerEvent::LocalDescription {
-                            kind: SdpKind::Answer,
-                            sdp,
-                        });
+                        net.report(
+                            me,
+                            &id,
+                            PeerEvent::LocalDescription {
+                                kind: SdpKind::Answer,
+                                sdp,
+                            },
+                        );
                     }
                     SdpKind::Answer if ends.offerer == Some(me) && ends.answered => {
                         ends.open = true;

@@ -7,8 +7,8 @@ mod net;
 
 use fast_rtc_protocol::{ClientMsg, ServerMsg, Signal, UserId};
 use fast_rtc_swarm::{
-    ChannelConfig, ChannelId, CloseReason, LinkOrigin, Payload, PeerCommand, SendError, SwarmCore,
-    SwarmConfig, SwarmFault, SwarmEvent, SwarmOutput,
+    ChannelConfig, ChannelId, CloseReason, LinkOrigin, Payload, PeerCommand, SendError,
+    SwarmConfig, SwarmCore, SwarmEvent, SwarmFault, SwarmOutput,
 };
 use net::Net;
 use std::time::{Duration, Instant};

@@ -8,8 +8,8 @@ use fast_rtc_protocol::{ConnectionId, IceCandidate, ServerMsg, UserId};
 use fast_rtc_server::Limits;
 use fast_rtc_server::hub::{ConnId, Hub, Identity, Output, RoomGrant};
 use fast_rtc_swarm::{
-    ChannelId, IceState, Payload, PeerCommand, PeerEvent, PeerFailure, Role, SdpKind, SwarmConfig, SwarmCore,
-    SwarmEvent, SwarmOutput,
+    ChannelId, IceState, Payload, PeerCommand, PeerEvent, PeerFailure, Role, SdpKind, SwarmConfig,
+    SwarmCore, SwarmEvent, SwarmOutput,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -255,7 +255,9 @@ impl Net {
                         Delivery::Peer(
                             i,
                             id,
-                            PeerEvent::Failed(PeerFailure::Platform("candidate before description".into())),
+                            PeerEvent::Failed(PeerFailure::Platform(
+                                "candidate before description".into(),
+                            )),
                         ),
                     );
                 }

@@ -124,7 +124,6 @@ pub(crate) async fn settled(pc: &dyn PeerConnection, channels: &[Arc<dyn DataCha
     true
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

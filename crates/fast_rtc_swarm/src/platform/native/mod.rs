@@ -159,8 +159,5 @@ pub(crate) fn default_backend(
 
 /// 64 random bits (connection id prefixes), from std's randomly keyed hasher.
 pub(crate) fn random_u64() -> u64 {
-    std::hash::BuildHasher::hash_one(
-        &std::collections::hash_map::RandomState::new(),
-        time::now(),
-    )
+    std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), time::now())
 }

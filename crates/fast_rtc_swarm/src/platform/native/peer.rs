@@ -1,8 +1,10 @@
 //! One webrtc-rs RTCPeerConnection as the connection task drives it ([`RtcPeer`]).
 
-use super::hurry::{Nudge, flush_dtls_client, settled, wake_driver};
 use super::Context;
+use super::hurry::{Nudge, flush_dtls_client, settled, wake_driver};
 use crate::backend::EventSender;
+use crate::backend::MAX_BUFFERED_BYTES;
+use crate::config::IceTransportPolicy;
 use crate::config::{ChannelId, Delivery};
 use crate::connection::{Report, RtcChannel, RtcPeer};
 use crate::platform::time::sleep_until;
@@ -19,8 +21,6 @@ use webrtc::peer_connection::{
     RTCIceTransportPolicy, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
     RTCSessionDescription, SettingEngineBuilder,
 };
-use crate::config::IceTransportPolicy;
-use crate::backend::MAX_BUFFERED_BYTES;
 
 /// Points of the handshake where webrtc-rs needs a wake-up to go on at once.
 #[derive(Clone, Copy, Debug)]
@@ -56,7 +56,9 @@ impl NativePeer {
             channels: channel_tx,
             milestones: milestone_tx,
         });
-        let pc = build_pc(&shared, handler).await.map_err(|e| e.to_string())?;
+        let pc = build_pc(&shared, handler)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(NativePeer {
             id,
             pc: Box::new(pc),
@@ -110,7 +112,11 @@ impl RtcPeer for NativePeer {
     }
 
     async fn offer(&mut self) -> Result<String, String> {
-        let offer = self.pc.create_offer(None).await.map_err(|e| e.to_string())?;
+        let offer = self
+            .pc
+            .create_offer(None)
+            .await
+            .map_err(|e| e.to_string())?;
         self.pc
             .set_local_description(offer.clone())
             .await
@@ -119,7 +125,11 @@ impl RtcPeer for NativePeer {
     }
 
     async fn answer(&mut self) -> Result<String, String> {
-        let answer = self.pc.create_answer(None).await.map_err(|e| e.to_string())?;
+        let answer = self
+            .pc
+            .create_answer(None)
+            .await
+            .map_err(|e| e.to_string())?;
         self.dtls_client = answer.sdp.contains("a=setup:active");
         self.pc
             .set_local_description(answer.clone())
@@ -186,8 +196,12 @@ impl RtcPeer for NativePeer {
                 }
                 PeerWake::Milestone(Milestone::IceConnected) => {
                     if self.dtls_client {
-                        flush_dtls_client(&self.id, self.pc.as_ref(), &self.shared.native.udp_addrs)
-                            .await;
+                        flush_dtls_client(
+                            &self.id,
+                            self.pc.as_ref(),
+                            &self.shared.native.udp_addrs,
+                        )
+                        .await;
                     }
                 }
                 PeerWake::Milestone(Milestone::DtlsConnected) => self.nudge = Some(Nudge::start()),
@@ -381,7 +395,12 @@ async fn build_pc(
 }
 
 /// Polls one data channel until it closes, reporting opens, messages and the close.
-fn watch_channel(shared: &Context, id: &ConnectionId, channel: ChannelId, dc: Arc<dyn DataChannel>) {
+fn watch_channel(
+    shared: &Context,
+    id: &ConnectionId,
+    channel: ChannelId,
+    dc: Arc<dyn DataChannel>,
+) {
     let events = shared.events.clone();
     let id = id.clone();
     let task = async move {
@@ -407,4 +426,3 @@ fn watch_channel(shared: &Context, id: &ConnectionId, channel: ChannelId, dc: Ar
     };
     drop(shared.runtime.spawn(Box::pin(task)));
 }
-

@@ -73,10 +73,7 @@ impl Runtime for SocketTuning {
         self.inner.now()
     }
 
-    fn sleep(
-        &self,
-        duration: Duration,
-    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
         self.inner.sleep(duration)
     }
 
@@ -96,4 +93,3 @@ impl Runtime for SocketTuning {
         self.inner.name()
     }
 }
-

@@ -15,7 +15,6 @@ pub(crate) mod ws;
 
 pub use peer::INBOX;
 
-
 use crate::backend::{Backend, Buffered, Connections, EventSender};
 use crate::config::SwarmConfig;
 use crate::sans_io::PeerCommand;

@@ -41,7 +41,9 @@ impl Inbox {
     fn push(&self, report: Report<RtcDataChannel>) {
         if self.tx.len() >= INBOX {
             // Nothing is dropped silently: the connection fails, and says why.
-            let _ = self.tx.try_send(Report::Event(PeerEvent::Failed(PeerFailure::InboxFull)));
+            let _ = self
+                .tx
+                .try_send(Report::Event(PeerEvent::Failed(PeerFailure::InboxFull)));
             self.tx.close();
             return;
         }

@@ -1,0 +1,286 @@
+//! The plugin on the in-memory backend with virtual time: headless apps (MinimalPlugins) in one
+//! room, no sockets and no WebRTC, each test in milliseconds. What the plugin does with the
+//! swarm's events (entities, messages, typed channels, errors, timeouts) is checked here; the
+//! real-WebRTC behaviour is checked by `tests/plugin.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+
+mod memory_room;
+
+use bevy::prelude::*;
+use bevy_fast_rtc::prelude::*;
+use bevy_fast_rtc::swarm::CloseReason;
+use bevy_fast_rtc::{FastRtcError, Swarm};
+use memory_room::Room;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Position {
+    from: String,
+    x: f32,
+}
+
+#[derive(Resource)]
+struct Me(String);
+
+#[derive(Resource, Default)]
+struct Seen {
+    opened: Vec<UserId>,
+    closed: Vec<(UserId, CloseReason)>,
+    positions: Vec<(UserId, Position)>,
+    raw: Vec<(UserId, ChannelId, Payload)>,
+    errors: Vec<SwarmError>,
+}
+
+fn record(
+    mut seen: ResMut<Seen>,
+    mut opened: MessageReader<PeerOpened>,
+    mut closed: MessageReader<PeerClosed>,
+    mut positions: MessageReader<FromPeer<Position>>,
+    mut raw: MessageReader<PeerData>,
+    mut errors: MessageReader<SwarmError>,
+) {
+    seen.opened.extend(opened.read().map(|m| m.peer.clone()));
+    seen.closed
+        .extend(closed.read().map(|m| (m.peer.clone(), m.reason.clone())));
+    seen.positions
+        .extend(positions.read().map(|m| (m.peer.clone(), m.value.clone())));
+    seen.raw.extend(
+        raw.read()
+            .map(|m| (m.peer.clone(), m.channel, m.payload.clone())),
+    );
+    seen.errors.extend(errors.read().cloned());
+}
+
+/// Channel ids of the apps' plugin (the same in every app).
+struct Channels {
+    state: ChannelId,
+    chat: ChannelId,
+}
+
+fn app(room: &Room, name: &str) -> (App, Channels) {
+    let mut plugin = room.plugin();
+    let state = plugin.add_channel(ChannelConfig::unreliable("state"));
+    let chat = plugin.add_channel(ChannelConfig::reliable("chat"));
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, plugin))
+        .add_swarm_message::<Position>(state)
+        .insert_resource(Me(name.to_owned()))
+        .init_resource::<Seen>()
+        .add_systems(Update, record);
+    (app, Channels { state, chat })
+}
+
+/// A room of `names`, every pair linked.
+fn meshed(names: &[&str]) -> (Room, Channels) {
+    let mut room = Room::new();
+    let mut channels = None;
+    for name in names {
+        let (app, c) = app(&room, name);
+        room.join(name, app);
+        channels = Some(c);
+    }
+    let n = names.len();
+    let linked = room.run_until(500, |room| {
+        (0..n).all(|i| room.app(i).world().resource::<Swarm>().peer_count() == n - 1)
+    });
+    assert!(linked, "the mesh did not form");
+    (room, channels.unwrap())
+}
+
+fn seen(room: &mut Room, i: usize) -> &Seen {
+    room.app(i).world().resource::<Seen>()
+}
+
+#[test]
+fn peers_open_as_entities_and_close_when_one_leaves() {
+    let (mut room, _) = meshed(&["ann", "bob", "cyd"]);
+    for i in 0..3 {
+        let mut opened = seen(&mut room, i).opened.clone();
+        opened.sort();
+        let mut want: Vec<UserId> = ["ann", "bob", "cyd"]
+            .iter()
+            .filter(|n| **n != room.members[i].name.as_str())
+            .map(|n| UserId::from(*n))
+            .collect();
+        want.sort();
+        assert_eq!(opened, want, "member {i}");
+        let world = room.app(i).world_mut();
+        let mut peers = world.query::<&Peer>();
+        assert_eq!(
+            peers.iter(world).count(),
+            2,
+            "member {i}: one entity per peer"
+        );
+    }
+
+    room.app(2).world_mut().resource_mut::<Swarm>().disconnect();
+    let gone = room.run_until(500, |room| (0..2).all(|i| !seen(room, i).closed.is_empty()));
+    assert!(gone, "the others did not see cyd leave");
+    for i in 0..2 {
+        assert_eq!(
+            seen(&mut room, i).closed,
+            vec![(UserId::from("cyd"), CloseReason::Remote)],
+            "member {i}: cyd's @fast/ close notice names the reason"
+        );
+        room.run(2); // the despawn is applied at the end of the frame that read the close
+        let world = room.app(i).world_mut();
+        let mut peers = world.query::<&Peer>();
+        let left: Vec<String> = peers.iter(world).map(|p| p.user_id.to_string()).collect();
+        assert_eq!(left.len(), 1, "member {i}: {left:?}");
+        assert_ne!(left[0], "cyd");
+    }
+}
+
+fn send_position(me: Res<Me>, mut broadcast: SwarmBroadcast<Position>) {
+    broadcast.send(&Position {
+        from: me.0.clone(),
+        x: 1.5,
+    });
+}
+
+#[test]
+fn typed_messages_reach_every_other_member_decoded() {
+    let (mut room, _) = meshed(&["ann", "bob", "cyd"]);
+    for m in &mut room.members {
+        m.app.add_systems(Update, send_position);
+    }
+    let all = room.run_until(500, |room| {
+        (0..3).all(|i| {
+            let from: std::collections::BTreeSet<String> = seen(room, i)
+                .positions
+                .iter()
+                .map(|(peer, _)| peer.to_string())
+                .collect();
+            from.len() == 2
+        })
+    });
+    assert!(all, "not every member heard from both others");
+    for i in 0..3 {
+        let me = room.members[i].name.to_string();
+        for (peer, position) in &seen(&mut room, i).positions {
+            assert_eq!(position.from, peer.to_string(), "the sender is who sent it");
+            assert_ne!(position.from, me, "no echo of one's own message");
+            assert_eq!(position.x, 1.5);
+        }
+        assert!(seen(&mut room, i).errors.is_empty());
+    }
+}
+
+#[test]
+fn raw_payloads_arrive_unchanged_on_their_channel() {
+    let (mut room, channels) = meshed(&["ann", "bob"]);
+    let bob = UserId::from("bob");
+    {
+        let mut swarm = room.app(0).world_mut().resource_mut::<Swarm>();
+        swarm
+            .queue(
+                Some(bob.clone()),
+                channels.chat,
+                Payload::Text("hi bob".into()),
+            )
+            .unwrap();
+        swarm
+            .queue(None, ChannelId::FAST, Payload::Binary(vec![0, 1, 2, 255]))
+            .unwrap();
+    }
+    let arrived = room.run_until(500, |room| seen(room, 1).raw.len() >= 2);
+    assert!(arrived);
+    let ann = UserId::from("ann");
+    assert_eq!(
+        seen(&mut room, 1).raw,
+        vec![
+            (ann.clone(), channels.chat, Payload::Text("hi bob".into())),
+            (ann, ChannelId::FAST, Payload::Binary(vec![0, 1, 2, 255])),
+        ]
+    );
+}
+
+#[test]
+fn bytes_that_do_not_decode_are_one_error_and_nothing_else() {
+    let (mut room, channels) = meshed(&["ann", "bob"]);
+    for _ in 0..3 {
+        room.app(0)
+            .world_mut()
+            .resource_mut::<Swarm>()
+            .queue(None, channels.state, Payload::Binary(vec![0xff; 9]))
+            .unwrap();
+    }
+    let reported = room.run_until(500, |room| !seen(room, 1).errors.is_empty());
+    assert!(reported, "bad bytes were not reported");
+    room.run(20);
+    let seen = seen(&mut room, 1);
+    assert!(
+        seen.positions.is_empty(),
+        "nothing decoded: {:?}",
+        seen.positions
+    );
+    assert_eq!(
+        seen.errors.len(),
+        1,
+        "once per peer and type: {:?}",
+        seen.errors
+    );
+    let error = &seen.errors[0];
+    assert_eq!(error.peer, Some(UserId::from("ann")));
+    assert!(
+        matches!(error.error, FastRtcError::Decode { type_name, .. } if type_name.contains("Position")),
+        "{:?}",
+        error.error
+    );
+}
+
+#[test]
+fn sends_to_a_peer_who_is_not_there_are_errors() {
+    let (mut room, channels) = meshed(&["ann", "bob"]);
+    room.app(0)
+        .world_mut()
+        .resource_mut::<Swarm>()
+        .queue(Some("zed".into()), channels.chat, Payload::Text("?".into()))
+        .unwrap();
+    let reported = room.run_until(100, |room| !seen(room, 0).errors.is_empty());
+    assert!(reported);
+    let error = &seen(&mut room, 0).errors[0];
+    assert_eq!(error.peer, Some(UserId::from("zed")));
+    assert!(
+        matches!(error.error, FastRtcError::Send(_)),
+        "{:?}",
+        error.error
+    );
+}
+
+#[test]
+fn virtual_time_drives_pings_and_handshake_timeouts() {
+    let (mut room, _) = meshed(&["ann", "bob"]);
+    let rtt = |room: &mut Room| {
+        let world = room.app(0).world_mut();
+        let mut peers = world.query::<&Peer>();
+        peers.iter(world).next().and_then(|p| p.rtt)
+    };
+    // The first ping goes out when the link opens; its pong arrives with no virtual time
+    // elapsed, so the RTT is exactly zero.
+    assert!(room.run_until(500, |room| rtt(room).is_some()));
+    assert_eq!(rtt(&mut room), Some(Duration::ZERO));
+
+    // A joiner whose answers never reach the room: its handshakes stay open until virtual
+    // time passes the handshake timeout, then they are closed.
+    let (app, _) = app(&room, "cyd");
+    let cyd = room.join("cyd", app);
+    room.members[cyd].drop_answers = true;
+    room.run(50);
+    let handle = room.handle(cyd).unwrap();
+    let before = handle.connection_count();
+    // One parked offer plus the two handshakes cyd answered, whose answers were lost.
+    assert_eq!(before, 3, "cyd's connections before the timeout");
+    room.clock.advance(Duration::from_secs(11));
+    let closed = room.run_until(500, |_| handle.connection_count() == 1);
+    assert!(
+        closed,
+        "cyd still has {} connections",
+        handle.connection_count()
+    );
+    assert!(
+        seen(&mut room, cyd).opened.is_empty(),
+        "nothing ever opened for cyd"
+    );
+}
