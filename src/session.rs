@@ -58,6 +58,7 @@ impl std::fmt::Debug for BackendFactory {
 
 /// The signaling connection's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum SignalingState {
     /// Not started, or closed.
     #[default]
@@ -214,7 +215,7 @@ impl Swarm {
     }
 
     /// Queues raw bytes (or text) for `peer` (`None`: every peer) on `channel`, sent in
-    /// [`FastRtcSystems::Send`].
+    /// [`FastRtcSystems::Send`](crate::FastRtcSystems::Send).
     pub fn queue(
         &mut self,
         to: Option<UserId>,

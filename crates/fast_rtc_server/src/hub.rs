@@ -62,7 +62,7 @@ pub struct Identity {
 /// Why the hub asks the shell to close a socket.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum CloseReason {
+pub enum SocketCloseReason {
     /// Another socket joined the same room under the same identity and replaced this one.
     Replaced,
 }
@@ -83,7 +83,7 @@ pub enum Output {
         /// The socket.
         conn: ConnId,
         /// Why.
-        reason: CloseReason,
+        reason: SocketCloseReason,
     },
 }
 
@@ -542,7 +542,7 @@ impl Hub {
             );
             self.out.queue.push_back(Output::Close {
                 conn: old,
-                reason: CloseReason::Replaced,
+                reason: SocketCloseReason::Replaced,
             });
             self.conns.remove(&old);
             self.leave(&room_id, &user);

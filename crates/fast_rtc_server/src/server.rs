@@ -11,7 +11,7 @@
 //! - `GET /metrics` — Prometheus metrics in OpenMetrics text format.
 
 use crate::auth::{AuthError, Authenticator};
-use crate::hub::{CloseReason, ConnId, Hub, Identity, Output};
+use crate::hub::{ConnId, Hub, Identity, Output, SocketCloseReason};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use axum::Router;
@@ -141,7 +141,7 @@ enum Event {
 /// What the owner task queues for one socket.
 enum Outbound {
     Msg(ServerMsg),
-    Close(CloseReason),
+    Close(SocketCloseReason),
 }
 
 struct Shared<A> {
@@ -339,7 +339,7 @@ async fn socket_task<A>(socket: WebSocket, conn: ConnId, identity: Identity, sha
                 loop {
                     match next {
                         Some(Outbound::Msg(msg)) => batch.push(Message::Text(encode(&msg).into())),
-                        Some(Outbound::Close(CloseReason::Replaced)) => {
+                        Some(Outbound::Close(SocketCloseReason::Replaced)) => {
                             then_close = Some(Some((CLOSE_NORMAL, "duplicate_identity")));
                             break;
                         }

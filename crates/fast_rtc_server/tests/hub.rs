@@ -5,7 +5,7 @@ mod support;
 
 use fast_rtc_protocol::{ErrorCode, IceCandidate, ServerMsg, Signal};
 use fast_rtc_server::Limits;
-use fast_rtc_server::hub::{CloseReason, RoomGrant};
+use fast_rtc_server::hub::{RoomGrant, SocketCloseReason};
 use std::time::Duration;
 use support::Driver;
 
@@ -330,7 +330,7 @@ fn duplicate_identity_replaces_the_older_session() {
         ),
         "{old:?}"
     );
-    assert_eq!(d.closed, vec![(bob, CloseReason::Replaced)]);
+    assert_eq!(d.closed, vec![(bob, SocketCloseReason::Replaced)]);
     // Alice learns the old link is gone, then meets the new session.
     let got = d.take(alice);
     assert_eq!(got[0], ServerMsg::LeaveSwarm { id: "a1".into() });

@@ -4,7 +4,7 @@
 
 use fast_rtc_protocol::{ErrorCode, ServerMsg};
 use fast_rtc_server::Limits;
-use fast_rtc_server::hub::{CloseReason, ConnId, Hub, Identity, Output, RoomGrant};
+use fast_rtc_server::hub::{ConnId, Hub, Identity, Output, RoomGrant, SocketCloseReason};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ pub struct Driver {
     pub now: Instant,
     next: u64,
     pub inbox: HashMap<ConnId, Vec<ServerMsg>>,
-    pub closed: Vec<(ConnId, CloseReason)>,
+    pub closed: Vec<(ConnId, SocketCloseReason)>,
 }
 
 impl Driver {
