@@ -419,6 +419,10 @@ pub struct SwarmCore {
     id_prefix: String,
     next_id: u64,
     links: HashMap<ConnectionId, Link>,
+    /// Peers whose last open link closed while a newer link to them was still connecting (a
+    /// signaling reconnect's replacement, whose other end opened first): the application was
+    /// not told, and the reason is kept in case the replacement fails too.
+    handover: HashMap<UserId, CloseReason>,
     out: VecDeque<SwarmOutput>,
     started: bool,
     closed: bool,
@@ -433,6 +437,7 @@ impl SwarmCore {
             id_prefix: id_prefix.into(),
             next_id: 0,
             links: HashMap::new(),
+            handover: HashMap::new(),
             out: VecDeque::new(),
             started: false,
             closed: false,
@@ -849,7 +854,11 @@ impl SwarmCore {
             .map(|(other, _)| other.clone())
             .collect();
         if older.is_empty() {
-            self.event(SwarmEvent::Open(info));
+            if self.handover.remove(&info.user_id).is_some() {
+                debug!(%id, peer = %info.user_id, "a replacement link opened: handover done");
+            } else {
+                self.event(SwarmEvent::Open(info));
+            }
         } else {
             for old in older {
                 debug!(%old, new = %id, peer = %info.user_id, "replacing an older link");
@@ -875,18 +884,29 @@ impl SwarmCore {
         self.command(PeerCommand::Close { id: id.clone() });
         let was_open = link.state == LinkState::Open;
         let Some(info) = link.info(id) else { return };
-        let still_open = self
+        let to_peer =
+            |l: &Link, state| l.state == state && l.remote.as_ref() == Some(&info.user_id);
+        if self.links.values().any(|l| to_peer(l, LinkState::Open)) {
+            return;
+        }
+        // The other end of a replacement link can open it, and close this one, before this end
+        // sees it open: keep the peer (quietly) while the replacement connects.
+        let replacing = self
             .links
             .values()
-            .any(|l| l.state == LinkState::Open && l.remote.as_ref() == Some(&info.user_id));
+            .any(|l| to_peer(l, LinkState::Connecting));
+        if replacing && (was_open || self.handover.contains_key(&info.user_id)) {
+            debug!(%id, peer = %info.user_id, ?reason, "last open link closed; its replacement is connecting");
+            self.handover.entry(info.user_id).or_insert(reason);
+            return;
+        }
         // Open links report Close; a handshake that never opened reports it too (so the
         // application learns of timeouts), unless the peer is reachable over another link.
-        if !still_open {
-            if !was_open {
-                debug!(%id, ?reason, "handshake ended before the link opened");
-            }
-            self.event(SwarmEvent::Close { peer: info, reason });
+        if !was_open {
+            debug!(%id, ?reason, "handshake ended before the link opened");
         }
+        let reason = self.handover.remove(&info.user_id).unwrap_or(reason);
+        self.event(SwarmEvent::Close { peer: info, reason });
     }
 
     /// Closes links whose handshake took longer than [`SwarmConfig::handshake_timeout`], and

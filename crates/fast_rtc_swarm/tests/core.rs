@@ -301,6 +301,36 @@ fn leaving_mid_handshake_closes_the_link_at_the_other_end() {
 }
 
 #[test]
+fn a_replaced_link_closing_before_its_replacement_opens_is_no_close() {
+    // After m1's signaling reconnect, new links replace the old ones. m1 sees each new link open
+    // first and closes the old one; m0's end of the new link opens 5 ms later, after the old
+    // link's close has reached it. m0 must see neither a Close nor a second Open.
+    let mut net = Net::new();
+    for name in names(2) {
+        net.join(&name, SwarmConfig::new("r"));
+        net.run_for(Duration::from_millis(50));
+    }
+    net.run_for(Duration::from_millis(200));
+    net.drop_signaling(1);
+    net.run_for(Duration::from_millis(100));
+    net.open_delay.insert(0, Duration::from_millis(5));
+    net.connect_signaling(1);
+    net.run_for(Duration::from_millis(500));
+    for i in 0..2 {
+        assert!(net.closes(i).is_empty(), "member {i}: {:?}", net.closes(i));
+        assert_eq!(net.opens(i).len(), 1, "member {i}: {:?}", net.opens(i));
+        assert_eq!(net.members[i].swarm.peers().len(), 1, "member {i}");
+    }
+    net.members[0]
+        .swarm
+        .send(&"m1".into(), ChannelId::FAST, "after".into())
+        .unwrap();
+    net.flush(0);
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(net.data(1).len(), 1, "the new link carries data");
+}
+
+#[test]
 fn signaling_reconnect_keeps_open_links_up() {
     let mut net = Net::new();
     for name in names(3) {

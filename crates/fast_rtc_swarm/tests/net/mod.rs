@@ -49,6 +49,9 @@ pub struct Net {
     pub signal_latency: Duration,
     /// One-way latency of the peer path (handshake and data).
     pub peer_latency: Duration,
+    /// Extra time before a member's end of a new connection reports its channels open (one end
+    /// of a link opening before the other, as on a loaded machine).
+    pub open_delay: HashMap<usize, Duration>,
     /// Links (connection ids) whose handshake never completes.
     pub black_holes: HashSet<ConnectionId>,
     /// Backend failures observed (a command the fake could not carry out).
@@ -69,6 +72,7 @@ impl Net {
             next_conn: 0,
             signal_latency: Duration::from_millis(5),
             peer_latency: Duration::from_millis(1),
+            open_delay: HashMap::new(),
             black_holes: HashSet::new(),
             backend_errors: Vec::new(),
             commands: Vec::new(),
@@ -235,9 +239,10 @@ impl Net {
                                     ),
                                 );
                                 let channels = self.members[m].swarm.config().channels.len();
+                                let skew = self.open_delay.get(&m).copied().unwrap_or_default();
                                 for c in 0..=channels {
                                     let ev = PeerEvent::ChannelOpen(ChannelId(c as u16));
-                                    self.at(lat * 3, Delivery::Peer(m, id.clone(), ev));
+                                    self.at(lat * 3 + skew, Delivery::Peer(m, id.clone(), ev));
                                 }
                             }
                         }
