@@ -83,9 +83,13 @@ pub(crate) trait RtcChannel {
 
 /// Runs one connection: builds its peer with `build`, then carries out its commands until it
 /// is closed. A failure is reported as [`PeerEvent::Failed`].
-pub(crate) async fn run<P: RtcPeer>(
+///
+/// `build` is a function, not a future, so that its (large: webrtc-rs's builder is ~30 KiB)
+/// future is made inside this one and shares its space with the handshake's state instead of
+/// sitting beside it for the connection's whole life.
+pub(crate) async fn run<P: RtcPeer, F: Future<Output = Result<P, String>>>(
     new: NewConnection,
-    build: impl Future<Output = Result<P, String>>,
+    build: impl FnOnce() -> F,
     config: &SwarmConfig,
     events: &EventSender,
 ) {
@@ -95,7 +99,7 @@ pub(crate) async fn run<P: RtcPeer>(
         commands,
         queue,
     } = new;
-    let result = match build.await {
+    let result = match build().await {
         Ok(peer) => {
             let mut task = Connection {
                 id: &id,

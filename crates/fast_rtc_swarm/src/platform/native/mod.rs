@@ -121,7 +121,8 @@ impl Backend for NativeBackend {
         if let Some(new) = self.connections.route(command) {
             let context = self.context.clone();
             let task = async move {
-                let build = NativePeer::build(new.id.clone(), context.clone());
+                let (id, peer_context) = (new.id.clone(), context.clone());
+                let build = move || NativePeer::build(id, peer_context);
                 crate::connection::run(new, build, &context.swarm, &context.events).await;
             };
             drop(self.context.runtime.spawn(Box::pin(task)));

@@ -56,7 +56,9 @@ impl NativePeer {
             channels: channel_tx,
             milestones: milestone_tx,
         });
-        let pc = build_pc(&shared, handler)
+        // Boxed: webrtc-rs's builder future is ~20 KiB, and inline it would size every
+        // connection task for the connection's whole life.
+        let pc = Box::pin(build_pc(&shared, handler))
             .await
             .map_err(|e| e.to_string())?;
         Ok(NativePeer {

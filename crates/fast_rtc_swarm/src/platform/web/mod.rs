@@ -82,7 +82,7 @@ impl Backend for WebBackend {
             let swarm = self.swarm.clone();
             let events = self.events.clone();
             wasm_bindgen_futures::spawn_local(async move {
-                let build = WebPeer::build(&swarm);
+                let build = || WebPeer::build(&swarm);
                 crate::connection::run(new, build, &swarm, &events).await;
             });
         }
