@@ -101,9 +101,47 @@ pub(crate) struct NewConnection {
     pub(crate) queue: Arc<SendQueue>,
 }
 
-/// The per-connection command queues of a backend that runs one task per connection (both
-/// backends do): routes each command to its connection in order, counts queued sends, and
-/// fails a connection whose queue is full instead of growing it.
+/// Starts one connection's task on a platform (webrtc-rs's runtime natively, `spawn_local` in the
+/// browser).
+pub(crate) type Launcher = Box<dyn FnMut(NewConnection) + Send>;
+
+/// What both WebRTC backends are: the per-connection command table, and the platform's way to
+/// start a connection's task, which runs the shared connection flow (`connection.rs`).
+/// Dropping it drops every connection's command sender, which ends its task, and the task
+/// closes its connection.
+pub(crate) struct TaskBackend {
+    connections: Connections,
+    launch: Launcher,
+}
+
+impl TaskBackend {
+    pub(crate) fn new(events: EventSender, launch: Launcher) -> Self {
+        TaskBackend {
+            connections: Connections::new(events),
+            launch,
+        }
+    }
+}
+
+impl Backend for TaskBackend {
+    fn execute(&mut self, command: PeerCommand) {
+        if let Some(new) = self.connections.route(command) {
+            (self.launch)(new);
+        }
+    }
+
+    fn buffered(&self, id: &ConnectionId) -> Buffered {
+        self.connections.buffered(id)
+    }
+
+    fn connection_count(&self) -> usize {
+        self.connections.len()
+    }
+}
+
+/// The per-connection command queues of a [`TaskBackend`]: routes each command to its
+/// connection in order, counts queued sends, and fails a connection whose queue is full instead
+/// of growing it.
 pub(crate) struct Connections {
     peers: HashMap<ConnectionId, (async_channel::Sender<PeerCommand>, Arc<SendQueue>)>,
     events: EventSender,

@@ -13,7 +13,7 @@ use crate::config::SwarmConfig;
 use crate::driver::{Shared, SwarmHandle, peer_loop, wait_signal};
 use crate::platform::ws::Socket;
 use crate::platform::{BackendConfig, BackendError, SIGNALING_SCHEMES, SwarmDriver};
-use crate::platform::{default_backend, frame::Frame, random_u64};
+use crate::platform::{frame::Frame, platform_backend, random_u64};
 use crate::sans_io::SwarmCore;
 use fast_rtc_protocol::{decode_server, encode};
 use futures_lite::future;
@@ -98,7 +98,7 @@ pub fn start(
     signaling: Signaling,
 ) -> Result<(SwarmHandle, SwarmDriver), StartError> {
     start_with(config, signaling, Clock::System, |config, events| {
-        Ok(default_backend(config, backend, events)?)
+        Ok(platform_backend(config, backend, events)?)
     })
 }
 

@@ -1,7 +1,7 @@
 //! Everything that differs between a native build and a browser build, behind ONE `cfg`.
 //!
-//! Each platform module offers the same names: its backend ([`BackendConfig`] is its settings,
-//! [`BackendError`] why it could not start), the signaling WebSocket (`ws::Socket`), the
+//! Each platform module offers the same names: its backend ([`platform_backend`];
+//! [`BackendConfig`] is its settings, [`BackendError`] why it could not start), the signaling WebSocket (`ws::Socket`), the
 //! system clock and timers (`time`), randomness (`random_u64`), the signaling URL schemes it
 //! can use, and the [`SwarmDriver`] future type (`Send` natively, a local future in the
 //! browser). Nothing outside this module tests `target_arch`.
@@ -22,4 +22,4 @@ pub mod web;
 use web as this;
 
 pub use this::api::*;
-pub(crate) use this::{SIGNALING_SCHEMES, default_backend, random_u64, time, ws};
+pub(crate) use this::{SIGNALING_SCHEMES, random_u64, time, ws};

@@ -46,10 +46,8 @@ pub(crate) mod ws;
 
 pub use config::NativeConfig;
 
-use crate::backend::{Backend, Buffered, Connections, EventSender};
+use crate::backend::{DynBackend, EventSender, NewConnection, TaskBackend};
 use crate::config::SwarmConfig;
-use crate::sans_io::PeerCommand;
-use fast_rtc_protocol::ConnectionId;
 use peer::NativePeer;
 use runtime::SocketTuning;
 use std::sync::Arc;
@@ -63,12 +61,6 @@ pub(crate) struct Context {
     pub(crate) events: EventSender,
 }
 
-/// The webrtc-rs backend. See the [module docs](self).
-pub struct NativeBackend {
-    context: Arc<Context>,
-    connections: Connections,
-}
-
 /// The native backend could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -78,61 +70,43 @@ pub enum NativeError {
     NoRuntime,
 }
 
-impl NativeBackend {
-    /// A backend for `swarm`'s channels and ICE servers, reporting to `events`.
-    pub fn new(
-        swarm: SwarmConfig,
-        native: NativeConfig,
-        events: EventSender,
-    ) -> Result<Self, NativeError> {
-        let runtime = webrtc::runtime::default_runtime().ok_or(NativeError::NoRuntime)?;
-        let runtime: Arc<dyn Runtime> = match native.udp_recv_buffer {
-            Some(bytes) => Arc::new(SocketTuning {
-                inner: runtime,
-                recv_buffer: bytes,
-            }),
-            None => runtime,
+/// This build's backend, webrtc-rs (see the [module docs](self)), for `swarm`'s channels and
+/// ICE servers, reporting to `events`. [`start`](crate::start) uses it; call it yourself to
+/// wrap it in a backend of your own for [`start_with`](crate::start_with).
+pub fn platform_backend(
+    swarm: SwarmConfig,
+    native: NativeConfig,
+    events: EventSender,
+) -> Result<DynBackend, NativeError> {
+    let runtime = webrtc::runtime::default_runtime().ok_or(NativeError::NoRuntime)?;
+    let runtime: Arc<dyn Runtime> = match native.udp_recv_buffer {
+        Some(bytes) => Arc::new(SocketTuning {
+            inner: runtime,
+            recv_buffer: bytes,
+        }),
+        None => runtime,
+    };
+    let context = Arc::new(Context {
+        swarm,
+        native,
+        runtime,
+        events: events.clone(),
+    });
+    let launch = move |new: NewConnection| {
+        let task_context = context.clone();
+        let task = async move {
+            let (id, peer_context) = (new.id.clone(), task_context.clone());
+            let build = move || NativePeer::build(id, peer_context);
+            crate::connection::run(new, build, &task_context.swarm, &task_context.events).await;
         };
-        Ok(NativeBackend {
-            connections: Connections::new(events.clone()),
-            context: Arc::new(Context {
-                swarm,
-                native,
-                runtime,
-                events,
-            }),
-        })
-    }
-}
-
-// Dropping the backend drops every connection's command sender, which ends its task, and the
-// task closes its connection.
-
-impl Backend for NativeBackend {
-    fn buffered(&self, id: &ConnectionId) -> Buffered {
-        self.connections.buffered(id)
-    }
-
-    fn connection_count(&self) -> usize {
-        self.connections.len()
-    }
-
-    fn execute(&mut self, command: PeerCommand) {
-        if let Some(new) = self.connections.route(command) {
-            let context = self.context.clone();
-            let task = async move {
-                let (id, peer_context) = (new.id.clone(), context.clone());
-                let build = move || NativePeer::build(id, peer_context);
-                crate::connection::run(new, build, &context.swarm, &context.events).await;
-            };
-            drop(self.context.runtime.spawn(Box::pin(task)));
-        }
-    }
+        drop(context.runtime.spawn(Box::pin(task)));
+    };
+    Ok(Box::new(TaskBackend::new(events, Box::new(launch))))
 }
 
 /// The public names every platform module offers (see [`crate::platform`]).
 pub mod api {
-    pub use super::{NativeBackend, NativeConfig, NativeError};
+    pub use super::{NativeConfig, NativeError, platform_backend};
 
     /// The settings of this build's backend: [`NativeConfig`] (webrtc-rs).
     pub type BackendConfig = NativeConfig;
@@ -148,15 +122,6 @@ pub mod api {
 /// Signaling URL schemes the built-in client can use: plain WebSocket (put a TLS proxy in
 /// front for `wss://`).
 pub(crate) const SIGNALING_SCHEMES: &[&str] = &["ws://"];
-
-/// This build's backend for `swarm`, reporting to `events`.
-pub(crate) fn default_backend(
-    swarm: SwarmConfig,
-    native: NativeConfig,
-    events: EventSender,
-) -> Result<crate::backend::DynBackend, NativeError> {
-    Ok(Box::new(NativeBackend::new(swarm, native, events)?))
-}
 
 /// 64 random bits (connection id prefixes), from std's randomly keyed hasher.
 pub(crate) fn random_u64() -> u64 {

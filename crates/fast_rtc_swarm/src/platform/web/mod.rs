@@ -1,6 +1,6 @@
 //! The browser backend: the page's `RTCPeerConnection` through web-sys (wasm only).
 //!
-//! It does what the native backend does, behind the same [`Backend`] trait, and nothing
+//! It does what the native backend does, behind the same [`Backend`](crate::Backend) trait, and nothing
 //! more: each connection is one local task running the shared connection flow
 //! (`connection.rs`) over [`peer`]'s `RTCPeerConnection` wrapper.
 //!
@@ -15,10 +15,8 @@ pub(crate) mod ws;
 
 pub use peer::INBOX;
 
-use crate::backend::{Backend, Buffered, Connections, EventSender};
+use crate::backend::{DynBackend, EventSender, NewConnection, TaskBackend};
 use crate::config::SwarmConfig;
-use crate::sans_io::PeerCommand;
-use fast_rtc_protocol::ConnectionId;
 use js_sys::Reflect;
 use peer::WebPeer;
 use std::sync::Arc;
@@ -39,59 +37,41 @@ pub enum WebError {
     NoWebRtc,
 }
 
-/// The browser backend. See the [module docs](self).
+/// This build's backend, the page's `RTCPeerConnection` (see the [module docs](self)), for
+/// `swarm`'s channels and ICE servers, reporting to `events`. [`start`](crate::start) uses it;
+/// call it yourself to wrap it in a backend of your own for [`start_with`](crate::start_with).
 ///
 /// The backend itself holds no JS object (those live in each connection's local task), so it
 /// is `Send` like the native one and a Bevy resource can own the swarm.
-pub struct WebBackend {
-    swarm: Arc<SwarmConfig>,
+pub fn platform_backend(
+    swarm: SwarmConfig,
+    _web: WebConfig,
     events: EventSender,
-    connections: Connections,
-}
-
-impl WebBackend {
-    /// A backend for `swarm`'s channels and ICE servers, reporting to `events`.
-    pub fn new(swarm: SwarmConfig, _web: WebConfig, events: EventSender) -> Result<Self, WebError> {
-        let has_webrtc = js_sys::global()
-            .dyn_into::<js_sys::Object>()
-            .ok()
-            .and_then(|g| Reflect::has(&g, &JsValue::from_str("RTCPeerConnection")).ok())
-            .unwrap_or(false);
-        if !has_webrtc {
-            return Err(WebError::NoWebRtc);
-        }
-        Ok(WebBackend {
-            swarm: Arc::new(swarm),
-            connections: Connections::new(events.clone()),
-            events,
-        })
+) -> Result<DynBackend, WebError> {
+    let has_webrtc = js_sys::global()
+        .dyn_into::<js_sys::Object>()
+        .ok()
+        .and_then(|g| Reflect::has(&g, &JsValue::from_str("RTCPeerConnection")).ok())
+        .unwrap_or(false);
+    if !has_webrtc {
+        return Err(WebError::NoWebRtc);
     }
-}
-
-impl Backend for WebBackend {
-    fn buffered(&self, id: &ConnectionId) -> Buffered {
-        self.connections.buffered(id)
-    }
-
-    fn connection_count(&self) -> usize {
-        self.connections.len()
-    }
-
-    fn execute(&mut self, command: PeerCommand) {
-        if let Some(new) = self.connections.route(command) {
-            let swarm = self.swarm.clone();
-            let events = self.events.clone();
-            wasm_bindgen_futures::spawn_local(async move {
-                let build = || WebPeer::build(&swarm);
-                crate::connection::run(new, build, &swarm, &events).await;
-            });
-        }
-    }
+    let swarm = Arc::new(swarm);
+    let task_events = events.clone();
+    let launch = move |new: NewConnection| {
+        let swarm = swarm.clone();
+        let events = task_events.clone();
+        wasm_bindgen_futures::spawn_local(async move {
+            let build = || WebPeer::build(&swarm);
+            crate::connection::run(new, build, &swarm, &events).await;
+        });
+    };
+    Ok(Box::new(TaskBackend::new(events, Box::new(launch))))
 }
 
 /// The public names every platform module offers (see [`crate::platform`]).
 pub mod api {
-    pub use super::{INBOX, WebBackend, WebConfig, WebError};
+    pub use super::{INBOX, WebConfig, WebError, platform_backend};
 
     /// The settings of this build's backend: [`WebConfig`] (the browser's `RTCPeerConnection`).
     pub type BackendConfig = WebConfig;
@@ -105,15 +85,6 @@ pub mod api {
 
 /// Signaling URL schemes the browser's `WebSocket` can use (it does TLS itself).
 pub(crate) const SIGNALING_SCHEMES: &[&str] = &["ws://", "wss://"];
-
-/// This build's backend for `swarm`, reporting to `events`.
-pub(crate) fn default_backend(
-    swarm: SwarmConfig,
-    web: WebConfig,
-    events: EventSender,
-) -> Result<crate::backend::DynBackend, WebError> {
-    Ok(Box::new(WebBackend::new(swarm, web, events)?))
-}
 
 /// 64 random bits (connection id prefixes): no OS randomness for std on
 /// wasm32-unknown-unknown, so the page's `Math.random`, twice.
