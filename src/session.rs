@@ -147,7 +147,7 @@ impl Swarm {
         self.retired.extend(self.handle.take());
         self.identity = match &signaling {
             Signaling::WebSocket { token, .. } => token_subject(token),
-            Signaling::External => None,
+            _ => None,
         };
         let started = match &self.backend {
             SwarmBackend::Platform(backend) => {

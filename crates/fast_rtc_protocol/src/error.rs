@@ -98,6 +98,7 @@ impl fmt::Display for ErrorCode {
 
 /// Why a frame could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// Not JSON, not an object, or a field missing or of the wrong type.
     #[error("malformed frame: {0}")]

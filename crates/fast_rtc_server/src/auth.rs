@@ -41,6 +41,7 @@ pub struct Secret(Vec<u8>);
 
 /// The secret is unusable.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SecretError {
     /// Shorter than [`MIN_SECRET_BYTES`].
     #[error("the secret is {0} bytes long; at least {MIN_SECRET_BYTES} bytes are required")]

@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 
 /// How the swarm reaches the signaling server.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum Signaling {
     /// The built-in WebSocket client: `url` (`ws://host:port/ws`) and the member's token.
     WebSocket {
