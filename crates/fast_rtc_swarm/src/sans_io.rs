@@ -395,6 +395,8 @@ struct Link {
     deadline: Option<Instant>,
     open_channels: Vec<bool>,
     queued: HashMap<ChannelId, VecDeque<Payload>>,
+    /// Data that arrived on a game channel before `fast` opened, delivered right after Open.
+    early: VecDeque<(ChannelId, Payload)>,
     opened_at: Option<Instant>,
     next_ping: Option<Instant>,
     ping_seq: u64,
@@ -558,6 +560,7 @@ impl SwarmCore {
             deadline: None,
             open_channels: vec![false; self.config.channels.len() + 1],
             queued: HashMap::new(),
+            early: VecDeque::new(),
             opened_at: None,
             next_ping: None,
             ping_seq: 0,
@@ -763,14 +766,37 @@ impl SwarmCore {
                     return;
                 }
                 // Data only counts once the link is claimed; an unclaimed offer has no peer.
-                if let Some(from) = remote {
-                    self.event(SwarmEvent::Data {
-                        from,
-                        id: id.clone(),
-                        channel,
-                        payload,
-                    });
+                let Some(from) = remote else { return };
+                let connecting =
+                    |s: &Self| s.links.get(id).is_some_and(|l| l.state != LinkState::Open);
+                if connecting(self) && channel == ChannelId::FAST {
+                    // The remote sent on `fast`, so its end is open, and so is the link: this
+                    // end's own open report may still be on its way (a JS answerer sends at
+                    // once). Open it now, so the application sees Open before the data and
+                    // can answer at once (the backend's send waits for the local channel).
+                    self.channel_open(now, id, ChannelId::FAST);
                 }
+                let max = self.config.max_queued_messages;
+                if let Some(l) = self.links.get_mut(id)
+                    && l.state != LinkState::Open
+                {
+                    // Another channel opened before `fast`: keep its data until the link opens.
+                    if l.early.len() < max {
+                        l.early.push_back((channel, payload));
+                    } else {
+                        let what = format!(
+                            "data from {from} on {channel:?} before the link opened: {max} already wait"
+                        );
+                        self.event(SwarmEvent::Fault(SwarmFault::Dropped(what)));
+                    }
+                    return;
+                }
+                self.event(SwarmEvent::Data {
+                    from,
+                    id: id.clone(),
+                    channel,
+                    payload,
+                });
             }
             PeerEvent::Failed(error) => {
                 warn!(%id, %error, "peer connection failed");
@@ -857,7 +883,7 @@ impl SwarmCore {
             if self.handover.remove(&info.user_id).is_some() {
                 debug!(%id, peer = %info.user_id, "a replacement link opened: handover done");
             } else {
-                self.event(SwarmEvent::Open(info));
+                self.event(SwarmEvent::Open(info.clone()));
             }
         } else {
             for old in older {
@@ -865,6 +891,19 @@ impl SwarmCore {
                 self.links.remove(&old);
                 self.command(PeerCommand::Close { id: old });
             }
+        }
+        let early = self
+            .links
+            .get_mut(id)
+            .map(|l| std::mem::take(&mut l.early))
+            .unwrap_or_default();
+        for (channel, payload) in early {
+            self.event(SwarmEvent::Data {
+                from: info.user_id.clone(),
+                id: id.clone(),
+                channel,
+                payload,
+            });
         }
     }
 

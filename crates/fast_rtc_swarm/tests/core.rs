@@ -301,6 +301,75 @@ fn leaving_mid_handshake_closes_the_link_at_the_other_end() {
 }
 
 #[test]
+fn data_that_arrives_before_this_ends_open_comes_after_open_and_can_be_answered() {
+    // m1's end of every link reports its channels open 5 ms after m0's: m0 sends on `fast` and
+    // on a reliable game channel the moment it sees m1 open, and both arrive at m1 before m1's
+    // own open report (as a JS answerer's first message can reach a native offerer).
+    let mut config = SwarmConfig::new("r");
+    let chat = config.add_channel(ChannelConfig::reliable("chat"));
+    let mut net = Net::new();
+    net.open_delay.insert(1, Duration::from_millis(5));
+    net.join("m0", config.clone());
+    net.run_for(Duration::from_millis(50));
+    net.join("m1", config);
+    for _ in 0..200 {
+        net.run_for(Duration::from_micros(500));
+        if !net.opens(0).is_empty() {
+            break;
+        }
+    }
+    assert_eq!(net.opens(0), users(&["m1"]));
+    assert!(
+        net.opens(1).is_empty(),
+        "m1's own open report is still on its way"
+    );
+    net.members[0]
+        .swarm
+        .send(&"m1".into(), chat, "on chat".into())
+        .unwrap();
+    net.members[0]
+        .swarm
+        .send(&"m1".into(), ChannelId::FAST, "on fast".into())
+        .unwrap();
+    net.flush(0);
+    net.run_for(Duration::from_millis(2));
+    // The message on `fast` opened the link at m1: Open first, then both messages in order.
+    let m1: Vec<String> = net.members[1]
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            SwarmEvent::Open(p) => Some(format!("open {}", p.user_id)),
+            SwarmEvent::Data {
+                payload: Payload::Text(t),
+                ..
+            } => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(m1, ["open m0", "on chat", "on fast"]);
+    // m1 can answer at once, and the answer arrives.
+    net.members[1]
+        .swarm
+        .send(&"m0".into(), ChannelId::FAST, "back".into())
+        .unwrap();
+    net.flush(1);
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(
+        net.data(0),
+        vec![(
+            UserId::from("m1"),
+            ChannelId::FAST,
+            Payload::Text("back".into())
+        )]
+    );
+    assert_eq!(
+        net.opens(1),
+        users(&["m0"]),
+        "m1's late open report adds no second Open"
+    );
+}
+
+#[test]
 fn a_replaced_link_closing_before_its_replacement_opens_is_no_close() {
     // After m1's signaling reconnect, new links replace the old ones. m1 sees each new link open
     // first and closes the old one; m0's end of the new link opens 5 ms later, after the old

@@ -7,14 +7,18 @@ use crate::backend::MAX_BUFFERED_BYTES;
 use crate::config::IceTransportPolicy;
 use crate::config::{ChannelId, Delivery};
 use crate::connection::{Report, RtcChannel, RtcPeer};
-use crate::platform::time::sleep_until;
+use crate::platform::time::{now, sleep, sleep_until};
 use crate::sans_io::{IceState, Payload, PeerEvent, SdpKind};
 use bytes::BytesMut;
 use fast_rtc_protocol::{ConnectionId, IceCandidate};
 use futures_lite::future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tracing::debug;
-use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::data_channel::{
+    DataChannel, DataChannelEvent, RTCDataChannelInit, RTCDataChannelState,
+};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCIceConnectionState, RTCIceGatheringState, RTCIceServer,
@@ -76,7 +80,10 @@ impl NativePeer {
     fn watch(&mut self, id: ChannelId, dc: Arc<dyn DataChannel>) -> NativeChannel {
         watch_channel(&self.shared, &self.id, id, dc.clone());
         self.held.push(dc.clone());
-        NativeChannel(dc)
+        NativeChannel {
+            dc,
+            opened: AtomicBool::new(false),
+        }
     }
 }
 
@@ -229,20 +236,52 @@ impl RtcPeer for NativePeer {
 }
 
 /// A webrtc-rs data channel.
-pub(crate) struct NativeChannel(Arc<dyn DataChannel>);
+pub(crate) struct NativeChannel {
+    dc: Arc<dyn DataChannel>,
+    /// Seen open once: sends no longer ask (`ready_state` takes the connection's lock).
+    opened: AtomicBool,
+}
+
+/// How long a send waits for its channel to finish opening.
+const OPEN_WAIT: Duration = Duration::from_secs(10);
+
+impl NativeChannel {
+    /// Waits until this end of the channel is open. The swarm may send as soon as the remote
+    /// end is known to be open (its first message arrived), which can be before this end's own
+    /// open: sending then would lose the message.
+    async fn until_open(&self) -> Result<(), String> {
+        if self.opened.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let deadline = now() + OPEN_WAIT;
+        loop {
+            match self.dc.ready_state().await.map_err(|e| e.to_string())? {
+                RTCDataChannelState::Connecting if now() < deadline => {
+                    sleep(Duration::from_millis(1)).await;
+                }
+                RTCDataChannelState::Open => {
+                    self.opened.store(true, Ordering::Relaxed);
+                    return Ok(());
+                }
+                state => return Err(format!("channel is {state} instead of open")),
+            }
+        }
+    }
+}
 
 impl RtcChannel for NativeChannel {
     async fn send(&self, payload: Payload) -> Result<(), String> {
+        self.until_open().await?;
         // Waits while webrtc-rs's send buffer is full (SCTP flow control).
         match payload {
-            Payload::Text(text) => self.0.send_text(&text).await,
-            Payload::Binary(bytes) => self.0.send(BytesMut::from(&bytes[..])).await,
+            Payload::Text(text) => self.dc.send_text(&text).await,
+            Payload::Binary(bytes) => self.dc.send(BytesMut::from(&bytes[..])).await,
         }
         .map_err(|e| e.to_string())
     }
 
     async fn unsent(&self) -> usize {
-        self.0.outstanding_bytes().await.unwrap_or(0)
+        self.dc.outstanding_bytes().await.unwrap_or(0)
     }
 }
 

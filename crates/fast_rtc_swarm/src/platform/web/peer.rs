@@ -30,6 +30,9 @@ pub const INBOX: usize = 8192;
 /// A channel's own send buffer (`bufferedAmount`) above which a send waits (the browser
 /// closes a channel whose buffer passes 16 MiB).
 const CHANNEL_HIGH_WATER: u32 = 1 << 20;
+/// How long a send waits for its channel to finish opening, in 1 ms steps (about 10 s; timer
+/// steps in a page can be longer).
+const OPEN_WAIT_MS: u32 = 10_000;
 
 /// The inbox's sending side, shared by every callback of one connection.
 #[derive(Clone)]
@@ -371,6 +374,13 @@ impl RtcPeer for WebPeer {
 
 impl RtcChannel for Channel {
     async fn send(&self, payload: Payload) -> Result<(), String> {
+        // The swarm may send as soon as the remote end is known to be open (its first message
+        // arrived), which can be before this end's own open: wait for it, bounded.
+        let mut waited = 0;
+        while self.dc.ready_state() == RtcDataChannelState::Connecting && waited < OPEN_WAIT_MS {
+            sleep(Duration::from_millis(1)).await;
+            waited += 1;
+        }
         // Waits while the channel's own buffer is above its high water mark.
         while self.dc.buffered_amount() > CHANNEL_HIGH_WATER {
             if self.dc.ready_state() != RtcDataChannelState::Open {
