@@ -32,7 +32,8 @@
 //! # Files
 //!
 //! - `config.rs`: [`NativeConfig`];
-//! - `runtime.rs`: the UDP socket tuning wrapped around webrtc-rs's runtime;
+//! - `runtime.rs`: the UDP socket tuning wrapped around webrtc-rs's runtime (receive buffer,
+//!   and a GSO batch cap below the kernel's UDP payload limit: see its docs);
 //! - `hurry.rs`: the wake-ups above;
 //! - `peer.rs`: one RTCPeerConnection as the shared connection task (`connection.rs`) drives it;
 //! - `ws.rs`, `time.rs`: the signaling WebSocket and the shell's clock and timers.
@@ -79,13 +80,10 @@ pub fn platform_backend(
     events: EventSender,
 ) -> Result<DynBackend, NativeError> {
     let runtime = webrtc::runtime::default_runtime().ok_or(NativeError::NoRuntime)?;
-    let runtime: Arc<dyn Runtime> = match native.udp_recv_buffer {
-        Some(bytes) => Arc::new(SocketTuning {
-            inner: runtime,
-            recv_buffer: bytes,
-        }),
-        None => runtime,
-    };
+    let runtime: Arc<dyn Runtime> = Arc::new(SocketTuning {
+        inner: runtime,
+        recv_buffer: native.udp_recv_buffer,
+    });
     let context = Arc::new(Context {
         swarm,
         native,
