@@ -8,7 +8,7 @@ mod memory_room;
 
 use bevy::prelude::*;
 use bevy_fast_rtc::prelude::*;
-use bevy_fast_rtc::swarm::CloseReason;
+use bevy_fast_rtc::swarm::{CloseReason, SendError};
 use bevy_fast_rtc::{FastRtcError, Swarm};
 use memory_room::Room;
 use serde::{Deserialize, Serialize};
@@ -283,4 +283,30 @@ fn virtual_time_drives_pings_and_handshake_timeouts() {
         seen(&mut room, cyd).opened.is_empty(),
         "nothing ever opened for cyd"
     );
+}
+
+#[test]
+fn a_message_over_the_size_limit_is_a_send_error_for_every_target() {
+    let (mut room, channels) = meshed(&["ann", "bob"]);
+    room.app(0)
+        .world_mut()
+        .resource_mut::<Swarm>()
+        .queue(None, channels.chat, Payload::Binary(vec![1; 70_000]))
+        .unwrap();
+    let reported = room.run_until(100, |room| !seen(room, 0).errors.is_empty());
+    assert!(reported, "the oversized broadcast was not reported");
+    let error = &seen(&mut room, 0).errors[0];
+    assert!(
+        matches!(
+            error.error,
+            FastRtcError::Send(SendError::TooLarge {
+                len: 70_000,
+                max: 65_536
+            })
+        ),
+        "{:?}",
+        error.error
+    );
+    room.run(10);
+    assert!(seen(&mut room, 1).raw.is_empty(), "nothing was sent");
 }

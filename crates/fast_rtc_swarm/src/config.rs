@@ -137,7 +137,16 @@ pub struct SwarmConfig {
     /// (`@fast/{"type":"ping"}` on `fast`, answered by Rust peers; JS peers ignore it, so their
     /// RTT stays unknown). Zero turns pings off.
     pub ping_interval: Duration,
+    /// The largest message `send` accepts, in bytes; larger ones are refused with
+    /// [`SendError::TooLarge`](crate::SendError::TooLarge) instead of vanishing in the WebRTC
+    /// stack. The default, 65,536, is RFC 8841's default SCTP message size: every WebRTC stack
+    /// takes it (webrtc-rs advertises exactly that; browsers more). Raise it only if every peer
+    /// advertises more (`a=max-message-size`).
+    pub max_message_size: usize,
 }
+
+/// RFC 8841's default SCTP maximum message size: what every WebRTC peer accepts.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 65_536;
 
 impl SwarmConfig {
     /// The defaults for `room_id`: `peer_buffer` 1, no ICE servers, no game channels, a 10 s
@@ -152,6 +161,7 @@ impl SwarmConfig {
             handshake_timeout: Duration::from_secs(10),
             max_pending_candidates: 64,
             max_queued_messages: 1024,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             ping_interval: Duration::from_secs(1),
         }
     }

@@ -306,6 +306,14 @@ pub enum SendError {
     /// The swarm is closed.
     #[error("the swarm is closed")]
     Closed,
+    /// The message is larger than [`SwarmConfig::max_message_size`].
+    #[error("a {len}-byte message is larger than the {max}-byte limit")]
+    TooLarge {
+        /// The message's size.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 /// Who a broadcast reached.
@@ -1021,6 +1029,13 @@ impl SwarmCore {
             && t.starts_with(CONTROL_PREFIX)
         {
             return Err(SendError::ReservedPrefix);
+        }
+        let max = self.config.max_message_size;
+        if payload.len() > max {
+            return Err(SendError::TooLarge {
+                len: payload.len(),
+                max,
+            });
         }
         Ok(delivery)
     }

@@ -6,7 +6,9 @@
 
 mod support;
 
-use fast_rtc_swarm::{ChannelConfig, ChannelId, Payload, SwarmConfig, SwarmEvent, SwarmHandle};
+use fast_rtc_swarm::{
+    ChannelConfig, ChannelId, Payload, SendError, SwarmConfig, SwarmEvent, SwarmHandle,
+};
 use std::time::Duration;
 use support::{collect_until, member, server, wait_open};
 
@@ -95,6 +97,17 @@ async fn sizes_across_the_udp_payload_limit_and_bursts_all_arrive() {
             "burst message {i} ({len} bytes) arrived changed"
         );
     }
+    // Past the limit a send is refused, never dropped silently.
+    let too_large = SendError::TooLarge {
+        len: 65_537,
+        max: 65_536,
+    };
+    assert_eq!(
+        a.send(&"b".into(), bulk, payload(65_537)),
+        Err(too_large.clone())
+    );
+    assert_eq!(a.broadcast(bulk, payload(65_537)), Err(too_large));
+
     // And the link still carries traffic both ways afterwards.
     b.send(&"a".into(), ChannelId::FAST, vec![7u8; 10]).unwrap();
     assert_eq!(
