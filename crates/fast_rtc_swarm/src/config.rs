@@ -19,6 +19,7 @@ impl ChannelId {
 
 /// Delivery guarantees of a game channel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Delivery {
     /// Reliable and ordered (like `fast`).
     Reliable,
@@ -28,6 +29,9 @@ pub enum Delivery {
     MaxRetransmits(u16),
     /// Unordered, retransmitted for at most this many milliseconds.
     MaxPacketLifeTime(u16),
+    /// Ordered, no retransmission: a lost message is skipped, and nothing arrives out of
+    /// order (`ordered` with `maxRetransmits` 0).
+    UnreliableOrdered,
 }
 
 impl Delivery {

@@ -372,6 +372,7 @@ fn channel_init(delivery: Delivery) -> RTCDataChannelInit {
         Delivery::Unreliable => (false, Some(0), None),
         Delivery::MaxRetransmits(n) => (false, Some(n), None),
         Delivery::MaxPacketLifeTime(ms) => (false, None, Some(ms)),
+        Delivery::UnreliableOrdered => (true, Some(0), None),
     };
     RTCDataChannelInit {
         ordered,

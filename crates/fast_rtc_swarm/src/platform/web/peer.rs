@@ -219,6 +219,10 @@ fn channel_init(delivery: Delivery) -> RtcDataChannelInit {
             init.set_ordered(false);
             init.set_max_packet_life_time(ms);
         }
+        Delivery::UnreliableOrdered => {
+            init.set_ordered(true);
+            init.set_max_retransmits(0);
+        }
     }
     init
 }
