@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, clippy (warnings are errors), unit,
-# property, wire, WebRTC end-to-end and doc tests, the browser tests in headless Chromium, then
+# property, wire, WebRTC end-to-end and doc tests, bounded fuzz runs, the browser tests in
+# headless Chromium, then
 # the multiplayer example headless. This is the README's test command and what CI runs.
 # It installs what it needs (rustfmt and clippy components, and scripts/setup-browser.sh) so it
 # works on a fresh machine.
@@ -24,6 +25,8 @@ echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet
 echo "== cargo test"
 cargo test --workspace --locked
+echo "== fuzzing, bounded (cargo-fuzz: hub_frames and core_inputs, 20 s each)"
+./scripts/fuzz.sh 20
 echo "== browser tests (headless Chromium)"
 ./scripts/browser-test.sh
 echo "== multiplayer example, headless, 3 bots (must meet every bot and exit 0)"
