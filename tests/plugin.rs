@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)]
 
+mod seen;
+
 use bevy::ecs::system::RunSystemOnce;
 use bevy::prelude::*;
 use bevy_fast_rtc::FastRtcError;
@@ -23,13 +25,7 @@ struct State {
 #[derive(Resource)]
 struct Me(String);
 
-#[derive(Resource, Default)]
-struct Seen {
-    opened: Vec<UserId>,
-    closed: Vec<(UserId, CloseReason)>,
-    states: Vec<(UserId, State)>,
-    errors: Vec<SwarmError>,
-}
+type Seen = seen::Seen<State>;
 
 fn broadcast_state(me: Res<Me>, mut tick: Local<u32>, mut broadcast: SwarmBroadcast<State>) {
     *tick += 1;
@@ -38,21 +34,6 @@ fn broadcast_state(me: Res<Me>, mut tick: Local<u32>, mut broadcast: SwarmBroadc
         tick: *tick,
         x: *tick as f32 * 0.5,
     });
-}
-
-fn record(
-    mut seen: ResMut<Seen>,
-    mut opened: MessageReader<PeerOpened>,
-    mut closed: MessageReader<PeerClosed>,
-    mut states: MessageReader<FromPeer<State>>,
-    mut errors: MessageReader<SwarmError>,
-) {
-    seen.opened.extend(opened.read().map(|m| m.peer.clone()));
-    seen.closed
-        .extend(closed.read().map(|m| (m.peer.clone(), m.reason.clone())));
-    seen.states
-        .extend(states.read().map(|m| (m.peer.clone(), m.value.clone())));
-    seen.errors.extend(errors.read().cloned());
 }
 
 /// A real signaling server on a random loopback port, on its own tokio runtime.
@@ -85,7 +66,7 @@ fn app(url: &str, name: &str) -> App {
         .add_swarm_message::<State>(state)
         .insert_resource(Me(name.to_owned()))
         .init_resource::<Seen>()
-        .add_systems(Update, (broadcast_state, record));
+        .add_systems(Update, (broadcast_state, seen::record::<State>));
     app
 }
 
@@ -171,7 +152,7 @@ fn four_apps_form_a_mesh_exchange_typed_state_and_see_each_other_leave() {
             names
                 .iter()
                 .filter(|n| **n != a.world().resource::<Me>().0)
-                .all(|n| seen.states.iter().any(|(from, _)| from.as_str() == *n))
+                .all(|n| seen.values.iter().any(|(from, _)| from.as_str() == *n))
         })
     });
     assert!(delivered, "typed state did not reach everyone");
@@ -179,7 +160,7 @@ fn four_apps_form_a_mesh_exchange_typed_state_and_see_each_other_leave() {
         let seen = a.world().resource::<Seen>();
         let me = &a.world().resource::<Me>().0;
         assert!(
-            seen.states
+            seen.values
                 .iter()
                 .all(|(from, s)| from.as_str() == s.from && &s.from != me),
             "sender mismatch"
@@ -200,10 +181,10 @@ fn four_apps_form_a_mesh_exchange_typed_state_and_see_each_other_leave() {
             .unwrap();
         apps[0].update();
     }
-    let before = apps[1].world().resource::<Seen>().states.len();
+    let before = apps[1].world().resource::<Seen>().values.len();
     let reported = run_until(&mut apps, Duration::from_secs(10), |apps| {
         let seen = apps[1].world().resource::<Seen>();
-        !seen.errors.is_empty() && seen.states.len() > before + 10
+        !seen.errors.is_empty() && seen.values.len() > before + 10
     });
     assert!(
         reported,

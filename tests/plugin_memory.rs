@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
 mod memory_room;
+mod seen;
 
 use bevy::prelude::*;
 use bevy_fast_rtc::prelude::*;
@@ -23,34 +24,7 @@ struct Position {
 #[derive(Resource)]
 struct Me(String);
 
-#[derive(Resource, Default)]
-struct Seen {
-    opened: Vec<UserId>,
-    closed: Vec<(UserId, CloseReason)>,
-    positions: Vec<(UserId, Position)>,
-    raw: Vec<(UserId, ChannelId, Payload)>,
-    errors: Vec<SwarmError>,
-}
-
-fn record(
-    mut seen: ResMut<Seen>,
-    mut opened: MessageReader<PeerOpened>,
-    mut closed: MessageReader<PeerClosed>,
-    mut positions: MessageReader<FromPeer<Position>>,
-    mut raw: MessageReader<PeerData>,
-    mut errors: MessageReader<SwarmError>,
-) {
-    seen.opened.extend(opened.read().map(|m| m.peer.clone()));
-    seen.closed
-        .extend(closed.read().map(|m| (m.peer.clone(), m.reason.clone())));
-    seen.positions
-        .extend(positions.read().map(|m| (m.peer.clone(), m.value.clone())));
-    seen.raw.extend(
-        raw.read()
-            .map(|m| (m.peer.clone(), m.channel, m.payload.clone())),
-    );
-    seen.errors.extend(errors.read().cloned());
-}
+type Seen = seen::Seen<Position>;
 
 /// Channel ids of the apps' plugin (the same in every app).
 struct Channels {
@@ -67,7 +41,7 @@ fn app(room: &Room, name: &str) -> (App, Channels) {
         .add_swarm_message::<Position>(state)
         .insert_resource(Me(name.to_owned()))
         .init_resource::<Seen>()
-        .add_systems(Update, record);
+        .add_systems(Update, seen::record::<Position>);
     (app, Channels { state, chat })
 }
 
@@ -148,7 +122,7 @@ fn typed_messages_reach_every_other_member_decoded() {
     let all = room.run_until(500, |room| {
         (0..3).all(|i| {
             let from: std::collections::BTreeSet<String> = seen(room, i)
-                .positions
+                .values
                 .iter()
                 .map(|(peer, _)| peer.to_string())
                 .collect();
@@ -158,7 +132,7 @@ fn typed_messages_reach_every_other_member_decoded() {
     assert!(all, "not every member heard from both others");
     for i in 0..3 {
         let me = room.members[i].name.to_string();
-        for (peer, position) in &seen(&mut room, i).positions {
+        for (peer, position) in &seen(&mut room, i).values {
             assert_eq!(position.from, peer.to_string(), "the sender is who sent it");
             assert_ne!(position.from, me, "no echo of one's own message");
             assert_eq!(position.x, 1.5);
@@ -210,11 +184,7 @@ fn bytes_that_do_not_decode_are_one_error_and_nothing_else() {
     assert!(reported, "bad bytes were not reported");
     room.run(20);
     let seen = seen(&mut room, 1);
-    assert!(
-        seen.positions.is_empty(),
-        "nothing decoded: {:?}",
-        seen.positions
-    );
+    assert!(seen.values.is_empty(), "nothing decoded: {:?}", seen.values);
     assert_eq!(
         seen.errors.len(),
         1,

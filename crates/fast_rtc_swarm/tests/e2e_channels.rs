@@ -1,6 +1,7 @@
 //! Every channel mode carries data end to end, both ways: real webrtc-rs peers on 127.0.0.1.
 //! (Loopback loses nothing, so partially reliable modes deliver everything here; what they
 //! drop under loss is webrtc-rs's SCTP, not ours.)
+#![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;

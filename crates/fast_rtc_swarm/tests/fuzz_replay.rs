@@ -1,5 +1,6 @@
 //! Runs the cargo-fuzz harness of the swarm core on random input with stable Rust, so every
 //! test run fuzzes a little. Long runs: `cargo fuzz run core_inputs` (see the README).
+#![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 
 mod fuzz_harness;
