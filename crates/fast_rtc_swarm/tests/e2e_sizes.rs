@@ -4,6 +4,7 @@
 //! channel's limit must arrive whole.
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::disallowed_methods)] // tests read the clock for deadlines
 
 mod support;
 
@@ -114,6 +115,60 @@ async fn sizes_across_the_udp_payload_limit_and_bursts_all_arrive() {
     assert_eq!(
         receive(&a, ChannelId::FAST, 1, Duration::from_secs(5)).await,
         vec![vec![7u8; 10]]
+    );
+    a.close();
+    b.close();
+}
+
+/// The field report's repro: two members echo each other's message, each echo 5 bytes longer,
+/// both ways at once, from 60,000 bytes to the limit. Without the GSO cap this stalls for good
+/// near 64 KB ("Failed to GSO-send 54 datagrams … Message too long", then the same at every
+/// SCTP retransmission).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_echo_growing_to_the_limit_both_ways_never_stalls() {
+    let srv = server().await;
+    let config = SwarmConfig::new("echo");
+    let a = member(&srv, "a", config.clone());
+    let b = member(&srv, "b", config);
+    wait_open(&a, &["b".into()], Duration::from_secs(10)).await;
+    wait_open(&b, &["a".into()], Duration::from_secs(10)).await;
+    a.send(&"b".into(), ChannelId::FAST, payload(60_000))
+        .unwrap();
+    b.send(&"a".into(), ChannelId::FAST, payload(60_000))
+        .unwrap();
+    let limit = 65_536;
+    let mut longest = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while longest + 5 <= limit && tokio::time::Instant::now() < deadline {
+        let mut echoed = false;
+        for (me, other) in [(&a, "b"), (&b, "a")] {
+            while let Some(event) = me.try_recv() {
+                if let SwarmEvent::Data {
+                    payload: Payload::Binary(p),
+                    ..
+                } = event
+                {
+                    assert!(
+                        p == payload(p.len()),
+                        "a {}-byte echo arrived changed",
+                        p.len()
+                    );
+                    longest = longest.max(p.len());
+                    if p.len() + 5 <= limit {
+                        me.send(&other.into(), ChannelId::FAST, payload(p.len() + 5))
+                            .unwrap();
+                    }
+                    echoed = true;
+                }
+            }
+        }
+        if !echoed {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    assert!(
+        longest + 5 > limit,
+        "the echo stalled at {longest} bytes (limit {limit})"
     );
     a.close();
     b.close();
