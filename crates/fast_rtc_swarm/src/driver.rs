@@ -1,7 +1,7 @@
-//! The thin async shell: feeds the [`Swarm`] from the backend, the signaling transport and a
+//! The thin async shell: feeds the [`SwarmCore`] from the backend, the signaling transport and a
 //! timer, and gives the application a [`SwarmHandle`].
 //!
-//! The shell decides nothing: every decision is the [`Swarm`]'s. It uses only runtime-agnostic
+//! The shell decides nothing: every decision is the [`SwarmCore`]'s. It uses only runtime-agnostic
 //! primitives (async-channel, event-listener, and the [`Clock`]'s timers), so the driver future
 //! runs on any executor: tokio, smol, Bevy's task pools, or the browser's event loop.
 
