@@ -27,7 +27,7 @@ use webrtc::runtime::{AsyncUdpSocket, RecvMeta, Runtime, Transmit};
 pub(crate) const MAX_GSO_SEGMENTS: usize = 65_507 / 1_500;
 
 /// webrtc-rs's runtime with one change: every UDP socket gets the configured receive buffer
-/// before webrtc-rs wraps it ([`NativeConfig::udp_recv_buffer`]). Everything else delegates.
+/// before webrtc-rs wraps it ([`NativeConfig::udp_recv_buffer`](crate::NativeConfig::udp_recv_buffer)). Everything else delegates.
 #[derive(Debug)]
 pub(crate) struct SocketTuning {
     pub(crate) inner: Arc<dyn Runtime>,
