@@ -26,8 +26,10 @@ use webrtc::runtime::{AsyncUdpSocket, RecvMeta, Runtime, Transmit};
 /// payload limit of IPv4 (see the module docs).
 pub(crate) const MAX_GSO_SEGMENTS: usize = 65_507 / 1_500;
 
-/// webrtc-rs's runtime with one change: every UDP socket gets the configured receive buffer
-/// before webrtc-rs wraps it ([`NativeConfig::udp_recv_buffer`](crate::NativeConfig::udp_recv_buffer)). Everything else delegates.
+/// webrtc-rs's runtime with two changes to each UDP socket: it gets the configured receive
+/// buffer ([`NativeConfig::udp_recv_buffer`](crate::NativeConfig::udp_recv_buffer)) before
+/// webrtc-rs wraps it, and the wrapped socket caps GSO batches (see the module docs).
+/// Everything else delegates.
 #[derive(Debug)]
 pub(crate) struct SocketTuning {
     pub(crate) inner: Arc<dyn Runtime>,
