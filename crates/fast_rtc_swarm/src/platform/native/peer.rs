@@ -7,18 +7,16 @@ use crate::backend::MAX_BUFFERED_BYTES;
 use crate::config::IceTransportPolicy;
 use crate::config::{ChannelId, Delivery};
 use crate::connection::{Report, RtcChannel, RtcPeer};
-use crate::platform::time::{now, sleep, sleep_until};
+use crate::platform::time::{now, sleep_until};
 use crate::sans_io::{IceState, Payload, PeerEvent, SdpKind};
 use bytes::BytesMut;
 use fast_rtc_protocol::{ConnectionId, IceCandidate};
 use futures_lite::future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use tracing::debug;
-use webrtc::data_channel::{
-    DataChannel, DataChannelEvent, RTCDataChannelInit, RTCDataChannelState,
-};
+use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCIceConnectionState, RTCIceGatheringState, RTCIceServer,
@@ -78,12 +76,10 @@ impl NativePeer {
     }
 
     fn watch(&mut self, id: ChannelId, dc: Arc<dyn DataChannel>) -> NativeChannel {
-        watch_channel(&self.shared, &self.id, id, dc.clone());
+        let readiness = Arc::new(Readiness::default());
+        watch_channel(&self.shared, &self.id, id, dc.clone(), readiness.clone());
         self.held.push(dc.clone());
-        NativeChannel {
-            dc,
-            opened: AtomicBool::new(false),
-        }
+        NativeChannel { dc, readiness }
     }
 }
 
@@ -238,32 +234,53 @@ impl RtcPeer for NativePeer {
 /// A webrtc-rs data channel.
 pub(crate) struct NativeChannel {
     dc: Arc<dyn DataChannel>,
-    /// Seen open once: sends no longer ask (`ready_state` takes the connection's lock).
-    opened: AtomicBool,
+    readiness: Arc<Readiness>,
 }
 
 /// How long a send waits for its channel to finish opening.
 const OPEN_WAIT: Duration = Duration::from_secs(10);
+
+/// Whether a channel has opened (or closed), as its watcher saw it; sends wait on it.
+#[derive(Default)]
+struct Readiness {
+    /// 0: opening, 1: open, 2: closed.
+    state: AtomicU8,
+    changed: event_listener::Event,
+}
+
+impl Readiness {
+    const OPEN: u8 = 1;
+    const CLOSED: u8 = 2;
+
+    fn set(&self, state: u8) {
+        self.state.store(state, Ordering::Release);
+        self.changed.notify(usize::MAX);
+    }
+}
 
 impl NativeChannel {
     /// Waits until this end of the channel is open. The swarm may send as soon as the remote
     /// end is known to be open (its first message arrived), which can be before this end's own
     /// open: sending then would lose the message.
     async fn until_open(&self) -> Result<(), String> {
-        if self.opened.load(Ordering::Relaxed) {
-            return Ok(());
-        }
         let deadline = now() + OPEN_WAIT;
         loop {
-            match self.dc.ready_state().await.map_err(|e| e.to_string())? {
-                RTCDataChannelState::Connecting if now() < deadline => {
-                    sleep(Duration::from_millis(1)).await;
-                }
-                RTCDataChannelState::Open => {
-                    self.opened.store(true, Ordering::Relaxed);
-                    return Ok(());
-                }
-                state => return Err(format!("channel is {state} instead of open")),
+            let listener = self.readiness.changed.listen();
+            match self.readiness.state.load(Ordering::Acquire) {
+                Readiness::OPEN => return Ok(()),
+                Readiness::CLOSED => return Err("the channel closed before it opened".into()),
+                _ => {}
+            }
+            let opened = async {
+                listener.await;
+                true
+            };
+            let timeout = async {
+                sleep_until(deadline).await;
+                false
+            };
+            if !future::or(opened, timeout).await {
+                return Err(format!("the channel did not open within {OPEN_WAIT:?}"));
             }
         }
     }
@@ -442,13 +459,17 @@ fn watch_channel(
     id: &ConnectionId,
     channel: ChannelId,
     dc: Arc<dyn DataChannel>,
+    readiness: Arc<Readiness>,
 ) {
     let events = shared.events.clone();
     let id = id.clone();
     let task = async move {
         while let Some(event) = dc.poll().await {
             let ev = match event {
-                DataChannelEvent::OnOpen => PeerEvent::ChannelOpen(channel),
+                DataChannelEvent::OnOpen => {
+                    readiness.set(Readiness::OPEN);
+                    PeerEvent::ChannelOpen(channel)
+                }
                 DataChannelEvent::OnMessage(m) => {
                     let payload = if m.is_string {
                         Payload::Text(String::from_utf8_lossy(&m.data).into_owned())
@@ -464,6 +485,7 @@ fn watch_channel(
                 return;
             }
         }
+        readiness.set(Readiness::CLOSED);
         let _ = events.send((id, PeerEvent::ChannelClosed(channel))).await;
     };
     drop(shared.runtime.spawn(Box::pin(task)));
