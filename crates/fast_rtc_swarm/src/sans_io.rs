@@ -775,9 +775,7 @@ impl SwarmCore {
                 }
                 // Data only counts once the link is claimed; an unclaimed offer has no peer.
                 let Some(from) = remote else { return };
-                let connecting =
-                    |s: &Self| s.links.get(id).is_some_and(|l| l.state != LinkState::Open);
-                if connecting(self) && channel == ChannelId::FAST {
+                if channel == ChannelId::FAST && link.state != LinkState::Open {
                     // The remote sent on `fast`, so its end is open, and so is the link: this
                     // end's own open report may still be on its way (a JS answerer sends at
                     // once). Open it now, so the application sees Open before the data and
