@@ -258,25 +258,43 @@ fn virtual_time_drives_pings_and_handshake_timeouts() {
 #[test]
 fn a_message_over_the_size_limit_is_a_send_error_for_every_target() {
     let (mut room, channels) = meshed(&["ann", "bob"]);
+    // One data-channel message on an unreliable channel, 16 MiB on a reliable one.
+    let cases = [
+        (channels.state, 70_000, 65_536),
+        (channels.chat, (16 << 20) + 1, 16 << 20),
+    ];
+    for (n, (channel, len, max)) in cases.into_iter().enumerate() {
+        room.app(0)
+            .world_mut()
+            .resource_mut::<Swarm>()
+            .queue(None, channel, Payload::Binary(vec![1; len]))
+            .unwrap();
+        let reported = room.run_until(100, |room| seen(room, 0).errors.len() > n);
+        assert!(reported, "the oversized broadcast was not reported");
+        let error = &seen(&mut room, 0).errors[n];
+        assert!(
+            matches!(error.error, FastRtcError::Send(SendError::TooLarge { len: l, max: m }) if l == len && m == max),
+            "{:?}",
+            error.error
+        );
+    }
+    room.run(10);
+    assert!(seen(&mut room, 1).raw.is_empty(), "nothing was sent");
+}
+
+#[test]
+fn a_large_message_on_a_reliable_channel_arrives_whole() {
+    let (mut room, channels) = meshed(&["ann", "bob"]);
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
     room.app(0)
         .world_mut()
         .resource_mut::<Swarm>()
-        .queue(None, channels.chat, Payload::Binary(vec![1; 70_000]))
+        .queue(None, channels.chat, Payload::Binary(big.clone()))
         .unwrap();
-    let reported = room.run_until(100, |room| !seen(room, 0).errors.is_empty());
-    assert!(reported, "the oversized broadcast was not reported");
-    let error = &seen(&mut room, 0).errors[0];
-    assert!(
-        matches!(
-            error.error,
-            FastRtcError::Send(SendError::TooLarge {
-                len: 70_000,
-                max: 65_536
-            })
-        ),
-        "{:?}",
-        error.error
-    );
-    room.run(10);
-    assert!(seen(&mut room, 1).raw.is_empty(), "nothing was sent");
+    let arrived = room.run_until(200, |room| !seen(room, 1).raw.is_empty());
+    assert!(arrived, "the 3 MB message did not arrive");
+    let raw = &seen(&mut room, 1).raw;
+    assert_eq!(raw.len(), 1);
+    assert!(raw[0].2 == Payload::Binary(big), "it arrived changed");
+    assert!(seen(&mut room, 1).errors.is_empty());
 }

@@ -55,9 +55,12 @@ pub struct Buffered {
 }
 
 impl Buffered {
-    /// Whether another message may be queued.
-    pub fn has_room(&self) -> bool {
-        self.messages < MAX_QUEUED_SENDS && self.bytes < MAX_BUFFERED_BYTES
+    /// Whether a message that takes `messages` data-channel messages (see
+    /// [`SwarmCore::wire_messages`](crate::SwarmCore::wire_messages)) may be queued: they all fit
+    /// under [`MAX_QUEUED_SENDS`], and fewer than [`MAX_BUFFERED_BYTES`] are queued (so the
+    /// bytes queued stay under that plus one message).
+    pub fn has_room(&self, messages: usize) -> bool {
+        self.messages + messages <= MAX_QUEUED_SENDS && self.bytes < MAX_BUFFERED_BYTES
     }
 }
 

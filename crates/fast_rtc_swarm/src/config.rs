@@ -134,27 +134,41 @@ pub struct SwarmConfig {
     pub handshake_timeout: Duration,
     /// Candidates kept per link until its remote description is set.
     pub max_pending_candidates: usize,
-    /// Messages kept per reliable channel while it is not yet open (sends to an unreliable
-    /// channel that is not open are dropped and reported).
+    /// Messages kept per reliable channel while it is not yet open, counted as data-channel
+    /// messages (a large message counts as its header and parts); sends to an unreliable
+    /// channel that is not open are refused.
     pub max_queued_messages: usize,
     /// How often each open link is pinged to measure its round-trip time
     /// (`@fast/{"type":"ping"}` on `fast`, answered by Rust peers; JS peers ignore it, so their
     /// RTT stays unknown). Zero turns pings off.
     pub ping_interval: Duration,
-    /// The largest message `send` accepts, in bytes; larger ones are refused with
-    /// [`SendError::TooLarge`](crate::SendError::TooLarge) instead of vanishing in the WebRTC
-    /// stack. The default, 65,536, is RFC 8841's default SCTP message size: every WebRTC stack
-    /// takes it (webrtc-rs advertises exactly that; browsers more). Raise it only if every peer
-    /// advertises more (`a=max-message-size`).
+    /// The largest message `send` accepts on a reliable channel, in bytes, and the largest this
+    /// member reassembles (advertised to its peers). Messages over
+    /// [`SwarmConfig::sctp_message_size`] are split into parts and reassembled by the receiver
+    /// ([`crate::large`]); a peer that does not reassemble (the JavaScript reference client)
+    /// only takes messages up to `sctp_message_size`. Larger sends are refused with
+    /// [`SendError::TooLarge`](crate::SendError::TooLarge), never dropped silently. Default
+    /// 16 MiB. Keep it at most [`MAX_QUEUED_SENDS`](crate::MAX_QUEUED_SENDS) ×
+    /// `sctp_message_size` (256 MiB by default): a message must fit in a link's send queue.
     pub max_message_size: usize,
+    /// The largest message one data-channel message carries, in bytes: the part size of large
+    /// messages, and the limit on unreliable channels (they are never split: a lost part would
+    /// lose the message). The default, 65,536, is RFC 8841's default SCTP message size, which
+    /// every WebRTC stack takes (webrtc-rs advertises exactly that; browsers more).
+    pub sctp_message_size: usize,
 }
 
-/// RFC 8841's default SCTP maximum message size: what every WebRTC peer accepts.
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 65_536;
+/// The default [`SwarmConfig::max_message_size`]: 16 MiB.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 << 20;
+
+/// RFC 8841's default SCTP maximum message size, what every WebRTC peer accepts: the default
+/// [`SwarmConfig::sctp_message_size`].
+pub const DEFAULT_SCTP_MESSAGE_SIZE: usize = 65_536;
 
 impl SwarmConfig {
     /// The defaults for `room_id`: `peer_buffer` 1, no ICE servers, no game channels, a 10 s
-    /// handshake timeout.
+    /// handshake timeout, messages up to 16 MiB on reliable channels and 64 KiB on unreliable
+    /// ones.
     pub fn new(room_id: impl Into<RoomId>) -> Self {
         SwarmConfig {
             room_id: room_id.into(),
@@ -166,6 +180,7 @@ impl SwarmConfig {
             max_pending_candidates: 64,
             max_queued_messages: 1024,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            sctp_message_size: DEFAULT_SCTP_MESSAGE_SIZE,
             ping_interval: Duration::from_secs(1),
         }
     }

@@ -7,9 +7,11 @@
 //! | `@fast/{"type":"close"}` | this crate, the JS client | the sender closes the link |
 //! | `@fast/{"type":"ping","n":N}` | this crate, every ping interval | answer with a pong |
 //! | `@fast/{"type":"pong","n":N}` | this crate | the answer to ping `N` (RTT) |
+//! | `@fast/{"type":"large","size":N,"text":B}` | this crate, on any reliable channel | the next messages on this channel are the parts of one `N`-byte message (see [`crate::large`]) |
 //! | `midOffer`, `transceiverRequest`, `stream`, … | the JS client (media) | not used here |
 //!
-//! The JS reference client answers no ping, so a JS peer simply has no RTT.
+//! The JS reference client answers no ping, so a JS peer simply has no RTT, and it is never
+//! sent a `large` header: it does not advertise reassembly (see [`crate::large`]).
 
 use fast_rtc_protocol::CONTROL_PREFIX;
 
@@ -23,6 +25,14 @@ pub enum Control {
     Ping(u64),
     /// The answer to [`Control::Ping`] of the same number.
     Pong(u64),
+    /// The next messages on this channel are the binary parts of one message of `size` bytes,
+    /// text (UTF-8) if `text`.
+    Large {
+        /// The whole message's size in bytes.
+        size: u64,
+        /// Whether the whole message is text.
+        text: bool,
+    },
     /// A well-formed message of a type this crate does not act on (the JS client's media
     /// negotiation): its `type`.
     Other(String),
@@ -43,12 +53,27 @@ impl Control {
             ty: std::borrow::Cow<'a, str>,
             #[serde(default)]
             n: Option<u64>,
+            #[serde(default)]
+            size: Option<u64>,
+            #[serde(default)]
+            text: Option<bool>,
         }
         Some(match serde_json::from_str::<Wire<'_>>(body) {
             Ok(w) => Ok(match &*w.ty {
                 "close" => Control::Close,
                 "ping" => Control::Ping(w.n.unwrap_or(0)),
                 "pong" => Control::Pong(w.n.unwrap_or(0)),
+                "large" => match w.size {
+                    Some(size) if size > 0 => Control::Large {
+                        size,
+                        text: w.text.unwrap_or(false),
+                    },
+                    _ => {
+                        return Some(Err(MalformedControl(
+                            "a large header without a positive size".into(),
+                        )));
+                    }
+                },
                 _ => Control::Other(w.ty.into_owned()),
             }),
             Err(e) => Err(MalformedControl(e.to_string())),
@@ -61,6 +86,9 @@ impl Control {
             Control::Close => format!("{CONTROL_PREFIX}{{\"type\":\"close\"}}"),
             Control::Ping(n) => format!("{CONTROL_PREFIX}{{\"type\":\"ping\",\"n\":{n}}}"),
             Control::Pong(n) => format!("{CONTROL_PREFIX}{{\"type\":\"pong\",\"n\":{n}}}"),
+            Control::Large { size, text } => {
+                format!("{CONTROL_PREFIX}{{\"type\":\"large\",\"size\":{size},\"text\":{text}}}")
+            }
             Control::Other(ty) => format!(
                 "{CONTROL_PREFIX}{{\"type\":{}}}",
                 serde_json::Value::String(ty.clone())
@@ -79,6 +107,14 @@ mod tests {
             Control::Close,
             Control::Ping(7),
             Control::Pong(u64::MAX),
+            Control::Large {
+                size: 16 << 20,
+                text: true,
+            },
+            Control::Large {
+                size: 65_537,
+                text: false,
+            },
             Control::Other("midOffer".into()),
         ] {
             assert_eq!(Control::parse(&c.encode()), Some(Ok(c.clone())), "{c:?}");
@@ -97,5 +133,13 @@ mod tests {
         assert_eq!(Control::parse("hello"), None);
         assert!(matches!(Control::parse("@fast/{nope"), Some(Err(_))));
         assert!(matches!(Control::parse("@fast/{\"n\":1}"), Some(Err(_))));
+        assert!(matches!(
+            Control::parse("@fast/{\"type\":\"large\"}"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            Control::parse("@fast/{\"type\":\"large\",\"size\":0}"),
+            Some(Err(_))
+        ));
     }
 }

@@ -176,8 +176,9 @@ impl SwarmHandle {
     ) -> Result<(), SendError> {
         let payload = payload.into();
         self.shared.with_inner(|inner, _| {
+            let messages = inner.swarm.wire_messages(payload.len());
             if let Some(id) = inner.swarm.link_to(peer)
-                && !inner.backend.buffered(&id).has_room()
+                && !inner.backend.buffered(&id).has_room(messages)
             {
                 return Err(SendError::Full);
             }
@@ -195,7 +196,10 @@ impl SwarmHandle {
         let payload = payload.into();
         self.shared.with_inner(|inner, _| {
             let Inner { swarm, backend, .. } = inner;
-            swarm.broadcast_where(channel, payload, |id| backend.buffered(id).has_room())
+            let messages = swarm.wire_messages(payload.len());
+            swarm.broadcast_where(channel, payload, |id| {
+                backend.buffered(id).has_room(messages)
+            })
         })
     }
 

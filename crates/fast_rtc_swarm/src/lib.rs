@@ -12,6 +12,8 @@
 //!   WebSocket, the clock and timers. [`start`] picks the build's backend ([`BackendConfig`] is
 //!   its settings); [`start_with`] takes any backend and a [`Clock`].
 //! - [`config`]: [`SwarmConfig`], channels, ICE servers.
+//! - [`large`]: messages larger than one data-channel message, split and reassembled on
+//!   reliable channels (up to 16 MiB by default).
 //!
 //! ```no_run
 //! use fast_rtc_swarm::{start, ChannelConfig, ChannelId, NativeConfig, Signaling, SwarmConfig, SwarmEvent};
@@ -41,6 +43,7 @@ pub mod config;
 mod connection;
 pub mod control;
 mod driver;
+pub mod large;
 pub mod memory;
 pub mod platform;
 pub mod sans_io;

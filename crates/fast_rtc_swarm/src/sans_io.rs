@@ -32,6 +32,7 @@
 
 use crate::config::{ChannelId, Delivery, SwarmConfig};
 use crate::control::Control;
+use crate::large::{self, Reassembly, Step};
 use fast_rtc_protocol::{
     CONTROL_PREFIX, ClientMsg, ConnectionId, ErrorCode, IceCandidate, ServerMsg, Signal, UserId,
 };
@@ -297,8 +298,9 @@ pub enum SendError {
     /// The channel is not open yet and is unreliable, or its queue is full.
     #[error("channel {0:?} is not open and the message cannot be kept")]
     NotOpen(ChannelId),
-    /// A text message on `fast` that starts with `@fast/` would be read as a control message.
-    #[error("text on the fast channel may not start with \"@fast/\"")]
+    /// A text message that starts with `@fast/` would be read as a control message (on any
+    /// channel: large messages' headers use it too).
+    #[error("text may not start with \"@fast/\"")]
     ReservedPrefix,
     /// The link's send queue is full (see the backend's buffered amount): wait and retry.
     #[error("the send queue to this peer is full")]
@@ -306,7 +308,10 @@ pub enum SendError {
     /// The swarm is closed.
     #[error("the swarm is closed")]
     Closed,
-    /// The message is larger than [`SwarmConfig::max_message_size`].
+    /// The message is larger than the limit for its channel and peer:
+    /// [`SwarmConfig::max_message_size`] on a reliable channel to a peer that reassembles large
+    /// messages (or the peer's own, smaller, limit), [`SwarmConfig::sctp_message_size`] on an
+    /// unreliable channel or to a peer that does not reassemble (a JavaScript peer).
     #[error("a {len}-byte message is larger than the {max}-byte limit")]
     TooLarge {
         /// The message's size.
@@ -405,6 +410,11 @@ struct Link {
     queued: HashMap<ChannelId, VecDeque<Payload>>,
     /// Data that arrived on a game channel before `fast` opened, delivered right after Open.
     early: VecDeque<(ChannelId, Payload)>,
+    /// The largest message the remote reassembles, from its session description (0: it does
+    /// not; see [`crate::large`]).
+    reassembles: usize,
+    /// Large messages being received, by channel.
+    assembly: HashMap<ChannelId, Reassembly>,
     opened_at: Option<Instant>,
     next_ping: Option<Instant>,
     ping_seq: u64,
@@ -569,6 +579,8 @@ impl SwarmCore {
             open_channels: vec![false; self.config.channels.len() + 1],
             queued: HashMap::new(),
             early: VecDeque::new(),
+            reassembles: 0,
+            assembly: HashMap::new(),
             opened_at: None,
             next_ping: None,
             ping_seq: 0,
@@ -685,7 +697,19 @@ impl SwarmCore {
         }
     }
 
+    /// A local description as signaled: it advertises reassembly if this member reassembles
+    /// more than one data-channel message carries.
+    fn advertise(&self, sdp: &str) -> String {
+        let max = self.config.max_message_size;
+        if max > self.config.sctp_message_size {
+            large::advertise(sdp, max)
+        } else {
+            sdp.to_owned()
+        }
+    }
+
     fn remote_description(&mut self, id: &ConnectionId, kind: SdpKind, sdp: String) {
+        let reassembles = large::advertised(&sdp).unwrap_or(0);
         self.command(PeerCommand::SetRemote {
             id: id.clone(),
             kind,
@@ -695,6 +719,7 @@ impl SwarmCore {
             return;
         };
         l.remote_described = true;
+        l.reassembles = reassembles;
         let pending = std::mem::take(&mut l.pending_candidates);
         for candidate in pending {
             self.command(PeerCommand::AddCandidate {
@@ -729,9 +754,11 @@ impl SwarmCore {
             return;
         };
         let remote = link.remote.clone();
+        let state = link.state;
         match event {
             PeerEvent::LocalDescription { kind, sdp } => {
                 let id = id.clone();
+                let sdp = self.advertise(&sdp);
                 self.signal(match kind {
                     SdpKind::Offer => ClientMsg::Offer { id, sdp },
                     SdpKind::Answer => ClientMsg::Answer { id, sdp },
@@ -763,19 +790,26 @@ impl SwarmCore {
                 }
             }
             PeerEvent::Message { channel, payload } => {
-                if channel == ChannelId::FAST
-                    && let Payload::Text(text) = &payload
+                let Some(payload) = self.reassemble(id, channel, payload) else {
+                    return;
+                };
+                if let Payload::Text(text) = &payload
                     && let Some(control) = Control::parse(text)
                 {
                     match control {
-                        Ok(control) => self.control(now, id, control),
+                        Ok(control) if channel == ChannelId::FAST => {
+                            self.control(now, id, control);
+                        }
+                        Ok(control) => {
+                            debug!(%id, ?channel, ?control, "ignoring a control message on a game channel")
+                        }
                         Err(e) => debug!(%id, error = %e, "ignoring a malformed control message"),
                     }
                     return;
                 }
                 // Data only counts once the link is claimed; an unclaimed offer has no peer.
                 let Some(from) = remote else { return };
-                if channel == ChannelId::FAST && link.state != LinkState::Open {
+                if channel == ChannelId::FAST && state != LinkState::Open {
                     // The remote sent on `fast`, so its end is open, and so is the link: this
                     // end's own open report may still be on its way (a JS answerer sends at
                     // once). Open it now, so the application sees Open before the data and
@@ -811,6 +845,51 @@ impl SwarmCore {
         }
     }
 
+    /// Takes a message through reassembly: a large message's header or a part of it is kept
+    /// (`None`), a whole message comes out. Faults are reported here.
+    fn reassemble(
+        &mut self,
+        id: &ConnectionId,
+        channel: ChannelId,
+        payload: Payload,
+    ) -> Option<Payload> {
+        let max = self.config.max_message_size;
+        let reliable = self
+            .config
+            .delivery(channel)
+            .is_some_and(Delivery::is_reliable);
+        let l = self.links.get_mut(id)?;
+        if let Some(assembly) = l.assembly.get_mut(&channel) {
+            let step = assembly.push(payload);
+            if step != Step::Pending {
+                l.assembly.remove(&channel);
+            }
+            return match step {
+                Step::Pending => None,
+                Step::Done(payload) => Some(payload),
+                Step::Dropped(why) => {
+                    let what = format!("a large message on {channel:?} of link {id}: {why}");
+                    self.event(SwarmEvent::Fault(SwarmFault::Dropped(what)));
+                    None
+                }
+            };
+        }
+        if let Payload::Text(text) = &payload
+            && let Some(Ok(Control::Large { size, text })) = Control::parse(text)
+        {
+            if reliable {
+                l.assembly.insert(channel, Reassembly::new(size, text, max));
+            } else {
+                let what = format!(
+                    "a large message's header on unreliable channel {channel:?} of link {id}"
+                );
+                self.unexpected(what);
+            }
+            return None;
+        }
+        Some(payload)
+    }
+
     fn control(&mut self, now: Instant, id: &ConnectionId, control: Control) {
         match control {
             Control::Close => self.close_link(id, CloseReason::Remote, false),
@@ -839,6 +918,8 @@ impl SwarmCore {
                     _ => debug!(%id, "pong for no ping in flight"),
                 }
             }
+            // Taken by `reassemble` before controls are read.
+            Control::Large { .. } => {}
             // midOffer, transceiverRequest, stream: media negotiation, not used by this crate.
             Control::Other(ty) => debug!(%id, %ty, "ignoring control message"),
         }
@@ -864,11 +945,7 @@ impl SwarmCore {
         }
         let info = l.info(id);
         for payload in queued {
-            self.command(PeerCommand::Send {
-                id: id.clone(),
-                channel,
-                payload,
-            });
+            self.transmit(id, channel, payload);
         }
         if !became_open {
             return;
@@ -1022,13 +1099,16 @@ impl SwarmCore {
             .config
             .delivery(channel)
             .ok_or(SendError::NoSuchChannel(channel))?;
-        if channel == ChannelId::FAST
-            && let Payload::Text(t) = payload
+        if let Payload::Text(t) = payload
             && t.starts_with(CONTROL_PREFIX)
         {
             return Err(SendError::ReservedPrefix);
         }
-        let max = self.config.max_message_size;
+        let max = if delivery.is_reliable() {
+            self.config.max_message_size
+        } else {
+            self.config.sctp_message_size
+        };
         if payload.len() > max {
             return Err(SendError::TooLarge {
                 len: payload.len(),
@@ -1036,6 +1116,25 @@ impl SwarmCore {
             });
         }
         Ok(delivery)
+    }
+
+    /// How many data-channel messages a message of `len` bytes takes on the wire: 1, or a
+    /// large message's header and parts ([`crate::large`]). The shell checks a link's send
+    /// queue has room for that many.
+    pub fn wire_messages(&self, len: usize) -> usize {
+        large::wire_messages(len, self.config.sctp_message_size)
+    }
+
+    /// Hands `payload` to link `id`'s `channel`: as it is, or as a large message's header and
+    /// parts, back to back.
+    fn transmit(&mut self, id: &ConnectionId, channel: ChannelId, payload: Payload) {
+        for payload in large::split(payload, self.config.sctp_message_size) {
+            self.command(PeerCommand::Send {
+                id: id.clone(),
+                channel,
+                payload,
+            });
+        }
     }
 
     fn send_on(
@@ -1046,19 +1145,26 @@ impl SwarmCore {
         payload: Payload,
     ) -> Result<(), SendError> {
         let max = self.config.max_queued_messages;
+        let sctp = self.config.sctp_message_size;
         let Some(l) = self.links.get_mut(id) else {
             return Err(SendError::Closed);
         };
+        // Past one data-channel message, only as large as the peer reassembles.
+        let len = payload.len();
+        if len > sctp && len > l.reassembles {
+            let max = l.reassembles.min(self.config.max_message_size).max(sctp);
+            return Err(SendError::TooLarge { len, max });
+        }
         if l.open_channels.get(usize::from(channel.0)) == Some(&true) {
-            self.command(PeerCommand::Send {
-                id: id.clone(),
-                channel,
-                payload,
-            });
+            self.transmit(id, channel, payload);
             return Ok(());
         }
         let queue = l.queued.entry(channel).or_default();
-        if delivery.is_reliable() && queue.len() < max {
+        let waiting: usize = queue
+            .iter()
+            .map(|p| large::wire_messages(p.len(), sctp))
+            .sum();
+        if delivery.is_reliable() && waiting + large::wire_messages(len, sctp) <= max {
             queue.push_back(payload);
             Ok(())
         } else {

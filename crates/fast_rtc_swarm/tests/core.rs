@@ -7,7 +7,7 @@ mod net;
 
 use fast_rtc_protocol::{ClientMsg, ServerMsg, Signal, UserId};
 use fast_rtc_swarm::{
-    ChannelConfig, ChannelId, CloseReason, LinkOrigin, Payload, PeerCommand, SendError,
+    ChannelConfig, ChannelId, CloseReason, LinkOrigin, Payload, PeerCommand, PeerEvent, SendError,
     SwarmConfig, SwarmCore, SwarmEvent, SwarmFault, SwarmOutput,
 };
 use net::Net;
@@ -613,4 +613,245 @@ fn signals_that_make_no_sense_are_reported_not_obeyed() {
         s.send(&"x".into(), ChannelId::FAST, "x".into()),
         Err(SendError::Closed)
     );
+}
+
+/// Two members with these configurations, linked.
+fn linked_pair(a: SwarmConfig, b: SwarmConfig) -> Net {
+    let mut net = Net::new();
+    net.join("m0", a);
+    net.run_for(Duration::from_millis(50));
+    net.join("m1", b);
+    net.run_for(Duration::from_millis(200));
+    assert_eq!(net.opens(0), users(&["m1"]));
+    assert_eq!(net.opens(1), users(&["m0"]));
+    net
+}
+
+/// `len` bytes whose content depends on `len` and the position (to tell messages apart).
+fn bytes(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8 ^ (len as u8)).collect()
+}
+
+/// The payloads of the `Send` commands member `i` gave its backend since `from`.
+fn sends_of(net: &Net, i: usize, from: usize) -> Vec<Payload> {
+    net.commands[from..]
+        .iter()
+        .filter_map(|(m, c)| match c {
+            PeerCommand::Send { payload, .. } if *m == i => Some(payload.clone()),
+            _ => None,
+        })
+        .filter(|p| !matches!(p, Payload::Text(t) if t.starts_with("@fast/{\"type\":\"p")))
+        .collect()
+}
+
+#[test]
+fn large_messages_are_split_and_reassembled_in_order_and_small_ones_go_as_they_are() {
+    let mut config = SwarmConfig::new("r");
+    config.ping_interval = Duration::ZERO;
+    let chat = config.add_channel(ChannelConfig::reliable("chat"));
+    let mut net = linked_pair(config.clone(), config);
+    // Each end advertised reassembly in the description it signaled.
+    let advertised = net
+        .commands
+        .iter()
+        .filter(|(_, c)| matches!(c, PeerCommand::SetRemote { sdp, .. } if sdp.contains("a=x-fast-rtc-reassembly:16777216")))
+        .count();
+    assert_eq!(advertised, 2, "offer and answer advertise 16 MiB");
+
+    let big = Payload::Binary(bytes(200_000));
+    let text = Payload::Text("ü".repeat(70_000)); // 140,000 bytes; characters cross parts
+    let edge = Payload::Binary(bytes(65_536)); // exactly one data-channel message
+    let from = net.commands.len();
+    let to = UserId::from("m1");
+    let s = &mut net.members[0].swarm;
+    s.send(&to, ChannelId::FAST, big.clone()).unwrap();
+    s.send(&to, ChannelId::FAST, "between".into()).unwrap();
+    s.send(&to, chat, big.clone()).unwrap();
+    s.send(&to, ChannelId::FAST, text.clone()).unwrap();
+    s.send(&to, ChannelId::FAST, edge.clone()).unwrap();
+    net.flush(0);
+
+    let wire = sends_of(&net, 0, from);
+    // 200,000 bytes: a header and 4 parts, twice; 140,000: a header and 3 parts; the small
+    // messages as they are.
+    assert_eq!(wire.len(), 5 + 1 + 5 + 4 + 1, "{} messages", wire.len());
+    assert_eq!(
+        wire[0],
+        Payload::Text("@fast/{\"type\":\"large\",\"size\":200000,\"text\":false}".into())
+    );
+    assert!(wire[1..5].iter().all(|p| p.len() <= 65_536));
+    assert_eq!(wire[5], Payload::Text("between".into()));
+    assert_eq!(wire[15], edge, "a 65,536-byte message goes as it is");
+
+    net.run_for(Duration::from_millis(20));
+    let m0 = UserId::from("m0");
+    assert_eq!(
+        net.data(1),
+        vec![
+            (m0.clone(), ChannelId::FAST, big.clone()),
+            (m0.clone(), ChannelId::FAST, "between".into()),
+            (m0.clone(), chat, big),
+            (m0.clone(), ChannelId::FAST, text),
+            (m0, ChannelId::FAST, edge),
+        ]
+    );
+    assert!(
+        net.members[1]
+            .events
+            .iter()
+            .all(|e| !matches!(e, SwarmEvent::Fault(_)))
+    );
+}
+
+#[test]
+fn a_peer_that_does_not_reassemble_gets_no_large_message_and_a_send_says_so() {
+    // m1 reassembles nothing, as the JS reference client: its descriptions carry no line.
+    let mut js_like = SwarmConfig::new("r");
+    js_like.max_message_size = js_like.sctp_message_size;
+    let mut net = linked_pair(SwarmConfig::new("r"), js_like);
+    let sdp_to_m0 = net.commands.iter().find_map(|(m, c)| match c {
+        PeerCommand::SetRemote { sdp, .. } if *m == 0 => Some(sdp.clone()),
+        _ => None,
+    });
+    assert!(!sdp_to_m0.unwrap().contains("x-fast-rtc-reassembly"));
+
+    let too_large = SendError::TooLarge {
+        len: 65_537,
+        max: 65_536,
+    };
+    let s = &mut net.members[0].swarm;
+    assert_eq!(
+        s.send(&"m1".into(), ChannelId::FAST, bytes(65_537).into()),
+        Err(too_large.clone())
+    );
+    let fanout = s.broadcast(ChannelId::FAST, bytes(65_537).into()).unwrap();
+    assert_eq!(fanout.refused, vec![("m1".into(), too_large.clone())]);
+    assert!(fanout.sent.is_empty());
+    // Its own limit refuses the same on its side.
+    assert_eq!(
+        net.members[1]
+            .swarm
+            .send(&"m0".into(), ChannelId::FAST, bytes(65_537).into()),
+        Err(too_large)
+    );
+    // Up to one data-channel message, both ways.
+    net.members[0]
+        .swarm
+        .send(&"m1".into(), ChannelId::FAST, bytes(65_536).into())
+        .unwrap();
+    net.flush(0);
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(net.data(1).len(), 1);
+}
+
+#[test]
+fn limits_are_the_smaller_end_s_on_reliable_channels_and_one_message_on_unreliable_ones() {
+    let mut big_end = SwarmConfig::new("r");
+    big_end.max_message_size = 1 << 20;
+    let state = big_end.add_channel(ChannelConfig::unreliable("state"));
+    let mut small_end = big_end.clone();
+    small_end.max_message_size = 100_000;
+    let mut net = linked_pair(big_end, small_end);
+    let s = &mut net.members[0].swarm;
+    assert_eq!(
+        s.send(&"m1".into(), ChannelId::FAST, bytes(100_001).into()),
+        Err(SendError::TooLarge {
+            len: 100_001,
+            max: 100_000
+        })
+    );
+    assert_eq!(
+        s.send(&"m1".into(), ChannelId::FAST, bytes((1 << 20) + 1).into()),
+        Err(SendError::TooLarge {
+            len: (1 << 20) + 1,
+            max: 1 << 20
+        })
+    );
+    assert_eq!(
+        s.send(&"m1".into(), state, bytes(65_537).into()),
+        Err(SendError::TooLarge {
+            len: 65_537,
+            max: 65_536
+        })
+    );
+    s.send(&"m1".into(), ChannelId::FAST, bytes(100_000).into())
+        .unwrap();
+    s.send(&"m1".into(), state, bytes(65_536).into()).unwrap();
+    net.flush(0);
+    net.run_for(Duration::from_millis(20));
+    let got: Vec<usize> = net.data(1).iter().map(|(_, _, p)| p.len()).collect();
+    assert_eq!(got, vec![100_000, 65_536]);
+}
+
+#[test]
+fn a_hostile_or_broken_large_message_is_a_fault_and_the_channel_goes_on() {
+    let mut config = SwarmConfig::new("r");
+    config.max_message_size = 100_000;
+    let mut net = linked_pair(config.clone(), config);
+    let id = net.members[1].swarm.peers()[0].id.clone();
+    let now = net.now;
+    let header = |size: u64, text: bool| PeerEvent::Message {
+        channel: ChannelId::FAST,
+        payload: Payload::Text(fast_rtc_swarm::control::Control::Large { size, text }.encode()),
+    };
+    let part = |len: usize| PeerEvent::Message {
+        channel: ChannelId::FAST,
+        payload: Payload::Binary(vec![0xff; len]),
+    };
+    let s = &mut net.members[1].swarm;
+    // Over this member's limit: its parts are counted through and dropped.
+    s.handle_peer(now, &id, header(150_000, false));
+    s.handle_peer(now, &id, part(65_536));
+    s.handle_peer(now, &id, part(65_536));
+    s.handle_peer(now, &id, part(150_000 - 2 * 65_536));
+    // A text message whose bytes are not UTF-8.
+    s.handle_peer(now, &id, header(70_000, true));
+    s.handle_peer(now, &id, part(65_536));
+    s.handle_peer(now, &id, part(70_000 - 65_536));
+    // Parts that overrun the announced size.
+    s.handle_peer(now, &id, header(70_000, false));
+    s.handle_peer(now, &id, part(65_536));
+    s.handle_peer(now, &id, part(65_536));
+    // Then ordinary data, which arrives as it is.
+    s.handle_peer(
+        now,
+        &id,
+        PeerEvent::Message {
+            channel: ChannelId::FAST,
+            payload: "still fine".into(),
+        },
+    );
+    net.flush(1);
+    let events = &net.members[1].events;
+    let faults = events
+        .iter()
+        .filter(|e| matches!(e, SwarmEvent::Fault(SwarmFault::Dropped(_))))
+        .count();
+    assert_eq!(faults, 3, "{events:?}");
+    assert_eq!(
+        net.data(1),
+        vec![(
+            UserId::from("m0"),
+            ChannelId::FAST,
+            Payload::Text("still fine".into())
+        )]
+    );
+    assert_eq!(net.opens(1), users(&["m0"]), "the link stays");
+}
+
+#[test]
+fn text_that_looks_like_a_control_message_is_refused_on_every_channel() {
+    let mut config = SwarmConfig::new("r");
+    let state = config.add_channel(ChannelConfig::unreliable("state"));
+    let mut net = linked_pair(config.clone(), config);
+    for channel in [ChannelId::FAST, state] {
+        assert_eq!(
+            net.members[0].swarm.send(
+                &"m1".into(),
+                channel,
+                "@fast/{\"type\":\"large\",\"size\":9}".into()
+            ),
+            Err(SendError::ReservedPrefix)
+        );
+    }
 }

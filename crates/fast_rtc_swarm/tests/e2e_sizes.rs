@@ -1,7 +1,8 @@
 //! Message sizes on the native data path: real webrtc-rs peers on 127.0.0.1. Bursts of
 //! full-size SCTP packets must not trip the kernel's UDP payload limit (webrtc-rs batches them
-//! with GSO up to 65,535 bytes, above Linux's 65,507 for IPv4), and every message up to the
-//! channel's limit must arrive whole.
+//! with GSO up to 65,535 bytes, above Linux's 65,507 for IPv4), every message up to the
+//! channel's limit must arrive whole (split into parts past one data-channel message), and a
+//! message past the limit is refused.
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::disallowed_methods)] // tests read the clock for deadlines
@@ -62,13 +63,14 @@ async fn sizes_across_the_udp_payload_limit_and_bursts_all_arrive() {
         "warm-up"
     );
 
-    // Single messages from 60,000 bytes to the SCTP maximum (65,536 in webrtc-rs), one at a
-    // time: each is one run of full-size packets and a shorter last one. Fine steps near the
-    // top, because whether a run's total lands between 65,507 and 65,535 bytes depends on the
-    // last packet's size.
+    // Single messages from 60,000 to 66,000 bytes, one at a time: each is one run of
+    // full-size packets and a shorter last one. Fine steps near the top, because whether a
+    // run's total lands between 65,507 and 65,535 bytes depends on the last packet's size.
+    // Past 65,536 (one SCTP message in webrtc-rs) they go as a large message's header and two
+    // parts.
     let sizes: Vec<usize> = (60_000..63_000)
         .step_by(499)
-        .chain((63_000..=65_536).step_by(3))
+        .chain((63_000..=66_000).step_by(3))
         .collect();
     for &len in &sizes {
         a.send(&"b".into(), bulk, payload(len)).unwrap();
@@ -99,16 +101,35 @@ async fn sizes_across_the_udp_payload_limit_and_bursts_all_arrive() {
             "burst message {i} ({len} bytes) arrived changed"
         );
     }
+    // Large messages up to the limit, 16 MiB, both ways at once.
+    let large = [65_537, 131_072, 1 << 20, 16 << 20];
+    for &len in &large {
+        a.send(&"b".into(), bulk, payload(len)).unwrap();
+        b.send(&"a".into(), ChannelId::FAST, payload(len)).unwrap();
+    }
+    for (to, channel) in [(&b, bulk), (&a, ChannelId::FAST)] {
+        let got = receive(to, channel, large.len(), Duration::from_secs(30)).await;
+        let lens: Vec<usize> = got.iter().map(Vec::len).collect();
+        assert_eq!(lens, large, "large messages");
+        for msg in &got {
+            assert!(
+                *msg == payload(msg.len()),
+                "a {}-byte message arrived changed",
+                msg.len()
+            );
+        }
+    }
+
     // Past the limit a send is refused, never dropped silently.
     let too_large = SendError::TooLarge {
-        len: 65_537,
-        max: 65_536,
+        len: (16 << 20) + 1,
+        max: 16 << 20,
     };
     assert_eq!(
-        a.send(&"b".into(), bulk, payload(65_537)),
+        a.send(&"b".into(), bulk, payload((16 << 20) + 1)),
         Err(too_large.clone())
     );
-    assert_eq!(a.broadcast(bulk, payload(65_537)), Err(too_large));
+    assert_eq!(a.broadcast(bulk, payload((16 << 20) + 1)), Err(too_large));
 
     // And the link still carries traffic both ways afterwards.
     b.send(&"a".into(), ChannelId::FAST, vec![7u8; 10]).unwrap();

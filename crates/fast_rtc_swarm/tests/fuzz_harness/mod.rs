@@ -20,12 +20,14 @@ use std::time::{Duration, Instant};
 const USERS: [&str; 4] = ["ann", "ben", "cid", "dee"];
 /// Foreign connection ids (a remote's offers); the swarm's own are `me-1`, `me-2`, …
 const IDS: [&str; 4] = ["x", "y", "z", "w"];
-const CONTROLS: [&str; 7] = [
+const CONTROLS: [&str; 9] = [
     "@fast/{\"type\":\"close\"}",
     "@fast/{\"type\":\"ping\",\"n\":1}",
     "@fast/{\"type\":\"pong\",\"n\":1}",
     "@fast/{\"type\":\"pong\",\"n\":18446744073709551615}",
     "@fast/{\"type\":\"midOffer\"}",
+    "@fast/{\"type\":\"large\",\"size\":1500,\"text\":false}",
+    "@fast/{\"type\":\"large\",\"size\":9000,\"text\":true}",
     "@fast/{\"type\":",
     "@fast/",
 ];
@@ -49,6 +51,9 @@ pub fn run(data: &[u8]) -> Reached {
     config.add_channel(ChannelConfig::reliable("chat"));
     config.max_pending_candidates = 4;
     config.max_queued_messages = 4;
+    // Small enough that the sends below are split, refused, and reassembled.
+    config.sctp_message_size = 1000;
+    config.max_message_size = 5000;
     let mut swarm = SwarmCore::new(config, "me");
     let mut now = Instant::now();
     let mut reached = Reached::default();
@@ -83,7 +88,9 @@ pub fn run(data: &[u8]) -> Reached {
                     signals: (0..arg % 3)
                         .map(|i| {
                             if i == 0 {
-                                Signal::Offer { sdp: "v=0".into() }
+                                Signal::Offer {
+                                    sdp: remote_sdp(arg),
+                                }
                             } else {
                                 Signal::Candidate {
                                     candidate: candidate(arg),
@@ -99,7 +106,7 @@ pub fn run(data: &[u8]) -> Reached {
                 now,
                 ServerMsg::Answer {
                     id,
-                    sdp: "v=0".into(),
+                    sdp: remote_sdp(arg),
                 },
             ),
             5 => swarm.handle_signal(
@@ -117,7 +124,7 @@ pub fn run(data: &[u8]) -> Reached {
                 let payload = if arg & 0x80 != 0 {
                     Payload::Text(text.into())
                 } else {
-                    Payload::Binary(vec![arg; usize::from(arg % 8)])
+                    Payload::Binary(vec![arg; usize::from(arg % 8) * 97])
                 };
                 swarm.handle_peer(now, &id, PeerEvent::Message { channel, payload });
             }
@@ -174,6 +181,15 @@ pub fn run(data: &[u8]) -> Reached {
     reached
 }
 
+/// A remote description: half the time it advertises reassembly of large messages.
+fn remote_sdp(arg: u8) -> String {
+    if arg & 0x20 != 0 {
+        "v=0\r\na=x-fast-rtc-reassembly:4000\r\n".into()
+    } else {
+        "v=0".into()
+    }
+}
+
 fn candidate(arg: u8) -> Option<IceCandidate> {
     (!arg.is_multiple_of(5)).then(|| IceCandidate {
         candidate: format!("candidate:{arg} 1 udp 1 127.0.0.1 {arg} typ host"),
@@ -194,6 +210,14 @@ fn drain(swarm: &mut SwarmCore, own: &mut Vec<ConnectionId>, reached: &mut Reach
                 if id.as_str().starts_with("me-") && !own.contains(&id) =>
             {
                 own.push(id);
+            }
+            SwarmOutput::Command(PeerCommand::Send { payload, .. }) => {
+                let sctp = swarm.config().sctp_message_size;
+                assert!(
+                    payload.len() <= sctp,
+                    "a {}-byte data-channel message (parts are at most {sctp})",
+                    payload.len()
+                );
             }
             SwarmOutput::Event(SwarmEvent::Open(_)) => reached.opens += 1,
             SwarmOutput::Event(SwarmEvent::Data { .. }) => reached.data += 1,
