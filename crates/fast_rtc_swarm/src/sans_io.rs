@@ -710,6 +710,7 @@ impl SwarmCore {
 
     fn remote_description(&mut self, id: &ConnectionId, kind: SdpKind, sdp: String) {
         let reassembles = large::advertised(&sdp).unwrap_or(0);
+        debug!(%id, ?kind, reassembles, "remote description");
         self.command(PeerCommand::SetRemote {
             id: id.clone(),
             kind,
