@@ -9,7 +9,8 @@
 //! cargo run -p fast_rtc_swarm --example echo_peer -- --url ws://127.0.0.1:8787/ws --token TOKEN --room ROOM
 //! ```
 //!
-//! Its channels: `fast` and the unreliable `state` (channel 1), as the browser test's swarm.
+//! Its channels: `fast` and the unreliable `state` (channel 1), as the browser test's swarm;
+//! `--fast-only` leaves `state` out.
 //!
 //! For test harnesses (`tests/js_native_interop.rs`): `--json` prints one JSON object per line
 //! on stdout for each event (`open`, `close`, `data`, `send_error`, `fault`), `--hello-binary`
@@ -47,6 +48,9 @@ struct Args {
     /// Read commands from stdin, one a line: `close` leaves the room (so does end of input).
     #[arg(long)]
     stdin: bool,
+    /// Only the `fast` channel, no `state`.
+    #[arg(long)]
+    fast_only: bool,
 }
 
 /// Prints one event: its JSON form with `--json`, else the human line (if any).
@@ -98,7 +102,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let mut config = SwarmConfig::new(args.room);
-    config.add_channel(ChannelConfig::unreliable("state"));
+    if !args.fast_only {
+        config.add_channel(ChannelConfig::unreliable("state"));
+    }
     let signaling = Signaling::WebSocket {
         url: args.url,
         token: args.token,

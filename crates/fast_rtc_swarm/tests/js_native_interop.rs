@@ -19,7 +19,9 @@ mod js_native;
 mod support;
 
 use fast_rtc_swarm::Payload;
-use js_native::events::{Report, all_open, closed, data_before_open, opened, received};
+use js_native::events::{
+    Report, closed, data_before_open, not_closed, not_open, opened, pairs, received,
+};
 use js_native::room::Room;
 use std::time::{Duration, Instant};
 
@@ -57,35 +59,46 @@ fn count(reports: &[Report], to: &str, from: &str, text: &str) -> (usize, usize)
     (texts, binaries.count() - texts)
 }
 
-/// Whether every member got every other member's greeting, as text and as binary.
-fn all_greeted(reports: &[Report], members: &[&str]) -> bool {
-    pairs(members).all(|(to, from)| {
-        let (text, binary) = count(reports, to, from, &greeting(from));
-        text > 0 && binary > 0
-    })
+/// The greetings not received yet (text or binary), as `to <- from`.
+fn not_greeted(reports: &[Report], members: &[&str]) -> Vec<String> {
+    pairs(members)
+        .filter(|(to, from)| {
+            let (text, binary) = count(reports, to, from, &greeting(from));
+            text == 0 || binary == 0
+        })
+        .map(|(to, from)| format!("{to} <- {from}: {:?}", greeting(from)))
+        .collect()
 }
 
-/// Whether every JS member got every native's echo of `text(js)`, as text (and, if `binary`,
-/// as binary too).
-fn all_echoed(
+/// The echoes of `text(js)` each JS member has not received yet from each native, as text
+/// (and, if `binary`, as binary too).
+fn not_echoed(
     reports: &[Report],
     natives: &[&str],
     text: impl Fn(&str) -> String,
     binary: bool,
-) -> bool {
-    JS.iter().all(|js| {
-        natives.iter().all(|native| {
-            let (t, b) = count(reports, js, native, &format!("echo:{}", text(js)));
-            t > 0 && (!binary || b > 0)
-        })
-    })
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    for js in JS {
+        for native in natives {
+            let echo = format!("echo:{}", text(js));
+            let (t, b) = count(reports, js, native, &echo);
+            if t == 0 || (binary && b == 0) {
+                missing.push(format!("{js} <- {native}: {echo:?} (text {t}, binary {b})"));
+            }
+        }
+    }
+    missing
 }
 
-fn pairs<'a>(members: &'a [&'a str]) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-    members
-        .iter()
-        .flat_map(move |a| members.iter().map(move |b| (*a, *b)))
-        .filter(|(a, b)| a != b)
+/// Every JS member took `fast` for each of its links (the client takes the first channel the
+/// other end announces).
+fn assert_js_took_fast(reports: &[Report]) {
+    for r in reports {
+        if !is_native(&r.member) && r.event.kind == "open" {
+            assert_eq!(r.event.label.as_deref(), Some("fast"), "{r:?}");
+        }
+    }
 }
 
 /// Nothing arrived twice, and no member got data from a peer before that peer's open.
@@ -105,9 +118,11 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Both groups of three join at once, one group after the other has its own links open.
-async fn full_mesh(room_name: &str, first: [&str; 3], second: [&str; 3]) {
+/// `game_channel`: the natives also open the `state` channel, not only `fast`.
+async fn full_mesh(room_name: &str, first: [&str; 3], second: [&str; 3], game_channel: bool) {
     let all: Vec<&str> = first.iter().chain(&second).copied().collect();
     let mut room = Room::new(room_name).await;
+    room.game_channel = game_channel;
 
     let start = Instant::now();
     for member in first {
@@ -116,7 +131,7 @@ async fn full_mesh(room_name: &str, first: [&str; 3], second: [&str; 3]) {
     let first_open = room
         .log
         .wait_for("the first group open with each other", |r| {
-            all_open(r, &first)
+            not_open(r, &first)
         })
         .await;
     let second_start = Instant::now();
@@ -125,7 +140,7 @@ async fn full_mesh(room_name: &str, first: [&str; 3], second: [&str; 3]) {
     }
     let all_at = room
         .log
-        .wait_for("every pair open", |r| all_open(r, &all))
+        .wait_for("every pair open", |r| not_open(r, &all))
         .await;
     println!(
         "MESH TIME {room_name}: first join -> all {} pairs open: {:.1} ms (first group alone: \
@@ -135,6 +150,7 @@ async fn full_mesh(room_name: &str, first: [&str; 3], second: [&str; 3]) {
         ms(first_open - start),
         ms(all_at - second_start),
     );
+    assert_js_took_fast(&room.log.reports);
 
     // Who offered: a joiner answers the members' parked offers.
     let natives_offered = is_native(first[0]);
@@ -142,7 +158,11 @@ async fn full_mesh(room_name: &str, first: [&str; 3], second: [&str; 3]) {
         if is_native(&r.member) && r.event.kind == "open" {
             let peer = r.event.user_id.as_deref().unwrap();
             if !is_native(peer) {
-                let want = if natives_offered { "Offered" } else { "Answered" };
+                let want = if natives_offered {
+                    "Offered"
+                } else {
+                    "Answered"
+                };
                 assert_eq!(r.event.origin.as_deref(), Some(want), "{r:?}");
             }
         }
@@ -152,35 +172,34 @@ async fn full_mesh(room_name: &str, first: [&str; 3], second: [&str; 3]) {
     // every native echoes every JS member's greeting back.
     room.log
         .wait_for("every greeting, text and binary, both ways", |r| {
-            all_greeted(r, &all)
+            not_greeted(r, &all)
         })
         .await;
     room.log
         .wait_for("every native's echo of every JS greeting", |r| {
-            all_echoed(r, &NATIVES, greeting, true)
+            not_echoed(r, &NATIVES, greeting, true)
         })
         .await;
     assert_clean(&room.log.reports, &all);
 
     // A JS close() is seen by every other member; then a native close() likewise.
+    let others = |gone: &[&str]| -> Vec<&str> {
+        all.iter().copied().filter(|m| !gone.contains(m)).collect()
+    };
     room.close_js("js-1");
     room.log
         .wait_for("js-1's close, seen by every other member", |r| {
-            all.iter()
-                .filter(|m| **m != "js-1")
-                .all(|m| closed(r, m).contains("js-1"))
+            not_closed(r, &others(&["js-1"]), "js-1")
         })
         .await;
     room.close_native("native-1");
     room.log
         .wait_for("native-1's close, seen by the members left", |r| {
-            all.iter()
-                .filter(|m| !["js-1", "native-1"].contains(m))
-                .all(|m| closed(r, m).contains("native-1"))
+            not_closed(r, &others(&["js-1", "native-1"]), "native-1")
         })
         .await;
-    // Nothing else closed.
-    for member in &all {
+    // Nothing else closed for the members left.
+    for member in others(&["js-1", "native-1"]) {
         let gone = closed(&room.log.reports, member);
         assert!(
             gone.iter().all(|p| ["js-1", "native-1"].contains(p)),
@@ -192,13 +211,26 @@ async fn full_mesh(room_name: &str, first: [&str; 3], second: [&str; 3]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs headless Chromium and echo_peer: run scripts/browser-test.sh"]
 async fn natives_first_then_js_full_mesh_data_and_close() {
-    full_mesh("natives-first", NATIVES, JS).await;
+    full_mesh("natives-first", NATIVES, JS, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs headless Chromium and echo_peer: run scripts/browser-test.sh"]
 async fn js_first_then_natives_full_mesh_data_and_close() {
-    full_mesh("js-first", JS, NATIVES).await;
+    full_mesh("js-first", JS, NATIVES, false).await;
+}
+
+/// KNOWN BUG, skipped by `scripts/browser-test.sh` (`--skip known_bug_`) until fixed: a native
+/// offerer with a game channel (`state`) besides `fast`. webrtc-rs 0.21.1 sends the channels'
+/// DCEP OPENs in `HashMap` order (`rtc` `handler/datachannel.rs`, `SCTPHandshakeComplete`), so
+/// `state` is often announced first; the JS client (`fast-rtc-peer` 0.4.1) takes the FIRST
+/// channel `ondatachannel` gives it, whatever its label, and ignores the rest. The JS member
+/// then talks on `state` (unreliable) and never reads `fast`: the native's messages on `fast`
+/// are lost. Seen in 1 to 2 of the 9 native -> JS links per run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and echo_peer: run scripts/browser-test.sh"]
+async fn known_bug_natives_offering_fast_and_a_game_channel_to_js() {
+    full_mesh("natives-game-channel", NATIVES, JS, true).await;
 }
 
 /// The field report: two native members present, three JS clients joining 300 ms apart (the
@@ -216,7 +248,7 @@ async fn field_report_two_natives_three_js_300ms_apart_get_every_echo() {
     }
     room.log
         .wait_for("the natives open with each other", |r| {
-            all_open(r, &natives)
+            not_open(r, &natives)
         })
         .await;
     let start = Instant::now();
@@ -226,15 +258,16 @@ async fn field_report_two_natives_three_js_300ms_apart_get_every_echo() {
     }
     let all_at = room
         .log
-        .wait_for("every pair open", |r| all_open(r, &all))
+        .wait_for("every pair open", |r| not_open(r, &all))
         .await;
     println!(
         "MESH TIME field-report: first JS join -> all pairs open: {:.1} ms (joins 300 ms apart)",
         ms(all_at - start)
     );
+    assert_js_took_fast(&room.log.reports);
     room.log
         .wait_for("every native's echo of every JS greeting", |r| {
-            all_echoed(r, &natives, greeting, true)
+            not_echoed(r, &natives, greeting, true)
         })
         .await;
     let later = |js: &str| format!("later from {js}");
@@ -245,7 +278,7 @@ async fn field_report_two_natives_three_js_300ms_apart_get_every_echo() {
     }
     room.log
         .wait_for("every native's echo of every later message", |r| {
-            all_echoed(r, &natives, later, false)
+            not_echoed(r, &natives, later, false)
         })
         .await;
     assert_clean(&room.log.reports, &all);

@@ -28,7 +28,8 @@ export class JsMember {
       this.pending = []
     }
     this.ws.onmessage = (e) => this.swarm.dispatch(JSON.parse(e.data))
-    this.swarm.on('open', (peer) => this.push({ type: 'open', userId: peer.userId }))
+    // `label`: the channel the client took for the link (it takes the first one announced).
+    this.swarm.on('open', (peer) => this.push({ type: 'open', userId: peer.userId, label: peer.dataChannel?.label }))
     this.swarm.on('close', (peer) => this.push({ type: 'close', userId: peer.userId }))
     this.swarm.on('data', async (data, peer) => {
       if (typeof data === 'string') {

@@ -25,6 +25,10 @@ pub struct Event {
     pub reason: Option<String>,
     /// Native only: whether this member offered or answered the link (`Offered`, `Answered`).
     pub origin: Option<String>,
+    /// Native only: the channel number of a `data` event (`fast` is 0).
+    pub channel: Option<u16>,
+    /// JS only: the label of the channel the client took for the link, on `open`.
+    pub label: Option<String>,
 }
 
 impl Event {
@@ -74,10 +78,14 @@ impl Log {
         )
     }
 
-    /// Takes reports until `holds` is true of the log, and returns when the report that made
-    /// it true arrived. Fails the test after [`WAIT`], or at once if a member reports a
-    /// failure, printing the log.
-    pub async fn wait_for(&mut self, what: &str, holds: impl Fn(&[Report]) -> bool) -> Instant {
+    /// Takes reports until `missing` finds nothing missing from the log, and returns when the
+    /// report that completed it arrived. Fails the test after [`WAIT`] (printing the log and
+    /// what is still missing), or at once if a member reports a failure.
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        missing: impl Fn(&[Report]) -> Vec<String>,
+    ) -> Instant {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             if let Some(failure) = self.reports.iter().find(|r| r.event.is_failure()) {
@@ -88,13 +96,17 @@ impl Log {
                     self.dump()
                 );
             }
-            if holds(&self.reports) {
+            let left = missing(&self.reports);
+            if left.is_empty() {
                 return self.reports.last().map_or_else(Instant::now, |r| r.at);
             }
             match tokio::time::timeout_at(deadline, self.rx.recv()).await {
                 Ok(Some(report)) => self.reports.push(report),
                 Ok(None) => panic!("every reporter is gone while waiting for {what}"),
-                Err(_) => panic!("{what}: not within {WAIT:?}\n{}", self.dump()),
+                Err(_) => panic!(
+                    "{what}: not within {WAIT:?}\n{}missing: {left:#?}",
+                    self.dump()
+                ),
             }
         }
     }
@@ -140,12 +152,29 @@ pub fn received(reports: &[Report], member: &str, from: &str) -> Vec<Payload> {
         .collect()
 }
 
-/// Whether every member of `members` has reported every other one open.
-pub fn all_open(reports: &[Report], members: &[&str]) -> bool {
-    members.iter().all(|m| {
-        let open = opened(reports, m);
-        members.iter().all(|p| p == m || open.contains(p))
-    })
+/// Every pair of `members`, both ways, as `(member, peer)`.
+pub fn pairs<'a>(members: &'a [&'a str]) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+    members
+        .iter()
+        .flat_map(move |a| members.iter().map(move |b| (*a, *b)))
+        .filter(|(a, b)| a != b)
+}
+
+/// The pairs of `members` not reported open yet, as `member -> peer`.
+pub fn not_open(reports: &[Report], members: &[&str]) -> Vec<String> {
+    pairs(members)
+        .filter(|(m, p)| !opened(reports, m).contains(p))
+        .map(|(m, p)| format!("{m} -> {p}"))
+        .collect()
+}
+
+/// The `members` that have not reported `peer` closed yet.
+pub fn not_closed(reports: &[Report], members: &[&str], peer: &str) -> Vec<String> {
+    members
+        .iter()
+        .filter(|m| !closed(reports, m).contains(peer))
+        .map(|m| format!("{m} has not seen {peer} close"))
+        .collect()
 }
 
 /// Data a member reported from a peer it had not reported open yet, as `(member, peer)`.

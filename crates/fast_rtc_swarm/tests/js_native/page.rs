@@ -48,8 +48,7 @@ pub struct JsPage {
 
 impl JsPage {
     pub async fn open(log: Reporter) -> JsPage {
-        let bundle_path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/harness.bundle.js");
+        let bundle_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/harness.bundle.js");
         let bundle = std::fs::read_to_string(&bundle_path).unwrap_or_else(|e| {
             panic!("{bundle_path:?}: {e} (scripts/setup-browser.sh bundles it)")
         });
@@ -91,7 +90,9 @@ impl JsPage {
 
     /// A new JS member `name` joins `room`; it greets every peer from its `open` handler.
     pub fn join(&self, name: &str, url: &str, token: &str, room: &str) {
-        self.command(json!({ "cmd": "join", "name": name, "url": url, "token": token, "room": room }));
+        self.command(
+            json!({ "cmd": "join", "name": name, "url": url, "token": token, "room": room }),
+        );
     }
 
     /// `name` sends `text` to its peer `user_id` on `fast`.

@@ -11,6 +11,9 @@ use std::collections::BTreeMap;
 pub struct Room {
     pub name: String,
     pub log: Log,
+    /// Whether native members joining from now on also open the `state` game channel (as
+    /// offerers) besides `fast`, the only channel the JS client uses.
+    pub game_channel: bool,
     reporter: Reporter,
     page: JsPage,
     natives: BTreeMap<String, NativeMember>,
@@ -26,6 +29,7 @@ impl Room {
         Room {
             name: name.to_owned(),
             log,
+            game_channel: false,
             reporter,
             page,
             natives: BTreeMap::new(),
@@ -42,8 +46,9 @@ impl Room {
     /// A native member `name` (also its identity) joins, as a new process.
     pub fn join_native(&mut self, name: &str) {
         let url = self.server.ws_url();
-        let member =
-            NativeMember::spawn(name, &url, &token(name), &self.name, self.reporter.clone());
+        let token = token(name);
+        let log = self.reporter.clone();
+        let member = NativeMember::spawn(name, &url, &token, &self.name, self.game_channel, log);
         self.natives.insert(name.to_owned(), member);
     }
 
@@ -59,6 +64,9 @@ impl Room {
 
     /// Native member `name` calls `close()`.
     pub fn close_native(&mut self, name: &str) {
-        self.natives.get_mut(name).expect("no such native member").close();
+        self.natives
+            .get_mut(name)
+            .expect("no such native member")
+            .close();
     }
 }
