@@ -53,10 +53,10 @@ fn join(room: &mut Room, member: &str) {
 /// How many times `to` received `text` from `from` as text, and as binary.
 fn count(reports: &[Report], to: &str, from: &str, text: &str) -> (usize, usize) {
     let got = received(reports, to, from);
-    let texts = got.iter().filter(|p| **p == Payload::Text(text.into()));
-    let binaries = got.iter().filter(|p| p.as_bytes() == text.as_bytes());
-    let texts = texts.count();
-    (texts, binaries.count() - texts)
+    let as_text = Payload::Text(text.into());
+    let as_binary = Payload::Binary(text.as_bytes().to_vec());
+    let count = |want: &Payload| got.iter().filter(|p| *p == want).count();
+    (count(&as_text), count(&as_binary))
 }
 
 /// The greetings not received yet (text or binary), as `to <- from`.
