@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Browser tests: the swarm's wasm backend in a real headless Chromium, through a real
 # signaling server started here on a free loopback port, with native members beside it and the
-# JavaScript reference client in the page. Called by scripts/test.sh.
+# JavaScript reference client in the page, and native members beside JS reference-client members
+# in a Chromium page (tests/js_native_interop.rs). Called by scripts/test.sh.
 #
 # Needs what scripts/setup-browser.sh installs (test.sh runs it first): Debian's chromium and
 # chromium-driver, the wasm32-unknown-unknown target, wasm-bindgen-cli at the version of the
@@ -67,14 +68,18 @@ for i in 1 2; do
     export "FAST_RTC_WEB_TEST_TOKEN_RUST_$i=$(token rust-$i)"
 done
 
-# The native member of the mixed test.
+# The native member: echo_peer, copied out of the target directory at once (a shared target
+# directory's examples/echo_peer may be overwritten by another checkout's build).
 cargo build --quiet -p fast_rtc_swarm --example echo_peer
-"${CARGO_TARGET_DIR:-target}/debug/examples/echo_peer" --url "ws://127.0.0.1:$port/ws" \
+cp "${CARGO_TARGET_DIR:-target}/debug/examples/echo_peer" "$work/echo_peer"
+export FAST_RTC_ECHO_PEER="$work/echo_peer"
+# The native member of the mixed test.
+"$FAST_RTC_ECHO_PEER" --url "ws://127.0.0.1:$port/ws" \
     --token "$(token native-echo)" --room mixed > "$work/echo_peer.log" 2>&1 &
 echo_pids=($!)
 # Native members for the timing test: one in room timing-1, three in room timing-3.
 for member in timing-1:t1-0 timing-3:t3-0 timing-3:t3-1 timing-3:t3-2; do
-    "${CARGO_TARGET_DIR:-target}/debug/examples/echo_peer" --url "ws://127.0.0.1:$port/ws" \
+    "$FAST_RTC_ECHO_PEER" --url "ws://127.0.0.1:$port/ws" \
         --token "$(token "native-${member#*:}")" --room "${member%%:*}" >> "$work/echo_peer.log" 2>&1 &
     echo_pids+=($!)
 done
@@ -87,4 +92,11 @@ export WASM_BINDGEN_TEST_TIMEOUT=60
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 status=0
 cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web --test web_interop -- --nocapture || status=$?
+
+# Native members (echo_peer processes) and JS reference-client members (a page in a headless
+# Chromium the test starts itself, with webdriver.json's flags) in one room, each test with a
+# server of its own. Ignored in a plain `cargo test`; one test at a time (2 cores). The
+# known_bug_ test shows an open bug (see its doc) and is skipped until that is fixed.
+cargo test --locked -p fast_rtc_swarm --test js_native_interop -- --ignored --test-threads=1 \
+    --nocapture --skip known_bug_ || status=$?
 exit "$status"

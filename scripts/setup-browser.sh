@@ -22,7 +22,10 @@ if [ "$want" != "$have" ]; then
     cargo install wasm-bindgen-cli --version "$want"
 fi
 
-# The JavaScript reference client, bundled for the interop test's page (generated, not committed).
+# The JavaScript reference client, bundled for the interop tests' pages (generated, not
+# committed): interop.js for the wasm test (web_interop.rs), harness.js for the native <-> JS
+# test (js_native_interop.rs).
 (cd scripts/browser/js && npm ci --no-audit --no-fund --loglevel=error)
-scripts/browser/js/node_modules/.bin/esbuild scripts/browser/js/interop.js --bundle --format=esm \
-    --log-level=warning --outfile=crates/fast_rtc_swarm/tests/js/interop.bundle.js
+scripts/browser/js/node_modules/.bin/esbuild scripts/browser/js/interop.js scripts/browser/js/harness.js \
+    --bundle --format=esm --log-level=warning --entry-names='[name].bundle' \
+    --outdir=crates/fast_rtc_swarm/tests/js

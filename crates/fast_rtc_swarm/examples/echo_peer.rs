@@ -1,18 +1,32 @@
 //! A native member that echoes: every message it receives goes back to its sender on the same
-//! channel, prefixed with `echo:`. On each peer's open it also says `hello from native` on
-//! `fast`. The browser tests (`scripts/browser-test.sh`) run it beside a page; it is also a
-//! quick partner for trying any client by hand.
+//! channel, prefixed with `echo:` (a message that already starts with `echo:` is not echoed
+//! again, so two echo peers do not ping-pong forever). On each peer's open it also says
+//! `hello from native` on `fast`, from the `Open` event itself: the first moment the API allows.
+//! The browser tests (`scripts/browser-test.sh`) run it beside a page; it is also a quick
+//! partner for trying any client by hand.
 //!
 //! ```sh
 //! cargo run -p fast_rtc_swarm --example echo_peer -- --url ws://127.0.0.1:8787/ws --token TOKEN --room ROOM
 //! ```
 //!
-//! Its channels: `fast` and the unreliable `state` (channel 1), as the browser test's swarm.
+//! Its channels: `fast` and the unreliable `state` (channel 1), as the browser test's swarm;
+//! `--fast-only` leaves `state` out.
+//!
+//! For test harnesses (`tests/js_native_interop.rs`): `--json` prints one JSON object per line
+//! on stdout for each event (`open`, `close`, `data`, `send_error`, `fault`), `--hello-binary`
+//! also sends the hello as a binary message, and `--stdin` reads commands from stdin (`close`
+//! leaves the room; end of input does too), so a harness can close it at a moment of its
+//! choosing.
 
 use clap::Parser;
 use fast_rtc_swarm::{
-    ChannelConfig, ChannelId, NativeConfig, Payload, Signaling, SwarmConfig, SwarmEvent, start,
+    ChannelConfig, ChannelId, NativeConfig, Payload, Signaling, SwarmConfig, SwarmEvent,
+    SwarmHandle, start,
 };
+use serde_json::{Value, json};
+
+const HELLO: &str = "hello from native";
+const ECHO: &str = "echo:";
 
 #[derive(Parser)]
 struct Args {
@@ -25,6 +39,58 @@ struct Args {
     /// Room to join.
     #[arg(long)]
     room: String,
+    /// Print events as JSON lines on stdout instead of human-readable lines.
+    #[arg(long)]
+    json: bool,
+    /// On each open, also send the hello as a binary message (after the text one).
+    #[arg(long)]
+    hello_binary: bool,
+    /// Read commands from stdin, one a line: `close` leaves the room (so does end of input).
+    #[arg(long)]
+    stdin: bool,
+    /// Only the `fast` channel, no `state`.
+    #[arg(long)]
+    fast_only: bool,
+}
+
+/// Prints one event: its JSON form with `--json`, else the human line (if any).
+fn report(json: bool, event: Value, human: Option<String>) {
+    if json {
+        println!("{event}");
+    } else if let Some(line) = human {
+        println!("echo_peer: {line}");
+    }
+}
+
+/// Closes the swarm at the first `close` line on stdin, or at the end of stdin.
+fn close_on_stdin(swarm: SwarmHandle) {
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            match line.as_deref().map(str::trim) {
+                Ok("close") | Err(_) => break,
+                Ok(other) => eprintln!("echo_peer: unknown command {other:?}"),
+            }
+        }
+        swarm.close();
+    });
+}
+
+fn echo_of(payload: Payload) -> Option<Payload> {
+    match payload {
+        Payload::Text(t) if !t.starts_with(ECHO) => Some(Payload::Text(format!("{ECHO}{t}"))),
+        Payload::Binary(mut b) if !b.starts_with(ECHO.as_bytes()) => {
+            b.splice(0..0, ECHO.bytes());
+            Some(Payload::Binary(b))
+        }
+        _ => None,
+    }
+}
+
+fn payload_json(payload: &Payload) -> Value {
+    match payload {
+        Payload::Text(t) => json!({ "text": t }),
+        Payload::Binary(b) => json!({ "bytes": b }),
+    }
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,22 +99,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
+        .with_writer(std::io::stderr)
         .init();
     let mut config = SwarmConfig::new(args.room);
-    config.add_channel(ChannelConfig::unreliable("state"));
+    if !args.fast_only {
+        config.add_channel(ChannelConfig::unreliable("state"));
+    }
     let signaling = Signaling::WebSocket {
         url: args.url,
         token: args.token,
     };
     let (swarm, driver) = start(config, NativeConfig::loopback(), signaling)?;
     std::thread::spawn(move || futures_lite::future::block_on(driver));
-    println!("echo_peer: joined");
+    if args.stdin {
+        close_on_stdin(swarm.clone());
+    }
+    let json = args.json;
+    report(json, json!({ "type": "started" }), Some("joined".into()));
+    let send = |to: &fast_rtc_protocol::UserId, channel: ChannelId, payload: Payload| {
+        if let Err(e) = swarm.send(to, channel, payload) {
+            report(
+                json,
+                json!({ "type": "send_error", "userId": to.to_string(), "error": e.to_string() }),
+                None,
+            );
+            eprintln!("echo_peer: could not send to {to}: {e}");
+        }
+    };
     futures_lite::future::block_on(async {
         while let Some(event) = swarm.recv().await {
             match event {
                 SwarmEvent::Open(peer) => {
-                    println!("echo_peer: open {}", peer.user_id);
-                    let _ = swarm.send(&peer.user_id, ChannelId::FAST, "hello from native");
+                    let origin = format!("{:?}", peer.origin);
+                    report(
+                        json,
+                        json!({ "type": "open", "userId": peer.user_id.to_string(), "origin": origin }),
+                        Some(format!("open {}", peer.user_id)),
+                    );
+                    send(&peer.user_id, ChannelId::FAST, HELLO.into());
+                    if args.hello_binary {
+                        send(&peer.user_id, ChannelId::FAST, HELLO.as_bytes().into());
+                    }
                 }
                 SwarmEvent::Data {
                     from,
@@ -56,19 +147,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     payload,
                     ..
                 } => {
-                    let echo = match payload {
-                        Payload::Text(t) => Payload::Text(format!("echo:{t}")),
-                        Payload::Binary(mut b) => {
-                            b.splice(0..0, b"echo:".iter().copied());
-                            Payload::Binary(b)
-                        }
-                    };
-                    if let Err(e) = swarm.send(&from, channel, echo) {
-                        eprintln!("echo_peer: could not echo to {from}: {e}");
+                    let mut event = payload_json(&payload);
+                    event["type"] = "data".into();
+                    event["userId"] = from.to_string().into();
+                    event["channel"] = channel.0.into();
+                    report(json, event, None);
+                    if let Some(echo) = echo_of(payload) {
+                        send(&from, channel, echo);
                     }
                 }
                 SwarmEvent::Close { peer, reason } => {
-                    println!("echo_peer: closed {} ({reason:?})", peer.user_id);
+                    report(
+                        json,
+                        json!({
+                            "type": "close",
+                            "userId": peer.user_id.to_string(),
+                            "reason": format!("{reason:?}"),
+                        }),
+                        Some(format!("closed {} ({reason:?})", peer.user_id)),
+                    );
+                }
+                SwarmEvent::Fault(fault) => {
+                    report(
+                        json,
+                        json!({ "type": "fault", "error": fault.to_string() }),
+                        Some(format!("fault: {fault}")),
+                    );
                 }
                 _ => {}
             }

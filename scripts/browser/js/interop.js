@@ -1,6 +1,7 @@
 // A member running the JavaScript reference client, @mattkrick/fast-rtc-swarm@0.4.1, with the
-// WebSocket glue its README describes. The wasm interop test (crates/fast_rtc_swarm/tests/web.rs)
-// drives it through these exports; scripts/browser-test.sh bundles this file with esbuild.
+// WebSocket glue its README describes. The wasm interop test (crates/fast_rtc_swarm/tests/web_interop.rs)
+// drives it through these exports, and harness.js (the native <-> JS test's page) imports it;
+// scripts/setup-browser.sh bundles both with esbuild.
 import * as swarmModule from '@mattkrick/fast-rtc-swarm'
 
 // The package is CommonJS with its class on `exports.default` (and no __esModule marker).
@@ -9,8 +10,10 @@ const FastRTCSwarm = typeof swarmModule.default === 'function'
   : swarmModule.default.default
 
 export class JsMember {
-  constructor (url, token, room) {
+  /** `onEvent`, if given, is called with each event (an object) instead of queueing it. */
+  constructor (url, token, room, onEvent = null) {
     this.events = []
+    this.onEvent = onEvent
     this.pending = []
     // The package's default STUN URL ('...?transport=udp') is refused by current Chromium, and
     // loopback needs none.
@@ -25,7 +28,8 @@ export class JsMember {
       this.pending = []
     }
     this.ws.onmessage = (e) => this.swarm.dispatch(JSON.parse(e.data))
-    this.swarm.on('open', (peer) => this.push({ type: 'open', userId: peer.userId }))
+    // `label`: the channel the client took for the link (it takes the first one announced).
+    this.swarm.on('open', (peer) => this.push({ type: 'open', userId: peer.userId, label: peer.dataChannel?.label }))
     this.swarm.on('close', (peer) => this.push({ type: 'close', userId: peer.userId }))
     this.swarm.on('data', async (data, peer) => {
       if (typeof data === 'string') {
@@ -37,7 +41,10 @@ export class JsMember {
     })
   }
 
-  push (event) { this.events.push(JSON.stringify(event)) }
+  push (event) {
+    if (this.onEvent) this.onEvent(event)
+    else this.events.push(JSON.stringify(event))
+  }
 
   /** The oldest event not read yet, as JSON, or null. */
   nextEvent () { return this.events.shift() ?? null }

@@ -1,0 +1,113 @@
+//! Native members as separate processes: `examples/echo_peer.rs` with `--json --hello-binary
+//! --stdin` (and `--fast-only` unless asked for its `state` game channel), its events read from
+//! stdout into the log.
+
+use super::events::{Event, Report, Reporter};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A running `echo_peer`: it echoes everything with an `echo:` prefix and greets every peer on
+/// open with `hello from native`, as text and as binary.
+pub struct NativeMember {
+    name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// Its stderr (webrtc-rs's warnings), printed if the test fails.
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+/// `echo_peer`: `FAST_RTC_ECHO_PEER` (`scripts/browser-test.sh` sets it to its own copy: the
+/// target directory may be shared with other checkouts, whose builds overwrite
+/// `examples/echo_peer`), else the one beside this test's binary.
+fn echo_peer() -> PathBuf {
+    let path = std::env::var_os("FAST_RTC_ECHO_PEER").map_or_else(
+        || {
+            let exe = std::env::current_exe().unwrap();
+            let dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+            dir.join("examples/echo_peer")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        path.is_file(),
+        "{path:?} is missing: build it with `cargo build -p fast_rtc_swarm --example echo_peer`"
+    );
+    path
+}
+
+impl NativeMember {
+    pub fn spawn(
+        name: &str,
+        url: &str,
+        token: &str,
+        room: &str,
+        game_channel: bool,
+        log: Reporter,
+    ) -> NativeMember {
+        let mut child = Command::new(echo_peer())
+            .args(["--url", url, "--token", token, "--room", room])
+            .args(["--json", "--hello-binary", "--stdin"])
+            .args((!game_channel).then_some("--fast-only"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let keep = stderr.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                keep.lock().unwrap().push(line);
+            }
+        });
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let member = name.to_owned();
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let Ok(line) = line else { break };
+                let event: Event = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("{member}: {e} in {line:?}"));
+                if event.kind == "started" {
+                    continue;
+                }
+                let at = Instant::now();
+                let report = Report {
+                    member: member.clone(),
+                    at,
+                    event,
+                };
+                if log.send(report).is_err() {
+                    break;
+                }
+            }
+        });
+        NativeMember {
+            name: name.to_owned(),
+            stdin: child.stdin.take(),
+            child,
+            stderr,
+        }
+    }
+
+    /// Leaves the room (`close` on stdin: `SwarmHandle::close`).
+    pub fn close(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            stdin.write_all(b"close\n").unwrap();
+        }
+    }
+}
+
+impl Drop for NativeMember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let stderr = self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default();
+            eprintln!("== {} stderr\n{stderr}", self.name);
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! One room of the test: our real signaling server on a random loopback port, the page of JS
+//! members, the native member processes, and the log of all their events.
+
+use super::events::{Log, Reporter};
+use super::native::NativeMember;
+use super::page::JsPage;
+use crate::support::{server, token};
+use fast_rtc_server::ServerHandle;
+use std::collections::BTreeMap;
+
+pub struct Room {
+    pub name: String,
+    pub log: Log,
+    /// Whether native members joining from now on also open the `state` game channel (as
+    /// offerers) besides `fast`, the only channel the JS client uses.
+    pub game_channel: bool,
+    reporter: Reporter,
+    page: JsPage,
+    natives: BTreeMap<String, NativeMember>,
+    // Dropped last: the members above go first.
+    server: ServerHandle,
+}
+
+impl Room {
+    pub async fn new(name: &str) -> Room {
+        let server = server().await;
+        let (reporter, log) = Log::new();
+        let page = JsPage::open(reporter.clone()).await;
+        Room {
+            name: name.to_owned(),
+            log,
+            game_channel: false,
+            reporter,
+            page,
+            natives: BTreeMap::new(),
+            server,
+        }
+    }
+
+    /// A JS member `name` (also its identity) joins.
+    pub fn join_js(&self, name: &str) {
+        let url = self.server.ws_url();
+        self.page.join(name, &url, &token(name), &self.name);
+    }
+
+    /// A native member `name` (also its identity) joins, as a new process.
+    pub fn join_native(&mut self, name: &str) {
+        let url = self.server.ws_url();
+        let token = token(name);
+        let log = self.reporter.clone();
+        let member = NativeMember::spawn(name, &url, &token, &self.name, self.game_channel, log);
+        self.natives.insert(name.to_owned(), member);
+    }
+
+    /// JS member `name` sends `text` to `user_id`.
+    pub fn js_send(&self, name: &str, user_id: &str, text: &str) {
+        self.page.send(name, user_id, text);
+    }
+
+    /// JS member `name` calls `close()`.
+    pub fn close_js(&self, name: &str) {
+        self.page.close(name);
+    }
+
+    /// Native member `name` calls `close()`.
+    pub fn close_native(&mut self, name: &str) {
+        self.natives
+            .get_mut(name)
+            .expect("no such native member")
+            .close();
+    }
+}

@@ -1,0 +1,292 @@
+//! Native members and members running the JavaScript reference client
+//! `@mattkrick/fast-rtc-swarm@0.4.1` in one room, through our real signaling server (random
+//! loopback port): the JS members in one page of a real headless Chromium, each native member a
+//! separate process (`examples/echo_peer.rs`, webrtc-rs backend). Every pair opens in both join
+//! orders, data flows both ways on `fast` (text and binary) from the first moment each API
+//! allows, whichever side offered, each side sees the other's `close()`, and the field
+//! report's scenario (two natives, three JS clients joining 300 ms apart, natives echoing) gets
+//! every echo through.
+//!
+//! The harness is in `js_native/`: the page is served by the test and driven over a control
+//! WebSocket, so every wait is on an event, never on a sleep. Needs Chromium, the bundled page
+//! (`scripts/setup-browser.sh`) and `echo_peer` built: `scripts/browser-test.sh` runs it, in a
+//! network namespace holding only `lo`.
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::disallowed_methods)] // the mesh times are read from the clock
+
+mod js_native;
+mod support;
+
+use fast_rtc_swarm::Payload;
+use js_native::events::{
+    Report, closed, data_before_open, not_closed, not_open, opened, pairs, received,
+};
+use js_native::room::Room;
+use std::time::{Duration, Instant};
+
+const NATIVES: [&str; 3] = ["native-1", "native-2", "native-3"];
+const JS: [&str; 3] = ["js-1", "js-2", "js-3"];
+
+fn is_native(member: &str) -> bool {
+    member.starts_with("native")
+}
+
+/// What `member` sends each peer on open: `echo_peer`'s fixed hello, or the page's
+/// `hello from NAME` (each as text, then as binary).
+fn greeting(member: &str) -> String {
+    if is_native(member) {
+        "hello from native".into()
+    } else {
+        format!("hello from {member}")
+    }
+}
+
+fn join(room: &mut Room, member: &str) {
+    if is_native(member) {
+        room.join_native(member);
+    } else {
+        room.join_js(member);
+    }
+}
+
+/// How many times `to` received `text` from `from` as text, and as binary.
+fn count(reports: &[Report], to: &str, from: &str, text: &str) -> (usize, usize) {
+    let got = received(reports, to, from);
+    let as_text = Payload::Text(text.into());
+    let as_binary = Payload::Binary(text.as_bytes().to_vec());
+    let count = |want: &Payload| got.iter().filter(|p| *p == want).count();
+    (count(&as_text), count(&as_binary))
+}
+
+/// The greetings not received yet (text or binary), as `to <- from`.
+fn not_greeted(reports: &[Report], members: &[&str]) -> Vec<String> {
+    pairs(members)
+        .filter(|(to, from)| {
+            let (text, binary) = count(reports, to, from, &greeting(from));
+            text == 0 || binary == 0
+        })
+        .map(|(to, from)| format!("{to} <- {from}: {:?}", greeting(from)))
+        .collect()
+}
+
+/// The echoes of `text(js)` each JS member has not received yet from each native, as text
+/// (and, if `binary`, as binary too).
+fn not_echoed(
+    reports: &[Report],
+    natives: &[&str],
+    text: impl Fn(&str) -> String,
+    binary: bool,
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    for js in JS {
+        for native in natives {
+            let echo = format!("echo:{}", text(js));
+            let (t, b) = count(reports, js, native, &echo);
+            if t == 0 || (binary && b == 0) {
+                missing.push(format!("{js} <- {native}: {echo:?} (text {t}, binary {b})"));
+            }
+        }
+    }
+    missing
+}
+
+/// Every JS member took `fast` for each of its links (the client takes the first channel the
+/// other end announces).
+fn assert_js_took_fast(reports: &[Report]) {
+    for r in reports {
+        if !is_native(&r.member) && r.event.kind == "open" {
+            assert_eq!(r.event.label.as_deref(), Some("fast"), "{r:?}");
+        }
+    }
+}
+
+/// Nothing arrived twice, and no member got data from a peer before that peer's open.
+fn assert_clean(reports: &[Report], members: &[&str]) {
+    for (to, from) in pairs(members) {
+        assert_eq!(
+            count(reports, to, from, &greeting(from)),
+            (1, 1),
+            "{to} got {from}'s greeting (text, binary) this many times"
+        );
+    }
+    assert_eq!(data_before_open(reports), vec![], "data before open");
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Both groups of three join at once, one group after the other has its own links open.
+/// `game_channel`: the natives also open the `state` channel, not only `fast`.
+async fn full_mesh(room_name: &str, first: [&str; 3], second: [&str; 3], game_channel: bool) {
+    let all: Vec<&str> = first.iter().chain(&second).copied().collect();
+    let mut room = Room::new(room_name).await;
+    room.game_channel = game_channel;
+
+    let start = Instant::now();
+    for member in first {
+        join(&mut room, member);
+    }
+    let first_open = room
+        .log
+        .wait_for("the first group open with each other", |r| {
+            not_open(r, &first)
+        })
+        .await;
+    let second_start = Instant::now();
+    for member in second {
+        join(&mut room, member);
+    }
+    let all_at = room
+        .log
+        .wait_for("every pair open", |r| not_open(r, &all))
+        .await;
+    println!(
+        "MESH TIME {room_name}: first join -> all {} pairs open: {:.1} ms (first group alone: \
+         {:.1} ms; second group's join -> all open: {:.1} ms)",
+        all.len() * (all.len() - 1) / 2,
+        ms(all_at - start),
+        ms(first_open - start),
+        ms(all_at - second_start),
+    );
+    assert_js_took_fast(&room.log.reports);
+
+    // Who offered: a joiner answers the members' parked offers.
+    let natives_offered = is_native(first[0]);
+    for r in &room.log.reports {
+        if is_native(&r.member) && r.event.kind == "open" {
+            let peer = r.event.user_id.as_deref().unwrap();
+            if !is_native(peer) {
+                let want = if natives_offered {
+                    "Offered"
+                } else {
+                    "Answered"
+                };
+                assert_eq!(r.event.origin.as_deref(), Some(want), "{r:?}");
+            }
+        }
+    }
+
+    // Sent from `open` (JS) and at `SwarmEvent::Open` (native): every greeting arrives, and
+    // every native echoes every JS member's greeting back.
+    room.log
+        .wait_for("every greeting, text and binary, both ways", |r| {
+            not_greeted(r, &all)
+        })
+        .await;
+    room.log
+        .wait_for("every native's echo of every JS greeting", |r| {
+            not_echoed(r, &NATIVES, greeting, true)
+        })
+        .await;
+    assert_clean(&room.log.reports, &all);
+
+    // A JS close() is seen by every other member; then a native close() likewise.
+    let others = |gone: &[&str]| -> Vec<&str> {
+        all.iter().copied().filter(|m| !gone.contains(m)).collect()
+    };
+    room.close_js("js-1");
+    room.log
+        .wait_for("js-1's close, seen by every other member", |r| {
+            not_closed(r, &others(&["js-1"]), "js-1")
+        })
+        .await;
+    room.close_native("native-1");
+    room.log
+        .wait_for("native-1's close, seen by the members left", |r| {
+            not_closed(r, &others(&["js-1", "native-1"]), "native-1")
+        })
+        .await;
+    // Nothing else closed for the members left.
+    for member in others(&["js-1", "native-1"]) {
+        let gone = closed(&room.log.reports, member);
+        assert!(
+            gone.iter().all(|p| ["js-1", "native-1"].contains(p)),
+            "{member} closed {gone:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and echo_peer: run scripts/browser-test.sh"]
+async fn natives_first_then_js_full_mesh_data_and_close() {
+    full_mesh("natives-first", NATIVES, JS, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and echo_peer: run scripts/browser-test.sh"]
+async fn js_first_then_natives_full_mesh_data_and_close() {
+    full_mesh("js-first", JS, NATIVES, false).await;
+}
+
+/// KNOWN BUG, skipped by `scripts/browser-test.sh` (`--skip known_bug_`) until fixed: a native
+/// offerer with a game channel (`state`) besides `fast`. webrtc-rs 0.21.1 sends the channels'
+/// DCEP OPENs in `HashMap` order (`rtc` `handler/datachannel.rs`, `SCTPHandshakeComplete`), so
+/// `state` is often announced first; the JS client (`fast-rtc-peer` 0.4.1) takes the FIRST
+/// channel `ondatachannel` gives it, whatever its label, and ignores the rest. The JS member
+/// then talks on `state` (unreliable) and never reads `fast`: the native's messages on `fast`
+/// are lost. Seen in 1 to 2 of the 9 native -> JS links per run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and echo_peer: run scripts/browser-test.sh"]
+async fn known_bug_natives_offering_fast_and_a_game_channel_to_js() {
+    full_mesh("natives-game-channel", NATIVES, JS, true).await;
+}
+
+/// The field report: two native members present, three JS clients joining 300 ms apart (the
+/// scenario's spacing, not a synchronization), the natives echoing everything. A native once
+/// logged "no open link to js1" for a message before its open, and that link's later messages
+/// never arrived; here every JS member gets every echo, of its greeting and of later messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and echo_peer: run scripts/browser-test.sh"]
+async fn field_report_two_natives_three_js_300ms_apart_get_every_echo() {
+    let natives = ["native-1", "native-2"];
+    let all: Vec<&str> = natives.iter().chain(&JS).copied().collect();
+    let mut room = Room::new("field-report").await;
+    for native in natives {
+        room.join_native(native);
+    }
+    room.log
+        .wait_for("the natives open with each other", |r| {
+            not_open(r, &natives)
+        })
+        .await;
+    let start = Instant::now();
+    for js in JS {
+        room.join_js(js);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let all_at = room
+        .log
+        .wait_for("every pair open", |r| not_open(r, &all))
+        .await;
+    println!(
+        "MESH TIME field-report: first JS join -> all pairs open: {:.1} ms (joins 300 ms apart)",
+        ms(all_at - start)
+    );
+    assert_js_took_fast(&room.log.reports);
+    room.log
+        .wait_for("every native's echo of every JS greeting", |r| {
+            not_echoed(r, &natives, greeting, true)
+        })
+        .await;
+    let later = |js: &str| format!("later from {js}");
+    for js in JS {
+        for native in natives {
+            room.js_send(js, native, &later(js));
+        }
+    }
+    room.log
+        .wait_for("every native's echo of every later message", |r| {
+            not_echoed(r, &natives, later, false)
+        })
+        .await;
+    assert_clean(&room.log.reports, &all);
+    for member in &all {
+        assert_eq!(
+            opened(&room.log.reports, member).len(),
+            all.len() - 1,
+            "{member}"
+        );
+    }
+}
