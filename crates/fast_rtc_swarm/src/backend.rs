@@ -194,6 +194,7 @@ impl Connections {
                 return None;
             }
             PeerCommand::SetRemote { id, .. }
+            | PeerCommand::OpenChannels { id }
             | PeerCommand::AddCandidate { id, .. }
             | PeerCommand::Send { id, .. } => id.clone(),
         };

@@ -43,9 +43,10 @@ impl Delivery {
 
 /// A game channel, opened by the offering side of every link next to `fast`.
 ///
-/// Game channels are an extension of this project: a JavaScript fast-rtc peer ignores them, so
-/// between a JS peer and a Rust peer only [`ChannelId::FAST`] carries data. Every member of a
-/// room must configure the same channels in the same order.
+/// Game channels are an extension of this project: they are opened only to peers that say they
+/// take them ([`crate::sdp`]), never to a JavaScript fast-rtc peer, so between a JS peer and a
+/// Rust peer only [`ChannelId::FAST`] carries data. Every member of a room must configure the
+/// same channels in the same order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChannelConfig {
     /// The label (must differ from `fast` and from the other channels').

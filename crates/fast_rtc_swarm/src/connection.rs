@@ -13,6 +13,7 @@ use crate::sans_io::{Payload, PeerCommand, PeerEvent, PeerFailure, Role, SdpKind
 use fast_rtc_protocol::{ConnectionId, IceCandidate};
 use futures_lite::future;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::future::Future;
 use std::time::Duration;
 use tracing::debug;
@@ -168,10 +169,9 @@ impl<C: RtcChannel> Connection<'_, C> {
         commands: async_channel::Receiver<PeerCommand>,
     ) -> Result<(), String> {
         if role == Role::Offerer {
-            for (cid, label, delivery) in self.config.all_channels() {
-                let channel = peer.create_channel(cid, label, delivery).await?;
-                self.channels.insert(cid, channel);
-            }
+            // Only `fast` before the offer; game channels follow the answer if the remote takes
+            // them (PeerCommand::OpenChannels).
+            self.open_channels(peer, 1).await?;
             let sdp = peer.offer().await?;
             self.emit(PeerEvent::LocalDescription {
                 kind: SdpKind::Offer,
@@ -247,6 +247,7 @@ impl<C: RtcChannel> Connection<'_, C> {
             PeerCommand::AddCandidate {
                 candidate: None, ..
             } => {}
+            PeerCommand::OpenChannels { .. } => self.open_channels(peer, usize::MAX).await?,
             PeerCommand::Send {
                 channel, payload, ..
             } => {
@@ -267,6 +268,21 @@ impl<C: RtcChannel> Connection<'_, C> {
             PeerCommand::Create { .. } => {}
         }
         Ok(Next::Continue)
+    }
+
+    /// Creates the first `count` of the swarm's channels ([`SwarmConfig::all_channels`]: `fast`
+    /// first) that this connection does not have yet.
+    async fn open_channels<P: RtcPeer<Channel = C>>(
+        &mut self,
+        peer: &mut P,
+        count: usize,
+    ) -> Result<(), String> {
+        for (cid, label, delivery) in self.config.all_channels().take(count) {
+            if let Entry::Vacant(slot) = self.channels.entry(cid) {
+                slot.insert(peer.create_channel(cid, label, delivery).await?);
+            }
+        }
+        Ok(())
     }
 
     /// Gives the channels up to [`FLUSH_FOR`] to hand on what was sent.

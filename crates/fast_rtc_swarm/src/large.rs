@@ -20,9 +20,8 @@
 //! so a header is never mistaken for data.
 //!
 //! **Negotiation.** A member advertises how large a message it reassembles in the session
-//! descriptions it signals: the line `a=x-fast-rtc-reassembly:N` ([`REASSEMBLY_ATTRIBUTE`]) at
-//! session level. It is added to the SDP *as signaled* only (the local description is not
-//! changed); WebRTC stacks ignore session attributes they do not know. Large messages are only
+//! descriptions it signals: the session-level line `a=x-fast-rtc-reassembly:N`
+//! ([`crate::sdp`]). Large messages are only
 //! sent to a peer whose description carries the line, up to the smaller of its `N` and this
 //! member's own limit; past that, a send is refused with
 //! [`SendError::TooLarge`](crate::SendError::TooLarge). Since both descriptions are exchanged
@@ -36,36 +35,6 @@
 
 use crate::control::Control;
 use crate::sans_io::Payload;
-
-/// The session-level SDP attribute by which a member advertises the largest message it
-/// reassembles: `a=x-fast-rtc-reassembly:N`.
-pub const REASSEMBLY_ATTRIBUTE: &str = "x-fast-rtc-reassembly";
-
-/// `sdp` with the line `a=x-fast-rtc-reassembly:{max}` added at session level (before the
-/// first media section).
-pub fn advertise(sdp: &str, max: usize) -> String {
-    let line = format!("a={REASSEMBLY_ATTRIBUTE}:{max}\r\n");
-    let media = if sdp.starts_with("m=") {
-        Some(0)
-    } else {
-        sdp.find("\nm=").map(|i| i + 1)
-    };
-    match media {
-        Some(at) => format!("{}{line}{}", &sdp[..at], &sdp[at..]),
-        None if sdp.is_empty() || sdp.ends_with('\n') => format!("{sdp}{line}"),
-        None => format!("{sdp}\r\n{line}"),
-    }
-}
-
-/// The largest message the author of `sdp` reassembles, if it advertises reassembly at session
-/// level. A malformed value counts as no advertisement.
-pub fn advertised(sdp: &str) -> Option<usize> {
-    let prefix = format!("a={REASSEMBLY_ATTRIBUTE}:");
-    sdp.lines()
-        .take_while(|line| !line.starts_with("m="))
-        .find_map(|line| line.strip_prefix(&prefix))
-        .and_then(|value| value.trim().parse().ok())
-}
 
 /// How many data-channel messages a message of `len` bytes takes with parts of at most
 /// `part_size` bytes: 1 if it fits in one, else its header and its parts.
@@ -178,31 +147,6 @@ impl Reassembly {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
-
-    const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=max-message-size:65536\r\n";
-
-    #[test]
-    fn the_attribute_goes_before_the_first_media_section_and_is_read_back() {
-        let sdp = advertise(OFFER, 16 << 20);
-        assert!(
-            sdp.contains("a=group:BUNDLE 0\r\na=x-fast-rtc-reassembly:16777216\r\nm=application")
-        );
-        assert_eq!(advertised(&sdp), Some(16 << 20));
-        assert_eq!(advertised(OFFER), None);
-        // Without media sections (the in-memory backend's descriptions) it is appended.
-        assert_eq!(
-            advertised(&advertise("memory-offer a-1", 70_000)),
-            Some(70_000)
-        );
-    }
-
-    #[test]
-    fn the_attribute_in_a_media_section_or_malformed_is_no_advertisement() {
-        let in_media = format!("{OFFER}a={REASSEMBLY_ATTRIBUTE}:1000000\r\n");
-        assert_eq!(advertised(&in_media), None);
-        let malformed = advertise(OFFER, 5).replace(":5", ":lots");
-        assert_eq!(advertised(&malformed), None);
-    }
 
     #[test]
     fn small_messages_are_sent_as_they_are() {

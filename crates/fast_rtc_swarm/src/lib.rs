@@ -13,7 +13,8 @@
 //!   its settings); [`start_with`] takes any backend and a [`Clock`].
 //! - [`config`]: [`SwarmConfig`], channels, ICE servers.
 //! - [`large`]: messages larger than one data-channel message, split and reassembled on
-//!   reliable channels (up to 16 MiB by default).
+//!   reliable channels (up to 16 MiB by default); [`sdp`]: what a member advertises in the
+//!   descriptions it signals (reassembly, game channels).
 //!
 //! ```no_run
 //! use fast_rtc_swarm::{start, ChannelConfig, ChannelId, NativeConfig, Signaling, SwarmConfig, SwarmEvent};
@@ -47,6 +48,7 @@ pub mod large;
 pub mod memory;
 pub mod platform;
 pub mod sans_io;
+pub mod sdp;
 mod signaling;
 
 pub use backend::{

@@ -130,11 +130,19 @@ pub struct MemoryBackend {
 }
 
 impl MemoryBackend {
-    fn open_all(net: &mut Net, id: &ConnectionId, ends: [u64; 2]) {
+    /// The link comes up at both ends: ICE connects and `fast` opens.
+    fn connect(net: &mut Net, id: &ConnectionId, ends: [u64; 2]) {
+        for end in ends {
+            net.report(end, id, PeerEvent::IceState(IceState::Connected));
+            net.report(end, id, PeerEvent::ChannelOpen(ChannelId::FAST));
+        }
+    }
+
+    /// The offerer's game channels open at both ends.
+    fn open_game_channels(net: &mut Net, id: &ConnectionId, ends: [u64; 2]) {
         for end in ends {
             let channels = net.backends.get(&end).map_or(0, |(_, n)| *n);
-            net.report(end, id, PeerEvent::IceState(IceState::Connected));
-            for c in 0..channels {
+            for c in 1..channels {
                 let channel = ChannelId(u16::try_from(c).unwrap_or(u16::MAX));
                 net.report(end, id, PeerEvent::ChannelOpen(channel));
             }
@@ -194,7 +202,7 @@ impl Backend for MemoryBackend {
                         ends.open = true;
                         let answerer = ends.answerer;
                         match answerer {
-                            Some(other) => MemoryBackend::open_all(&mut net, &id, [me, other]),
+                            Some(other) => MemoryBackend::connect(&mut net, &id, [me, other]),
                             None => net.report(me, &id, PeerEvent::IceState(IceState::Failed)),
                         }
                     }
@@ -202,6 +210,13 @@ impl Backend for MemoryBackend {
                         let failure = PeerFailure::Platform(format!("{kind:?} out of order"));
                         net.report(me, &id, PeerEvent::Failed(failure));
                     }
+                }
+            }
+            PeerCommand::OpenChannels { id } => {
+                if net.links.get(&id).is_some_and(|e| e.open)
+                    && let Some(other) = net.other_end(me, &id)
+                {
+                    MemoryBackend::open_game_channels(&mut net, &id, [me, other]);
                 }
             }
             PeerCommand::AddCandidate { .. } => {}

@@ -33,6 +33,7 @@
 use crate::config::{ChannelId, Delivery, SwarmConfig};
 use crate::control::Control;
 use crate::large::{self, Reassembly, Step};
+use crate::sdp::Extensions;
 use fast_rtc_protocol::{
     CONTROL_PREFIX, ClientMsg, ConnectionId, ErrorCode, IceCandidate, ServerMsg, Signal, UserId,
 };
@@ -135,9 +136,8 @@ pub enum IceState {
 /// exhaustive: a backend must handle every command, and a new one is a breaking change.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PeerCommand {
-    /// Create the connection. An offerer also creates the `fast` channel and the game channels
-    /// (in [`SwarmConfig::all_channels`] order), creates an offer, sets it as local description
-    /// and reports [`PeerEvent::LocalDescription`].
+    /// Create the connection. An offerer also creates the `fast` channel, creates an offer,
+    /// sets it as local description and reports [`PeerEvent::LocalDescription`].
     Create {
         /// Connection id.
         id: ConnectionId,
@@ -153,6 +153,12 @@ pub enum PeerCommand {
         kind: SdpKind,
         /// The SDP.
         sdp: String,
+    },
+    /// An offerer creates its game channels ([`SwarmConfig::channels`], in order, those not
+    /// created yet): the answer said the remote takes them ([`crate::sdp`]).
+    OpenChannels {
+        /// Connection id.
+        id: ConnectionId,
     },
     /// Add a remote candidate (`None`: end of candidates).
     AddCandidate {
@@ -308,6 +314,10 @@ pub enum SendError {
     /// The swarm is closed.
     #[error("the swarm is closed")]
     Closed,
+    /// The peer does not take game channels (a JavaScript peer): only
+    /// [`ChannelId::FAST`] reaches it.
+    #[error("the peer does not take game channel {0:?}; only fast reaches it")]
+    NotTaken(ChannelId),
     /// The message is larger than the limit for its channel and peer:
     /// [`SwarmConfig::max_message_size`] on a reliable channel to a peer that reassembles large
     /// messages (or the peer's own, smaller, limit), [`SwarmConfig::sctp_message_size`] on an
@@ -413,6 +423,8 @@ struct Link {
     /// The largest message the remote reassembles, from its session description (0: it does
     /// not; see [`crate::large`]).
     reassembles: usize,
+    /// Whether the remote takes game channels, from its session description.
+    game_channels: bool,
     /// Large messages being received, by channel.
     assembly: HashMap<ChannelId, Reassembly>,
     opened_at: Option<Instant>,
@@ -580,6 +592,7 @@ impl SwarmCore {
             queued: HashMap::new(),
             early: VecDeque::new(),
             reassembles: 0,
+            game_channels: false,
             assembly: HashMap::new(),
             opened_at: None,
             next_ping: None,
@@ -697,30 +710,39 @@ impl SwarmCore {
         }
     }
 
-    /// A local description as signaled: it advertises reassembly if this member reassembles
-    /// more than one data-channel message carries.
+    /// A local description as signaled, with this member's extensions ([`crate::sdp`]):
+    /// reassembly if it reassembles more than one data-channel message carries, and game
+    /// channels if it has any.
     fn advertise(&self, sdp: &str) -> String {
         let max = self.config.max_message_size;
-        if max > self.config.sctp_message_size {
-            large::advertise(sdp, max)
-        } else {
-            sdp.to_owned()
+        Extensions {
+            reassembly: (max > self.config.sctp_message_size).then_some(max),
+            game_channels: !self.config.channels.is_empty(),
         }
+        .add_to(sdp)
     }
 
     fn remote_description(&mut self, id: &ConnectionId, kind: SdpKind, sdp: String) {
-        let reassembles = large::advertised(&sdp).unwrap_or(0);
-        debug!(%id, ?kind, reassembles, "remote description");
+        let ext = Extensions::read(&sdp);
+        debug!(%id, ?kind, ?ext, "remote description");
         self.command(PeerCommand::SetRemote {
             id: id.clone(),
             kind,
             sdp,
         });
+        let has_channels = !self.config.channels.is_empty();
         let Some(l) = self.links.get_mut(id) else {
             return;
         };
         l.remote_described = true;
-        l.reassembles = reassembles;
+        l.reassembles = ext.reassembly.unwrap_or(0);
+        l.game_channels = ext.game_channels && has_channels;
+        if kind == SdpKind::Answer && l.role == Role::Offerer && l.game_channels {
+            self.command(PeerCommand::OpenChannels { id: id.clone() });
+        }
+        let Some(l) = self.links.get_mut(id) else {
+            return;
+        };
         let pending = std::mem::take(&mut l.pending_candidates);
         for candidate in pending {
             self.command(PeerCommand::AddCandidate {
@@ -1150,6 +1172,9 @@ impl SwarmCore {
         let Some(l) = self.links.get_mut(id) else {
             return Err(SendError::Closed);
         };
+        if channel != ChannelId::FAST && !l.game_channels {
+            return Err(SendError::NotTaken(channel));
+        }
         // Past one data-channel message, only as large as the peer reassembles.
         let len = payload.len();
         if len > sctp && len > l.reassembles {
@@ -1183,7 +1208,7 @@ impl SwarmCore {
     /// `channel`, except those whose link `has_room` refuses (the shell's check of the
     /// backend's send queue), which are listed as refused with [`SendError::Full`]. A peer
     /// whose unreliable channel is not open yet is skipped (game state is sent again next
-    /// tick). Errors that concern the message itself (closed swarm, unknown channel, reserved
+    /// tick), and so is a peer that takes no game channels (a JS peer) on a game channel. Errors that concern the message itself (closed swarm, unknown channel, reserved
     /// prefix) are returned before anything is sent.
     pub fn broadcast_where(
         &mut self,
@@ -1200,7 +1225,7 @@ impl SwarmCore {
             }
             match self.send_on(&peer.id, channel, delivery, payload.clone()) {
                 Ok(()) => fanout.sent.push(peer.user_id),
-                Err(SendError::NotOpen(_)) => {}
+                Err(SendError::NotOpen(_) | SendError::NotTaken(_)) => {}
                 Err(e) => fanout.refused.push((peer.user_id, e)),
             }
         }

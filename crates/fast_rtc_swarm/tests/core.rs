@@ -459,7 +459,10 @@ fn reliable_sends_wait_for_their_channel_unreliable_ones_are_refused() {
         ServerMsg::Accept {
             id: "x".into(),
             user_id: "peer".into(),
-            signals: vec![Signal::Offer { sdp: "o".into() }],
+            // A Rust offerer: it says it takes game channels.
+            signals: vec![Signal::Offer {
+                sdp: "o\r\na=x-fast-rtc-channels\r\n".into(),
+            }],
         },
     );
     s.handle_peer(
@@ -854,4 +857,65 @@ fn text_that_looks_like_a_control_message_is_refused_on_every_channel() {
             Err(SendError::ReservedPrefix)
         );
     }
+}
+
+#[test]
+fn game_channels_are_opened_only_for_a_peer_that_takes_them() {
+    let mut with_state = SwarmConfig::new("r");
+    let state = with_state.add_channel(ChannelConfig::unreliable("state"));
+    // m1 has no game channels, as the JS reference client: its answer does not say it takes
+    // them, so m0 never creates them (the JS client would take the first channel announced as
+    // its `fast`).
+    let mut net = linked_pair(with_state.clone(), SwarmConfig::new("r"));
+    let opened_channels = |net: &Net| {
+        net.commands
+            .iter()
+            .filter(|(_, c)| matches!(c, PeerCommand::OpenChannels { .. }))
+            .count()
+    };
+    assert_eq!(opened_channels(&net), 0);
+    let s = &mut net.members[0].swarm;
+    assert_eq!(
+        s.send(&"m1".into(), state, vec![1].into()),
+        Err(SendError::NotTaken(state))
+    );
+    let fanout = s.broadcast(state, vec![1].into()).unwrap();
+    assert!(
+        fanout.sent.is_empty() && fanout.refused.is_empty(),
+        "{fanout:?}"
+    );
+    s.send(&"m1".into(), ChannelId::FAST, vec![2].into())
+        .unwrap();
+
+    // Two members that both have game channels: the offerer opens them after the answer.
+    let mut net = linked_pair(with_state.clone(), with_state);
+    let offerer = net
+        .commands
+        .iter()
+        .position(|(m, c)| {
+            *m == 0
+                && matches!(
+                    c,
+                    PeerCommand::SetRemote {
+                        kind: fast_rtc_swarm::SdpKind::Answer,
+                        ..
+                    }
+                )
+        })
+        .expect("the offerer set the answer");
+    assert!(matches!(
+        net.commands.get(offerer + 1),
+        Some((0, PeerCommand::OpenChannels { .. }))
+    ));
+    assert_eq!(opened_channels(&net), 1);
+    net.members[0]
+        .swarm
+        .send(&"m1".into(), state, vec![3].into())
+        .unwrap();
+    net.flush(0);
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(
+        net.data(1),
+        vec![("m0".into(), state, Payload::Binary(vec![3]))]
+    );
 }

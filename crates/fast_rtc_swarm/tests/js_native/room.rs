@@ -29,7 +29,7 @@ impl Room {
         Room {
             name: name.to_owned(),
             log,
-            game_channel: false,
+            game_channel: true,
             reporter,
             page,
             natives: BTreeMap::new(),

@@ -238,13 +238,25 @@ impl Net {
                                         PeerEvent::IceState(IceState::Connected),
                                     ),
                                 );
-                                let channels = self.members[m].swarm.config().channels.len();
                                 let skew = self.open_delay.get(&m).copied().unwrap_or_default();
-                                for c in 0..=channels {
-                                    let ev = PeerEvent::ChannelOpen(ChannelId(c as u16));
-                                    self.at(lat * 3 + skew, Delivery::Peer(m, id.clone(), ev));
-                                }
+                                let ev = PeerEvent::ChannelOpen(ChannelId::FAST);
+                                self.at(lat * 3 + skew, Delivery::Peer(m, id.clone(), ev));
                             }
+                        }
+                    }
+                }
+            }
+            PeerCommand::OpenChannels { id } => {
+                // The offerer's game channels open at both ends, with `fast` or after it.
+                if let Some(j) = self.other_end(i, &id)
+                    && self.pcs.get(&(i, id.clone())).is_some_and(|pc| pc.open)
+                {
+                    for m in [i, j] {
+                        let channels = self.members[m].swarm.config().channels.len();
+                        let skew = self.open_delay.get(&m).copied().unwrap_or_default();
+                        for c in 1..=channels {
+                            let ev = PeerEvent::ChannelOpen(ChannelId(c as u16));
+                            self.at(lat * 3 + skew, Delivery::Peer(m, id.clone(), ev));
                         }
                     }
                 }
