@@ -737,13 +737,11 @@ impl SwarmCore {
         l.remote_described = true;
         l.reassembles = ext.reassembly.unwrap_or(0);
         l.game_channels = ext.game_channels && has_channels;
-        if kind == SdpKind::Answer && l.role == Role::Offerer && l.game_channels {
+        let open_channels = kind == SdpKind::Answer && l.role == Role::Offerer && l.game_channels;
+        let pending = std::mem::take(&mut l.pending_candidates);
+        if open_channels {
             self.command(PeerCommand::OpenChannels { id: id.clone() });
         }
-        let Some(l) = self.links.get_mut(id) else {
-            return;
-        };
-        let pending = std::mem::take(&mut l.pending_candidates);
         for candidate in pending {
             self.command(PeerCommand::AddCandidate {
                 id: id.clone(),
@@ -904,9 +902,9 @@ impl SwarmCore {
                 l.assembly.insert(channel, Reassembly::new(size, text, max));
             } else {
                 let what = format!(
-                    "a large message's header on unreliable channel {channel:?} of link {id}"
+                    "a large message's header on unreliable channel {channel:?} of link {id} (large messages go on reliable channels only)"
                 );
-                self.unexpected(what);
+                self.event(SwarmEvent::Fault(SwarmFault::Dropped(what)));
             }
             return None;
         }
