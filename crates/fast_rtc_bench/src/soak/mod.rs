@@ -16,7 +16,9 @@
 //! # Schedule
 //! Seeded (`--seed`, printed): every 0.5–3 s one of the churning slots is picked at random; an
 //! empty slot joins, a present one leaves (by SIGKILL with `--kill-percent` chance, else by
-//! `close()`). A slot whose member is still closing is left alone. Every `--sample` seconds a
+//! `close()`). A slot whose member is still closing is left alone. `--flash-percent` of the
+//! joins leave again 0–500 ms later, the same two ways: before or during their handshakes
+//! (a joiner that leaves while members still owe it offers). Every `--sample` seconds a
 //! row of the curve is printed: the long-lived member's RSS (`/proc/PID/status`),
 //! `SwarmHandle::connection_count` and open peers, and the offers parked on the server
 //! (`ServerHandle::room`).
@@ -51,6 +53,8 @@ const LONG: &str = "long";
 const PEER_BUFFER: usize = 1;
 /// Time between two churn steps, in ms: uniform in this range.
 const CHURN_GAP_MS: (u64, u64) = (500, 3000);
+/// How long a flash member stays, in ms: uniform in this range.
+const FLASH_MS: (u64, u64) = (0, 500);
 /// A closing member still running after this long is killed and counted as hung.
 const CLOSE_HUNG: Duration = Duration::from_secs(15);
 
@@ -78,6 +82,9 @@ pub struct SoakArgs {
     /// Percent of leaves done by SIGKILL instead of `close()`.
     #[arg(long, default_value_t = 25)]
     kill_percent: u64,
+    /// Percent of joins that leave again 0-500 ms later, mid-handshake.
+    #[arg(long, default_value_t = 10)]
+    flash_percent: u64,
 }
 
 /// SplitMix64: a seeded schedule without a dependency.
@@ -104,6 +111,8 @@ struct Counts {
     joins: usize,
     closes: usize,
     kills: usize,
+    /// Joins that left again within `FLASH_MS` (also counted in joins and closes or kills).
+    flashes: usize,
     /// Closing members whose driver did not finish within its wait.
     stuck: usize,
     /// Closing members that did not exit and were killed.
@@ -148,26 +157,35 @@ impl Room {
         });
     }
 
-    /// One churn step: a random slot joins or leaves.
-    fn step(&mut self, rng: &mut Rng, url: &str, kill_percent: u64) {
+    /// One churn step: a random slot joins or leaves (a flash join does both).
+    fn step(&mut self, rng: &mut Rng, url: &str, args: &SoakArgs) {
         let i = rng.range(0, self.slots.len() as u64 - 1) as usize;
-        let kill = rng.range(0, 99) < kill_percent;
+        let kill = rng.range(0, 99) < args.kill_percent;
+        let flash = rng.range(0, 99) < args.flash_percent;
+        let stay = Duration::from_millis(rng.range(FLASH_MS.0, FLASH_MS.1));
         if self.leaving.iter().any(|(s, _)| *s == i) {
             return;
         }
-        match self.slots[i].take() {
+        let member = match self.slots[i].take() {
             None => {
-                self.slots[i] = Some(Member::spawn(url, &slot_name(i), ROOM));
+                let m = Member::spawn(url, &slot_name(i), ROOM);
                 self.counts.joins += 1;
+                if !flash {
+                    self.slots[i] = Some(m);
+                    return;
+                }
+                self.counts.flashes += 1;
+                std::thread::sleep(stay);
+                m
             }
-            Some(m) if kill => {
-                m.kill();
-                self.counts.kills += 1;
-            }
-            Some(m) => {
-                self.leaving.push((i, m.close()));
-                self.counts.closes += 1;
-            }
+            Some(m) => m,
+        };
+        if kill {
+            member.kill();
+            self.counts.kills += 1;
+        } else {
+            self.leaving.push((i, member.close()));
+            self.counts.closes += 1;
         }
     }
 }
@@ -395,11 +413,13 @@ pub fn bench(args: SoakArgs) {
         args.seconds
     );
     println!(
-        "{}; our server in this process on {url}; members are child processes, webrtc-rs on 127.0.0.1; a churn step every {}-{} ms; leaves: close(), or SIGKILL {} % of the time",
+        "{}; our server in this process on {url}; members are child processes, webrtc-rs on 127.0.0.1; a churn step every {}-{} ms; leaves: close(), or SIGKILL {} % of the time; {} % of joins leave again within {} ms",
         machine(),
         CHURN_GAP_MS.0,
         CHURN_GAP_MS.1,
-        args.kill_percent
+        args.kill_percent,
+        args.flash_percent,
+        FLASH_MS.1
     );
     println!();
 
@@ -434,7 +454,7 @@ pub fn bench(args: SoakArgs) {
         wait_until(&mut room, next_churn.min(next_sample).min(churn_end));
         let now = Instant::now();
         if now >= next_churn && now < churn_end {
-            room.step(&mut rng, &url, args.kill_percent);
+            room.step(&mut rng, &url, &args);
             next_churn = now + gap(&mut rng);
         }
         if now >= next_sample {
@@ -444,8 +464,9 @@ pub fn bench(args: SoakArgs) {
     }
     let c = &room.counts;
     println!(
-        "(churn over: {} joins, {} leaves by close(), {} by SIGKILL; {} live; settling {} s)",
+        "(churn over: {} joins ({} flash), {} leaves by close(), {} by SIGKILL; {} live; settling {} s)",
         c.joins,
+        c.flashes,
         c.closes,
         c.kills,
         room.live(),
@@ -486,7 +507,12 @@ pub fn bench(args: SoakArgs) {
     };
     let end = sample(&rt, &server, &mut long, &room, t0);
     let rss_start = curve.first().map_or(0, |s| s.rss_kib);
-    let rss_peak = curve.iter().map(|s| s.rss_kib).max().unwrap_or(0);
+    let rss_peak = curve
+        .iter()
+        .chain(std::iter::once(&end))
+        .map(|s| s.rss_kib)
+        .max()
+        .unwrap_or(0);
     println!();
     println!(
         "checked at {:.1} s (attempt {attempts}), {} live members: {}",
@@ -516,8 +542,8 @@ pub fn bench(args: SoakArgs) {
     );
     let c = &room.counts;
     println!(
-        "churn: {} joins, {} leaves by close() ({} whose driver did not finish, {} that did not exit), {} by SIGKILL",
-        c.joins, c.closes, c.stuck, c.hung, c.kills
+        "churn: {} joins ({} flash: left within {} ms), {} leaves by close() ({} whose driver did not finish, {} that did not exit), {} by SIGKILL",
+        c.joins, c.flashes, FLASH_MS.1, c.closes, c.stuck, c.hung, c.kills
     );
     for f in &result.failures {
         println!("FAILED: {f}");
