@@ -531,7 +531,7 @@ pub fn bench(args: SoakArgs) {
         println!("{line}");
     }
     println!(
-        "long-lived member: connection_count {} with {} open peers and {} offer(s) parked; RSS start {} KiB, end {} KiB ({:+} KiB), peak {} KiB",
+        "long-lived member, sampled after the checks: connection_count {} with {} open peers and {} offer(s) parked; RSS start {} KiB, end {} KiB ({:+} KiB), peak {} KiB",
         end.connections.map_or("-".into(), |c| c.to_string()),
         end.open.map_or("-".into(), |c| c.to_string()),
         end.parked_long,
