@@ -55,6 +55,8 @@ const PEER_BUFFER: usize = 1;
 const CHURN_GAP_MS: (u64, u64) = (500, 3000);
 /// How long a flash member stays, in ms: uniform in this range.
 const FLASH_MS: (u64, u64) = (0, 500);
+/// How long the server is watched for a second joiner on a waiting list.
+const WAITING_WATCH: Duration = Duration::from_secs(3);
 /// A closing member still running after this long is killed and counted as hung.
 const CLOSE_HUNG: Duration = Duration::from_secs(15);
 
@@ -85,6 +87,11 @@ pub struct SoakArgs {
     /// Percent of joins that leave again 0-500 ms later, mid-handshake.
     #[arg(long, default_value_t = 10)]
     flash_percent: u64,
+    /// Percent of joins that bring a second joiner at the same moment, killed as soon as the
+    /// server shows a member owing it an offer (a waiting joiner that leaves). Off by default:
+    /// it leaves that member an offer over `peerBuffer` on the server (see the README).
+    #[arg(long, default_value_t = 0)]
+    waiting_leave_percent: u64,
 }
 
 /// SplitMix64: a seeded schedule without a dependency.
@@ -113,6 +120,10 @@ struct Counts {
     kills: usize,
     /// Joins that left again within `FLASH_MS` (also counted in joins and closes or kills).
     flashes: usize,
+    /// Second joiners killed while on a member's waiting list (also counted in joins and
+    /// kills), and those the server never showed waiting (killed after `WAITING_WATCH`).
+    waiting_leaves: usize,
+    waiting_missed: usize,
     /// Closing members whose driver did not finish within its wait.
     stuck: usize,
     /// Closing members that did not exit and were killed.
@@ -157,12 +168,14 @@ impl Room {
         });
     }
 
-    /// One churn step: a random slot joins or leaves (a flash join does both).
-    fn step(&mut self, rng: &mut Rng, url: &str, args: &SoakArgs) {
+    /// One churn step: a random slot joins or leaves (a flash join does both). `owed` says
+    /// whether the server shows a member owing an offer to the named joiner.
+    fn step(&mut self, rng: &mut Rng, url: &str, args: &SoakArgs, owed: &dyn Fn(&str) -> bool) {
         let i = rng.range(0, self.slots.len() as u64 - 1) as usize;
         let kill = rng.range(0, 99) < args.kill_percent;
         let flash = rng.range(0, 99) < args.flash_percent;
         let stay = Duration::from_millis(rng.range(FLASH_MS.0, FLASH_MS.1));
+        let second = rng.range(0, 99) < args.waiting_leave_percent;
         if self.leaving.iter().any(|(s, _)| *s == i) {
             return;
         }
@@ -172,6 +185,9 @@ impl Room {
                 self.counts.joins += 1;
                 if !flash {
                     self.slots[i] = Some(m);
+                    if second {
+                        self.waiting_leave(i, url, owed);
+                    }
                     return;
                 }
                 self.counts.flashes += 1;
@@ -186,6 +202,40 @@ impl Room {
         } else {
             self.leaving.push((i, member.close()));
             self.counts.closes += 1;
+        }
+    }
+}
+
+impl Room {
+    /// Another empty slot joins at once (just after slot `i`) and is killed as soon as the
+    /// server shows a member owing it an offer, before that offer arrives.
+    fn waiting_leave(&mut self, i: usize, url: &str, owed: &dyn Fn(&str) -> bool) {
+        let n = self.slots.len();
+        let Some(j) = (1..n)
+            .map(|k| (i + k) % n)
+            .find(|&j| self.slots[j].is_none() && !self.leaving.iter().any(|(s, _)| *s == j))
+        else {
+            return;
+        };
+        let name = slot_name(j);
+        let joiner = Member::spawn(url, &name, ROOM);
+        self.counts.joins += 1;
+        let until = Instant::now() + WAITING_WATCH;
+        let seen = loop {
+            if owed(&name) {
+                break true;
+            }
+            if Instant::now() >= until {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        joiner.kill();
+        self.counts.kills += 1;
+        if seen {
+            self.counts.waiting_leaves += 1;
+        } else {
+            self.counts.waiting_missed += 1;
         }
     }
 }
@@ -454,7 +504,14 @@ pub fn bench(args: SoakArgs) {
         wait_until(&mut room, next_churn.min(next_sample).min(churn_end));
         let now = Instant::now();
         if now >= next_churn && now < churn_end {
-            room.step(&mut rng, &url, &args);
+            let owed = |name: &str| {
+                rt.block_on(server.room(&room_id())).is_some_and(|r| {
+                    r.members
+                        .iter()
+                        .any(|m| m.owes.iter().any(|u| u.as_str() == name))
+                })
+            };
+            room.step(&mut rng, &url, &args, &owed);
             next_churn = now + gap(&mut rng);
         }
         if now >= next_sample {
@@ -545,6 +602,12 @@ pub fn bench(args: SoakArgs) {
         "churn: {} joins ({} flash: left within {} ms), {} leaves by close() ({} whose driver did not finish, {} that did not exit), {} by SIGKILL",
         c.joins, c.flashes, FLASH_MS.1, c.closes, c.stuck, c.hung, c.kills
     );
+    if args.waiting_leave_percent > 0 {
+        println!(
+            "waiting joiners killed: {} seen on a waiting list, {} never seen waiting",
+            c.waiting_leaves, c.waiting_missed
+        );
+    }
     for f in &result.failures {
         println!("FAILED: {f}");
     }
