@@ -562,6 +562,7 @@ pub fn bench(args: SoakArgs) {
         );
         std::thread::sleep(Duration::from_secs(2));
     };
+    println!("(after the checks:)");
     let end = sample(&rt, &server, &mut long, &room, t0);
     let rss_start = curve.first().map_or(0, |s| s.rss_kib);
     let rss_peak = curve
