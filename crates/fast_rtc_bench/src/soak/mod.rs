@@ -474,11 +474,12 @@ pub fn bench(args: SoakArgs) {
     println!();
 
     let mut long = Member::spawn(&url, LONG, ROOM);
+    // The run starts once the long-lived member is in the room with its offer parked.
     let up = Instant::now() + Duration::from_secs(10);
-    while !long.status().is_some_and(|s| s.2) {
+    while parked(&rt.block_on(server.room(&room_id()))).get(LONG) != Some(&PEER_BUFFER) {
         assert!(
             Instant::now() < up,
-            "the long-lived member did not reach the server"
+            "the long-lived member did not park its offer on the server"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
