@@ -24,7 +24,9 @@
 //! (`ServerHandle::room`).
 //!
 //! # Verdict
-//! After the churn and `--settle` seconds, the checks run (and are retried for up to
+//! When the churn stops, every empty slot joins at once (unless `--no-fill`), so the checks
+//! see a full room: the members that lived through the churn and fresh joiners. After
+//! `--settle` seconds, the checks run (and are retried for up to
 //! `--verify` seconds, as a killed member's links only go once ICE fails, ~10 s):
 //! - every pair of live members is linked: each sees the other open and a `fast` message
 //!   round-trips both ways;
@@ -92,6 +94,9 @@ pub struct SoakArgs {
     /// it leaves that member an offer over `peerBuffer` on the server (see the README).
     #[arg(long, default_value_t = 0)]
     waiting_leave_percent: u64,
+    /// Check the members present when the churn stops, without filling the empty slots first.
+    #[arg(long)]
+    no_fill: bool,
 }
 
 /// SplitMix64: a seeded schedule without a dependency.
@@ -522,11 +527,29 @@ pub fn bench(args: SoakArgs) {
     }
     let c = &room.counts;
     println!(
-        "(churn over: {} joins ({} flash), {} leaves by close(), {} by SIGKILL; {} live; settling {} s)",
+        "(churn over: {} joins ({} flash), {} leaves by close(), {} by SIGKILL; {} live)",
         c.joins,
         c.flashes,
         c.closes,
         c.kills,
+        room.live(),
+    );
+    // The room fills up for the checks: every empty slot joins at once, into the members
+    // that lived through the churn.
+    let mut filled = 0;
+    if !args.no_fill {
+        while !room.leaving.is_empty() {
+            wait_until(&mut room, Instant::now() + Duration::from_millis(100));
+        }
+        for (i, slot) in room.slots.iter_mut().enumerate() {
+            if slot.is_none() {
+                *slot = Some(Member::spawn(&url, &slot_name(i), ROOM));
+                filled += 1;
+            }
+        }
+    }
+    println!(
+        "({filled} joined at once to fill the room; {} live; settling {} s)",
         room.live(),
         args.settle
     );
@@ -601,7 +624,7 @@ pub fn bench(args: SoakArgs) {
     );
     let c = &room.counts;
     println!(
-        "churn: {} joins ({} flash: left within {} ms), {} leaves by close() ({} whose driver did not finish, {} that did not exit), {} by SIGKILL",
+        "churn: {} joins ({} flash: left within {} ms), {} leaves by close() ({} whose driver did not finish, {} that did not exit), {} by SIGKILL; then {filled} joined at once to fill the room",
         c.joins, c.flashes, FLASH_MS.1, c.closes, c.stuck, c.hung, c.kills
     );
     if args.waiting_leave_percent > 0 {
