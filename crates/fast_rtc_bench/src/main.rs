@@ -9,8 +9,8 @@
 //! pre-made offer (SDP + candidates) and hands the joiner one offer from every member; matchbox
 //! assigns an id and tells the others. The table says so beside the figures.
 //!
-//! Each subcommand is a module (`server`, `codec`, `plugin`, `join`); `util` holds what they
-//! share.
+//! Each subcommand is a module (`server`, `codec`, `plugin`, `join`, `soak`); `util` holds what
+//! they share.
 
 // A benchmark binary: failing loudly on a broken setup is the right behaviour.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -19,6 +19,7 @@ mod codec;
 mod join;
 mod plugin;
 mod server;
+mod soak;
 mod util;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,12 @@ enum Cmd {
     /// Connect times, mesh formation, memory, steady state and bulk throughput, ours vs
     /// matchbox_socket 0.15, in a network namespace of its own (see `join/mod.rs`).
     Join(join::JoinArgs),
+    /// Churn soak: one long-lived member, the others joining and leaving at random (close or
+    /// SIGKILL); the mesh must be whole and nothing leaked at the end (see `soak/mod.rs`).
+    Soak(soak::SoakArgs),
+    /// One member of `soak` in a child process (used by `soak`).
+    #[command(hide = true)]
+    SoakMember(soak::member::MemberArgs),
     /// One scenario of `join` in a child process (used by `join`).
     #[command(hide = true)]
     JoinChild(join::child::ChildArgs),
@@ -72,5 +79,7 @@ fn main() {
         Cmd::Plugin => plugin::bench(&util::runtime()),
         Cmd::Join(args) => join::bench(args),
         Cmd::JoinChild(args) => join::child::main(args),
+        Cmd::Soak(args) => soak::bench(args),
+        Cmd::SoakMember(args) => soak::member::main(args),
     }
 }

@@ -38,6 +38,6 @@ pub mod server;
 pub use auth::{
     AuthError, Authenticator, Claims, JwtAuthenticator, Secret, SecretError, TokenIssuer,
 };
-pub use hub::{ConnId, Hub, Identity, Output, RoomGrant};
+pub use hub::{ConnId, Hub, Identity, MemberSnapshot, Output, RoomGrant, RoomSnapshot};
 pub use limits::Limits;
 pub use server::{Server, ServerConfig, ServerHandle};

@@ -9,9 +9,13 @@
 //!   (HTTP 401 if missing, invalid or expired; 503 when the server is at its connection limit).
 //! - `GET /healthz` — `ok`.
 //! - `GET /metrics` — Prometheus metrics in OpenMetrics text format.
+//!
+//! An embedding program can also read one room's state through [`ServerHandle::room`] (a
+//! [`RoomSnapshot`]: each member's parked offers, waiting joiners and links), e.g. for leak
+//! checks; like `/metrics`, it asks the owner task, which copies it from the [`Hub`].
 
 use crate::auth::{AuthError, Authenticator};
-use crate::hub::{ConnId, Hub, Identity, Output, SocketCloseReason};
+use crate::hub::{ConnId, Hub, Identity, Output, RoomSnapshot, SocketCloseReason};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use axum::Router;
@@ -22,7 +26,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use fast_rtc_protocol::{ServerMsg, encode};
+use fast_rtc_protocol::{RoomId, ServerMsg, encode};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -54,6 +58,9 @@ const CLOSE_NORMAL: u16 = 1000;
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// Frames written to one socket per flush at most, when several are queued.
 const WRITE_BATCH: usize = 64;
+/// Events queued for the owner task at most. Bounded: socket tasks wait when the owner is
+/// behind, which slows their reads.
+const EVENT_QUEUE: usize = 4096;
 
 /// How the server runs, beyond the protocol [`Limits`].
 #[derive(Clone, Debug)]
@@ -95,6 +102,8 @@ pub struct ServerHandle {
     addr: SocketAddr,
     stop: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
+    /// The owner task's inbox, weak so that the handle does not keep the owner alive.
+    events: mpsc::WeakSender<Event>,
 }
 
 impl ServerHandle {
@@ -106,6 +115,23 @@ impl ServerHandle {
     /// The signaling WebSocket URL, without the token (`ws://ADDR/ws`).
     pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
+    }
+
+    /// A copy of `room`'s state as the server holds it now (members in join order, each with its
+    /// parked offers, the joiners it owes an offer and its links), or `None` if nobody is in
+    /// the room or the server has stopped. Read-only: it changes nothing in the room, and it
+    /// waits behind the frames already queued for the owner task.
+    pub async fn room(&self, room: &RoomId) -> Option<RoomSnapshot> {
+        let events = self.events.upgrade()?;
+        let (reply, answer) = oneshot::channel();
+        events
+            .send(Event::Snapshot {
+                room: room.clone(),
+                reply,
+            })
+            .await
+            .ok()?;
+        answer.await.ok().flatten()
     }
 
     /// Stops accepting, closes every socket with code 1001 and waits for the server to finish.
@@ -136,6 +162,11 @@ enum Event {
         conn: ConnId,
     },
     SyncMetrics(oneshot::Sender<()>),
+    /// [`ServerHandle::room`].
+    Snapshot {
+        room: RoomId,
+        reply: oneshot::Sender<Option<RoomSnapshot>>,
+    },
 }
 
 /// What the owner task queues for one socket.
@@ -168,8 +199,19 @@ impl<A: Authenticator> Server<A> {
         let addr = listener.local_addr()?;
         let stop = CancellationToken::new();
         let signal = stop.clone();
-        let task = tokio::spawn(self.serve(listener, async move { signal.cancelled().await }));
-        Ok(ServerHandle { addr, stop, task })
+        let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let weak = events.downgrade();
+        let task = tokio::spawn(self.serve_on(
+            listener,
+            async move { signal.cancelled().await },
+            (events, events_rx),
+        ));
+        Ok(ServerHandle {
+            addr,
+            stop,
+            task,
+            events: weak,
+        })
     }
 
     /// Serves on `listener` until `shutdown` completes, then closes every socket with code 1001
@@ -179,11 +221,20 @@ impl<A: Authenticator> Server<A> {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        self.serve_on(listener, shutdown, mpsc::channel(EVENT_QUEUE))
+            .await
+    }
+
+    /// [`Server::serve`] with the owner task's inbox made by the caller.
+    async fn serve_on(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+        (events, events_rx): (mpsc::Sender<Event>, mpsc::Receiver<Event>),
+    ) -> std::io::Result<()> {
         let stop = CancellationToken::new();
         let metrics = Arc::new(Metrics::new());
         let tracker = TaskTracker::new();
-        // Bounded: socket tasks wait when the owner is behind, which slows their reads.
-        let (events, events_rx) = mpsc::channel(4096);
         let hub = Hub::new(self.config.limits.clone());
         tracker.spawn(owner(events_rx, hub, metrics.clone()));
 
@@ -440,6 +491,9 @@ async fn owner(mut events: mpsc::Receiver<Event>, mut hub: Hub, metrics: Arc<Met
             Event::SyncMetrics(done) => {
                 metrics.sync(&hub);
                 let _ = done.send(());
+            }
+            Event::Snapshot { room, reply } => {
+                let _ = reply.send(hub.room(&room));
             }
         }
         while let Some(output) = hub.poll() {

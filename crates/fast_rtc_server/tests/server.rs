@@ -5,7 +5,8 @@
 
 use fast_rtc_protocol::{ClientMsg, ErrorCode, ServerMsg, decode_server, encode};
 use fast_rtc_server::{
-    Claims, JwtAuthenticator, Limits, Secret, Server, ServerConfig, ServerHandle, TokenIssuer,
+    Claims, JwtAuthenticator, Limits, RoomSnapshot, Secret, Server, ServerConfig, ServerHandle,
+    TokenIssuer,
 };
 use futures_util::{SinkExt, StreamExt};
 use std::collections::{HashMap, HashSet};
@@ -554,6 +555,87 @@ async fn shutdown_closes_every_socket_with_going_away() {
     assert_eq!(a.closed().await, Some(CloseCode::Away));
     assert_eq!(b.closed().await, Some(CloseCode::Away));
     stop.await.unwrap().unwrap();
+}
+
+/// Polls [`ServerHandle::room`] until `done` holds for the snapshot (frames travel on their own
+/// sockets, so the owner task may not have applied them yet).
+async fn room_until(
+    server: &ServerHandle,
+    room: &str,
+    done: impl Fn(&RoomSnapshot) -> bool,
+) -> RoomSnapshot {
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        if let Some(snapshot) = server.room(&room.into()).await
+            && done(&snapshot)
+        {
+            return snapshot;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "room {room} never got there"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// `ServerHandle::room` reads each member's parked offers, debts and links as the hub holds
+/// them, and changes nothing (the soak bench's leak check relies on it).
+#[tokio::test]
+async fn the_handle_reads_each_members_parked_offers() {
+    let server = start(ServerConfig::default()).await;
+    assert_eq!(
+        server.room(&"r".into()).await,
+        None,
+        "nobody in the room yet"
+    );
+    let mut alice = Client::connect(&server, "alice", "r").await;
+    alice.init("r").await;
+    alice.offer("a1").await;
+    alice.offer("a2").await;
+    let snap = room_until(&server, "r", |s| {
+        s.members
+            .first()
+            .is_some_and(|m| m.pending_offers.len() == 2)
+    })
+    .await;
+    assert_eq!(snap.members.len(), 1);
+    assert_eq!(snap.members[0].user_id.as_str(), "alice");
+
+    let mut bob = Client::connect(&server, "bob", "r").await;
+    bob.init("r").await;
+    assert!(matches!(bob.recv().await, ServerMsg::Accept { .. }));
+    // Alice hears offerAccepted and offerRequest once Bob's join is applied.
+    alice.recv().await;
+    alice.recv().await;
+    let snap = server.room(&"r".into()).await.unwrap();
+    let parked: Vec<(&str, Vec<&str>)> = snap
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.user_id.as_str(),
+                m.pending_offers.iter().map(|id| id.as_str()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(parked, [("alice", vec!["a2"]), ("bob", vec![])]);
+    assert_eq!(snap.members[0].links, [("a1".into(), "bob".into())]);
+    assert!(snap.members.iter().all(|m| m.owes.is_empty()));
+    // Read-only: a second read is the same.
+    assert_eq!(server.room(&"r".into()).await, Some(snap));
+
+    drop(bob);
+    let snap = room_until(&server, "r", |s| s.members.len() == 1).await;
+    assert!(snap.members[0].links.is_empty());
+    assert_eq!(snap.members[0].pending_offers, ["a2".into()]);
+    drop(alice);
+    let deadline = tokio::time::Instant::now() + STEP;
+    while server.room(&"r".into()).await.is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "alice never left");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.shutdown().await.unwrap();
 }
 
 fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {

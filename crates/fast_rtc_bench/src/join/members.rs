@@ -24,14 +24,25 @@ pub fn our_member(
     config: SwarmConfig,
     native: NativeConfig,
 ) -> SwarmHandle {
+    our_member_task(base, user, room, config, native).0
+}
+
+/// [`our_member`] and its driver's task, which ends once the swarm is closed and has told the
+/// server (for members that leave and must know when they are gone).
+pub fn our_member_task(
+    base: &str,
+    user: &str,
+    room: &str,
+    config: SwarmConfig,
+    native: NativeConfig,
+) -> (SwarmHandle, tokio::task::JoinHandle<()>) {
     let token = token(&issuer(), user, room);
     let signaling = Signaling::WebSocket {
         url: format!("{base}/ws"),
         token,
     };
     let (handle, driver) = start(config, native, signaling).unwrap();
-    tokio::spawn(driver);
-    handle
+    (handle, tokio::spawn(driver))
 }
 
 /// Waits until `h` has reported `n` opens; the time of the last one.

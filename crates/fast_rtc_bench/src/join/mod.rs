@@ -44,7 +44,7 @@
 //! [`child`] runs the mesh, steady and bulk scenarios in child processes.
 
 pub mod child;
-mod members;
+pub(crate) mod members;
 mod net;
 
 use crate::util::{Lib, machine, median, runtime, spawn_server};
