@@ -275,6 +275,10 @@ struct Member {
     conn: ConnId,
     chunks: VecDeque<Chunk>,
     waiting: VecDeque<UserId>,
+    /// Offers this member was asked for on behalf of waiting joiners who left before being
+    /// served: they will still come and be parked, so that many of its next offer requests
+    /// are not sent (else it would keep one offer over its `peerBuffer` for good).
+    surplus: usize,
     links: IndexSet<ConnectionId>,
     orphans: Vec<(ConnectionId, Option<IceCandidate>)>,
 }
@@ -567,6 +571,7 @@ impl Hub {
                 conn,
                 chunks: VecDeque::new(),
                 waiting: VecDeque::new(),
+                surplus: 0,
                 links: IndexSet::new(),
                 orphans: Vec::new(),
             },
@@ -577,6 +582,14 @@ impl Hub {
                 continue;
             };
             let owner_conn = m.conn;
+            // Every chunk taken, and every joiner owed, asks for one new offer, unless an offer
+            // owed to a joiner who left is still to come and takes its place.
+            let refill = if m.surplus > 0 {
+                m.surplus -= 1;
+                false
+            } else {
+                true
+            };
             match m.chunks.pop_front() {
                 Some(chunk) => {
                     m.links.insert(chunk.id.clone());
@@ -609,8 +622,9 @@ impl Hub {
                 }
                 None => m.waiting.push_back(user.clone()),
             }
-            // Every chunk taken, and every joiner owed, asks for one new offer.
-            self.out.send(owner_conn, ServerMsg::OfferRequest);
+            if refill {
+                self.out.send(owner_conn, ServerMsg::OfferRequest);
+            }
         }
         self.out.stats.joins += 1;
         info!(conn = conn.0, %user, room = %room_id, "joined");
@@ -827,7 +841,9 @@ impl Hub {
             }
         }
         for m in room.members.values_mut() {
+            let owed = m.waiting.len();
             m.waiting.retain(|u| u != user);
+            m.surplus += owed - m.waiting.len();
         }
         if room.members.is_empty() {
             self.rooms.remove(room_id);

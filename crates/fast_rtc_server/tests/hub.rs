@@ -279,6 +279,41 @@ fn leaving_sends_leave_swarm_for_every_link_and_cleans_waiting_lists() {
 }
 
 #[test]
+fn an_offer_owed_to_a_joiner_who_left_replaces_the_next_refill() {
+    // Alice's pre-made offer is still on its way when Bob joins: Bob waits on her and she is
+    // asked for one more. Bob leaves before either arrives, so both are parked: one over her
+    // peerBuffer. The next joiner takes one, and she is not asked to refill, so she is back
+    // to one parked offer instead of keeping two for good.
+    let mut d = Driver::new();
+    let alice = d.connect("alice");
+    d.init(alice, "r");
+    let bob = d.connect("bob");
+    d.init(bob, "r");
+    assert_eq!(d.take(alice), vec![ServerMsg::OfferRequest]);
+    d.close(bob);
+    d.offer(alice, "a0");
+    d.offer(alice, "a1");
+    let pending = |d: &Driver| {
+        d.hub.room(&"r".into()).unwrap().members[0]
+            .pending_offers
+            .len()
+    };
+    assert_eq!(pending(&d), 2);
+    let carol = d.connect("carol");
+    d.init(carol, "r");
+    let to_alice = d.take(alice);
+    assert!(
+        !to_alice.contains(&ServerMsg::OfferRequest),
+        "alice was asked to refill: {to_alice:?}"
+    );
+    assert_eq!(pending(&d), 1);
+    // The one after that takes her last offer, and she is asked for a new one as usual.
+    let dave = d.connect("dave");
+    d.init(dave, "r");
+    assert!(d.take(alice).contains(&ServerMsg::OfferRequest));
+}
+
+#[test]
 fn close_keeps_the_socket_usable() {
     let mut d = Driver::new();
     let alice = d.connect("alice");
