@@ -179,6 +179,18 @@ impl Swarm {
         self.state = SignalingState::Disconnected;
     }
 
+    /// Closes the link to `peer` at both ends: the peer is sent `@fast/{"type":"close"}` (JS
+    /// peers obey it too), its `PeerClosed` arrives here with [`CloseReason::Local`] and
+    /// there with [`CloseReason::Remote`] over the next frames. The peer stays in the room for
+    /// everyone else, and no new link to it forms until one of the two joins again. Returns
+    /// whether there was a link to close.
+    ///
+    /// [`CloseReason::Local`]: crate::swarm::CloseReason::Local
+    /// [`CloseReason::Remote`]: crate::swarm::CloseReason::Remote
+    pub fn kick(&mut self, peer: &UserId) -> bool {
+        self.handle.as_ref().is_some_and(|h| h.close_peer(peer))
+    }
+
     /// The signaling connection's state.
     pub fn state(&self) -> SignalingState {
         self.state

@@ -256,6 +256,34 @@ fn virtual_time_drives_pings_and_handshake_timeouts() {
 }
 
 #[test]
+fn a_kicked_peer_is_closed_at_both_ends_and_the_others_stay() {
+    let (mut room, _) = meshed(&["ann", "bob", "cyd"]);
+    let bob = UserId::from("bob");
+    let kicked = room.app(0).world_mut().resource_mut::<Swarm>().kick(&bob);
+    assert!(kicked, "ann had a link to bob");
+    let gone = room.run_until(200, |room| {
+        !seen(room, 0).closed.is_empty() && !seen(room, 1).closed.is_empty()
+    });
+    assert!(gone, "the kick was not seen at both ends");
+    assert_eq!(
+        seen(&mut room, 0).closed,
+        vec![(bob.clone(), CloseReason::Local)]
+    );
+    assert_eq!(
+        seen(&mut room, 1).closed,
+        vec![(UserId::from("ann"), CloseReason::Remote)]
+    );
+    room.run(20);
+    let peers = |room: &mut Room, i: usize| room.app(i).world().resource::<Swarm>().peer_count();
+    assert_eq!(peers(&mut room, 0), 1, "ann keeps cyd");
+    assert_eq!(peers(&mut room, 1), 1, "bob keeps cyd");
+    assert_eq!(peers(&mut room, 2), 2, "cyd keeps both");
+    assert!(seen(&mut room, 2).closed.is_empty());
+    // A second kick finds no link.
+    assert!(!room.app(0).world_mut().resource_mut::<Swarm>().kick(&bob));
+}
+
+#[test]
 fn a_message_over_the_size_limit_is_a_send_error_for_every_target() {
     let (mut room, channels) = meshed(&["ann", "bob"]);
     // One data-channel message on an unreliable channel, 16 MiB on a reliable one.
