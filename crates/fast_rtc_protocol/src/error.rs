@@ -43,6 +43,10 @@ pub enum ErrorCode {
     QueueFull,
     /// Another session joined the room with this identity; this socket is closed.
     DuplicateIdentity,
+    /// A joiner waited longer than the server allows for an offer of this member's (it was
+    /// asked with `offerRequest`): the pair is linked the other way, with the joiner's offer.
+    /// The late offer, if it comes, is kept as a pre-made one.
+    OfferOverdue,
     /// A code this crate does not know (from a newer server), or none at all.
     #[default]
     #[serde(other)]
@@ -66,6 +70,7 @@ impl ErrorCode {
         ErrorCode::TooManyOffers,
         ErrorCode::QueueFull,
         ErrorCode::DuplicateIdentity,
+        ErrorCode::OfferOverdue,
     ];
 
     /// The wire string of the code.
@@ -85,6 +90,7 @@ impl ErrorCode {
             ErrorCode::TooManyOffers => "too_many_offers",
             ErrorCode::QueueFull => "queue_full",
             ErrorCode::DuplicateIdentity => "duplicate_identity",
+            ErrorCode::OfferOverdue => "offer_overdue",
             ErrorCode::Other => "other",
         }
     }

@@ -274,7 +274,8 @@ impl Room {
 struct Member {
     conn: ConnId,
     chunks: VecDeque<Chunk>,
-    waiting: VecDeque<UserId>,
+    /// Joiners owed an offer, oldest first, with when they started waiting.
+    waiting: VecDeque<(UserId, Instant)>,
     /// Offers this member was asked for on behalf of waiting joiners who left before being
     /// served: they will still come and be parked, so that many of its next offer requests
     /// are not sent (else it would keep one offer over its `peerBuffer` for good).
@@ -341,7 +342,7 @@ impl Hub {
                 conn: m.conn,
                 pending_offers: m.chunks.iter().map(|c| c.id.clone()).collect(),
                 pending_signals: m.chunks.iter().map(|c| c.signals.len()).collect(),
-                owes: m.waiting.iter().cloned().collect(),
+                owes: m.waiting.iter().map(|(u, _)| u.clone()).collect(),
                 links: m
                     .links
                     .iter()
@@ -407,7 +408,7 @@ impl Hub {
             return;
         }
         match decode_client(text) {
-            Ok(msg) => self.dispatch(conn, msg),
+            Ok(msg) => self.dispatch(now, conn, msg),
             Err(e) => self.out.error(conn, e.code(), e.to_string()),
         }
     }
@@ -428,7 +429,7 @@ impl Hub {
     /// applies as for text frames; the size and byte-rate limits do not (there is no wire size).
     pub fn handle_msg(&mut self, now: Instant, conn: ConnId, msg: ClientMsg) {
         if self.admit(now, conn, 0) {
-            self.dispatch(conn, msg);
+            self.dispatch(now, conn, msg);
         }
     }
 
@@ -466,7 +467,7 @@ impl Hub {
         true
     }
 
-    fn dispatch(&mut self, conn: ConnId, msg: ClientMsg) {
+    fn dispatch(&mut self, now: Instant, conn: ConnId, msg: ClientMsg) {
         let valid = match &msg {
             ClientMsg::Init { room_id, .. } => {
                 self.check_id(conn, "roomId", room_id.as_str(), true)
@@ -483,7 +484,9 @@ impl Hub {
             return;
         };
         match (&mut c.state, msg) {
-            (ConnState::Lobby(_), ClientMsg::Init { room_id, .. }) => self.join(conn, room_id),
+            (ConnState::Lobby(_), ClientMsg::Init { room_id, .. }) => {
+                self.join(now, conn, room_id);
+            }
             (ConnState::Lobby(pending), ClientMsg::Close) => pending.clear(),
             (ConnState::Lobby(pending), msg) => {
                 if pending.len() < self.limits.max_frames_before_init {
@@ -519,7 +522,7 @@ impl Hub {
         }
     }
 
-    fn join(&mut self, conn: ConnId, room_id: RoomId) {
+    fn join(&mut self, now: Instant, conn: ConnId, room_id: RoomId) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -578,53 +581,7 @@ impl Hub {
         );
         // One pre-made offer from every member present, or a place on its waiting list.
         for other in others {
-            let Some(m) = room.members.get_mut(&other) else {
-                continue;
-            };
-            let owner_conn = m.conn;
-            // Every chunk taken, and every joiner owed, asks for one new offer, unless an offer
-            // owed to a joiner who left is still to come and takes its place.
-            let refill = if m.surplus > 0 {
-                m.surplus -= 1;
-                false
-            } else {
-                true
-            };
-            match m.chunks.pop_front() {
-                Some(chunk) => {
-                    m.links.insert(chunk.id.clone());
-                    room.ids.insert(
-                        chunk.id.clone(),
-                        IdUse::Link {
-                            offerer: other.clone(),
-                            answerer: user.clone(),
-                        },
-                    );
-                    if let Some(me) = room.members.get_mut(&user) {
-                        me.links.insert(chunk.id.clone());
-                    }
-                    self.out.send(
-                        owner_conn,
-                        ServerMsg::OfferAccepted {
-                            id: chunk.id.clone(),
-                            user_id: user.clone(),
-                        },
-                    );
-                    self.out.send(
-                        conn,
-                        ServerMsg::Accept {
-                            id: chunk.id,
-                            user_id: other,
-                            signals: chunk.signals,
-                        },
-                    );
-                    self.out.stats.handouts_premade += 1;
-                }
-                None => m.waiting.push_back(user.clone()),
-            }
-            if refill {
-                self.out.send(owner_conn, ServerMsg::OfferRequest);
-            }
+            Self::pair(&mut self.out, room, &other, &user, now);
         }
         self.out.stats.joins += 1;
         info!(conn = conn.0, %user, room = %room_id, "joined");
@@ -635,7 +592,106 @@ impl Hub {
         };
         if let ConnState::Lobby(pending) = pending {
             for msg in pending {
-                self.dispatch(conn, msg);
+                self.dispatch(now, conn, msg);
+            }
+        }
+    }
+
+    /// Links `answerer` to `offerer` with one of `offerer`'s pre-made offers, or puts it on
+    /// `offerer`'s waiting list (from `now`) for its next one. Every offer taken, and every
+    /// joiner owed, asks `offerer` for one new offer, unless an offer owed to a joiner who left
+    /// is still to come and takes its place.
+    fn pair(out: &mut Outbox, room: &mut Room, offerer: &UserId, answerer: &UserId, now: Instant) {
+        let Some(answerer_conn) = room.members.get(answerer).map(|m| m.conn) else {
+            return;
+        };
+        let Some(m) = room.members.get_mut(offerer) else {
+            return;
+        };
+        let offerer_conn = m.conn;
+        let refill = if m.surplus > 0 {
+            m.surplus -= 1;
+            false
+        } else {
+            true
+        };
+        match m.chunks.pop_front() {
+            Some(chunk) => {
+                m.links.insert(chunk.id.clone());
+                room.ids.insert(
+                    chunk.id.clone(),
+                    IdUse::Link {
+                        offerer: offerer.clone(),
+                        answerer: answerer.clone(),
+                    },
+                );
+                if let Some(a) = room.members.get_mut(answerer) {
+                    a.links.insert(chunk.id.clone());
+                }
+                out.send(
+                    offerer_conn,
+                    ServerMsg::OfferAccepted {
+                        id: chunk.id.clone(),
+                        user_id: answerer.clone(),
+                    },
+                );
+                out.send(
+                    answerer_conn,
+                    ServerMsg::Accept {
+                        id: chunk.id,
+                        user_id: offerer.clone(),
+                        signals: chunk.signals,
+                    },
+                );
+                out.stats.handouts_premade += 1;
+            }
+            None => m.waiting.push_back((answerer.clone(), now)),
+        }
+        if refill {
+            out.send(offerer_conn, ServerMsg::OfferRequest);
+        }
+    }
+
+    /// When [`Hub::handle_timeout`] must next be called: the soonest a waiting joiner has waited
+    /// [`Limits::max_offer_wait`], if anyone waits.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.rooms
+            .values()
+            .flat_map(|r| r.members.values())
+            .filter_map(|m| m.waiting.front().map(|(_, since)| *since))
+            .min()
+            .map(|since| since + self.limits.max_offer_wait)
+    }
+
+    /// Ends every wait for an offer that has lasted [`Limits::max_offer_wait`]: the member that
+    /// never sent it gets `signal_error` `offer_overdue`, and the pair is linked the other way,
+    /// with one of the joiner's own pre-made offers (or the joiner's next). The overdue offer,
+    /// if it ever comes, is kept as a pre-made one and replaces the member's next refill, so
+    /// the pair still has exactly one link.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let max = self.limits.max_offer_wait;
+        for room in self.rooms.values_mut() {
+            let mut overdue = Vec::new();
+            for (user, m) in room.members.iter_mut() {
+                while let Some((joiner, since)) = m.waiting.front() {
+                    if *since + max > now {
+                        break;
+                    }
+                    overdue.push((user.clone(), m.conn, joiner.clone()));
+                    m.waiting.pop_front();
+                    m.surplus += 1;
+                }
+            }
+            for (member, conn, joiner) in overdue {
+                self.out.error(
+                    conn,
+                    ErrorCode::OfferOverdue,
+                    format!(
+                        "{joiner} waited {} ms for an offer of yours; it offers instead",
+                        max.as_millis()
+                    ),
+                );
+                Self::pair(&mut self.out, room, &joiner, &member, now);
             }
         }
     }
@@ -743,7 +799,7 @@ impl Hub {
         }
         me.orphans = kept;
 
-        if let Some(joiner) = me.waiting.pop_front() {
+        if let Some((joiner, _)) = me.waiting.pop_front() {
             me.links.insert(id.clone());
             let Some(j) = room.members.get_mut(&joiner) else {
                 return; // waiting lists only hold present members
@@ -842,7 +898,7 @@ impl Hub {
         }
         for m in room.members.values_mut() {
             let owed = m.waiting.len();
-            m.waiting.retain(|u| u != user);
+            m.waiting.retain(|(u, _)| u != user);
             m.surplus += owed - m.waiting.len();
         }
         if room.members.is_empty() {

@@ -1,5 +1,7 @@
 //! Bounds on everything a client can make the server hold or do.
 
+use std::time::Duration;
+
 /// Every size, count and rate the server bounds. Exceeding one is a `signal_error` (see
 /// [`fast_rtc_protocol::ErrorCode`]), never a crash.
 ///
@@ -37,6 +39,11 @@ pub struct Limits {
     /// Bytes a socket may send at once before the byte rate applies. A join into a full room is
     /// about 100 KB.
     pub byte_burst: u32,
+    /// How long a joiner waits for a member's offer when the member had none ready (it takes a
+    /// client tens of milliseconds to make one). Past it the member gets `offer_overdue` and
+    /// the pair is linked the other way, with the joiner's offer, so a member that never
+    /// refills strands nobody. Keep it below the clients' handshake timeout (10 s).
+    pub max_offer_wait: Duration,
 }
 
 impl Default for Limits {
@@ -53,6 +60,7 @@ impl Default for Limits {
             frame_burst: 600,
             bytes_per_second: 256 * 1024,
             byte_burst: 1024 * 1024,
+            max_offer_wait: Duration::from_secs(5),
         }
     }
 }

@@ -90,6 +90,9 @@ struct ServeArgs {
     /// Bytes a socket may send at once before the byte rate applies.
     #[arg(long, default_value_t = Limits::default().byte_burst)]
     byte_burst: u32,
+    /// Milliseconds a joiner waits for a member's offer before the pair is linked the other way.
+    #[arg(long, default_value_t = Limits::default().max_offer_wait.as_millis() as u64)]
+    max_offer_wait_ms: u64,
 }
 
 #[derive(Args)]
@@ -153,6 +156,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             frame_burst: args.frame_burst,
             bytes_per_second: args.bytes_per_second,
             byte_burst: args.byte_burst,
+            max_offer_wait: Duration::from_millis(args.max_offer_wait_ms),
             ..Limits::default()
         },
         ping_interval: Duration::from_secs(args.ping_interval.max(1)),

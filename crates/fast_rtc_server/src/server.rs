@@ -475,8 +475,24 @@ async fn socket_task<A>(socket: WebSocket, conn: ConnId, identity: Identity, sha
 /// The only task that touches the hub: applies each event, then drains the hub's outputs.
 async fn owner(mut events: mpsc::Receiver<Event>, mut hub: Hub, metrics: Arc<Metrics>) {
     let mut sockets: HashMap<ConnId, mpsc::Sender<Outbound>> = HashMap::new();
-    while let Some(event) = events.recv().await {
+    loop {
+        // The hub's own deadline (a joiner waiting too long for an offer), else the next event.
+        let event = match hub.poll_timeout() {
+            Some(at) => {
+                let at = tokio::time::Instant::from_std(at);
+                tokio::time::timeout_at(at, events.recv()).await.ok()
+            }
+            None => Some(events.recv().await),
+        };
         let now = now();
+        let Some(event) = event else {
+            hub.handle_timeout(now);
+            drain(&mut hub, &mut sockets, &metrics, now);
+            continue;
+        };
+        let Some(event) = event else {
+            return; // every sender is gone: the server is shutting down
+        };
         match event {
             Event::Connected { conn, identity, tx } => {
                 sockets.insert(conn, tx);
@@ -496,25 +512,35 @@ async fn owner(mut events: mpsc::Receiver<Event>, mut hub: Hub, metrics: Arc<Met
                 let _ = reply.send(hub.room(&room));
             }
         }
-        while let Some(output) = hub.poll() {
-            match output {
-                Output::Send { to, msg } => {
-                    let Some(tx) = sockets.get(&to) else { continue };
-                    if let Err(e) = tx.try_send(Outbound::Msg(msg)) {
-                        // Full (the client does not read) or closed (its task is ending): either
-                        // way the socket goes, and its member leaves the room.
-                        if matches!(e, mpsc::error::TrySendError::Full(_)) {
-                            warn!(conn = to.0, "outbound queue full: dropping the socket");
-                            metrics.drop_socket("slow_consumer");
-                        }
-                        sockets.remove(&to);
-                        hub.disconnect(now, to);
+        drain(&mut hub, &mut sockets, &metrics, now);
+    }
+}
+
+/// Hands everything the hub produced to the sockets' queues.
+fn drain(
+    hub: &mut Hub,
+    sockets: &mut HashMap<ConnId, mpsc::Sender<Outbound>>,
+    metrics: &Metrics,
+    now: Instant,
+) {
+    while let Some(output) = hub.poll() {
+        match output {
+            Output::Send { to, msg } => {
+                let Some(tx) = sockets.get(&to) else { continue };
+                if let Err(e) = tx.try_send(Outbound::Msg(msg)) {
+                    // Full (the client does not read) or closed (its task is ending): either
+                    // way the socket goes, and its member leaves the room.
+                    if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                        warn!(conn = to.0, "outbound queue full: dropping the socket");
+                        metrics.drop_socket("slow_consumer");
                     }
+                    sockets.remove(&to);
+                    hub.disconnect(now, to);
                 }
-                Output::Close { conn, reason } => {
-                    if let Some(tx) = sockets.remove(&conn) {
-                        let _ = tx.try_send(Outbound::Close(reason));
-                    }
+            }
+            Output::Close { conn, reason } => {
+                if let Some(tx) = sockets.remove(&conn) {
+                    let _ = tx.try_send(Outbound::Close(reason));
                 }
             }
         }

@@ -314,6 +314,94 @@ fn an_offer_owed_to_a_joiner_who_left_replaces_the_next_refill() {
 }
 
 #[test]
+fn a_joiner_left_waiting_for_an_offer_is_linked_the_other_way() {
+    // Alice never refills: Bob, who joins after her offer was taken, waits on her. After the
+    // wait limit she is told, and Bob's own pre-made offer links them instead.
+    let mut d = Driver::new();
+    let max = d.hub.limits().max_offer_wait;
+    let alice = d.connect("alice");
+    d.init(alice, "r");
+    let bob = d.connect("bob");
+    d.offer(bob, "b1"); // sent before init, as the JS client may
+    d.init(bob, "r");
+    assert_eq!(d.take(alice), vec![ServerMsg::OfferRequest]);
+    assert!(d.take(bob).is_empty(), "bob waits on alice");
+    assert_eq!(d.hub.poll_timeout(), Some(d.now + max));
+    d.advance(max - Duration::from_millis(1));
+    d.run_timers();
+    assert!(
+        d.take(alice).is_empty() && d.take(bob).is_empty(),
+        "not yet"
+    );
+    d.advance(Duration::from_millis(1));
+    d.run_timers();
+    let to_alice = d.take(alice);
+    assert!(
+        matches!(
+            &to_alice[0],
+            ServerMsg::SignalError {
+                code: ErrorCode::OfferOverdue,
+                ..
+            }
+        ),
+        "{to_alice:?}"
+    );
+    assert!(
+        matches!(&to_alice[1..], [ServerMsg::Accept { id, user_id, .. }] if id.as_str() == "b1" && user_id.as_str() == "bob"),
+        "{to_alice:?}"
+    );
+    assert_eq!(
+        d.take(bob),
+        vec![
+            ServerMsg::OfferAccepted {
+                id: "b1".into(),
+                user_id: "alice".into()
+            },
+            ServerMsg::OfferRequest
+        ]
+    );
+    assert_eq!(d.hub.poll_timeout(), None, "nobody waits any more");
+    // Alice's overdue offer comes after all: it is parked, not a second link to Bob, and it
+    // replaces her next refill.
+    d.offer(alice, "a1");
+    assert!(d.take(bob).is_empty());
+    let snap = d.hub.room(&"r".into()).unwrap();
+    let alice_snap = snap
+        .members
+        .iter()
+        .find(|m| m.user_id.as_str() == "alice")
+        .unwrap();
+    assert_eq!(alice_snap.pending_offers, vec!["a1".into()]);
+    assert_eq!(alice_snap.links, vec![("b1".into(), "bob".into())]);
+    let carol = d.connect("carol");
+    d.init(carol, "r");
+    assert!(
+        !d.take(alice).contains(&ServerMsg::OfferRequest),
+        "the overdue offer took the refill's place"
+    );
+}
+
+#[test]
+fn when_neither_has_an_offer_the_member_waits_on_the_joiner() {
+    let mut d = Driver::new();
+    let max = d.hub.limits().max_offer_wait;
+    let alice = d.connect("alice");
+    d.init(alice, "r");
+    let bob = d.connect("bob");
+    d.init(bob, "r");
+    d.inbox.clear();
+    d.advance(max);
+    d.run_timers();
+    d.expect_error(alice, ErrorCode::OfferOverdue);
+    assert_eq!(d.take(bob), vec![ServerMsg::OfferRequest]);
+    // Bob's next offer goes to Alice, who now waits on him.
+    d.offer(bob, "b1");
+    assert!(
+        matches!(d.take(alice).as_slice(), [ServerMsg::Accept { id, .. }] if id.as_str() == "b1")
+    );
+}
+
+#[test]
 fn close_keeps_the_socket_usable() {
     let mut d = Driver::new();
     let alice = d.connect("alice");

@@ -926,3 +926,38 @@ async fn a_flood_is_rate_limited_and_a_reading_client_survives_it() {
     assert!((10..300).contains(&candidates), "{candidates} relayed");
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_server_ends_an_overdue_wait_by_its_own_timer() {
+    // A member that never sends an offer: the joiner waiting on it is linked the other way
+    // once the (short, here) wait limit passes, with no frame from anyone to trigger it.
+    let limits = Limits {
+        max_offer_wait: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let server = start(ServerConfig {
+        limits,
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut alice = Client::connect(&server, "alice", "r").await;
+    alice.init("r").await;
+    let mut bob = Client::connect(&server, "bob", "r").await;
+    bob.init("r").await;
+    bob.offer("b1").await;
+    assert_eq!(alice.recv().await, ServerMsg::OfferRequest);
+    alice.expect_error(ErrorCode::OfferOverdue).await;
+    match alice.recv().await {
+        ServerMsg::Accept { id, user_id, .. } => {
+            assert_eq!((id.as_str(), user_id.as_str()), ("b1", "bob"));
+        }
+        other => panic!("expected bob's offer, got {other:?}"),
+    }
+    assert_eq!(
+        bob.recv().await,
+        ServerMsg::OfferAccepted {
+            id: "b1".into(),
+            user_id: "alice".into()
+        }
+    );
+}

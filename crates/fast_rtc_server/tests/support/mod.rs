@@ -35,6 +35,14 @@ impl Driver {
         self.now += d;
     }
 
+    /// Runs the hub's timers that are due (as the server's owner task does) and drains.
+    pub fn run_timers(&mut self) {
+        if self.hub.poll_timeout().is_some_and(|at| at <= self.now) {
+            self.hub.handle_timeout(self.now);
+            self.drain();
+        }
+    }
+
     /// A socket authenticated as `user`, allowed in any room.
     pub fn connect(&mut self, user: &str) -> ConnId {
         self.connect_with(user, RoomGrant::Any)
