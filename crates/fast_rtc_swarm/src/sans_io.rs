@@ -1149,6 +1149,15 @@ impl SwarmCore {
     /// Hands `payload` to link `id`'s `channel`: as it is, or as a large message's header and
     /// parts, back to back.
     fn transmit(&mut self, id: &ConnectionId, channel: ChannelId, payload: Payload) {
+        if payload.len() <= self.config.sctp_message_size {
+            // The common case, without a list of one.
+            self.command(PeerCommand::Send {
+                id: id.clone(),
+                channel,
+                payload,
+            });
+            return;
+        }
         for payload in large::split(payload, self.config.sctp_message_size) {
             self.command(PeerCommand::Send {
                 id: id.clone(),
