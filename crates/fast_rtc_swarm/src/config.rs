@@ -41,7 +41,8 @@ impl Delivery {
     }
 }
 
-/// A game channel, opened by the offering side of every link next to `fast`.
+/// A game channel, opened by the offering side of a link next to `fast` once the answer says
+/// the remote takes game channels.
 ///
 /// Game channels are an extension of this project: they are opened only to peers that say they
 /// take them ([`crate::sdp`]), never to a JavaScript fast-rtc peer, so between a JS peer and a
