@@ -1,8 +1,8 @@
 //! The per-connection task, written once for every platform.
 //!
 //! A backend runs one such task per RTCPeerConnection. It carries out the connection's
-//! [`PeerCommand`]s in order: creates the channels and the offer, sets remote descriptions and
-//! answers, adds candidates, routes the channels the remote announces by label, sends, flushes
+//! [`PeerCommand`]s in order: creates `fast` and the offer, creates the game channels when told
+//! (after an answer that asks for them), sets remote descriptions and answers, adds candidates, routes the channels the remote announces by label, sends, flushes
 //! and closes. What differs between webrtc-rs and the browser is behind [`RtcPeer`] and
 //! [`RtcChannel`], which only do what they are told; the flow is here.
 
