@@ -237,12 +237,32 @@ async fn natives_with_fast_only_and_js_full_mesh_data_and_close() {
 /// scenario's spacing, not a synchronization), the natives echoing everything. A native once
 /// logged "no open link to js1" for a message before its open, and that link's later messages
 /// never arrived; here every JS member gets every echo, of its greeting and of later messages.
+/// The natives have `fast` only; see the `known_bug_` test for natives with a game channel.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs headless Chromium and echo_peer: run scripts/browser-test.sh"]
 async fn field_report_two_natives_three_js_300ms_apart_get_every_echo() {
+    field_report("field-report", false).await;
+}
+
+/// KNOWN BUG, skipped by `scripts/browser-test.sh` (`--skip known_bug_`) until fixed: the field
+/// report with natives that have a game channel (`state`) besides `fast`. In 5 of 26 runs (and
+/// once in a clean-clone CI run) a JS member's greeting, sent in its `open` handler, never
+/// reached one native offerer: the native reported the link open but no data, so its echo never
+/// came (e.g. js-2 -> native-2, text and binary both lost). Not seen with `fast`-only natives
+/// (0 of 8 runs), in the full-mesh tests with `state` (0 of 15), nor with the natives' debug
+/// logging on (0 of 10): timing-dependent. Where the message is lost (webrtc-rs's offerer side
+/// of the DCEP handshake, the native channel watcher, or the core) is not found yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs headless Chromium and echo_peer: run scripts/browser-test.sh"]
+async fn known_bug_field_report_with_game_channel_natives() {
+    field_report("field-report-state", true).await;
+}
+
+async fn field_report(room_name: &str, game_channel: bool) {
     let natives = ["native-1", "native-2"];
     let all: Vec<&str> = natives.iter().chain(&JS).copied().collect();
-    let mut room = Room::new("field-report").await;
+    let mut room = Room::new(room_name).await;
+    room.game_channel = game_channel;
     for native in natives {
         room.join_native(native);
     }
