@@ -808,6 +808,19 @@ async fn linked_pair(server: &ServerHandle, name: &str) -> (Client, Client) {
     let mut target = Client::connect(server, name, "*").await;
     target.init("r").await;
     target.offer("v1").await;
+    // The flooder must find `v1` parked: the two sockets' frames race to the server otherwise
+    // (a flooder alone in the room gets an offerRequest instead of an accept).
+    let parked = |room: Option<RoomSnapshot>| {
+        room.is_some_and(|r| r.members.iter().any(|m| m.pending_offers == ["v1".into()]))
+    };
+    let deadline = tokio::time::Instant::now() + STEP;
+    while !parked(server.room(&"r".into()).await) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "v1 was never parked"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let mut flooder = Client::connect(server, "flooder", "*").await;
     flooder.init("r").await;
     assert!(matches!(flooder.recv().await, ServerMsg::Accept { .. }));
