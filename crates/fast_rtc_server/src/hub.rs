@@ -653,7 +653,9 @@ impl Hub {
     }
 
     /// When [`Hub::handle_timeout`] must next be called: the soonest a waiting joiner has waited
-    /// [`Limits::max_offer_wait`], if anyone waits.
+    /// [`Limits::max_offer_wait`], if anyone waits. It scans every member, so a busy driver may
+    /// instead call [`Hub::handle_timeout`] on a tick (the server does, at a tenth of the
+    /// limit).
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.rooms
             .values()

@@ -475,21 +475,23 @@ async fn socket_task<A>(socket: WebSocket, conn: ConnId, identity: Identity, sha
 /// The only task that touches the hub: applies each event, then drains the hub's outputs.
 async fn owner(mut events: mpsc::Receiver<Event>, mut hub: Hub, metrics: Arc<Metrics>) {
     let mut sockets: HashMap<ConnId, mpsc::Sender<Outbound>> = HashMap::new();
+    // A wait for an offer ends at most a tenth of its limit late (0.5 s of 5 s by default).
+    let tick = (hub.limits().max_offer_wait / 10).max(Duration::from_millis(10));
+    let mut timeouts = tokio::time::interval(tick);
+    timeouts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        // The hub's own deadline (a joiner waiting too long for an offer), else the next event.
-        let event = match hub.poll_timeout() {
-            Some(at) => {
-                let at = tokio::time::Instant::from_std(at);
-                tokio::time::timeout_at(at, events.recv()).await.ok()
+        // The next event, or the tick that ends overdue waits for offers. Checked on a tick,
+        // not after every event: finding the hub's next deadline scans every waiting list.
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = timeouts.tick() => {
+                let now = now();
+                hub.handle_timeout(now);
+                drain(&mut hub, &mut sockets, &metrics, now);
+                continue;
             }
-            None => Some(events.recv().await),
         };
         let now = now();
-        let Some(event) = event else {
-            hub.handle_timeout(now);
-            drain(&mut hub, &mut sockets, &metrics, now);
-            continue;
-        };
         let Some(event) = event else {
             return; // every sender is gone: the server is shutting down
         };
