@@ -818,6 +818,9 @@ impl SwarmCore {
                     && let Some(control) = Control::parse(text)
                 {
                     match control {
+                        Ok(Control::Large { size, text }) => {
+                            self.start_large(id, channel, size, text);
+                        }
                         Ok(control) if channel == ChannelId::FAST => {
                             self.control(now, id, control);
                         }
@@ -866,19 +869,15 @@ impl SwarmCore {
         }
     }
 
-    /// Takes a message through reassembly: a large message's header or a part of it is kept
-    /// (`None`), a whole message comes out. Faults are reported here.
+    /// Takes a message through reassembly: while a large message is being received on
+    /// `channel`, the message is its next part (`None` until the whole message comes out);
+    /// otherwise it passes as it is. Faults are reported here.
     fn reassemble(
         &mut self,
         id: &ConnectionId,
         channel: ChannelId,
         payload: Payload,
     ) -> Option<Payload> {
-        let max = self.config.max_message_size;
-        let reliable = self
-            .config
-            .delivery(channel)
-            .is_some_and(Delivery::is_reliable);
         let l = self.links.get_mut(id)?;
         if let Some(assembly) = l.assembly.get_mut(&channel) {
             let step = assembly.push(payload);
@@ -895,20 +894,26 @@ impl SwarmCore {
                 }
             };
         }
-        if let Payload::Text(text) = &payload
-            && let Some(Ok(Control::Large { size, text })) = Control::parse(text)
-        {
-            if reliable {
-                l.assembly.insert(channel, Reassembly::new(size, text, max));
-            } else {
-                let what = format!(
-                    "a large message's header on unreliable channel {channel:?} of link {id} (large messages go on reliable channels only)"
-                );
-                self.event(SwarmEvent::Fault(SwarmFault::Dropped(what)));
-            }
-            return None;
-        }
         Some(payload)
+    }
+
+    /// A large message's header arrived on `channel`: the next messages there are its parts.
+    fn start_large(&mut self, id: &ConnectionId, channel: ChannelId, size: u64, text: bool) {
+        let max = self.config.max_message_size;
+        if !self
+            .config
+            .delivery(channel)
+            .is_some_and(Delivery::is_reliable)
+        {
+            let what = format!(
+                "a large message's header on unreliable channel {channel:?} of link {id} (large messages go on reliable channels only)"
+            );
+            self.event(SwarmEvent::Fault(SwarmFault::Dropped(what)));
+            return;
+        }
+        if let Some(l) = self.links.get_mut(id) {
+            l.assembly.insert(channel, Reassembly::new(size, text, max));
+        }
     }
 
     fn control(&mut self, now: Instant, id: &ConnectionId, control: Control) {
@@ -939,7 +944,7 @@ impl SwarmCore {
                     _ => debug!(%id, "pong for no ping in flight"),
                 }
             }
-            // Taken by `reassemble` before controls are read.
+            // Started by `start_large` before controls are acted on.
             Control::Large { .. } => {}
             // midOffer, transceiverRequest, stream: media negotiation, not used by this crate.
             Control::Other(ty) => debug!(%id, %ty, "ignoring control message"),
