@@ -7,7 +7,7 @@
 //! may be `null`, `roomId` a string or a number).
 //!
 //! - [`ClientMsg`]: what a member sends (`init`, `offer`, `candidate`, `answer`, `close`).
-//! - [`ServerMsg`]: what the server sends (`accept`, `offerAccepted`, `offerRequest`, relayed
+//! - [`ServerMsg`]: what the server sends (`accept`, `offerAccepted`, `offerRequest`, `joined`, relayed
 //!   `offer`/`answer`/`candidate`, `leaveSwarm`, `signal_error`).
 //! - [`decode_client`] / [`decode_server`] parse one frame; a frame that is not valid becomes a
 //!   [`DecodeError`] that says which [`ErrorCode`] the server answers with. Decoding never panics.
@@ -42,6 +42,7 @@ pub const SERVER_ONLY_TYPES: &[&str] = &[
     "accept",
     "offerAccepted",
     "offerRequest",
+    "joined",
     "leaveSwarm",
     "signal_error",
 ];
@@ -64,6 +65,7 @@ pub fn decode_server(text: &str) -> Result<ServerMsg, DecodeError> {
         "accept",
         "offerAccepted",
         "offerRequest",
+        "joined",
         "leaveSwarm",
         "signal_error",
         "offer",

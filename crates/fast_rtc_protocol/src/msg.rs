@@ -113,6 +113,13 @@ pub enum ServerMsg {
     },
     /// Create one new pre-made offer.
     OfferRequest,
+    /// The server accepted the `init`: this socket is a member of the room, under `user_id`
+    /// (the token's identity). Sent before any `accept` of the join. This project's
+    /// extension: the JavaScript reference client ignores frame types it does not know.
+    Joined {
+        /// This member's identity in the room.
+        user_id: UserId,
+    },
     /// Relayed from the other end of live link `id` (renegotiation).
     Offer {
         /// Connection id.

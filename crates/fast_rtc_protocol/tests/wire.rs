@@ -117,6 +117,12 @@ fn encodes_frames_js_client_reads() {
         json!({"type":"offerRequest"}),
     );
     same_json(
+        &encode(&ServerMsg::Joined {
+            user_id: "u1".into(),
+        }),
+        json!({"type":"joined","userId":"u1"}),
+    );
+    same_json(
         &encode(&ServerMsg::LeaveSwarm { id: "a1".into() }),
         json!({"type":"leaveSwarm","id":"a1"}),
     );
@@ -144,6 +150,9 @@ fn encodes_frames_js_client_reads() {
 fn server_frames_round_trip() {
     let frames = [
         ServerMsg::OfferRequest,
+        ServerMsg::Joined {
+            user_id: "me".into(),
+        },
         ServerMsg::LeaveSwarm { id: "z".into() },
         ServerMsg::Candidate {
             id: "z".into(),

@@ -579,6 +579,13 @@ impl Hub {
                 orphans: Vec::new(),
             },
         );
+        // The acknowledgement comes first, so the joiner knows it is in before any `accept`.
+        self.out.send(
+            conn,
+            ServerMsg::Joined {
+                user_id: user.clone(),
+            },
+        );
         // One pre-made offer from every member present, or a place on its waiting list.
         for other in others {
             Self::pair(&mut self.out, room, &other, &user, now);

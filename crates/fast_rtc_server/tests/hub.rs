@@ -639,6 +639,11 @@ fn refused_frames_get_their_code_and_change_nothing() {
     d.expect_error(bob, ErrorCode::IdInUse);
     d.init(carol, "r");
     d.expect_error(carol, ErrorCode::RoomFull);
+    assert_eq!(
+        (d.joins(alice), d.joins(bob), d.joins(carol)),
+        (1, 1, 0),
+        "each accepted init is acknowledged once, a refused one never"
+    );
 
     // Eve in another room cannot touch link a1 of room r.
     d.init(eve, "elsewhere");
@@ -688,7 +693,7 @@ fn room_ids_compare_as_strings() {
     let bob = d.connect("bob");
     d.text(bob, r#"{"type":"init","userId":"b","roomId":"42"}"#);
     assert!(
-        matches!(d.take(bob).as_slice(), [ServerMsg::Accept { id, .. }] if id.as_str() == "a1")
+        matches!(d.take(bob).as_slice(), [ServerMsg::Joined { .. }, ServerMsg::Accept { id, .. }] if id.as_str() == "a1")
     );
 }
 

@@ -41,13 +41,18 @@ async fn start(config: ServerConfig) -> ServerHandle {
 
 struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    /// Whether `recv` passes over `joined` acknowledgements (all tests but the one about it).
+    skip_joined: bool,
 }
 
 impl Client {
     async fn connect(server: &ServerHandle, sub: &str, room: &str) -> Client {
         let url = format!("{}?token={}", server.ws_url(), token(sub, room));
         let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        Client { ws }
+        Client {
+            ws,
+            skip_joined: true,
+        }
     }
 
     async fn text(&mut self, text: &str) {
@@ -94,7 +99,11 @@ impl Client {
                 .await
                 .ok()??;
             match frame.unwrap() {
-                Message::Text(t) => return Some(decode_server(t.as_str()).unwrap()),
+                Message::Text(t) => match decode_server(t.as_str()).unwrap() {
+                    // A join's acknowledgement: `joined_is_the_first_frame_of_a_join` checks it.
+                    ServerMsg::Joined { .. } if self.skip_joined => continue,
+                    msg => return Some(msg),
+                },
                 Message::Close(c) => panic!("closed: {c:?}"),
                 _ => continue,
             }
@@ -127,6 +136,38 @@ impl Client {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn joined_is_the_first_frame_of_a_join() {
+    let server = start(ServerConfig::default()).await;
+    let mut alice = Client::connect(&server, "alice", "r").await;
+    alice.skip_joined = false;
+    alice.init("r").await;
+    assert_eq!(
+        alice.recv().await,
+        ServerMsg::Joined {
+            user_id: "alice".into()
+        },
+        "an empty room acknowledges the join under the token's identity"
+    );
+    alice.offer("a1").await;
+    let mut bob = Client::connect(&server, "bob", "r").await;
+    bob.skip_joined = false;
+    bob.init("r").await;
+    assert_eq!(
+        bob.recv().await,
+        ServerMsg::Joined {
+            user_id: "bob".into()
+        }
+    );
+    assert!(matches!(bob.recv().await, ServerMsg::Accept { .. }));
+    // A refused init is not acknowledged.
+    let mut carol = Client::connect(&server, "carol", "r").await;
+    carol.skip_joined = false;
+    carol.init("other").await;
+    carol.expect_error(ErrorCode::RoomNotAllowed).await;
+    server.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -674,6 +674,7 @@ impl SwarmCore {
                 }
             }
             ServerMsg::OfferRequest => self.create_offerer(),
+            ServerMsg::Joined { .. } => {}
             ServerMsg::Offer { id, sdp } => {
                 if self.links.contains_key(&id) {
                     self.remote_description(&id, SdpKind::Offer, sdp);

@@ -14,6 +14,7 @@ pub struct Driver {
     next: u64,
     pub inbox: HashMap<ConnId, Vec<ServerMsg>>,
     pub closed: Vec<(ConnId, SocketCloseReason)>,
+    joins: HashMap<ConnId, usize>,
 }
 
 impl Driver {
@@ -28,6 +29,7 @@ impl Driver {
             next: 1,
             inbox: HashMap::new(),
             closed: Vec::new(),
+            joins: HashMap::new(),
         }
     }
 
@@ -69,11 +71,32 @@ impl Driver {
         self.drain();
     }
 
+    /// Sends `init`. A join's acknowledgement (`joined`, always the first frame of a join) is
+    /// taken off `conn`'s inbox and counted in [`Driver::joins`], so the scenarios compare the
+    /// frames that follow it.
     pub fn init(&mut self, conn: ConnId, room: &str) {
+        let before = self.inbox.get(&conn).map_or(0, Vec::len);
         self.text(
             conn,
             &format!(r#"{{"type":"init","userId":"ignored","roomId":"{room}"}}"#),
         );
+        if let Some(inbox) = self.inbox.get_mut(&conn)
+            && let Some(pos) = inbox
+                .iter()
+                .position(|m| matches!(m, ServerMsg::Joined { .. }))
+        {
+            assert_eq!(
+                pos, before,
+                "joined must come before the join's other frames: {inbox:?}"
+            );
+            inbox.remove(pos);
+            *self.joins.entry(conn).or_default() += 1;
+        }
+    }
+
+    /// How many `joined` acknowledgements `conn` received.
+    pub fn joins(&self, conn: ConnId) -> usize {
+        self.joins.get(&conn).copied().unwrap_or(0)
     }
 
     pub fn offer(&mut self, conn: ConnId, id: &str) {
