@@ -1,5 +1,6 @@
 //! Swarm configuration, shared by every backend.
 
+use crate::lifecycle::ReconnectPolicy;
 use fast_rtc_protocol::RoomId;
 use std::time::Duration;
 
@@ -158,6 +159,15 @@ pub struct SwarmConfig {
     /// lose the message). The default, 65,536, is RFC 8841's default SCTP message size, which
     /// every WebRTC stack takes (webrtc-rs advertises exactly that; browsers more).
     pub sctp_message_size: usize,
+    /// How the built-in signaling client retries, and when it gives up
+    /// ([`FailReason::Unreachable`](crate::FailReason::Unreachable)).
+    pub reconnect: ReconnectPolicy,
+    /// The built-in signaling client treats a socket that received nothing (no frame, no
+    /// WebSocket ping) for this long as lost, and reconnects: a half-open TCP connection is
+    /// otherwise only noticed when a send fails. Default 35 s: two of the server's 15 s ping
+    /// intervals and a margin. `None` turns it off. Native only: a browser hides WebSocket
+    /// pings from the page, so there it is never applied.
+    pub signaling_silence_timeout: Option<Duration>,
 }
 
 /// The default [`SwarmConfig::max_message_size`]: 16 MiB.
@@ -184,6 +194,8 @@ impl SwarmConfig {
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             sctp_message_size: DEFAULT_SCTP_MESSAGE_SIZE,
             ping_interval: Duration::from_secs(1),
+            reconnect: ReconnectPolicy::default(),
+            signaling_silence_timeout: Some(Duration::from_secs(35)),
         }
     }
 

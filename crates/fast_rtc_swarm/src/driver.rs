@@ -239,9 +239,17 @@ impl SwarmHandle {
         self.shared.lock().swarm.peers()
     }
 
-    /// Whether the signaling connection is up (links stay up while it is not).
+    /// Whether the signaling socket is open (links stay up while it is not). Joined is more:
+    /// see [`SwarmHandle::signaling_state`].
     pub fn signaling_connected(&self) -> bool {
         self.shared.lock().signaling_up
+    }
+
+    /// The signaling session's state: connecting, joined (the server accepted this member),
+    /// reconnecting, or failed with its reason. Every change is also a
+    /// [`SwarmEvent::Signaling`].
+    pub fn signaling_state(&self) -> crate::SignalingState {
+        self.shared.lock().swarm.signaling_state().clone()
     }
 
     /// The next event, if one is waiting (for game loops).

@@ -12,6 +12,8 @@
 //!   WebSocket, the clock and timers. [`start`] picks the build's backend ([`BackendConfig`] is
 //!   its settings); [`start_with`] takes any backend and a [`Clock`].
 //! - [`config`]: [`SwarmConfig`], channels, ICE servers.
+//! - [`lifecycle`]: the signaling session as the game sees it ([`SignalingState`]: connecting,
+//!   joined, reconnecting, failed with a [`FailReason`]) and the retry policy.
 //! - [`large`]: messages larger than one data-channel message, split and reassembled on
 //!   reliable channels (up to 16 MiB by default); [`sdp`]: what a member advertises in the
 //!   descriptions it signals (reassembly, game channels).
@@ -45,6 +47,7 @@ mod connection;
 pub mod control;
 mod driver;
 pub mod large;
+pub mod lifecycle;
 pub mod memory;
 pub mod platform;
 pub mod sans_io;
@@ -57,6 +60,7 @@ pub use backend::{
 pub use clock::{Clock, ManualClock};
 pub use config::{ChannelConfig, ChannelId, Delivery, IceServer, IceTransportPolicy, SwarmConfig};
 pub use driver::{MAX_PENDING_EVENTS, MAX_PENDING_SIGNALS, SwarmHandle};
+pub use lifecycle::{FailReason, ReconnectPolicy, SignalingState};
 pub use platform::*;
 pub use sans_io::{
     CloseReason, Fanout, IceState, LinkOrigin, Payload, PeerCommand, PeerEvent, PeerFailure,

@@ -33,6 +33,7 @@
 use crate::config::{ChannelId, Delivery, SwarmConfig};
 use crate::control::Control;
 use crate::large::{self, Reassembly, Step};
+use crate::lifecycle::{Lifecycle, Next, SignalingState, Transport};
 use crate::sdp::Extensions;
 use fast_rtc_protocol::{
     CONTROL_PREFIX, ClientMsg, ConnectionId, ErrorCode, IceCandidate, ServerMsg, Signal, UserId,
@@ -384,6 +385,8 @@ pub enum SwarmEvent {
     },
     /// Something went wrong; the swarm goes on.
     Fault(SwarmFault),
+    /// The signaling session's state changed (see [`crate::lifecycle`]).
+    Signaling(SignalingState),
 }
 
 /// What to do next, from [`SwarmCore::poll_output`].
@@ -456,6 +459,7 @@ pub struct SwarmCore {
     /// not told, and the reason is kept in case the replacement fails too.
     handover: HashMap<UserId, CloseReason>,
     out: VecDeque<SwarmOutput>,
+    lifecycle: Lifecycle,
     started: bool,
     closed: bool,
 }
@@ -465,12 +469,13 @@ impl SwarmCore {
     /// (the shell passes a random string; ids are `{prefix}-{n}`).
     pub fn new(config: SwarmConfig, id_prefix: impl Into<String>) -> Self {
         SwarmCore {
-            config,
             id_prefix: id_prefix.into(),
             next_id: 0,
             links: HashMap::new(),
             handover: HashMap::new(),
             out: VecDeque::new(),
+            lifecycle: Lifecycle::new(config.reconnect.clone()),
+            config,
             started: false,
             closed: false,
         }
@@ -481,9 +486,36 @@ impl SwarmCore {
         &self.config
     }
 
-    /// Whether [`SwarmCore::close`] was called.
+    /// Whether [`SwarmCore::close`] was called (or the signaling session failed).
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// The signaling session's state (see [`crate::lifecycle`]).
+    pub fn signaling_state(&self) -> &SignalingState {
+        self.lifecycle.state()
+    }
+
+    /// What the shell's signaling transport did; returns what it does next (retry after a
+    /// backoff, or stop). A failure that ends the session (a refused token, the retry budget
+    /// spent) closes the swarm.
+    pub fn handle_transport(&mut self, _now: Instant, event: Transport) -> Next {
+        if self.closed {
+            return Next::Stop;
+        }
+        let (next, change) = self.lifecycle.transport(event);
+        self.signaling_changed(change);
+        next
+    }
+
+    fn signaling_changed(&mut self, change: Option<SignalingState>) {
+        let Some(state) = change else { return };
+        let failed = state.is_failed();
+        debug!(?state, "signaling state");
+        self.event(SwarmEvent::Signaling(state));
+        if failed {
+            self.close();
+        }
     }
 
     /// Peers with an open link, with the link carrying each.
@@ -550,6 +582,8 @@ impl SwarmCore {
         if self.closed {
             return;
         }
+        let change = self.lifecycle.started();
+        self.signaling_changed(change);
         self.signal(ClientMsg::Init {
             user_id: None,
             room_id: self.config.room_id.clone(),
@@ -674,7 +708,10 @@ impl SwarmCore {
                 }
             }
             ServerMsg::OfferRequest => self.create_offerer(),
-            ServerMsg::Joined { .. } => {}
+            ServerMsg::Joined { .. } => {
+                let change = self.lifecycle.joined();
+                self.signaling_changed(change);
+            }
             ServerMsg::Offer { id, sdp } => {
                 if self.links.contains_key(&id) {
                     self.remote_description(&id, SdpKind::Offer, sdp);
@@ -707,6 +744,10 @@ impl SwarmCore {
             ServerMsg::SignalError { code, message } => {
                 warn!(%code, %message, "signaling server refused a frame");
                 self.event(SwarmEvent::Fault(SwarmFault::Signaling { code, message }));
+                if let Some(reason) = Lifecycle::fatal(code) {
+                    let change = self.lifecycle.fail(reason);
+                    self.signaling_changed(change);
+                }
             }
         }
     }
@@ -1263,6 +1304,9 @@ impl SwarmCore {
     pub fn close(&mut self) {
         if self.closed {
             return;
+        }
+        if let Some(state) = self.lifecycle.fail(crate::lifecycle::FailReason::Closed) {
+            self.event(SwarmEvent::Signaling(state));
         }
         if self.started {
             self.signal(ClientMsg::Close);

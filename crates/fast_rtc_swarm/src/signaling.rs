@@ -3,17 +3,24 @@
 //!
 //! The client connects to `URL?token=TOKEN` with TCP_NODELAY (a member writes several small
 //! frames in a row; Nagle's algorithm would hold them for an ACK), joins, and pumps frames both
-//! ways. If the socket drops, live peer links stay up: the client reconnects with exponential
-//! backoff (250 ms doubling to 8 s) and rejoins under the same identity (the token's); the swarm
-//! parks fresh offers and the links re-form underneath without the application seeing a close.
+//! ways. If the socket drops (or, natively, hears nothing for
+//! [`SwarmConfig::signaling_silence_timeout`]), live peer links stay up: the client reconnects
+//! with exponential backoff ([`ReconnectPolicy`](crate::ReconnectPolicy): 250 ms doubling to
+//! 8 s) and rejoins under the same identity (the token's); the swarm parks fresh offers and the
+//! links re-form underneath without the application seeing a close. The core decides when to
+//! retry and when to give up ([`crate::lifecycle`]): a refused token, a full or forbidden room,
+//! another session with this identity, or the retry budget spent end the swarm with a
+//! [`FailReason`](crate::FailReason), reported as [`SwarmEvent::Signaling`](crate::SwarmEvent::Signaling).
 
 use crate::backend::{DynBackend, EVENT_QUEUE, EventSender};
 use crate::clock::Clock;
 use crate::config::SwarmConfig;
 use crate::driver::{Shared, SwarmHandle, peer_loop, wait_signal};
+use crate::lifecycle::{Next, Transport};
+use crate::platform::frame::{ConnectError, Frame};
 use crate::platform::ws::Socket;
-use crate::platform::{BackendConfig, BackendError, SIGNALING_SCHEMES, SwarmDriver};
-use crate::platform::{frame::Frame, platform_backend, random_u64};
+use crate::platform::{BackendConfig, BackendError, SEES_PINGS, SIGNALING_SCHEMES, SwarmDriver};
+use crate::platform::{platform_backend, random_u64};
 use crate::sans_io::SwarmCore;
 use fast_rtc_protocol::{decode_server, encode};
 use futures_lite::future;
@@ -174,66 +181,96 @@ async fn until_closed(shared: &Shared) {
     }
 }
 
+/// Connects, pumps, and reports every attempt and loss to the core, which decides whether and
+/// when to try again ([`crate::lifecycle`]); this loop only waits and dials.
 async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
-    let mut backoff = Duration::from_millis(250);
-    let mut first = true;
     loop {
-        if shared.lock().swarm.is_closed() {
+        if shared.with_swarm(|s, now| s.handle_transport(now, Transport::Connecting)) == Next::Stop
+        {
             return;
         }
-        if !first {
-            // Wait out the backoff, unless the swarm is closed meanwhile.
-            future::or(shared.clock.sleep(backoff), until_closed(&shared)).await;
-            if shared.lock().swarm.is_closed() {
-                return;
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(8));
-        }
-        first = false;
         // Bounded, and abandoned if the swarm is closed meanwhile.
         let attempt = async { Some(Socket::connect(&url, &token).await) };
         let timeout = async {
             shared.clock.sleep(CONNECT_TIMEOUT).await;
-            Some(Err(format!("no answer within {CONNECT_TIMEOUT:?}")))
+            Some(Err(ConnectError::Failed(format!(
+                "no answer within {CONNECT_TIMEOUT:?}"
+            ))))
         };
         let closed = async {
             until_closed(&shared).await;
             None
         };
-        let mut ws = match future::or(attempt, future::or(timeout, closed)).await {
-            Some(Ok(ws)) => ws,
-            Some(Err(e)) => {
-                warn!(error = %e, "signaling connection failed; retrying in {backoff:?}");
-                continue;
+        let report = match future::or(attempt, future::or(timeout, closed)).await {
+            Some(Ok(mut ws)) => {
+                info!("signaling connected");
+                // A fresh session: what was queued for the old one is void; (re)join.
+                {
+                    let mut inner = shared.lock();
+                    inner.clear_signals();
+                    inner.signaling_up = true;
+                }
+                shared.with_swarm(|s, now| s.start(now));
+                let end = pump(&shared, &mut ws).await;
+                shared.lock().signaling_up = false;
+                match end {
+                    PumpEnd::Closed => {
+                        ws.close().await;
+                        return;
+                    }
+                    PumpEnd::Lost(why) => {
+                        warn!(%why, "signaling connection lost; peer links stay up while reconnecting");
+                        Transport::Lost(why)
+                    }
+                }
+            }
+            Some(Err(ConnectError::Unauthorized)) => {
+                warn!("the signaling server refused the token");
+                Transport::Unauthorized
+            }
+            Some(Err(ConnectError::Failed(e))) => {
+                warn!(error = %e, "signaling connection failed");
+                Transport::AttemptFailed(e)
             }
             None => return,
         };
-        info!("signaling connected");
-        backoff = Duration::from_millis(250);
-        // A fresh session: what was queued for the old one is void; (re)join.
-        {
-            let mut inner = shared.lock();
-            inner.clear_signals();
-            inner.signaling_up = true;
+        match shared.with_swarm(|s, now| s.handle_transport(now, report)) {
+            Next::Stop => return,
+            Next::Proceed => {}
+            Next::RetryAfter(wait) => {
+                debug!("signaling: retrying in {wait:?}");
+                // Wait out the backoff, unless the swarm is closed meanwhile.
+                future::or(shared.clock.sleep(wait), until_closed(&shared)).await;
+            }
         }
-        shared.with_swarm(|s, now| s.start(now));
-        let closed = pump(&shared, &mut ws).await;
-        shared.lock().signaling_up = false;
-        if closed {
-            ws.close().await;
-            return;
-        }
-        warn!("signaling connection lost; peer links stay up while reconnecting");
     }
 }
 
-/// Moves frames until the socket fails (returns false) or the swarm is closed and its `close`
-/// frame was sent (returns true).
-async fn pump(shared: &Shared, ws: &mut Socket) -> bool {
+/// Why [`pump`] returned.
+enum PumpEnd {
+    /// The swarm was closed and its `close` frame sent.
+    Closed,
+    /// The socket failed, ended or fell silent.
+    Lost(String),
+}
+
+/// Moves frames until the socket fails or falls silent, or the swarm is closed and its
+/// `close` frame was sent.
+async fn pump(shared: &Shared, ws: &mut Socket) -> PumpEnd {
     enum PumpWake {
         Outgoing,
         Incoming(Option<Result<Frame, String>>),
+        Silent(Duration),
     }
+    // Only where pings are visible: a quiet room is otherwise indistinguishable from a dead
+    // socket.
+    let silence = shared
+        .lock()
+        .swarm
+        .config()
+        .signaling_silence_timeout
+        .filter(|_| SEES_PINGS);
+    let mut last_heard = shared.clock.now();
     loop {
         // Send everything queued first.
         loop {
@@ -245,16 +282,16 @@ async fn pump(shared: &Shared, ws: &mut Socket) -> bool {
                 Some(msg) => {
                     if let Err(e) = ws.feed(encode(&msg)).await {
                         debug!(error = %e, "signaling socket error");
-                        return false;
+                        return PumpEnd::Lost(e);
                     }
                 }
                 None => {
                     if let Err(e) = ws.flush().await {
                         debug!(error = %e, "signaling socket error");
-                        return false;
+                        return PumpEnd::Lost(e);
                     }
                     if closed {
-                        return true;
+                        return PumpEnd::Closed;
                     }
                     break;
                 }
@@ -265,7 +302,20 @@ async fn pump(shared: &Shared, ws: &mut Socket) -> bool {
             PumpWake::Outgoing
         };
         let incoming = async { PumpWake::Incoming(ws.next().await) };
-        match future::or(outgoing, incoming).await {
+        let silent = async {
+            match silence {
+                Some(limit) => {
+                    shared.clock.sleep_until(last_heard + limit).await;
+                    PumpWake::Silent(limit)
+                }
+                None => future::pending().await,
+            }
+        };
+        let wake = future::or(outgoing, future::or(incoming, silent)).await;
+        if matches!(wake, PumpWake::Incoming(Some(Ok(_)))) {
+            last_heard = shared.clock.now();
+        }
+        match wake {
             PumpWake::Outgoing => {}
             PumpWake::Incoming(Some(Ok(Frame::Text(text)))) => match decode_server(&text) {
                 Ok(msg) => shared.with_swarm(|s, now| s.handle_signal(now, msg)),
@@ -273,14 +323,17 @@ async fn pump(shared: &Shared, ws: &mut Socket) -> bool {
             },
             PumpWake::Incoming(Some(Ok(Frame::Closed(reason)))) => {
                 debug!(%reason, "signaling server closed the socket");
-                return false;
+                return PumpEnd::Lost(format!("the server closed the socket: {reason}"));
             }
             PumpWake::Incoming(Some(Ok(Frame::Other))) => {}
             PumpWake::Incoming(Some(Err(e))) => {
                 debug!(error = %e, "signaling socket error");
-                return false;
+                return PumpEnd::Lost(e);
             }
-            PumpWake::Incoming(None) => return false,
+            PumpWake::Incoming(None) => return PumpEnd::Lost("the socket ended".into()),
+            PumpWake::Silent(limit) => {
+                return PumpEnd::Lost(format!("nothing from the server for {limit:?}"));
+            }
         }
     }
 }

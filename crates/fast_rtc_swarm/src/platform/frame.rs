@@ -27,3 +27,21 @@ impl fmt::Display for Reason {
         f.write_str(self.0.as_deref().unwrap_or("no reason given"))
     }
 }
+
+/// Why a signaling connection attempt failed.
+#[derive(Debug)]
+pub(crate) enum ConnectError {
+    /// The server refused the token (HTTP 401).
+    Unauthorized,
+    /// Anything else: unreachable, TLS, another HTTP status, a malformed URL.
+    Failed(String),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Unauthorized => f.write_str("the server refused the token (HTTP 401)"),
+            ConnectError::Failed(e) => f.write_str(e),
+        }
+    }
+}

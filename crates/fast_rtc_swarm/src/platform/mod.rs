@@ -22,4 +22,4 @@ pub mod web;
 use web as this;
 
 pub use this::api::*;
-pub(crate) use this::{SIGNALING_SCHEMES, random_u64, time, ws};
+pub(crate) use this::{SEES_PINGS, SIGNALING_SCHEMES, random_u64, time, ws};

@@ -121,6 +121,10 @@ pub mod api {
 /// front for `wss://`).
 pub(crate) const SIGNALING_SCHEMES: &[&str] = &["ws://"];
 
+/// The signaling socket yields the server's WebSocket pings, so a silent socket can be told
+/// from a quiet one ([`SwarmConfig::signaling_silence_timeout`]).
+pub(crate) const SEES_PINGS: bool = true;
+
 /// 64 random bits (connection id prefixes), from std's randomly keyed hasher.
 pub(crate) fn random_u64() -> u64 {
     std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), time::now())

@@ -1,8 +1,9 @@
 //! The signaling WebSocket natively: async-tungstenite over async-net, with TCP_NODELAY.
 
-use crate::platform::frame::{Frame, Reason, with_token};
+use crate::platform::frame::{ConnectError, Frame, Reason, with_token};
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::tungstenite::client::IntoClientRequest;
+use async_tungstenite::tungstenite::error::UrlError;
 use futures_util::{SinkExt, StreamExt};
 
 /// A signaling WebSocket with TCP_NODELAY (a member writes several small frames in a row;
@@ -10,26 +11,32 @@ use futures_util::{SinkExt, StreamExt};
 pub(crate) struct Socket(async_tungstenite::WebSocketStream<async_net::TcpStream>);
 
 impl Socket {
-    pub(crate) async fn connect(url: &str, token: &str) -> Result<Self, String> {
+    pub(crate) async fn connect(url: &str, token: &str) -> Result<Self, ConnectError> {
+        Self::dial(url, token).await.map_err(|e| match e {
+            async_tungstenite::tungstenite::Error::Http(response)
+                if response.status().as_u16() == 401 =>
+            {
+                ConnectError::Unauthorized
+            }
+            other => ConnectError::Failed(other.to_string()),
+        })
+    }
+
+    async fn dial(url: &str, token: &str) -> Result<Self, async_tungstenite::tungstenite::Error> {
+        use async_tungstenite::tungstenite::Error;
+        let invalid = |what: &str| Error::Url(UrlError::UnableToConnect(what.to_owned()));
         let full = with_token(url, token);
-        let request = full
-            .as_str()
-            .into_client_request()
-            .map_err(|e| e.to_string())?;
+        let request = full.as_str().into_client_request()?;
         let host = request
             .uri()
             .host()
-            .ok_or("no host in URL")?
+            .ok_or_else(|| invalid("no host in URL"))?
             .trim_matches(['[', ']'])
             .to_owned();
         let port = request.uri().port_u16().unwrap_or(80);
-        let tcp = async_net::TcpStream::connect((host.as_str(), port))
-            .await
-            .map_err(|e| e.to_string())?;
-        tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (ws, _) = async_tungstenite::client_async(request, tcp)
-            .await
-            .map_err(|e| e.to_string())?;
+        let tcp = async_net::TcpStream::connect((host.as_str(), port)).await?;
+        tcp.set_nodelay(true)?;
+        let (ws, _) = async_tungstenite::client_async(request, tcp).await?;
         Ok(Socket(ws))
     }
 

@@ -86,6 +86,9 @@ pub mod api {
 /// Signaling URL schemes the browser's `WebSocket` can use (it does TLS itself).
 pub(crate) const SIGNALING_SCHEMES: &[&str] = &["ws://", "wss://"];
 
+/// The page never sees WebSocket pings (the browser answers them), so silence says nothing.
+pub(crate) const SEES_PINGS: bool = false;
+
 /// 64 random bits (connection id prefixes): no OS randomness for std on
 /// wasm32-unknown-unknown, so the page's `Math.random`, twice.
 pub(crate) fn random_u64() -> u64 {

@@ -1,6 +1,6 @@
 //! The signaling WebSocket in the browser: the page's `WebSocket`.
 
-use crate::platform::frame::{Frame, Reason, with_token};
+use crate::platform::frame::{ConnectError, Frame, Reason, with_token};
 use wasm_bindgen::JsCast;
 use wasm_bindgen::closure::Closure;
 use web_sys::{CloseEvent, Event, MessageEvent, WebSocket};
@@ -21,7 +21,13 @@ pub(crate) struct Socket {
 }
 
 impl Socket {
-    pub(crate) async fn connect(url: &str, token: &str) -> Result<Self, String> {
+    /// Opens the socket. A browser hides the HTTP status of a refused upgrade from the page,
+    /// so a refused token is a plain [`ConnectError::Failed`] here.
+    pub(crate) async fn connect(url: &str, token: &str) -> Result<Self, ConnectError> {
+        Self::open(url, token).await.map_err(ConnectError::Failed)
+    }
+
+    async fn open(url: &str, token: &str) -> Result<Self, String> {
         let ws = WebSocket::new(&with_token(url, token)).map_err(|e| format!("{e:?}"))?;
         let (tx, inbox) = async_channel::bounded(INBOX);
         let (open_tx, open_rx) = async_channel::bounded::<Result<(), String>>(1);
