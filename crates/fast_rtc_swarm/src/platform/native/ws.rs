@@ -1,16 +1,23 @@
-//! The signaling WebSocket natively: async-tungstenite over async-net, with TCP_NODELAY.
+//! The signaling WebSocket natively: async-tungstenite over async-net, with TCP_NODELAY, and
+//! rustls for `wss://` (`tls.rs`).
 
 use crate::platform::frame::{Frame, Reason, with_token};
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::tungstenite::client::IntoClientRequest;
 use futures_util::{SinkExt, StreamExt};
 
+pub(crate) use super::tls::{Stream, TlsConnector};
+
 /// A signaling WebSocket with TCP_NODELAY (a member writes several small frames in a row;
 /// Nagle's algorithm would hold them for an ACK).
-pub(crate) struct Socket(async_tungstenite::WebSocketStream<async_net::TcpStream>);
+pub(crate) struct Socket(async_tungstenite::WebSocketStream<Stream>);
 
 impl Socket {
-    pub(crate) async fn connect(url: &str, token: &str) -> Result<Self, String> {
+    pub(crate) async fn connect(
+        url: &str,
+        token: &str,
+        tls: &TlsConnector,
+    ) -> Result<Self, String> {
         let full = with_token(url, token);
         let request = full
             .as_str()
@@ -22,12 +29,21 @@ impl Socket {
             .ok_or("no host in URL")?
             .trim_matches(['[', ']'])
             .to_owned();
-        let port = request.uri().port_u16().unwrap_or(80);
+        let secure = request.uri().scheme_str() == Some("wss");
+        let port = request
+            .uri()
+            .port_u16()
+            .unwrap_or(if secure { 443 } else { 80 });
         let tcp = async_net::TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| e.to_string())?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (ws, _) = async_tungstenite::client_async(request, tcp)
+        let stream = if secure {
+            tls.connect(&host, tcp).await?
+        } else {
+            Stream::Plain(tcp)
+        };
+        let (ws, _) = async_tungstenite::client_async(request, stream)
             .await
             .map_err(|e| e.to_string())?;
         Ok(Socket(ws))

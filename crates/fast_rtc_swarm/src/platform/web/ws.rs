@@ -20,8 +20,27 @@ pub(crate) struct Socket {
     _on_open: Closure<dyn FnMut(Event)>,
 }
 
+/// TLS is the page's (`wss://` through its `WebSocket`, with the browser's roots): nothing to
+/// set up. Mirrors the native connector so the signaling loop is the same on both.
+#[derive(Clone)]
+pub(crate) struct TlsConnector;
+
+impl TlsConnector {
+    pub(crate) fn from_config(_: &super::WebConfig) -> Result<Self, super::WebError> {
+        Ok(TlsConnector)
+    }
+
+    pub(crate) fn roots_only() -> Result<Self, super::WebError> {
+        Ok(TlsConnector)
+    }
+}
+
 impl Socket {
-    pub(crate) async fn connect(url: &str, token: &str) -> Result<Self, String> {
+    pub(crate) async fn connect(
+        url: &str,
+        token: &str,
+        _tls: &TlsConnector,
+    ) -> Result<Self, String> {
         let ws = WebSocket::new(&with_token(url, token)).map_err(|e| format!("{e:?}"))?;
         let (tx, inbox) = async_channel::bounded(INBOX);
         let (open_tx, open_rx) = async_channel::bounded::<Result<(), String>>(1);
