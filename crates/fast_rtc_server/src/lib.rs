@@ -9,7 +9,8 @@
 //! - [`hub`]: the pure state machine. Every socket and every room, frames in → frames out, time
 //!   passed in, no IO. Use it directly to embed the protocol in another transport or to test.
 //! - [`server`]: a thin axum/tokio shell: authenticated WebSocket endpoint, ping/pong, bounded
-//!   queues, `/healthz`, `/metrics`, graceful shutdown.
+//!   queues, `/healthz`, `/metrics`, graceful shutdown, and optional TLS ([`tls`]: `wss://`
+//!   without a proxy).
 //!
 //! Authentication is always on: the shell admits a socket only with a token its
 //! [`Authenticator`] accepts. The built-in [`JwtAuthenticator`] verifies HS256 JWTs whose `sub` is
@@ -34,6 +35,7 @@ pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod server;
+pub mod tls;
 
 pub use auth::{
     AuthError, Authenticator, Claims, JwtAuthenticator, Secret, SecretError, TokenIssuer,
@@ -41,3 +43,4 @@ pub use auth::{
 pub use hub::{ConnId, Hub, Identity, MemberSnapshot, Output, RoomGrant, RoomSnapshot};
 pub use limits::Limits;
 pub use server::{Server, ServerConfig, ServerHandle};
+pub use tls::{TlsConfig, TlsError};

@@ -1,7 +1,9 @@
 //! `fast-rtc-server`: run the signaling server, or mint a token for it.
 
 use clap::{Args, Parser, Subcommand};
-use fast_rtc_server::{JwtAuthenticator, Limits, Secret, Server, ServerConfig, TokenIssuer};
+use fast_rtc_server::{
+    JwtAuthenticator, Limits, Secret, Server, ServerConfig, TlsConfig, TokenIssuer,
+};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +62,16 @@ struct ServeArgs {
     listen: SocketAddr,
     #[command(flatten)]
     secret: SecretArgs,
+    /// Serve TLS (wss://) with this certificate chain (PEM: the server's certificate first,
+    /// then any intermediates). Needs --tls-key.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Seconds a client may take to finish its TLS handshake.
+    #[arg(long, default_value_t = 10)]
+    tls_handshake_timeout: u64,
     /// Seconds between WebSocket pings; a socket silent for two intervals is dropped.
     #[arg(long, default_value_t = 15)]
     ping_interval: u64,
@@ -138,6 +150,15 @@ fn token(args: TokenArgs) -> Result<(), String> {
 
 fn serve(args: ServeArgs) -> Result<(), String> {
     let secret = args.secret.load()?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let mut tls = TlsConfig::from_pem_files(cert, key).map_err(|e| e.to_string())?;
+            tls.handshake_timeout = Duration::from_secs(args.tls_handshake_timeout.max(1));
+            Some(tls)
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -161,6 +182,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         },
         ping_interval: Duration::from_secs(args.ping_interval.max(1)),
         max_connections: args.max_connections,
+        tls,
         ..ServerConfig::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -173,7 +195,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         // One machine-readable line on stdout, for scripts and tests that listen on port 0.
-        println!("fast-rtc-server listening on ws://{addr}/ws");
+        println!("fast-rtc-server listening on {scheme}://{addr}/ws");
         let _ = std::io::stdout().flush();
         Server::new(config, JwtAuthenticator::new(&secret))
             .serve(listener, shutdown_signal())

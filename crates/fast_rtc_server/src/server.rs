@@ -18,6 +18,7 @@ use crate::auth::{AuthError, Authenticator};
 use crate::hub::{ConnId, Hub, Identity, Output, RoomSnapshot, SocketCloseReason};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::tls::{TlsConfig, TlsListener};
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -77,6 +78,9 @@ pub struct ServerConfig {
     pub outbound_queue: usize,
     /// How long one write to a socket may take before the socket is dropped.
     pub write_timeout: Duration,
+    /// Serve TLS (`wss://`) with this certificate and key; `None` (the default) serves plain
+    /// `ws://`, e.g. behind a TLS proxy.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ServerConfig {
@@ -87,6 +91,7 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             outbound_queue: 1024,
             write_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct Server<A> {
 /// A server running on the current tokio runtime, from [`Server::spawn`].
 pub struct ServerHandle {
     addr: SocketAddr,
+    /// Whether it serves TLS.
+    secure: bool,
     stop: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
     /// The owner task's inbox, weak so that the handle does not keep the owner alive.
@@ -112,9 +119,11 @@ impl ServerHandle {
         self.addr
     }
 
-    /// The signaling WebSocket URL, without the token (`ws://ADDR/ws`).
+    /// The signaling WebSocket URL, without the token: `ws://ADDR/ws`, or `wss://ADDR/ws` with
+    /// [`ServerConfig::tls`].
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
+        let scheme = if self.secure { "wss" } else { "ws" };
+        format!("{scheme}://{}/ws", self.addr)
     }
 
     /// A copy of `room`'s state as the server holds it now (members in join order, each with its
@@ -197,6 +206,7 @@ impl<A: Authenticator> Server<A> {
     pub async fn spawn(self, addr: SocketAddr) -> std::io::Result<ServerHandle> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        let secure = self.config.tls.is_some();
         let stop = CancellationToken::new();
         let signal = stop.clone();
         let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
@@ -208,6 +218,7 @@ impl<A: Authenticator> Server<A> {
         ));
         Ok(ServerHandle {
             addr,
+            secure,
             stop,
             task,
             events: weak,
@@ -215,7 +226,8 @@ impl<A: Authenticator> Server<A> {
     }
 
     /// Serves on `listener` until `shutdown` completes, then closes every socket with code 1001
-    /// ("going away") and returns once they are closed (at most 5 s later).
+    /// ("going away") and returns once they are closed (at most 5 s later). With
+    /// [`ServerConfig::tls`], every connection is TLS.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -233,6 +245,7 @@ impl<A: Authenticator> Server<A> {
         (events, events_rx): (mpsc::Sender<Event>, mpsc::Receiver<Event>),
     ) -> std::io::Result<()> {
         let stop = CancellationToken::new();
+        let tls = self.config.tls.clone();
         let metrics = Arc::new(Metrics::new());
         let tracker = TaskTracker::new();
         let hub = Hub::new(self.config.limits.clone());
@@ -265,16 +278,27 @@ impl<A: Authenticator> Server<A> {
             }
         });
         let graceful = stop.clone();
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                tokio::select! {
-                    () = shutdown => {}
-                    () = graceful.cancelled() => {}
-                }
-                info!("shutting down: closing every socket");
-                graceful.cancel();
-            })
-            .await;
+        let shutdown = async move {
+            tokio::select! {
+                () = shutdown => {}
+                () = graceful.cancelled() => {}
+            }
+            info!("shutting down: closing every socket");
+            graceful.cancel();
+        };
+        let result = match tls {
+            Some(tls) => {
+                let listener = TlsListener::new(listener, &tls);
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         stop.cancel();
         tracker.close();
         if tokio::time::timeout(Duration::from_secs(5), tracker.wait())

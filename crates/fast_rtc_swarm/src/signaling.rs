@@ -18,7 +18,7 @@ use crate::config::SwarmConfig;
 use crate::driver::{Shared, SwarmHandle, peer_loop, wait_signal};
 use crate::lifecycle::{Next, Transport};
 use crate::platform::frame::{ConnectError, Frame};
-use crate::platform::ws::Socket;
+use crate::platform::ws::{Socket, TlsConnector};
 use crate::platform::{BackendConfig, BackendError, SEES_PINGS, SIGNALING_SCHEMES, SwarmDriver};
 use crate::platform::{platform_backend, random_u64};
 use crate::sans_io::SwarmCore;
@@ -105,7 +105,8 @@ pub fn start(
     backend: BackendConfig,
     signaling: Signaling,
 ) -> Result<(SwarmHandle, SwarmDriver), StartError> {
-    start_with(config, signaling, Clock::System, |config, events| {
+    let tls = TlsConnector::from_config(&backend)?;
+    start_inner(config, signaling, Clock::System, tls, |config, events| {
         Ok(platform_backend(config, backend, events)?)
     })
 }
@@ -130,10 +131,30 @@ pub fn start(
 /// # drop((swarm, driver));
 /// # Ok::<(), fast_rtc_swarm::StartError>(())
 /// ```
+///
+/// A `wss://` server's certificate is checked against the platform's built-in roots only
+/// (natively Mozilla's; [`start`] also trusts `NativeConfig::tls_roots`).
 pub fn start_with(
     config: SwarmConfig,
     signaling: Signaling,
     clock: Clock,
+    backend: impl FnOnce(SwarmConfig, EventSender) -> Result<DynBackend, StartError>,
+) -> Result<(SwarmHandle, SwarmDriver), StartError> {
+    start_inner(
+        config,
+        signaling,
+        clock,
+        TlsConnector::roots_only()?,
+        backend,
+    )
+}
+
+/// [`start_with`] with the TLS connector of the signaling socket.
+fn start_inner(
+    config: SwarmConfig,
+    signaling: Signaling,
+    clock: Clock,
+    tls: TlsConnector,
     backend: impl FnOnce(SwarmConfig, EventSender) -> Result<DynBackend, StartError>,
 ) -> Result<(SwarmHandle, SwarmDriver), StartError> {
     if let Signaling::WebSocket { url, .. } = &signaling
@@ -157,7 +178,7 @@ pub fn start_with(
         }
         Signaling::WebSocket { url, token } => {
             let peers = peer_loop(shared.clone(), events_rx);
-            let signals = websocket_loop(shared, url, token);
+            let signals = websocket_loop(shared, url, token, tls);
             Box::pin(async move {
                 // The signaling loop ends after sending `close`; the peer loop when closed.
                 future::zip(peers, signals).await;
@@ -183,14 +204,14 @@ async fn until_closed(shared: &Shared) {
 
 /// Connects, pumps, and reports every attempt and loss to the core, which decides whether and
 /// when to try again ([`crate::lifecycle`]); this loop only waits and dials.
-async fn websocket_loop(shared: Arc<Shared>, url: String, token: String) {
+async fn websocket_loop(shared: Arc<Shared>, url: String, token: String, tls: TlsConnector) {
     loop {
         if shared.with_swarm(|s, now| s.handle_transport(now, Transport::Connecting)) == Next::Stop
         {
             return;
         }
         // Bounded, and abandoned if the swarm is closed meanwhile.
-        let attempt = async { Some(Socket::connect(&url, &token).await) };
+        let attempt = async { Some(Socket::connect(&url, &token, &tls).await) };
         let timeout = async {
             shared.clock.sleep(CONNECT_TIMEOUT).await;
             Some(Err(ConnectError::Failed(format!(

@@ -34,6 +34,11 @@ pub struct NativeConfig {
     /// than the buffer is dropped and costs a retransmission timeout (about 1 s). `None` keeps
     /// the system default.
     pub udp_recv_buffer: Option<usize>,
+    /// Extra CA certificates (DER) trusted for `wss://` signaling, besides Mozilla's roots
+    /// (compiled in, from `webpki-roots`): a private or self-signed deployment's CA, a test's.
+    /// Empty by default. A PEM file's certificates are the base64 between its `BEGIN`/`END`
+    /// lines; an entry that is not a certificate makes [`start`](crate::start) fail.
+    pub tls_roots: Vec<Vec<u8>>,
 }
 
 impl Default for NativeConfig {
@@ -48,6 +53,7 @@ impl Default for NativeConfig {
             ice_prflx_acceptance_wait: Duration::ZERO,
             mdns: false,
             udp_recv_buffer: Some(4 << 20),
+            tls_roots: Vec::new(),
         }
     }
 }
@@ -59,5 +65,12 @@ impl NativeConfig {
             udp_addrs: vec![SocketAddr::from(([127, 0, 0, 1], 0))],
             ..NativeConfig::default()
         }
+    }
+
+    /// Also trusts `ca` (a DER certificate) for `wss://` signaling: see
+    /// [`tls_roots`](Self::tls_roots).
+    pub fn with_tls_root(mut self, ca: impl Into<Vec<u8>>) -> Self {
+        self.tls_roots.push(ca.into());
+        self
     }
 }

@@ -36,13 +36,16 @@
 //!   and a GSO batch cap below the kernel's UDP payload limit: see its docs);
 //! - `hurry.rs`: the wake-ups above;
 //! - `peer.rs`: one RTCPeerConnection as the shared connection task (`connection.rs`) drives it;
-//! - `ws.rs`, `time.rs`: the signaling WebSocket and the shell's clock and timers.
+//! - `ws.rs`, `time.rs`: the signaling WebSocket and the shell's clock and timers;
+//! - `tls.rs`: TLS for `wss://` signaling (rustls on ring, Mozilla's roots plus
+//!   [`NativeConfig::tls_roots`]).
 
 mod config;
 mod hurry;
 mod peer;
 mod runtime;
 pub(crate) mod time;
+mod tls;
 pub(crate) mod ws;
 
 pub use config::NativeConfig;
@@ -69,6 +72,17 @@ pub enum NativeError {
     /// webrtc-rs found no async runtime.
     #[error("webrtc-rs has no async runtime")]
     NoRuntime,
+    /// An entry of [`NativeConfig::tls_roots`] is not a usable DER certificate.
+    #[error("NativeConfig::tls_roots[{index}] is not a usable CA certificate (DER): {reason}")]
+    TlsRoot {
+        /// Its index in `tls_roots`.
+        index: usize,
+        /// What rustls said.
+        reason: String,
+    },
+    /// The TLS client configuration could not be built.
+    #[error("cannot set up TLS: {0}")]
+    Tls(String),
 }
 
 /// This build's backend, webrtc-rs (see the [module docs](self)), for `swarm`'s channels and
@@ -117,9 +131,10 @@ pub mod api {
         std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
 }
 
-/// Signaling URL schemes the built-in client can use: plain WebSocket (put a TLS proxy in
-/// front for `wss://`).
-pub(crate) const SIGNALING_SCHEMES: &[&str] = &["ws://"];
+/// Signaling URL schemes the built-in client can use: plain WebSocket, and WebSocket over TLS
+/// (rustls; the server's certificate is checked against Mozilla's roots plus
+/// [`NativeConfig::tls_roots`]).
+pub(crate) const SIGNALING_SCHEMES: &[&str] = &["ws://", "wss://"];
 
 /// The signaling socket yields the server's WebSocket pings, so a silent socket can be told
 /// from a quiet one ([`SwarmConfig::signaling_silence_timeout`]).

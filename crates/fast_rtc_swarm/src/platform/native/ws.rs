@@ -1,42 +1,51 @@
-//! The signaling WebSocket natively: async-tungstenite over async-net, with TCP_NODELAY.
+//! The signaling WebSocket natively: async-tungstenite over async-net, with TCP_NODELAY, and
+//! rustls for `wss://` (`tls.rs`).
 
 use crate::platform::frame::{ConnectError, Frame, Reason, with_token};
 use async_tungstenite::tungstenite::Message;
 use async_tungstenite::tungstenite::client::IntoClientRequest;
-use async_tungstenite::tungstenite::error::UrlError;
 use futures_util::{SinkExt, StreamExt};
+
+pub(crate) use super::tls::{Stream, TlsConnector};
 
 /// A signaling WebSocket with TCP_NODELAY (a member writes several small frames in a row;
 /// Nagle's algorithm would hold them for an ACK).
-pub(crate) struct Socket(async_tungstenite::WebSocketStream<async_net::TcpStream>);
+pub(crate) struct Socket(async_tungstenite::WebSocketStream<Stream>);
 
 impl Socket {
-    pub(crate) async fn connect(url: &str, token: &str) -> Result<Self, ConnectError> {
-        Self::dial(url, token).await.map_err(|e| match e {
-            async_tungstenite::tungstenite::Error::Http(response)
-                if response.status().as_u16() == 401 =>
-            {
-                ConnectError::Unauthorized
-            }
-            other => ConnectError::Failed(other.to_string()),
-        })
-    }
-
-    async fn dial(url: &str, token: &str) -> Result<Self, async_tungstenite::tungstenite::Error> {
-        use async_tungstenite::tungstenite::Error;
-        let invalid = |what: &str| Error::Url(UrlError::UnableToConnect(what.to_owned()));
+    pub(crate) async fn connect(
+        url: &str,
+        token: &str,
+        tls: &TlsConnector,
+    ) -> Result<Self, ConnectError> {
         let full = with_token(url, token);
-        let request = full.as_str().into_client_request()?;
+        let request = full.as_str().into_client_request().map_err(typed)?;
         let host = request
             .uri()
             .host()
-            .ok_or_else(|| invalid("no host in URL"))?
+            .ok_or_else(|| ConnectError::Failed("no host in URL".into()))?
             .trim_matches(['[', ']'])
             .to_owned();
-        let port = request.uri().port_u16().unwrap_or(80);
-        let tcp = async_net::TcpStream::connect((host.as_str(), port)).await?;
-        tcp.set_nodelay(true)?;
-        let (ws, _) = async_tungstenite::client_async(request, tcp).await?;
+        let secure = request.uri().scheme_str() == Some("wss");
+        let port = request
+            .uri()
+            .port_u16()
+            .unwrap_or(if secure { 443 } else { 80 });
+        let io = |e: std::io::Error| ConnectError::Failed(e.to_string());
+        let tcp = async_net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(io)?;
+        tcp.set_nodelay(true).map_err(io)?;
+        let stream = if secure {
+            tls.connect(&host, tcp)
+                .await
+                .map_err(ConnectError::Failed)?
+        } else {
+            Stream::Plain(tcp)
+        };
+        let (ws, _) = async_tungstenite::client_async(request, stream)
+            .await
+            .map_err(typed)?;
         Ok(Socket(ws))
     }
 
@@ -66,5 +75,18 @@ impl Socket {
 
     pub(crate) async fn close(&mut self) {
         let _ = self.0.close(None).await;
+    }
+}
+
+/// A refused upgrade with HTTP 401 is [`ConnectError::Unauthorized`]; everything else fails
+/// the attempt with its message.
+fn typed(e: async_tungstenite::tungstenite::Error) -> ConnectError {
+    match e {
+        async_tungstenite::tungstenite::Error::Http(response)
+            if response.status().as_u16() == 401 =>
+        {
+            ConnectError::Unauthorized
+        }
+        other => ConnectError::Failed(other.to_string()),
     }
 }

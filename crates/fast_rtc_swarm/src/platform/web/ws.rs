@@ -20,10 +20,29 @@ pub(crate) struct Socket {
     _on_open: Closure<dyn FnMut(Event)>,
 }
 
+/// TLS is the page's (`wss://` through its `WebSocket`, with the browser's roots): nothing to
+/// set up. Mirrors the native connector so the signaling loop is the same on both.
+#[derive(Clone)]
+pub(crate) struct TlsConnector;
+
+impl TlsConnector {
+    pub(crate) fn from_config(_: &super::WebConfig) -> Result<Self, super::WebError> {
+        Ok(TlsConnector)
+    }
+
+    pub(crate) fn roots_only() -> Result<Self, super::WebError> {
+        Ok(TlsConnector)
+    }
+}
+
 impl Socket {
     /// Opens the socket. A browser hides the HTTP status of a refused upgrade from the page,
     /// so a refused token is a plain [`ConnectError::Failed`] here.
-    pub(crate) async fn connect(url: &str, token: &str) -> Result<Self, ConnectError> {
+    pub(crate) async fn connect(
+        url: &str,
+        token: &str,
+        _tls: &TlsConnector,
+    ) -> Result<Self, ConnectError> {
         Self::open(url, token).await.map_err(ConnectError::Failed)
     }
 

@@ -1,0 +1,275 @@
+//! The server with TLS: a test CA and a server certificate for 127.0.0.1/localhost made with
+//! rcgen, the real server (library and binary) on a random loopback port, real rustls clients.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+#![allow(clippy::disallowed_methods)] // tests read the clock for tokens and deadlines
+
+use fast_rtc_protocol::{ClientMsg, RoomId, encode};
+use fast_rtc_server::{
+    JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TlsConfig, TlsError, TokenIssuer,
+};
+use futures_util::{SinkExt, StreamExt};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, pki_types::ServerName};
+use tokio_tungstenite::tungstenite::Message;
+
+const SECRET: &str = "tls-test-secret-0123456789abcdef0123456789abcdef";
+const STEP: Duration = Duration::from_secs(10);
+
+/// A CA, and a certificate it signed for `127.0.0.1` and `localhost`.
+struct Pki {
+    ca_der: Vec<u8>,
+    cert_pem: String,
+    key_pem: String,
+}
+
+fn make_pki(ca_name: &str) -> Pki {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(DnType::CommonName, ca_name);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    Pki {
+        ca_der: ca.der().to_vec(),
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    }
+}
+
+fn token(sub: &str) -> String {
+    TokenIssuer::new(&Secret::new(SECRET).unwrap())
+        .issue(sub, "*", Duration::from_secs(600), SystemTime::now())
+        .unwrap()
+}
+
+async fn start(tls: TlsConfig) -> ServerHandle {
+    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
+    let config = ServerConfig {
+        tls: Some(tls),
+        ..ServerConfig::default()
+    };
+    Server::new(config, auth)
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+fn connector(ca_der: &[u8]) -> TlsConnector {
+    let mut roots = RootCertStore::empty();
+    roots.add(ca_der.to_vec().into()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+type Wss = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// A WebSocket over TLS to `url` (`wss://127.0.0.1:PORT/ws`) as `sub`, trusting `ca_der` only.
+async fn wss(url: &str, ca_der: &[u8], sub: &str) -> Result<Wss, String> {
+    let addr = url
+        .strip_prefix("wss://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let tls = connector(ca_der)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (ws, _) = tokio_tungstenite::client_async(format!("{url}?token={}", token(sub)), tls)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(ws)
+}
+
+async fn join(ws: &mut Wss, room: &str) {
+    let init = ClientMsg::Init {
+        user_id: None,
+        room_id: room.into(),
+    };
+    ws.send(Message::text(encode(&init))).await.unwrap();
+}
+
+/// Waits until `room` has exactly `n` members.
+async fn wait_members(server: &ServerHandle, room: &str, n: usize) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        let members = server
+            .room(&RoomId::from(room))
+            .await
+            .map_or(0, |r| r.members.len());
+        if members == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{members} members, want {n}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A trusted client joins over wss; a client that does not trust the CA, one that sends
+/// garbage and one that never finishes its handshake fail alone: the next trusted client still
+/// joins, and the stalled one is dropped after the handshake timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wss_serves_trusted_clients_and_failed_handshakes_hurt_nobody_else() {
+    let pki = make_pki("fast-rtc test CA");
+    let mut tls = TlsConfig::from_pem(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes()).unwrap();
+    tls.handshake_timeout = Duration::from_millis(500);
+    let server = start(tls).await;
+    let url = server.ws_url();
+    assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
+
+    let mut alice = wss(&url, &pki.ca_der, "alice").await.unwrap();
+    join(&mut alice, "tls").await;
+    wait_members(&server, "tls", 1).await;
+
+    // Stalled: connects, sends nothing.
+    let mut stalled = TcpStream::connect(server.local_addr()).await.unwrap();
+    // Garbage instead of a ClientHello.
+    let mut garbage = TcpStream::connect(server.local_addr()).await.unwrap();
+    garbage
+        .write_all(b"GET /ws HTTP/1.1\r\n\r\n")
+        .await
+        .unwrap();
+    // Another CA: the client rejects the server's certificate.
+    let other = make_pki("some other CA");
+    let refused = wss(&url, &other.ca_der, "mallory").await.unwrap_err();
+    assert!(refused.contains("certificate"), "{refused}");
+    // Plain ws:// against the TLS port fails too.
+    let plain = tokio_tungstenite::connect_async(format!(
+        "ws://{}/ws?token={}",
+        server.local_addr(),
+        token("plain")
+    ))
+    .await;
+    assert!(plain.is_err());
+
+    let mut bob = wss(&url, &pki.ca_der, "bob").await.unwrap();
+    join(&mut bob, "tls").await;
+    wait_members(&server, "tls", 2).await;
+    // Alice is still served: she hears about bob (an offer request or a relayed frame).
+    let frame = tokio::time::timeout(STEP, alice.next()).await.unwrap();
+    assert!(matches!(frame, Some(Ok(_))), "{frame:?}");
+
+    // The stalled handshake is cut at its timeout (500 ms), not left open.
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(STEP, stalled.read(&mut buf))
+        .await
+        .expect("the stalled connection was never closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let read = tokio::time::timeout(STEP, garbage.read(&mut buf))
+        .await
+        .unwrap();
+    // rustls answers garbage with an alert or closes; either way no HTTP response.
+    if let Ok(n) = read {
+        assert!(!buf[..n].starts_with(b"HTTP"), "{:?}", &buf[..n]);
+    }
+
+    server.shutdown().await.unwrap();
+}
+
+#[test]
+fn bad_pem_is_a_clear_error() {
+    let pki = make_pki("fast-rtc test CA");
+    let err = TlsConfig::from_pem(b"not a pem", pki.key_pem.as_bytes()).unwrap_err();
+    assert!(matches!(err, TlsError::Certificate { .. }), "{err}");
+    assert!(err.to_string().contains("certificate"), "{err}");
+    let err = TlsConfig::from_pem(pki.cert_pem.as_bytes(), b"nope").unwrap_err();
+    assert!(matches!(err, TlsError::Key { .. }), "{err}");
+    // The key of another certificate.
+    let other = make_pki("other");
+    let err = TlsConfig::from_pem(pki.cert_pem.as_bytes(), other.key_pem.as_bytes()).unwrap_err();
+    assert!(matches!(err, TlsError::Rejected(_)), "{err}");
+    let missing = std::path::Path::new("/nonexistent/fast-rtc/cert.pem");
+    let err = TlsConfig::from_pem_files(missing, missing).unwrap_err();
+    assert!(matches!(err, TlsError::Read { .. }), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/fast-rtc/cert.pem"),
+        "{err}"
+    );
+    // The key never shows in Debug.
+    let ok = TlsConfig::from_pem(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes()).unwrap();
+    assert!(!format!("{ok:?}").contains("PRIVATE"));
+}
+
+/// The real binary: `serve --tls-cert/--tls-key` prints a wss:// URL and serves it; a missing
+/// or bad PEM file is a clear error and exit code 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_serves_tls_and_refuses_bad_pem() {
+    let bin = env!("CARGO_BIN_EXE_fast-rtc-server");
+    let pki = make_pki("fast-rtc test CA");
+    let dir = std::env::temp_dir().join(format!("fast-rtc-tls-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key, bad) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("bad.pem"),
+    );
+    std::fs::write(&cert, &pki.cert_pem).unwrap();
+    std::fs::write(&key, &pki.key_pem).unwrap();
+    std::fs::write(&bad, "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
+
+    let refuse = |cert: &std::path::Path, key: &std::path::Path, want: &str| {
+        let out = std::process::Command::new(bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key)
+            .env("FAST_RTC_SECRET", SECRET)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "want {want:?} in: {err}");
+    };
+    refuse(&dir.join("missing.pem"), &key, "cannot read");
+    refuse(&bad, &key, "bad certificate PEM");
+    refuse(&cert, &bad, "bad private key PEM");
+    // --tls-cert without --tls-key is a usage error (clap's exit code 2).
+    let out = std::process::Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .env("FAST_RTC_SECRET", SECRET)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+
+    let mut child = std::process::Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .env("FAST_RTC_SECRET", SECRET)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    assert!(url.starts_with("wss://127.0.0.1:"), "{line}");
+    let mut ws = wss(&url, &pki.ca_der, "cli").await.unwrap();
+    join(&mut ws, "cli-room").await;
+    ws.send(Message::Ping(vec![1u8].into())).await.unwrap();
+    let reply = tokio::time::timeout(STEP, ws.next()).await.unwrap();
+    assert!(matches!(reply, Some(Ok(_))), "{reply:?}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,175 @@
+//! Real WebRTC over `wss://` signaling: a test CA and a server certificate for 127.0.0.1 made
+//! with rcgen, the real server with TLS on a random loopback port, real webrtc-rs members that
+//! trust the CA through `NativeConfig::tls_roots` (or do not).
+#![cfg(not(target_arch = "wasm32"))] // native backend; the browser's wss is the page's
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+#![allow(clippy::disallowed_methods)]
+
+mod support;
+
+use fast_rtc_protocol::{RoomId, UserId};
+use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TlsConfig};
+use fast_rtc_swarm::{
+    ChannelId, NativeConfig, NativeError, Payload, Signaling, StartError, SwarmConfig, SwarmEvent,
+    start,
+};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// A CA (DER), and the PEM certificate and key it signed for `127.0.0.1` and `localhost`.
+fn make_pki() -> (Vec<u8>, String, String) {
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "fast-rtc test CA");
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.der().to_vec(), cert.pem(), key.serialize_pem())
+}
+
+/// What the tests' tracing writes (warnings and up), to read the signaling loop's reasons.
+fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("warn")
+            .with_ansi(false)
+            .with_writer(move || Tee(sink.clone()))
+            .try_init();
+        log
+    })
+}
+
+struct Tee(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        eprint!("{}", String::from_utf8_lossy(buf));
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn tls_server(cert_pem: &str, key_pem: &str) -> ServerHandle {
+    captured();
+    let config = ServerConfig {
+        tls: Some(TlsConfig::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap()),
+        ..ServerConfig::default()
+    };
+    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
+    Server::new(config, auth)
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Two members that trust the test CA join over wss://, link over WebRTC and exchange data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_join_over_wss_and_exchange_data() {
+    let (ca, cert, key) = make_pki();
+    let server = tls_server(&cert, &key).await;
+    assert!(server.ws_url().starts_with("wss://127.0.0.1:"));
+    let native = NativeConfig::loopback().with_tls_root(ca);
+    let a = member_with(&server, "a", SwarmConfig::new("tls"), native.clone());
+    let b = member_with(&server, "b", SwarmConfig::new("tls"), native);
+    let started = Instant::now();
+    wait_open(&a, &["b".into()], Duration::from_secs(30)).await;
+    wait_open(&b, &["a".into()], Duration::from_secs(30)).await;
+    eprintln!("linked over wss:// signaling in {:?}", started.elapsed());
+    assert!(a.signaling_connected() && b.signaling_connected());
+
+    a.send(&UserId::from("b"), ChannelId::FAST, "hello over wss")
+        .unwrap();
+    let got = collect_until(&b, Duration::from_secs(10), |evs| {
+        evs.iter().any(|e| matches!(e, SwarmEvent::Data { .. }))
+    })
+    .await;
+    let data = got.iter().find_map(|e| match e {
+        SwarmEvent::Data { from, payload, .. } => Some((from.clone(), payload.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        data,
+        Some((UserId::from("a"), Payload::Text("hello over wss".into()))),
+        "{got:?}"
+    );
+    a.close();
+    b.close();
+    server.shutdown().await.unwrap();
+}
+
+/// A member that does not trust the server's CA never gets in: no signaling, no member on the
+/// server, no link; the reason it logs for each failed attempt names the certificate problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_does_not_trust_the_ca_does_not_connect_and_says_why() {
+    let (ca, cert, key) = make_pki();
+    let server = tls_server(&cert, &key).await;
+    let trusted = member_with(
+        &server,
+        "trusted",
+        SwarmConfig::new("tls-refused"),
+        NativeConfig::loopback().with_tls_root(ca),
+    );
+    let untrusted = member_with(
+        &server,
+        "untrusted",
+        SwarmConfig::new("tls-refused"),
+        NativeConfig::loopback(),
+    );
+    // Long enough for the first attempts (250 ms, 500 ms, 1 s backoff).
+    let events = collect_until(&trusted, Duration::from_secs(2), |_| false).await;
+    assert!(opened(&events).is_empty(), "{events:?}");
+    assert!(trusted.signaling_connected());
+    assert!(!untrusted.signaling_connected());
+    assert!(untrusted.try_recv().is_none());
+    let room = server.room(&RoomId::from("tls-refused")).await.unwrap();
+    let members: Vec<_> = room.members.iter().map(|m| m.user_id.clone()).collect();
+    assert_eq!(members, vec![UserId::from("trusted")]);
+    // The lead's typed lifecycle (a `Failed(reason)` state) will carry this reason; until then
+    // it is the signaling loop's warning.
+    let log = String::from_utf8(captured().lock().unwrap().clone()).unwrap();
+    let reason = log
+        .lines()
+        .find(|l| l.contains("signaling connection failed") && l.contains("TLS handshake"))
+        .unwrap_or_else(|| panic!("no TLS failure logged:\n{log}"));
+    assert!(
+        reason.contains("invalid peer certificate") && reason.contains("UnknownIssuer"),
+        "{reason}"
+    );
+    assert!(reason.contains("tls_roots"), "{reason}");
+    untrusted.close();
+    trusted.close();
+    server.shutdown().await.unwrap();
+}
+
+/// A `tls_roots` entry that is not a certificate makes `start` fail at once, saying which.
+#[test]
+fn a_bad_tls_root_fails_start() {
+    let native = NativeConfig::loopback().with_tls_root(b"not DER".to_vec());
+    let signaling = Signaling::WebSocket {
+        url: "wss://127.0.0.1:1/ws".into(),
+        token: "t".into(),
+    };
+    let err = start(SwarmConfig::new("r"), native, signaling)
+        .err()
+        .expect("start must refuse a bad root");
+    assert!(
+        matches!(
+            err,
+            StartError::Backend(NativeError::TlsRoot { index: 0, .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("tls_roots[0]"), "{err}");
+}
