@@ -53,10 +53,25 @@
 //! (`PreUpdate`: events become messages and entities) and [`FastRtcSystems::Send`] (`PostUpdate`:
 //! what systems queued this frame is sent), so every system in `Update` and `FixedUpdate` sees a
 //! consistent frame.
+//!
+//! # The connection's lifecycle
+//!
+//! [`Swarm::state`] is a [`SignalingState`](fast_rtc_swarm::SignalingState): `Disconnected`,
+//! `Connecting`, `Joined` (the server accepted this member), `Reconnecting` (links stay up),
+//! and terminal `Failed(reason)` with a typed
+//! [`FailReason`](fast_rtc_swarm::FailReason) (`Unauthorized`, `RoomFull`, `RoomNotAllowed`,
+//! `Replaced`, `Unreachable`, `Closed`). Each change is a [`SignalingChanged`] message, and the
+//! run conditions [`swarm_joined`] and [`peer_count_at_least`] gate systems on it.
+//!
+//! It is a resource and messages, not a Bevy `State`: the plugin works under `MinimalPlugins`
+//! (headless servers, tests) without `StatesPlugin`, a change is seen in the same frame it
+//! happens (in `PreUpdate`, not at the next `StateTransition`), and a game can still mirror it
+//! into a `State` of its own with one system reading `SignalingChanged`.
 
 #![forbid(unsafe_code)]
 
 mod codec;
+mod conditions;
 mod diagnostics;
 mod messages;
 mod plugin;
@@ -65,12 +80,13 @@ mod systems;
 mod typed;
 
 pub use codec::{CodecError, decode, encode};
+pub use conditions::{peer_count_at_least, swarm_joined};
 pub use diagnostics::FastRtcDiagnostics;
-pub use messages::{FastRtcError, FromPeer, PeerClosed, PeerData, PeerOpened, SwarmError};
-pub use plugin::{FastRtcPlugin, FastRtcSystems};
-pub use session::{
-    BackendFactory, MAX_OUTBOX, Peer, SignalingState, Swarm, SwarmBackend, token_subject,
+pub use messages::{
+    FastRtcError, FromPeer, PeerClosed, PeerData, PeerOpened, SignalingChanged, SwarmError,
 };
+pub use plugin::{FastRtcPlugin, FastRtcSystems};
+pub use session::{BackendFactory, MAX_OUTBOX, Peer, Swarm, SwarmBackend, token_subject};
 pub use systems::MAX_EVENTS_PER_FRAME;
 pub use typed::{AppSwarmExt, SwarmBroadcast, SwarmMessage};
 
@@ -83,7 +99,8 @@ pub use fast_rtc_swarm as swarm;
 pub mod prelude {
     pub use crate::{
         AppSwarmExt, FastRtcPlugin, FastRtcSystems, FromPeer, Peer, PeerClosed, PeerData,
-        PeerOpened, SignalingState, Swarm, SwarmBroadcast, SwarmError,
+        PeerOpened, SignalingChanged, Swarm, SwarmBroadcast, SwarmError, peer_count_at_least,
+        swarm_joined,
     };
     pub use fast_rtc_protocol::UserId;
     #[cfg(not(target_arch = "wasm32"))]
@@ -91,6 +108,7 @@ pub mod prelude {
     #[cfg(target_arch = "wasm32")]
     pub use fast_rtc_swarm::WebConfig;
     pub use fast_rtc_swarm::{
-        BackendConfig, ChannelConfig, ChannelId, CloseReason, IceServer, IceState, Payload,
+        BackendConfig, ChannelConfig, ChannelId, CloseReason, FailReason, IceServer, IceState,
+        Payload, SignalingState,
     };
 }

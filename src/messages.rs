@@ -2,7 +2,7 @@
 
 use bevy::prelude::{Entity, Message};
 use fast_rtc_protocol::{ConnectionId, UserId};
-use fast_rtc_swarm::{ChannelId, CloseReason, Payload, SendError};
+use fast_rtc_swarm::{ChannelId, CloseReason, Payload, SendError, SignalingState};
 
 /// A peer got its first open link; its [`Peer`](crate::Peer) entity was spawned.
 #[derive(Message, Debug, Clone)]
@@ -89,4 +89,17 @@ pub struct SwarmError {
     pub peer: Option<UserId>,
     /// What happened.
     pub error: FastRtcError,
+}
+
+/// The signaling session's state changed (see [`Swarm::state`](crate::Swarm::state)): written
+/// in [`FastRtcSystems::Receive`](crate::FastRtcSystems::Receive), once per change, in order.
+/// `to` is [`SignalingState::Failed`] with the reason when the session is over for good
+/// (refused token, full room, room not granted, replaced by another session with this
+/// identity, server unreachable past the retry budget).
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct SignalingChanged {
+    /// The state before.
+    pub from: SignalingState,
+    /// The state now.
+    pub to: SignalingState,
 }

@@ -1,7 +1,7 @@
 //! The plugin: its settings and what it adds to the app.
 
 use crate::diagnostics;
-use crate::messages::{PeerClosed, PeerData, PeerOpened, SwarmError};
+use crate::messages::{PeerClosed, PeerData, PeerOpened, SignalingChanged, SwarmError};
 use crate::session::{BackendFactory, Swarm, SwarmBackend};
 use crate::systems;
 use bevy::prelude::*;
@@ -132,6 +132,7 @@ impl Plugin for FastRtcPlugin {
         .add_message::<PeerClosed>()
         .add_message::<PeerData>()
         .add_message::<SwarmError>()
+        .add_message::<SignalingChanged>()
         .configure_sets(
             PreUpdate,
             (FastRtcSystems::Receive, FastRtcSystems::Decode).chain(),

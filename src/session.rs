@@ -7,7 +7,7 @@ use fast_rtc_protocol::{ConnectionId, RoomId, UserId};
 use fast_rtc_swarm::memory::MemoryNet;
 use fast_rtc_swarm::{
     BackendConfig, ChannelId, Clock, DynBackend, EventSender, IceState, Payload, SendError,
-    Signaling, StartError, SwarmConfig, SwarmHandle, start, start_with,
+    Signaling, SignalingState, StartError, SwarmConfig, SwarmHandle, start, start_with,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -56,19 +56,6 @@ impl std::fmt::Debug for BackendFactory {
     }
 }
 
-/// The signaling connection's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub enum SignalingState {
-    /// Not started, or closed.
-    #[default]
-    Disconnected,
-    /// Connecting (or reconnecting; live peer links stay up meanwhile).
-    Connecting,
-    /// Joined.
-    Connected,
-}
-
 /// A remote member with an open link. Spawned on open, despawned on close: attach your own
 /// components (an avatar, a score) to it.
 #[derive(Component, Debug, Clone)]
@@ -104,6 +91,8 @@ pub struct Swarm {
     pub(crate) handle: Option<SwarmHandle>,
     pub(crate) identity: Option<UserId>,
     pub(crate) state: SignalingState,
+    /// The state last reported with a `SignalingChanged`.
+    pub(crate) reported: SignalingState,
     pub(crate) peers: HashMap<UserId, Entity>,
     pub(crate) outbox: VecDeque<Outgoing>,
     /// Swarms replaced by a new `connect`: their peers' `Close` events are still to be read.
@@ -119,6 +108,7 @@ impl Swarm {
             handle: None,
             identity: None,
             state: SignalingState::Disconnected,
+            reported: SignalingState::Disconnected,
             peers: HashMap::new(),
             outbox: VecDeque::new(),
             retired: Vec::new(),
@@ -142,9 +132,8 @@ impl Swarm {
     /// [`Signaling::External`] (your transport pumps [`Swarm::handle`]'s `next_signal` and
     /// `dispatch`). A swarm already running is closed first.
     pub fn connect_with(&mut self, signaling: Signaling) -> Result<(), FastRtcError> {
-        self.disconnect();
         // The old swarm's peers get their PeerClosed (and despawn) in the next receive pass.
-        self.retired.extend(self.handle.take());
+        self.disconnect();
         self.identity = match &signaling {
             Signaling::WebSocket { token, .. } => token_subject(token),
             _ => None,
@@ -171,10 +160,13 @@ impl Swarm {
     }
 
     /// Leaves the room: every peer is told and every link closed. Their `PeerClosed` messages
-    /// arrive over the next frames.
+    /// arrive over the next frames. The state becomes
+    /// [`SignalingState::Disconnected`] (not `Failed(Closed)`: the app chose it), with a
+    /// [`SignalingChanged`](crate::SignalingChanged) in the next receive pass.
     pub fn disconnect(&mut self) {
-        if let Some(h) = &self.handle {
+        if let Some(h) = self.handle.take() {
             h.close();
+            self.retired.push(h);
         }
         self.state = SignalingState::Disconnected;
     }
@@ -191,9 +183,18 @@ impl Swarm {
         self.handle.as_ref().is_some_and(|h| h.close_peer(peer))
     }
 
-    /// The signaling connection's state.
-    pub fn state(&self) -> SignalingState {
-        self.state
+    /// The signaling session's state: `Connecting`, `Joined` (the server accepted this
+    /// member), `Reconnecting` (links stay up), or `Failed` with its reason. Each change is a
+    /// [`SignalingChanged`](crate::SignalingChanged) message; see also the run conditions
+    /// [`swarm_joined`](crate::swarm_joined) and
+    /// [`peer_count_at_least`](crate::peer_count_at_least).
+    pub fn state(&self) -> &SignalingState {
+        &self.state
+    }
+
+    /// Whether the server accepted this member into the room.
+    pub fn is_joined(&self) -> bool {
+        self.state == SignalingState::Joined
     }
 
     /// This member's identity (the subject of its token), once connecting.

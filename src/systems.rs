@@ -1,8 +1,8 @@
 //! The plugin's systems: swarm events in ([`receive`]), queued sends out ([`send`]).
 
 use crate::diagnostics::FastRtcDiagnostics;
-use crate::messages::{PeerClosed, PeerData, PeerOpened, SwarmError};
-use crate::session::{Outgoing, Peer, SignalingState, Swarm};
+use crate::messages::{PeerClosed, PeerData, PeerOpened, SignalingChanged, SwarmError};
+use crate::session::{Outgoing, Peer, Swarm};
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use fast_rtc_swarm::{IceState, SendError, SwarmEvent};
@@ -17,6 +17,18 @@ pub(crate) struct Writers<'w> {
     closed: MessageWriter<'w, PeerClosed>,
     data: MessageWriter<'w, PeerData>,
     errors: MessageWriter<'w, SwarmError>,
+    signaling: MessageWriter<'w, SignalingChanged>,
+}
+
+/// Writes a [`SignalingChanged`] if the state moved since the last one.
+fn report_state(swarm: &mut Swarm, out: &mut MessageWriter<SignalingChanged>) {
+    if swarm.state != swarm.reported {
+        let from = std::mem::replace(&mut swarm.reported, swarm.state.clone());
+        out.write(SignalingChanged {
+            from,
+            to: swarm.state.clone(),
+        });
+    }
 }
 
 /// Turns swarm events into messages and peer entities.
@@ -35,15 +47,8 @@ pub(crate) fn receive(
         .filter(|e| matches!(e, SwarmEvent::Close { .. }))
         .collect();
     let current = swarm.handle.clone();
-    if let Some(handle) = &current {
-        swarm.state = if handle.is_closed() {
-            SignalingState::Disconnected
-        } else if handle.signaling_connected() {
-            SignalingState::Connected
-        } else {
-            SignalingState::Connecting
-        };
-    }
+    // A change made by the app itself (`connect`, `disconnect`).
+    report_state(&mut swarm, &mut out.signaling);
     let mut retired = retired.into_iter();
     for _ in 0..MAX_EVENTS_PER_FRAME {
         let Some(event) = retired
@@ -110,6 +115,10 @@ pub(crate) fn receive(
                 if let Some(e) = entity {
                     update_peer(&mut commands, &mut peers, e, move |p| p.ice_state = state);
                 }
+            }
+            SwarmEvent::Signaling(state) => {
+                swarm.state = state;
+                report_state(&mut swarm, &mut out.signaling);
             }
             SwarmEvent::Fault(fault) => {
                 out.errors.write(SwarmError {

@@ -118,7 +118,7 @@ fn four_apps_form_a_mesh_exchange_typed_state_and_see_each_other_leave() {
         expected.sort();
         assert_eq!(peer_entities(a), expected, "app {i}");
         let swarm = a.world().resource::<Swarm>();
-        assert_eq!(swarm.state(), SignalingState::Connected);
+        assert_eq!(swarm.state(), &SignalingState::Joined);
         assert_eq!(swarm.identity(), Some(&UserId::from(names[i])));
         assert_eq!(swarm.peer_count(), 3);
     }
@@ -270,7 +270,7 @@ fn connecting_can_start_later_and_stop() {
     }
     for a in &apps {
         let swarm = a.world().resource::<Swarm>();
-        assert_eq!(swarm.state(), SignalingState::Disconnected);
+        assert_eq!(swarm.state(), &SignalingState::Disconnected);
         assert!(swarm.handle().is_none(), "nothing connects by itself");
     }
     // The "menu" system connects.
@@ -291,7 +291,7 @@ fn connecting_can_start_later_and_stop() {
         .all(|a| peer_entities(a).len() == 1)));
     assert_eq!(
         apps[0].world().resource::<Swarm>().state(),
-        SignalingState::Connected
+        &SignalingState::Joined
     );
     // Stop: the other side sees it, and this side's entities go too.
     apps[0].world_mut().resource_mut::<Swarm>().disconnect();
@@ -300,7 +300,7 @@ fn connecting_can_start_later_and_stop() {
         .all(|a| peer_entities(a).is_empty())));
     assert_eq!(
         apps[0].world().resource::<Swarm>().state(),
-        SignalingState::Disconnected
+        &SignalingState::Disconnected
     );
     rt.block_on(server.shutdown()).unwrap();
 }
