@@ -91,6 +91,7 @@ pub mod prelude {
     #[cfg(target_arch = "wasm32")]
     pub use fast_rtc_swarm::WebConfig;
     pub use fast_rtc_swarm::{
-        BackendConfig, ChannelConfig, ChannelId, CloseReason, IceServer, IceState, Payload,
+        BackendConfig, ChannelConfig, ChannelId, CloseReason, IceServer, IceState,
+        IceTransportPolicy, Payload,
     };
 }

@@ -15,7 +15,7 @@ use futures_lite::future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
-use tracing::debug;
+use tracing::{debug, info, warn};
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
@@ -200,6 +200,7 @@ impl RtcPeer for NativePeer {
                     return Some(Report::Channel { label, raw: dc });
                 }
                 PeerWake::Milestone(Milestone::IceConnected) => {
+                    log_route(&self.id, self.pc.as_ref()).await;
                     if self.dtls_client {
                         flush_dtls_client(
                             &self.id,
@@ -332,6 +333,15 @@ impl PeerConnectionEventHandler for Handler {
         }
     }
 
+    async fn on_ice_candidate_error(
+        &self,
+        event: webrtc::peer_connection::RTCPeerConnectionIceErrorEvent,
+    ) {
+        // A TURN server refusing the credentials shows up here (error 401).
+        warn!(id = %self.id, url = %event.url, code = event.error_code,
+            text = %event.error_text, "ICE server error");
+    }
+
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
             self.emit(PeerEvent::LocalCandidate(None)).await;
@@ -368,6 +378,30 @@ impl PeerConnectionEventHandler for Handler {
 
 /// webrtc-rs → wire. webrtc-rs fills `sdpMid` with `""`, which browsers reject (no m-section
 /// has that mid); without it they fall back to `sdpMLineIndex`.
+/// Logs (info, target `fast_rtc_swarm::platform::native::peer`) the candidate types of the
+/// pair ICE selected, from webrtc-rs's stats: `local=relay remote=relay` through TURN.
+async fn log_route(id: &ConnectionId, pc: &dyn PeerConnection) {
+    use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
+    let report = pc.get_stats(std::time::Instant::now(), StatsSelector::None).await;
+    let Some(pair_id) = report
+        .transport()
+        .map(|t| t.selected_candidate_pair_id.clone())
+    else {
+        return;
+    };
+    let Some(RTCStatsReportEntry::IceCandidatePair(pair)) = report.get(&pair_id) else {
+        return;
+    };
+    let kind = |cid: &str| match report.get(cid) {
+        Some(RTCStatsReportEntry::LocalCandidate(c) | RTCStatsReportEntry::RemoteCandidate(c)) => {
+            format!("{:?}", c.candidate_type).to_lowercase()
+        }
+        _ => "unknown".to_owned(),
+    };
+    info!(%id, local = %kind(&pair.local_candidate_id), remote = %kind(&pair.remote_candidate_id),
+        "selected candidate pair");
+}
+
 fn to_wire(init: RTCIceCandidateInit) -> IceCandidate {
     IceCandidate {
         candidate: init.candidate,
