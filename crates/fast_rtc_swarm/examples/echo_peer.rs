@@ -24,8 +24,8 @@
 
 use clap::Parser;
 use fast_rtc_swarm::{
-    ChannelConfig, ChannelId, IceServer, IceTransportPolicy, NativeConfig, Payload, Signaling, SwarmConfig, SwarmEvent,
-    SwarmHandle, start,
+    ChannelConfig, ChannelId, IceServer, IceTransportPolicy, NativeConfig, Payload, Signaling,
+    SwarmConfig, SwarmEvent, SwarmHandle, start,
 };
 use serde_json::{Value, json};
 

@@ -382,7 +382,9 @@ impl PeerConnectionEventHandler for Handler {
 /// pair ICE selected, from webrtc-rs's stats: `local=relay remote=relay` through TURN.
 async fn log_route(id: &ConnectionId, pc: &dyn PeerConnection) {
     use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
-    let report = pc.get_stats(std::time::Instant::now(), StatsSelector::None).await;
+    let report = pc
+        .get_stats(std::time::Instant::now(), StatsSelector::None)
+        .await;
     let Some(pair_id) = report
         .transport()
         .map(|t| t.selected_candidate_pair_id.clone())
@@ -392,13 +394,24 @@ async fn log_route(id: &ConnectionId, pc: &dyn PeerConnection) {
     let Some(RTCStatsReportEntry::IceCandidatePair(pair)) = report.get(&pair_id) else {
         return;
     };
-    let kind = |cid: &str| match report.get(cid) {
-        Some(RTCStatsReportEntry::LocalCandidate(c) | RTCStatsReportEntry::RemoteCandidate(c)) => {
-            format!("{:?}", c.candidate_type).to_lowercase()
-        }
-        _ => "unknown".to_owned(),
+    // webrtc-rs 0.21.1 keys a candidate's entry `RTCLocalIceCandidate_<id>` or
+    // `RTCRemoteIceCandidate_<id>`, where the pair names `<id>`.
+    let kind = |cid: &str, local: bool| {
+        report
+            .iter()
+            .find_map(|e| match (e, local) {
+                (RTCStatsReportEntry::LocalCandidate(c), true)
+                | (RTCStatsReportEntry::RemoteCandidate(c), false)
+                    if c.stats.id == cid || c.stats.id.ends_with(&format!("_{cid}")) =>
+                {
+                    Some(format!("{:?}", c.candidate_type).to_lowercase())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| "unknown".to_owned())
     };
-    info!(%id, local = %kind(&pair.local_candidate_id), remote = %kind(&pair.remote_candidate_id),
+    info!(%id, local = %kind(&pair.local_candidate_id, true),
+        remote = %kind(&pair.remote_candidate_id, false),
         "selected candidate pair");
 }
 
