@@ -29,5 +29,7 @@ echo "== fuzzing, bounded (cargo-fuzz: hub_frames and core_inputs, 20 s each)"
 ./scripts/fuzz.sh 20
 echo "== browser tests (headless Chromium)"
 ./scripts/browser-test.sh
+echo "== TURN: native members in network namespaces linked only through a real coturn"
+./scripts/turn-test.sh
 echo "== multiplayer example, headless, 3 bots (must meet every bot and exit 0)"
 cargo run --locked --example multiplayer -- --headless --bots 3 --seconds 10

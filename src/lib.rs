@@ -109,6 +109,6 @@ pub mod prelude {
     pub use fast_rtc_swarm::WebConfig;
     pub use fast_rtc_swarm::{
         BackendConfig, ChannelConfig, ChannelId, CloseReason, FailReason, IceServer, IceState,
-        Payload, SignalingState,
+        IceTransportPolicy, Payload, SignalingState,
     };
 }

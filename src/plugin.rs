@@ -7,7 +7,8 @@ use crate::systems;
 use bevy::prelude::*;
 use fast_rtc_protocol::RoomId;
 use fast_rtc_swarm::{
-    BackendConfig, ChannelConfig, ChannelId, Clock, IceServer, Signaling, SwarmConfig,
+    BackendConfig, ChannelConfig, ChannelId, Clock, IceServer, IceTransportPolicy, Signaling,
+    SwarmConfig,
 };
 use std::time::Duration;
 
@@ -80,6 +81,19 @@ impl FastRtcPlugin {
     /// Adds a STUN or TURN server.
     pub fn with_ice_server(mut self, server: IceServer) -> Self {
         self.swarm.ice_servers.push(server);
+        self
+    }
+
+    /// Adds STUN and TURN servers (after any already added).
+    pub fn with_ice_servers(mut self, servers: impl IntoIterator<Item = IceServer>) -> Self {
+        self.swarm.ice_servers.extend(servers);
+        self
+    }
+
+    /// Which ICE candidates may be used: [`IceTransportPolicy::Relay`] links only through the
+    /// TURN servers (members never see each other's addresses); the default is `All`.
+    pub fn with_ice_transport_policy(mut self, policy: IceTransportPolicy) -> Self {
+        self.swarm.ice_transport_policy = policy;
         self
     }
 

@@ -74,6 +74,35 @@ struct Args {
     /// it did not meet every bot.
     #[arg(long, default_value_t = 0)]
     seconds: u64,
+    /// A STUN or TURN server URL (`turn:host:3478?transport=udp`); repeatable.
+    #[arg(long)]
+    ice_server: Vec<String>,
+    /// TURN username, for every `--ice-server`.
+    #[arg(long, default_value = "")]
+    ice_username: String,
+    /// TURN credential, for every `--ice-server`.
+    #[arg(long, default_value = "")]
+    ice_credential: String,
+    /// Link only through the TURN servers (relay candidates only).
+    #[arg(long)]
+    relay_only: bool,
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Args {
+    /// The player's plugin with `--ice-server`/`--relay-only` applied.
+    fn with_ice(&self, plugin: FastRtcPlugin) -> FastRtcPlugin {
+        let servers = self
+            .ice_server
+            .iter()
+            .map(|url| IceServer::turn(url, &self.ice_username, &self.ice_credential));
+        let plugin = plugin.with_ice_servers(servers);
+        if self.relay_only {
+            plugin.with_ice_transport_policy(IceTransportPolicy::Relay)
+        } else {
+            plugin
+        }
+    }
 }
 
 /// What travels every tick.
@@ -228,6 +257,7 @@ fn bot_app(url: &str, room: &str, name: &str, token: String, i: usize) -> App {
 #[cfg(not(target_arch = "wasm32"))]
 fn player_app(args: &Args, url: &str, name: &str, token: String) -> App {
     let (plugin, state) = plugin(url, &args.room, token);
+    let plugin = args.with_ice(plugin);
     let mut app = App::new();
     if args.headless {
         app.add_plugins((

@@ -17,11 +17,15 @@
 //! also sends the hello as a binary message, and `--stdin` reads commands from stdin (`close`
 //! leaves the room; end of input does too), so a harness can close it at a moment of its
 //! choosing.
+//!
+//! For TURN tests (`scripts/turn-test.sh`): `--ice-server URL` (repeatable) with
+//! `--ice-username`/`--ice-credential`, `--relay-only` (relay candidates only) and `--bind ADDR`
+//! (the local UDP address to bind instead of `127.0.0.1:0`).
 
 use clap::Parser;
 use fast_rtc_swarm::{
-    ChannelConfig, ChannelId, NativeConfig, Payload, Signaling, SwarmConfig, SwarmEvent,
-    SwarmHandle, start,
+    ChannelConfig, ChannelId, IceServer, IceTransportPolicy, NativeConfig, Payload, Signaling,
+    SwarmConfig, SwarmEvent, SwarmHandle, start,
 };
 use serde_json::{Value, json};
 
@@ -51,6 +55,21 @@ struct Args {
     /// Only the `fast` channel, no `state`.
     #[arg(long)]
     fast_only: bool,
+    /// A STUN or TURN server URL (`turn:10.0.0.1:3478?transport=udp`); repeatable.
+    #[arg(long)]
+    ice_server: Vec<String>,
+    /// TURN username, for every `--ice-server`.
+    #[arg(long, default_value = "")]
+    ice_username: String,
+    /// TURN credential, for every `--ice-server`.
+    #[arg(long, default_value = "")]
+    ice_credential: String,
+    /// Use relay (TURN) candidates only.
+    #[arg(long)]
+    relay_only: bool,
+    /// Local UDP address to bind (default `127.0.0.1:0`).
+    #[arg(long)]
+    bind: Option<std::net::SocketAddr>,
 }
 
 /// Prints one event: its JSON form with `--json`, else the human line (if any).
@@ -105,11 +124,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !args.fast_only {
         config.add_channel(ChannelConfig::unreliable("state"));
     }
+    config.ice_servers = args
+        .ice_server
+        .iter()
+        .map(|url| IceServer::turn(url, &args.ice_username, &args.ice_credential))
+        .collect();
+    if args.relay_only {
+        config.ice_transport_policy = IceTransportPolicy::Relay;
+    }
+    let mut native = NativeConfig::loopback();
+    if let Some(bind) = args.bind {
+        native.udp_addrs = vec![bind];
+    }
     let signaling = Signaling::WebSocket {
         url: args.url,
         token: args.token,
     };
-    let (swarm, driver) = start(config, NativeConfig::loopback(), signaling)?;
+    let (swarm, driver) = start(config, native, signaling)?;
     std::thread::spawn(move || futures_lite::future::block_on(driver));
     if args.stdin {
         close_on_stdin(swarm.clone());

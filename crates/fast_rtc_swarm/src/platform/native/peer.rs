@@ -15,7 +15,7 @@ use futures_lite::future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
-use tracing::debug;
+use tracing::{debug, info, warn};
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
@@ -200,6 +200,7 @@ impl RtcPeer for NativePeer {
                     return Some(Report::Channel { label, raw: dc });
                 }
                 PeerWake::Milestone(Milestone::IceConnected) => {
+                    log_route(&self.id, self.pc.as_ref()).await;
                     if self.dtls_client {
                         flush_dtls_client(
                             &self.id,
@@ -332,6 +333,15 @@ impl PeerConnectionEventHandler for Handler {
         }
     }
 
+    async fn on_ice_candidate_error(
+        &self,
+        event: webrtc::peer_connection::RTCPeerConnectionIceErrorEvent,
+    ) {
+        // A TURN server refusing the credentials shows up here (error 401).
+        warn!(id = %self.id, url = %event.url, code = event.error_code,
+            text = %event.error_text, "ICE server error");
+    }
+
     async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
         if state == RTCIceGatheringState::Complete {
             self.emit(PeerEvent::LocalCandidate(None)).await;
@@ -364,6 +374,41 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
         let _ = self.channels.send(channel).await;
     }
+}
+
+/// Logs (info, target `fast_rtc_swarm::platform::native::peer`) the candidate types of the
+/// pair ICE selected, from webrtc-rs's stats: `local=relay remote=relay` through TURN.
+async fn log_route(id: &ConnectionId, pc: &dyn PeerConnection) {
+    use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
+    let report = pc.get_stats(super::time::now(), StatsSelector::None).await;
+    let Some(pair_id) = report
+        .transport()
+        .map(|t| t.selected_candidate_pair_id.clone())
+    else {
+        return;
+    };
+    let Some(RTCStatsReportEntry::IceCandidatePair(pair)) = report.get(&pair_id) else {
+        return;
+    };
+    // webrtc-rs 0.21.1 keys a candidate's entry `RTCLocalIceCandidate_<id>` or
+    // `RTCRemoteIceCandidate_<id>`, where the pair names `<id>`.
+    let kind = |cid: &str, local: bool| {
+        report
+            .iter()
+            .find_map(|e| match (e, local) {
+                (RTCStatsReportEntry::LocalCandidate(c), true)
+                | (RTCStatsReportEntry::RemoteCandidate(c), false)
+                    if c.stats.id == cid || c.stats.id.ends_with(&format!("_{cid}")) =>
+                {
+                    Some(format!("{:?}", c.candidate_type).to_lowercase())
+                }
+                _ => None,
+            })
+            .unwrap_or_else(|| "unknown".to_owned())
+    };
+    info!(%id, local = %kind(&pair.local_candidate_id, true),
+        remote = %kind(&pair.remote_candidate_id, false),
+        "selected candidate pair");
 }
 
 /// webrtc-rs → wire. webrtc-rs fills `sdpMid` with `""`, which browsers reject (no m-section
