@@ -2,6 +2,7 @@
 //! fails reaches the application as a typed `Failed(reason)`, and a lost session reconnects.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)] // tests read the clock for deadlines
+#![cfg(not(target_arch = "wasm32"))] // native backend; the browser tests are tests/web.rs
 
 mod support;
 

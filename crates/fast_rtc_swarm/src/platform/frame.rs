@@ -31,7 +31,8 @@ impl fmt::Display for Reason {
 /// Why a signaling connection attempt failed.
 #[derive(Debug)]
 pub(crate) enum ConnectError {
-    /// The server refused the token (HTTP 401).
+    /// The server refused the token (HTTP 401). Never in a browser, which hides the status.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     Unauthorized,
     /// Anything else: unreachable, TLS, another HTTP status, a malformed URL.
     Failed(String),
