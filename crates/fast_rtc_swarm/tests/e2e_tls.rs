@@ -10,11 +10,10 @@ mod support;
 use fast_rtc_protocol::{RoomId, UserId};
 use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TlsConfig};
 use fast_rtc_swarm::{
-    ChannelId, NativeConfig, NativeError, Payload, Signaling, StartError, SwarmConfig, SwarmEvent,
-    start,
+    ChannelId, FailReason, NativeConfig, NativeError, Payload, ReconnectPolicy, Signaling,
+    SignalingState, StartError, SwarmConfig, SwarmEvent, start,
 };
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -33,36 +32,8 @@ fn make_pki() -> (Vec<u8>, String, String) {
     (ca.der().to_vec(), cert.pem(), key.serialize_pem())
 }
 
-/// What the tests' tracing writes (warnings and up), to read the signaling loop's reasons.
-fn captured() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("warn")
-            .with_ansi(false)
-            .with_writer(move || Tee(sink.clone()))
-            .try_init();
-        log
-    })
-}
-
-struct Tee(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Tee {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        eprint!("{}", String::from_utf8_lossy(buf));
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 async fn tls_server(cert_pem: &str, key_pem: &str) -> ServerHandle {
-    captured();
+    init_tracing();
     let config = ServerConfig {
         tls: Some(TlsConfig::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap()),
         ..ServerConfig::default()
@@ -109,8 +80,9 @@ async fn two_members_join_over_wss_and_exchange_data() {
     server.shutdown().await.unwrap();
 }
 
-/// A member that does not trust the server's CA never gets in: no signaling, no member on the
-/// server, no link; the reason it logs for each failed attempt names the certificate problem.
+/// A member that does not trust the server's CA never gets in: no member on the server, no
+/// link, and after its retry budget it fails with a typed `Unreachable` whose last error names
+/// the certificate problem and the fix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_does_not_trust_the_ca_does_not_connect_and_says_why() {
     let (ca, cert, key) = make_pki();
@@ -121,34 +93,47 @@ async fn a_member_that_does_not_trust_the_ca_does_not_connect_and_says_why() {
         SwarmConfig::new("tls-refused"),
         NativeConfig::loopback().with_tls_root(ca),
     );
-    let untrusted = member_with(
-        &server,
-        "untrusted",
-        SwarmConfig::new("tls-refused"),
-        NativeConfig::loopback(),
-    );
-    // Long enough for the first attempts (250 ms, 500 ms, 1 s backoff).
-    let events = collect_until(&trusted, Duration::from_secs(2), |_| false).await;
+    let mut config = SwarmConfig::new("tls-refused");
+    config.reconnect = ReconnectPolicy {
+        max_attempts: Some(3),
+        ..ReconnectPolicy::default()
+    };
+    let untrusted = member_with(&server, "untrusted", config, NativeConfig::loopback());
+    let events = collect_until(&untrusted, Duration::from_secs(10), |evs| {
+        evs.iter()
+            .any(|e| matches!(e, SwarmEvent::Signaling(s) if s.is_failed()))
+    })
+    .await;
+    let states: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            SwarmEvent::Signaling(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect();
     assert!(opened(&events).is_empty(), "{events:?}");
+    match states.as_slice() {
+        [
+            SignalingState::Connecting,
+            SignalingState::Failed(FailReason::Unreachable {
+                attempts: 3,
+                last_error,
+            }),
+        ] => {
+            assert!(
+                last_error.contains("invalid peer certificate")
+                    && last_error.contains("UnknownIssuer"),
+                "{last_error}"
+            );
+            assert!(last_error.contains("tls_roots"), "{last_error}");
+        }
+        other => panic!("expected Connecting then Unreachable after 3 attempts: {other:?}"),
+    }
+    assert!(untrusted.is_closed());
     assert!(trusted.signaling_connected());
-    assert!(!untrusted.signaling_connected());
-    assert!(untrusted.try_recv().is_none());
     let room = server.room(&RoomId::from("tls-refused")).await.unwrap();
     let members: Vec<_> = room.members.iter().map(|m| m.user_id.clone()).collect();
     assert_eq!(members, vec![UserId::from("trusted")]);
-    // The lead's typed lifecycle (a `Failed(reason)` state) will carry this reason; until then
-    // it is the signaling loop's warning.
-    let log = String::from_utf8(captured().lock().unwrap().clone()).unwrap();
-    let reason = log
-        .lines()
-        .find(|l| l.contains("signaling connection failed") && l.contains("TLS handshake"))
-        .unwrap_or_else(|| panic!("no TLS failure logged:\n{log}"));
-    assert!(
-        reason.contains("invalid peer certificate") && reason.contains("UnknownIssuer"),
-        "{reason}"
-    );
-    assert!(reason.contains("tls_roots"), "{reason}");
-    untrusted.close();
     trusted.close();
     server.shutdown().await.unwrap();
 }
