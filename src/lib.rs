@@ -63,6 +63,11 @@
 //! `Replaced`, `Unreachable`, `Closed`). Each change is a [`SignalingChanged`] message, and the
 //! run conditions [`swarm_joined`] and [`peer_count_at_least`] gate systems on it.
 //!
+//! Tokens are short-lived: ahead of the token's `exp`, and when the server refuses it, the
+//! plugin writes a [`TokenRequested`] message; answer it with [`Swarm::set_token`] (the next
+//! connection attempt uses the new token). A refused token left unanswered ends the session
+//! `Failed(Unauthorized)` after 10 s ([`TokenPolicy`](fast_rtc_swarm::TokenPolicy)).
+//!
 //! It is a resource and messages, not a Bevy `State`: the plugin works under `MinimalPlugins`
 //! (headless servers, tests) without `StatesPlugin`, a change is seen in the same frame it
 //! happens (in `PreUpdate`, not at the next `StateTransition`), and a game can still mirror it
@@ -82,11 +87,14 @@ mod typed;
 pub use codec::{CodecError, decode, encode};
 pub use conditions::{peer_count_at_least, swarm_joined};
 pub use diagnostics::FastRtcDiagnostics;
+/// The `sub` claim of a JWT, read without verifying it: the identity a member will have.
+pub use fast_rtc_swarm::token::subject as token_subject;
 pub use messages::{
     FastRtcError, FromPeer, PeerClosed, PeerData, PeerOpened, SignalingChanged, SwarmError,
+    TokenRequested,
 };
 pub use plugin::{FastRtcPlugin, FastRtcSystems};
-pub use session::{BackendFactory, MAX_OUTBOX, Peer, Swarm, SwarmBackend, token_subject};
+pub use session::{BackendFactory, MAX_OUTBOX, Peer, Swarm, SwarmBackend};
 pub use systems::MAX_EVENTS_PER_FRAME;
 pub use typed::{AppSwarmExt, SwarmBroadcast, SwarmMessage};
 
@@ -99,8 +107,8 @@ pub use fast_rtc_swarm as swarm;
 pub mod prelude {
     pub use crate::{
         AppSwarmExt, FastRtcPlugin, FastRtcSystems, FromPeer, Peer, PeerClosed, PeerData,
-        PeerOpened, SignalingChanged, Swarm, SwarmBroadcast, SwarmError, peer_count_at_least,
-        swarm_joined,
+        PeerOpened, SignalingChanged, Swarm, SwarmBroadcast, SwarmError, TokenRequested,
+        peer_count_at_least, swarm_joined,
     };
     pub use fast_rtc_protocol::UserId;
     #[cfg(not(target_arch = "wasm32"))]
@@ -109,6 +117,6 @@ pub mod prelude {
     pub use fast_rtc_swarm::WebConfig;
     pub use fast_rtc_swarm::{
         BackendConfig, ChannelConfig, ChannelId, CloseReason, FailReason, IceServer, IceState,
-        IceTransportPolicy, Payload, SignalingState,
+        IceTransportPolicy, Payload, SignalingState, TokenRequest,
     };
 }

@@ -2,7 +2,7 @@
 
 use bevy::prelude::{Entity, Message};
 use fast_rtc_protocol::{ConnectionId, UserId};
-use fast_rtc_swarm::{ChannelId, CloseReason, Payload, SendError, SignalingState};
+use fast_rtc_swarm::{ChannelId, CloseReason, Payload, SendError, SignalingState, TokenRequest};
 
 /// A peer got its first open link; its [`Peer`](crate::Peer) entity was spawned.
 #[derive(Message, Debug, Clone)]
@@ -102,4 +102,16 @@ pub struct SignalingChanged {
     pub from: SignalingState,
     /// The state now.
     pub to: SignalingState,
+}
+
+/// The swarm needs a fresh signaling token (its current one is about to expire, or the server
+/// refused it): answer with [`Swarm::set_token`](crate::Swarm::set_token). Written in
+/// [`FastRtcSystems::Receive`](crate::FastRtcSystems::Receive). Unanswered, a refused token
+/// ends the session with [`FailReason::Unauthorized`](crate::swarm::FailReason::Unauthorized)
+/// after [`TokenPolicy::wait_for_token`](crate::swarm::TokenPolicy::wait_for_token) (10 s by
+/// default).
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequested {
+    /// Why: expiring soon, or refused.
+    pub request: TokenRequest,
 }

@@ -1,7 +1,9 @@
 //! The plugin: its settings and what it adds to the app.
 
 use crate::diagnostics;
-use crate::messages::{PeerClosed, PeerData, PeerOpened, SignalingChanged, SwarmError};
+use crate::messages::{
+    PeerClosed, PeerData, PeerOpened, SignalingChanged, SwarmError, TokenRequested,
+};
 use crate::session::{BackendFactory, Swarm, SwarmBackend};
 use crate::systems;
 use bevy::prelude::*;
@@ -147,6 +149,7 @@ impl Plugin for FastRtcPlugin {
         .add_message::<PeerData>()
         .add_message::<SwarmError>()
         .add_message::<SignalingChanged>()
+        .add_message::<TokenRequested>()
         .configure_sets(
             PreUpdate,
             (FastRtcSystems::Receive, FastRtcSystems::Decode).chain(),

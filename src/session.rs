@@ -135,7 +135,7 @@ impl Swarm {
         // The old swarm's peers get their PeerClosed (and despawn) in the next receive pass.
         self.disconnect();
         self.identity = match &signaling {
-            Signaling::WebSocket { token, .. } => token_subject(token),
+            Signaling::WebSocket { token, .. } => fast_rtc_swarm::token::subject(token),
             _ => None,
         };
         let started = match &self.backend {
@@ -181,6 +181,16 @@ impl Swarm {
     /// [`CloseReason::Remote`]: crate::swarm::CloseReason::Remote
     pub fn kick(&mut self, peer: &UserId) -> bool {
         self.handle.as_ref().is_some_and(|h| h.close_peer(peer))
+    }
+
+    /// Gives the signaling client a fresh token: the answer to a
+    /// [`TokenRequested`](crate::TokenRequested) message, fine to call at any time. The next
+    /// connection attempt uses it; an open session is not interrupted. Returns whether a swarm
+    /// is running to take it.
+    pub fn set_token(&mut self, token: impl Into<String>) -> bool {
+        let Some(h) = &self.handle else { return false };
+        h.set_token(token);
+        true
     }
 
     /// The signaling session's state: `Connecting`, `Joined` (the server accepted this
@@ -245,17 +255,4 @@ impl Swarm {
         });
         Ok(())
     }
-}
-
-/// The `sub` claim of a JWT, read without verifying it (the server verifies): the identity a
-/// member will have in the room, for display and for telling one's own messages apart. `None`
-/// if `token` is not a JWT with a string `sub`.
-pub fn token_subject(token: &str) -> Option<UserId> {
-    use base64::Engine;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("sub")?.as_str().map(UserId::from)
 }

@@ -1,7 +1,9 @@
 //! The plugin's systems: swarm events in ([`receive`]), queued sends out ([`send`]).
 
 use crate::diagnostics::FastRtcDiagnostics;
-use crate::messages::{PeerClosed, PeerData, PeerOpened, SignalingChanged, SwarmError};
+use crate::messages::{
+    PeerClosed, PeerData, PeerOpened, SignalingChanged, SwarmError, TokenRequested,
+};
 use crate::session::{Outgoing, Peer, Swarm};
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
@@ -18,6 +20,7 @@ pub(crate) struct Writers<'w> {
     data: MessageWriter<'w, PeerData>,
     errors: MessageWriter<'w, SwarmError>,
     signaling: MessageWriter<'w, SignalingChanged>,
+    tokens: MessageWriter<'w, TokenRequested>,
 }
 
 /// Writes a [`SignalingChanged`] if the state moved since the last one.
@@ -119,6 +122,9 @@ pub(crate) fn receive(
             SwarmEvent::Signaling(state) => {
                 swarm.state = state;
                 report_state(&mut swarm, &mut out.signaling);
+            }
+            SwarmEvent::TokenRequested(request) => {
+                out.tokens.write(TokenRequested { request });
             }
             SwarmEvent::Fault(fault) => {
                 out.errors.write(SwarmError {

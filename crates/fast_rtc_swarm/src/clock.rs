@@ -10,7 +10,7 @@ use event_listener::Event;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use web_time::Instant;
+use web_time::{Instant, SystemTime};
 
 /// Where the shell reads the time.
 #[derive(Clone, Debug, Default)]
@@ -29,6 +29,14 @@ impl Clock {
         match self {
             Clock::System => time::now(),
             Clock::Manual(m) => m.now(),
+        }
+    }
+
+    /// The wall-clock time, to read a token's expiry against (a manual clock's moves with it).
+    pub fn wall_now(&self) -> SystemTime {
+        match self {
+            Clock::System => time::wall_now(),
+            Clock::Manual(m) => m.inner.start_wall + m.elapsed(),
         }
     }
 
@@ -57,6 +65,7 @@ pub struct ManualClock {
 #[derive(Debug)]
 struct Manual {
     start: Instant,
+    start_wall: SystemTime,
     elapsed_nanos: AtomicU64,
     moved: Event,
 }
@@ -67,6 +76,7 @@ impl ManualClock {
         ManualClock {
             inner: Arc::new(Manual {
                 start: time::now(),
+                start_wall: time::wall_now(),
                 elapsed_nanos: AtomicU64::new(0),
                 moved: Event::new(),
             }),
@@ -75,8 +85,11 @@ impl ManualClock {
 
     /// The clock's time.
     pub fn now(&self) -> Instant {
-        let nanos = self.inner.elapsed_nanos.load(Ordering::Acquire);
-        self.inner.start + Duration::from_nanos(nanos)
+        self.inner.start + self.elapsed()
+    }
+
+    fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.inner.elapsed_nanos.load(Ordering::Acquire))
     }
 
     /// Moves the clock forward by `by`, waking whoever sleeps until then.

@@ -1,6 +1,6 @@
 //! Swarm configuration, shared by every backend.
 
-use crate::lifecycle::ReconnectPolicy;
+use crate::lifecycle::{ReconnectPolicy, TokenPolicy};
 use fast_rtc_protocol::RoomId;
 use std::time::Duration;
 
@@ -168,6 +168,10 @@ pub struct SwarmConfig {
     /// intervals and a margin. `None` turns it off. Native only: a browser hides WebSocket
     /// pings from the page, so there it is never applied.
     pub signaling_silence_timeout: Option<Duration>,
+    /// When the built-in signaling client asks the application for a fresh token: ahead of
+    /// the token's expiry, and after the server refused it
+    /// ([`crate::lifecycle#tokens`]).
+    pub token: TokenPolicy,
 }
 
 /// The default [`SwarmConfig::max_message_size`]: 16 MiB.
@@ -196,6 +200,7 @@ impl SwarmConfig {
             ping_interval: Duration::from_secs(1),
             reconnect: ReconnectPolicy::default(),
             signaling_silence_timeout: Some(Duration::from_secs(35)),
+            token: TokenPolicy::default(),
         }
     }
 

@@ -32,6 +32,9 @@ pub(crate) struct Inner {
     signals: VecDeque<ClientMsg>,
     events: VecDeque<SwarmEvent>,
     pub(crate) signaling_up: bool,
+    /// The built-in signaling client's token, and how many times it was set.
+    pub(crate) token: String,
+    pub(crate) token_version: u64,
 }
 
 impl Inner {
@@ -83,6 +86,8 @@ impl Shared {
                 signals: VecDeque::new(),
                 events: VecDeque::new(),
                 signaling_up: false,
+                token: String::new(),
+                token_version: 0,
             }),
             changed: Event::new(),
             events_ready: Event::new(),
@@ -99,6 +104,19 @@ impl Shared {
     /// Runs `f` on the swarm, routes its outputs and wakes whoever waits on them.
     pub(crate) fn with_swarm<R>(&self, f: impl FnOnce(&mut SwarmCore, Instant) -> R) -> R {
         self.with_inner(|inner, now| f(&mut inner.swarm, now))
+    }
+
+    /// Sets the signaling token: the next connection attempt uses it, and the core learns when
+    /// it expires (read from the token at the wall-clock time).
+    pub(crate) fn set_token(&self, token: String) {
+        let expires_in = crate::token::expires_in(&token, self.clock.wall_now());
+        self.with_inner(|inner, now| {
+            inner.token = token;
+            inner.token_version += 1;
+            inner.swarm.token_changed(now, expires_in);
+        });
+        // The signaling loop may be waiting for it.
+        self.changed.notify(usize::MAX);
     }
 
     /// [`Shared::with_swarm`] for what also needs the backend.
@@ -250,6 +268,15 @@ impl SwarmHandle {
     /// [`SwarmEvent::Signaling`].
     pub fn signaling_state(&self) -> crate::SignalingState {
         self.shared.lock().swarm.signaling_state().clone()
+    }
+
+    /// Gives the built-in signaling client a fresh token: the answer to
+    /// [`SwarmEvent::TokenRequested`](crate::SwarmEvent::TokenRequested), and fine to call
+    /// at any time. The next connection attempt uses it (at once if the swarm is waiting for a
+    /// token after a refusal); an open session is not interrupted. Does nothing useful with
+    /// [`Signaling::External`](crate::Signaling::External), whose transport is yours.
+    pub fn set_token(&self, token: impl Into<String>) {
+        self.shared.set_token(token.into());
     }
 
     /// The next event, if one is waiting (for game loops).

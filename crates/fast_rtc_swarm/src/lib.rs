@@ -14,6 +14,7 @@
 //! - [`config`]: [`SwarmConfig`], channels, ICE servers.
 //! - [`lifecycle`]: the signaling session as the game sees it ([`SignalingState`]: connecting,
 //!   joined, reconnecting, failed with a [`FailReason`]) and the retry policy.
+//! - [`token`]: what the swarm reads from a signaling token (its expiry and subject).
 //! - [`large`]: messages larger than one data-channel message, split and reassembled on
 //!   reliable channels (up to 16 MiB by default); [`sdp`]: what a member advertises in the
 //!   descriptions it signals (reassembly, game channels).
@@ -53,6 +54,7 @@ pub mod platform;
 pub mod sans_io;
 pub mod sdp;
 mod signaling;
+pub mod token;
 
 pub use backend::{
     Backend, Buffered, DynBackend, EventSender, MAX_BUFFERED_BYTES, MAX_QUEUED_SENDS,
@@ -60,7 +62,7 @@ pub use backend::{
 pub use clock::{Clock, ManualClock};
 pub use config::{ChannelConfig, ChannelId, Delivery, IceServer, IceTransportPolicy, SwarmConfig};
 pub use driver::{MAX_PENDING_EVENTS, MAX_PENDING_SIGNALS, SwarmHandle};
-pub use lifecycle::{FailReason, ReconnectPolicy, SignalingState};
+pub use lifecycle::{FailReason, ReconnectPolicy, SignalingState, TokenPolicy, TokenRequest};
 pub use platform::*;
 pub use sans_io::{
     CloseReason, Fanout, IceState, LinkOrigin, Payload, PeerCommand, PeerEvent, PeerFailure,

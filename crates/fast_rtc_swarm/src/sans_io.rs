@@ -33,7 +33,7 @@
 use crate::config::{ChannelId, Delivery, SwarmConfig};
 use crate::control::Control;
 use crate::large::{self, Reassembly, Step};
-use crate::lifecycle::{Lifecycle, Next, SignalingState, Transport};
+use crate::lifecycle::{Lifecycle, Next, SignalingState, TokenRequest, Transport};
 use crate::sdp::Extensions;
 use fast_rtc_protocol::{
     CONTROL_PREFIX, ClientMsg, ConnectionId, ErrorCode, IceCandidate, ServerMsg, Signal, UserId,
@@ -387,6 +387,10 @@ pub enum SwarmEvent {
     Fault(SwarmFault),
     /// The signaling session's state changed (see [`crate::lifecycle`]).
     Signaling(SignalingState),
+    /// The swarm needs a fresh signaling token: answer with
+    /// [`SwarmHandle::set_token`](crate::SwarmHandle::set_token) (see
+    /// [`crate::lifecycle#tokens`]).
+    TokenRequested(TokenRequest),
 }
 
 /// What to do next, from [`SwarmCore::poll_output`].
@@ -474,7 +478,7 @@ impl SwarmCore {
             links: HashMap::new(),
             handover: HashMap::new(),
             out: VecDeque::new(),
-            lifecycle: Lifecycle::new(config.reconnect.clone()),
+            lifecycle: Lifecycle::new(config.reconnect.clone(), config.token.clone()),
             config,
             started: false,
             closed: false,
@@ -499,16 +503,29 @@ impl SwarmCore {
     /// What the shell's signaling transport did; returns what it does next (retry after a
     /// backoff, or stop). A failure that ends the session (a refused token, the retry budget
     /// spent) closes the swarm.
-    pub fn handle_transport(&mut self, _now: Instant, event: Transport) -> Next {
+    pub fn handle_transport(&mut self, now: Instant, event: Transport) -> Next {
         if self.closed {
             return Next::Stop;
         }
-        let (next, change) = self.lifecycle.transport(event);
+        let (next, change) = self.lifecycle.transport(now, event);
         self.signaling_changed(change);
         next
     }
 
+    /// The shell's signaling token changed (or was first set); it expires in `expires_in`
+    /// if that is known. Ends a wait for a token ([`Next::AwaitToken`]) and schedules the
+    /// next [`TokenRequest::Expiring`].
+    pub fn token_changed(&mut self, now: Instant, expires_in: Option<Duration>) {
+        if !self.closed {
+            self.lifecycle.token_changed(now, expires_in);
+        }
+    }
+
     fn signaling_changed(&mut self, change: Option<SignalingState>) {
+        if let Some(request) = self.lifecycle.take_request() {
+            debug!(?request, "asking for a signaling token");
+            self.event(SwarmEvent::TokenRequested(request));
+        }
         let Some(state) = change else { return };
         let failed = state.is_failed();
         debug!(?state, "signaling state");
@@ -564,6 +581,7 @@ impl SwarmCore {
         self.links
             .values()
             .flat_map(|l| [l.deadline, l.next_ping])
+            .chain([self.lifecycle.poll_timeout()])
             .flatten()
             .min()
     }
@@ -1099,9 +1117,18 @@ impl SwarmCore {
         self.event(SwarmEvent::Close { peer: info, reason });
     }
 
-    /// Closes links whose handshake took longer than [`SwarmConfig::handshake_timeout`], and
-    /// pings open links whose ping is due.
+    /// Closes links whose handshake took longer than [`SwarmConfig::handshake_timeout`], pings
+    /// open links whose ping is due, asks for a token about to expire, and fails a wait for a
+    /// token that has run out.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        let change = self.lifecycle.handle_timeout(now);
+        self.signaling_changed(change);
+        if self.closed {
+            return;
+        }
         let interval = self.config.ping_interval;
         let mut pings = Vec::new();
         for (id, l) in &mut self.links {

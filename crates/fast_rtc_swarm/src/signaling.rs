@@ -177,8 +177,9 @@ fn start_inner(
             Box::pin(peer_loop(shared, events_rx))
         }
         Signaling::WebSocket { url, token } => {
+            shared.set_token(token);
             let peers = peer_loop(shared.clone(), events_rx);
-            let signals = websocket_loop(shared, url, token, tls);
+            let signals = websocket_loop(shared, url, tls);
             Box::pin(async move {
                 // The signaling loop ends after sending `close`; the peer loop when closed.
                 future::zip(peers, signals).await;
@@ -202,14 +203,33 @@ async fn until_closed(shared: &Shared) {
     }
 }
 
+/// Completes once the token was set again after `version`, or the swarm is closed.
+async fn until_new_token(shared: &Shared, version: u64) {
+    loop {
+        let listener = shared.changed.listen();
+        {
+            let inner = shared.lock();
+            if inner.token_version != version || inner.swarm.is_closed() {
+                return;
+            }
+        }
+        listener.await;
+    }
+}
+
 /// Connects, pumps, and reports every attempt and loss to the core, which decides whether and
-/// when to try again ([`crate::lifecycle`]); this loop only waits and dials.
-async fn websocket_loop(shared: Arc<Shared>, url: String, token: String, tls: TlsConnector) {
+/// when to try again ([`crate::lifecycle`]); this loop only waits and dials, with the latest
+/// token ([`SwarmHandle::set_token`]).
+async fn websocket_loop(shared: Arc<Shared>, url: String, tls: TlsConnector) {
     loop {
         if shared.with_swarm(|s, now| s.handle_transport(now, Transport::Connecting)) == Next::Stop
         {
             return;
         }
+        let (token, version) = {
+            let inner = shared.lock();
+            (inner.token.clone(), inner.token_version)
+        };
         // Bounded, and abandoned if the swarm is closed meanwhile.
         let attempt = async { Some(Socket::connect(&url, &token, &tls).await) };
         let timeout = async {
@@ -258,6 +278,10 @@ async fn websocket_loop(shared: Arc<Shared>, url: String, token: String, tls: Tl
         match shared.with_swarm(|s, now| s.handle_transport(now, report)) {
             Next::Stop => return,
             Next::Proceed => {}
+            Next::AwaitToken => {
+                debug!("signaling: waiting for a new token");
+                until_new_token(&shared, version).await;
+            }
             Next::RetryAfter(wait) => {
                 debug!("signaling: retrying in {wait:?}");
                 // Wait out the backoff, unless the swarm is closed meanwhile.

@@ -1,5 +1,6 @@
 //! The signaling lifecycle against the real server over real sockets: every way a session
-//! fails reaches the application as a typed `Failed(reason)`, and a lost session reconnects.
+//! fails reaches the application as a typed `Failed(reason)`, a lost or silent session
+//! reconnects, and a dead token is replaced by asking the application for a fresh one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)] // tests read the clock for deadlines
 #![cfg(not(target_arch = "wasm32"))] // native backend; the browser tests are tests/web.rs
@@ -7,11 +8,13 @@
 mod support;
 
 use fast_rtc_server::{JwtAuthenticator, Limits, Secret, Server, ServerConfig};
+use fast_rtc_server::{ServerHandle, TokenIssuer};
 use fast_rtc_swarm::{
     FailReason, NativeConfig, ReconnectPolicy, Signaling, SignalingState, SwarmConfig, SwarmEvent,
-    SwarmHandle, start,
+    SwarmHandle, TokenPolicy, TokenRequest, start,
 };
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
+use support::proxy::Proxy;
 use support::{SECRET, collect_until, init_tracing, member, server, token};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -79,7 +82,9 @@ async fn a_bad_token_fails_unauthorized_in_one_attempt() {
         t.push('x');
         t
     };
-    let h = start_at(server.ws_url(), forged, SwarmConfig::new("r"));
+    let mut config = SwarmConfig::new("r");
+    config.token.wait_for_token = Duration::ZERO;
+    let h = start_at(server.ws_url(), forged, config);
     assert_eq!(
         until_failed(&h).await,
         vec![
@@ -186,5 +191,171 @@ async fn a_room_the_token_does_not_grant_fails_room_not_allowed() {
         until_failed(&h).await.last(),
         Some(&SignalingState::Failed(FailReason::RoomNotAllowed))
     );
+    server.shutdown().await.unwrap();
+}
+
+/// A token issued `age` ago that lived `ttl`.
+fn token_issued(user: &str, ttl: Duration, age: Duration) -> String {
+    TokenIssuer::new(&Secret::new(SECRET).unwrap())
+        .issue(user, "*", ttl, SystemTime::now() - age)
+        .unwrap()
+}
+
+fn token_requests(events: &[SwarmEvent]) -> Vec<TokenRequest> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            SwarmEvent::TokenRequested(r) => Some(r.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_refused_token_is_asked_about_and_a_fresh_one_joins() {
+    let server = server().await;
+    let expired = token_issued("alice", Duration::from_secs(60), Duration::from_secs(3600));
+    let h = start_at(server.ws_url(), expired, SwarmConfig::new("r"));
+    // Asked at once (it has expired: `Expiring` with nothing left), or once refused.
+    let events = collect_until(&h, WAIT, |evs| !token_requests(evs).is_empty()).await;
+    match token_requests(&events).as_slice() {
+        [TokenRequest::Rejected] => {}
+        [TokenRequest::Expiring { expires_in }] => assert_eq!(*expires_in, Duration::ZERO),
+        other => panic!("expected one request: {other:?}"),
+    }
+    assert!(!states(&events).contains(&SignalingState::Joined));
+    h.set_token(token("alice"));
+    let mut all = states(&events);
+    all.extend(until_joined(&h).await);
+    assert_eq!(
+        all,
+        vec![SignalingState::Connecting, SignalingState::Joined]
+    );
+    assert_eq!(server.room(&"r".into()).await.unwrap().members.len(), 1);
+    h.close();
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unanswered_refusal_fails_unauthorized_after_the_wait() {
+    let server = server().await;
+    let expired = token_issued("alice", Duration::from_secs(60), Duration::from_secs(3600));
+    let mut config = SwarmConfig::new("r");
+    config.token.wait_for_token = Duration::from_millis(500);
+    let h = start_at(server.ws_url(), expired, config);
+    let events = collect_until(&h, WAIT, |evs| {
+        states(evs).last().is_some_and(SignalingState::is_failed)
+    })
+    .await;
+    // An expired token is asked about at once, then refused and asked about again.
+    assert_eq!(
+        token_requests(&events),
+        vec![
+            TokenRequest::Expiring {
+                expires_in: Duration::ZERO
+            },
+            TokenRequest::Rejected
+        ]
+    );
+    assert_eq!(
+        states(&events),
+        vec![
+            SignalingState::Connecting,
+            SignalingState::Failed(FailReason::Unauthorized)
+        ]
+    );
+    server.shutdown().await.unwrap();
+}
+
+/// A member whose token expires soon is asked for a new one ahead of time; after the old one
+/// is dead (past `exp` and the server's 5 s leeway), its connection is cut, and it rejoins
+/// with the new one. With the wait for a token off, a reconnect with the old token would fail
+/// `Unauthorized` at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiring_token_is_refreshed_ahead_and_the_next_session_uses_the_new_one() {
+    let server = server().await;
+    let proxy = Proxy::start(server.local_addr()).await;
+    let short = token_issued("alice", Duration::from_secs(3), Duration::ZERO);
+    let issued = Instant::now();
+    let mut config = SwarmConfig::new("r");
+    config.token = TokenPolicy {
+        refresh_before_expiry: Some(Duration::from_secs(2)),
+        wait_for_token: Duration::ZERO,
+    };
+    let h = start_at(proxy.ws_url(), short, config);
+    let events = collect_until(&h, WAIT, |evs| !token_requests(evs).is_empty()).await;
+    let asked_after = issued.elapsed();
+    match token_requests(&events).as_slice() {
+        [TokenRequest::Expiring { expires_in }] => {
+            assert!(*expires_in <= Duration::from_secs(2), "{expires_in:?}")
+        }
+        other => panic!("expected one Expiring request: {other:?}"),
+    }
+    // `exp` has whole seconds: the request comes 0-2 s after issue, not after expiry.
+    assert!(asked_after < Duration::from_secs(3), "{asked_after:?}");
+    assert_eq!(
+        states(&events),
+        vec![SignalingState::Connecting, SignalingState::Joined]
+    );
+    h.set_token(token("alice"));
+    // The old token is refused from 3 s + 5 s leeway after issue.
+    tokio::time::sleep(Duration::from_secs(9).saturating_sub(issued.elapsed())).await;
+    proxy.cut();
+    assert_eq!(
+        until_joined(&h).await,
+        vec![SignalingState::Reconnecting, SignalingState::Joined]
+    );
+    assert_eq!(proxy.connections(), 2);
+    h.close();
+    server.shutdown().await.unwrap();
+}
+
+/// A server that pings often.
+async fn pinging_server() -> ServerHandle {
+    init_tracing();
+    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
+    let config = ServerConfig {
+        ping_interval: Duration::from_millis(200),
+        ..ServerConfig::default()
+    };
+    Server::new(config, auth)
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// A half-open signaling connection (the proxy freezes it: no bytes, no FIN, no RST) is
+/// noticed by the silence of the server's pings, reported `Reconnecting`, and replaced by a
+/// new session; while the pings arrive, a quiet room is not mistaken for a dead socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_open_connection_is_noticed_by_silence_and_replaced() {
+    let server = pinging_server().await;
+    let proxy = Proxy::start(server.local_addr()).await;
+    let mut config = SwarmConfig::new("r");
+    config.signaling_silence_timeout = Some(Duration::from_millis(1000));
+    let h = start_at(proxy.ws_url(), token("alice"), config);
+    assert_eq!(
+        until_joined(&h).await,
+        vec![SignalingState::Connecting, SignalingState::Joined]
+    );
+    // Three silence timeouts of a quiet room: the pings keep the session.
+    let quiet = collect_until(&h, Duration::from_secs(3), |_| false).await;
+    assert_eq!(states(&quiet), vec![], "{quiet:?}");
+    assert_eq!(proxy.connections(), 1);
+    let frozen_at = Instant::now();
+    proxy.freeze();
+    let events = collect_until(&h, WAIT, |evs| {
+        states(evs).first() == Some(&SignalingState::Reconnecting)
+    })
+    .await;
+    let noticed_after = frozen_at.elapsed();
+    assert_eq!(states(&events), vec![SignalingState::Reconnecting]);
+    assert!(
+        noticed_after >= Duration::from_millis(800),
+        "noticed before the silence timeout: {noticed_after:?}"
+    );
+    assert_eq!(until_joined(&h).await, vec![SignalingState::Joined]);
+    assert_eq!(proxy.connections(), 2);
+    h.close();
     server.shutdown().await.unwrap();
 }

@@ -2,6 +2,8 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![allow(clippy::disallowed_methods)] // tests read the clock for tokens and deadlines
 
+pub mod proxy;
+
 use fast_rtc_protocol::UserId;
 use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TokenIssuer};
 use fast_rtc_swarm::{

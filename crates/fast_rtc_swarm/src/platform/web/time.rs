@@ -2,12 +2,18 @@
 //! `Instant::now` panics on wasm32-unknown-unknown) and gloo's `setTimeout` futures.
 
 use std::time::Duration;
-use web_time::Instant;
+use web_time::{Instant, SystemTime};
 
 /// The system clock.
 #[allow(clippy::disallowed_methods)] // the one place that reads it
 pub(crate) fn now() -> Instant {
     Instant::now()
+}
+
+/// The wall-clock time.
+#[allow(clippy::disallowed_methods)] // the one place that reads it
+pub(crate) fn wall_now() -> SystemTime {
+    SystemTime::now()
 }
 
 /// Completes after `duration`.
