@@ -304,3 +304,63 @@ fn connecting_can_start_later_and_stop() {
     );
     rt.block_on(server.shutdown()).unwrap();
 }
+
+/// What the token-refresh system saw.
+#[derive(Resource, Default)]
+struct Requests(Vec<TokenRequest>);
+
+/// Answers every `TokenRequested` with a freshly minted token, as a game's auth system would.
+fn refresh_token(
+    mut requests: MessageReader<TokenRequested>,
+    mut seen: ResMut<Requests>,
+    mut swarm: ResMut<Swarm>,
+) {
+    for r in requests.read() {
+        seen.0.push(r.request.clone());
+        let fresh = TokenIssuer::new(&Secret::new(SECRET).unwrap())
+            .issue("late", "*", Duration::from_secs(600), SystemTime::now())
+            .unwrap();
+        assert!(swarm.set_token(fresh));
+    }
+}
+
+/// An app whose token has expired is asked for a new one through a `TokenRequested` message,
+/// answers with `Swarm::set_token`, and joins.
+#[test]
+fn an_expired_token_is_asked_about_and_the_answer_joins() {
+    let (rt, server) = signaling_server();
+    let expired = TokenIssuer::new(&Secret::new(SECRET).unwrap())
+        .issue(
+            "late",
+            "*",
+            Duration::from_secs(60),
+            SystemTime::now() - Duration::from_secs(3600),
+        )
+        .unwrap();
+    let mut app = App::new();
+    app.add_plugins((
+        MinimalPlugins,
+        FastRtcPlugin::new("tokens")
+            .with_signaling(server.ws_url(), expired)
+            .with_native(NativeConfig::loopback()),
+    ))
+    .init_resource::<Requests>()
+    .add_systems(Update, refresh_token);
+    let mut apps = vec![app];
+    assert!(run_until(&mut apps, Duration::from_secs(20), |apps| apps
+        [0]
+    .world()
+    .resource::<Swarm>()
+    .is_joined()));
+    let seen = &apps[0].world().resource::<Requests>().0;
+    assert!(!seen.is_empty(), "no TokenRequested message");
+    assert!(
+        seen.iter().all(|r| match r {
+            TokenRequest::Rejected => true,
+            TokenRequest::Expiring { expires_in } => expires_in.is_zero(),
+            _ => false,
+        }),
+        "{seen:?}"
+    );
+    rt.block_on(server.shutdown()).unwrap();
+}
