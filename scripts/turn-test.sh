@@ -17,7 +17,7 @@ if ! command -v turnserver >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null && apt-get install -y -qq coturn >/dev/null
 fi
-for tool in ip turnserver; do
+for tool in ip turnserver chromium chromedriver wasm-bindgen-test-runner; do
     command -v "$tool" >/dev/null || { echo "turn-test: $tool not found" >&2; exit 1; }
 done
 
@@ -123,6 +123,53 @@ for i in 1 2; do
     grep 'selected candidate pair' "$work/all-$i.err.log" | grep -q relay \
         || { echo "turn-test: p$i's selected pair (all candidates) has no relay end" >&2; exit 1; }
 done
+# A native member (p1) and our wasm backend in headless Chromium (p2, started by chromedriver
+# through wasm-bindgen-test-runner with webdriver.json's flags, as in browser-test.sh): tests/
+# web_turn.rs. The test is built first (its settings are compile-time), then the natives join
+# (each parks its offer, which the browser answers), then the test runs inside p2.
+echo "== native (p1) <-> our wasm backend in headless Chromium (p2) through coturn, relay-only and all"
+export CHROMEDRIVER=/usr/bin/chromedriver
+export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/scripts/browser/webdriver.json"
+export WASM_BINDGEN_TEST_TIMEOUT=60
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+export FAST_RTC_TURN_TEST_URL="ws://10.201.2.1:8787/ws"
+export FAST_RTC_TURN_TEST_TOKEN=$(token browser)
+export FAST_RTC_TURN_TEST_ICE_URL="turn:10.201.2.1:3478?transport=udp"
+export FAST_RTC_TURN_TEST_ICE_USERNAME="$user"
+export FAST_RTC_TURN_TEST_ICE_CREDENTIAL="$pass"
+export FAST_RTC_TURN_TEST_RELAY_IP=10.201.1.1
+web_turn=(cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web_turn)
+"${web_turn[@]}" --quiet --no-run
+natives=()
+for mode in relay all; do
+    ip netns exec "$ns_p1" env NO_COLOR=1 RUST_LOG=warn,fast_rtc_swarm::platform::native::peer=info \
+        "$work/echo_peer" --json --fast-only \
+        --url "ws://10.201.1.1:8787/ws" --token "$(token "native-$mode")" --room "browser-$mode" \
+        --bind "10.201.1.2:0" --ice-server "turn:10.201.1.1:3478?transport=udp" \
+        --ice-username "$user" --ice-credential "$pass" $([ "$mode" = relay ] && echo --relay-only) \
+        > "$work/browser-$mode.log" 2> "$work/browser-$mode.err.log" &
+    natives+=($!)
+    pids+=($!)
+done
+sleep 1 # the natives' offers are parked
+started=$(date +%s)
+if ! ip netns exec "$ns_p2" env CARGO_NET_OFFLINE=true timeout 150 "${web_turn[@]}" -- --nocapture \
+    > "$work/browser-test.log" 2>&1; then
+    echo "turn-test: the browser did not link with the natives through the relay" >&2; exit 1
+fi
+grep -E "selected pairs|test result" "$work/browser-test.log" || true
+echo "   (browser test: $(( $(date +%s) - started )) s)"
+kill "${natives[@]}" 2>/dev/null || true
+for mode in relay all; do
+    grep -q "\"text\":\"ping from the browser through browser-$mode\"" "$work/browser-$mode.log" \
+        || { echo "turn-test: native-$mode did not get the browser's message" >&2; exit 1; }
+done
+grep -q 'selected candidate pair.*local=relay' "$work/browser-relay.err.log" \
+    || { echo "turn-test: native-relay's selected pair (with the browser) is not a local relay one" >&2; exit 1; }
+grep 'selected candidate pair' "$work/browser-all.err.log" | grep -q relay \
+    || { echo "turn-test: native-all's selected pair (with the browser) has no relay end" >&2; exit 1; }
+grep -h 'selected candidate pair' "$work"/browser-*.err.log | sed 's/^/   native: /'
+
 echo "== wrong TURN password, relay-only: no link"
 if run bad room-bad "wrong-$pass" --relay-only; then
     echo "turn-test: a wrong TURN password still linked" >&2; exit 1
