@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# TURN test: two native members (echo_peer) in two network namespaces that cannot reach each
-# other, linked only through a real coturn relay (Debian's `turnserver`) in a third namespace
-# that also runs the signaling server. Called by scripts/test.sh; needs root (ip netns).
+# TURN test: two members in two network namespaces that cannot reach each other (two native
+# echo_peers, then a native echo_peer and our wasm backend in headless Chromium), linked only
+# through a real coturn relay (Debian's `turnserver`) in a third namespace that also runs the
+# signaling server. Called by scripts/test.sh; needs root (ip netns), and for the browser part
+# what scripts/setup-browser.sh installs (test.sh runs it first).
 #
 #   p1 (10.201.1.2) --veth-- relay (10.201.1.1 | 10.201.2.1) --veth-- p2 (10.201.2.2)
 #
 # The relay namespace does not forward, and each player has a route to its own /24 only: the
-# script proves that neither player can send to the other before it starts, so a link that opens went through
-# TURN. It runs the pair with relay-only candidates and with all candidates, then with a wrong
-# TURN password, which must fail to link (and report a fault).
+# script proves that neither player can send to the other before it starts, so a link that
+# opens went through TURN. It runs the native pair with relay-only candidates and with all
+# candidates, then a native member in p1 with Chromium in p2 (tests/web_turn.rs) likewise, then
+# a wrong TURN password, which must fail to link.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,6 +36,10 @@ pids=()
 status=1
 cleanup() {
     for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    # What is left in our namespaces (chromedriver and Chromium, if the browser test timed out).
+    for ns in "$ns_p1" "$ns_p2" "$ns_relay"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+    done
     wait 2>/dev/null || true
     for ns in "$ns_p1" "$ns_p2" "$ns_relay"; do ip netns del "$ns" 2>/dev/null || true; done
     if [ "$status" -ne 0 ]; then
@@ -151,11 +158,12 @@ for mode in relay all; do
     natives+=($!)
     pids+=($!)
 done
-sleep 1 # the natives' offers are parked
+sleep 1 # the natives' offers are parked, so the browser answers (either order would link)
 started=$(date +%s)
 if ! ip netns exec "$ns_p2" env CARGO_NET_OFFLINE=true timeout 150 "${web_turn[@]}" -- --nocapture \
     > "$work/browser-test.log" 2>&1; then
-    echo "turn-test: the browser did not link with the natives through the relay" >&2; exit 1
+    grep -E -A3 "panicked at|^test .* FAILED" "$work/browser-test.log" >&2 || true
+    echo "turn-test: the browser test failed (no link, no data both ways, or a selected pair not through the relay)" >&2; exit 1
 fi
 grep -E "selected pairs|test result" "$work/browser-test.log" || true
 echo "   (browser test: $(( $(date +%s) - started )) s)"
@@ -168,7 +176,9 @@ grep -q 'selected candidate pair.*local=relay' "$work/browser-relay.err.log" \
     || { echo "turn-test: native-relay's selected pair (with the browser) is not a local relay one" >&2; exit 1; }
 grep 'selected candidate pair' "$work/browser-all.err.log" | grep -q relay \
     || { echo "turn-test: native-all's selected pair (with the browser) has no relay end" >&2; exit 1; }
-grep -h 'selected candidate pair' "$work"/browser-*.err.log | sed 's/^/   native: /'
+for mode in relay all; do
+    echo "   native-$mode: $(grep -o 'selected candidate pair.*' "$work/browser-$mode.err.log" | tr '\n' ' ')"
+done
 
 echo "== wrong TURN password, relay-only: no link"
 if run bad room-bad "wrong-$pass" --relay-only; then

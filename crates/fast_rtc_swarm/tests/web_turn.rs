@@ -102,7 +102,11 @@ async fn link_through_turn(room: &str, native: &str, policy: IceTransportPolicy)
     )];
     config.ice_transport_policy = policy;
     let signaling = Signaling::WebSocket {
-        url: setting(option_env!("FAST_RTC_TURN_TEST_URL"), "FAST_RTC_TURN_TEST_URL").into(),
+        url: setting(
+            option_env!("FAST_RTC_TURN_TEST_URL"),
+            "FAST_RTC_TURN_TEST_URL",
+        )
+        .into(),
         token: setting(
             option_env!("FAST_RTC_TURN_TEST_TOKEN"),
             "FAST_RTC_TURN_TEST_TOKEN",
@@ -137,6 +141,7 @@ async fn link_through_turn(room: &str, native: &str, policy: IceTransportPolicy)
     routes.remove(0)
 }
 
+/// Closes `web` and gives its connections a moment to close before the next test.
 async fn close_and_settle(web: SwarmHandle) {
     web.close();
     sleep_ms(300).await;
@@ -149,12 +154,7 @@ fn kind(c: &Option<Candidate>) -> &str {
 /// Relay-only on both ends: the browser's pair is relay <-> relay.
 #[wasm_bindgen_test]
 async fn browser_and_native_link_through_turn_relay_only() {
-    let route = link_through_turn(
-        "browser-relay",
-        "native-relay",
-        IceTransportPolicy::Relay,
-    )
-    .await;
+    let route = link_through_turn("browser-relay", "native-relay", IceTransportPolicy::Relay).await;
     assert_eq!(
         (kind(&route.local), kind(&route.remote)),
         ("relay", "relay"),
