@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# TURN test: two native members (echo_peer) in two network namespaces that cannot reach each
-# other, linked only through a real coturn relay (Debian's `turnserver`) in a third namespace
-# that also runs the signaling server. Called by scripts/test.sh; needs root (ip netns).
+# TURN test: two members in two network namespaces that cannot reach each other (two native
+# echo_peers, then a native echo_peer and our wasm backend in headless Chromium), linked only
+# through a real coturn relay (Debian's `turnserver`) in a third namespace that also runs the
+# signaling server. Called by scripts/test.sh; needs root (ip netns), and for the browser part
+# what scripts/setup-browser.sh installs (test.sh runs it first).
 #
 #   p1 (10.201.1.2) --veth-- relay (10.201.1.1 | 10.201.2.1) --veth-- p2 (10.201.2.2)
 #
 # The relay namespace does not forward, and each player has a route to its own /24 only: the
-# script proves that neither player can send to the other before it starts, so a link that opens went through
-# TURN. It runs the pair with relay-only candidates and with all candidates, then with a wrong
-# TURN password, which must fail to link (and report a fault).
+# script proves that neither player can send to the other before it starts, so a link that
+# opens went through TURN. It runs the native pair with relay-only candidates and with all
+# candidates, then a native member in p1 with Chromium in p2 (tests/web_turn.rs) likewise, then
+# a wrong TURN password, which must fail to link.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +20,7 @@ if ! command -v turnserver >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null && apt-get install -y -qq coturn >/dev/null
 fi
-for tool in ip turnserver; do
+for tool in ip turnserver chromium chromedriver wasm-bindgen-test-runner; do
     command -v "$tool" >/dev/null || { echo "turn-test: $tool not found" >&2; exit 1; }
 done
 
@@ -33,6 +36,10 @@ pids=()
 status=1
 cleanup() {
     for p in "${pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    # What is left in our namespaces (chromedriver and Chromium, if the browser test timed out).
+    for ns in "$ns_p1" "$ns_p2" "$ns_relay"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+    done
     wait 2>/dev/null || true
     for ns in "$ns_p1" "$ns_p2" "$ns_relay"; do ip netns del "$ns" 2>/dev/null || true; done
     if [ "$status" -ne 0 ]; then
@@ -110,6 +117,13 @@ run() {
     return $ok
 }
 
+# through_relay LOG: the native's selected pair (logged by the native backend from webrtc-rs's
+# stats) has a relay end, or its remote end is at the relay's address (coturn relays from
+# 10.201.1.1: a relayed candidate the native learned from a check, as peer-reflexive).
+through_relay() {
+    grep 'selected candidate pair' "$1" | grep -Eq 'local=relay|remote=relay|remote_addr=10\.201\.1\.1:'
+}
+
 echo "== native <-> native through coturn, relay-only"
 run relay room-relay "$pass" --relay-only || { echo "turn-test: relay-only pair did not exchange data" >&2; exit 1; }
 # The native backend logs the selected pair's candidate types (from webrtc-rs's stats).
@@ -120,9 +134,59 @@ done
 echo "== native <-> native through coturn, all candidates (host pairs cannot work)"
 run all room-all "$pass" || { echo "turn-test: all-candidates pair did not exchange data" >&2; exit 1; }
 for i in 1 2; do
-    grep 'selected candidate pair' "$work/all-$i.err.log" | grep -q relay \
-        || { echo "turn-test: p$i's selected pair (all candidates) has no relay end" >&2; exit 1; }
+    through_relay "$work/all-$i.err.log" \
+        || { echo "turn-test: p$i's selected pair (all candidates) does not go through the relay" >&2; exit 1; }
 done
+# A native member (p1) and our wasm backend in headless Chromium (p2, started by chromedriver
+# through wasm-bindgen-test-runner with webdriver.json's flags, as in browser-test.sh): tests/
+# web_turn.rs. The test is built first (its settings are compile-time), then the natives join
+# (each parks its offer, which the browser answers), then the test runs inside p2.
+echo "== native (p1) <-> our wasm backend in headless Chromium (p2) through coturn, relay-only and all"
+export CHROMEDRIVER=/usr/bin/chromedriver
+export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/scripts/browser/webdriver.json"
+export WASM_BINDGEN_TEST_TIMEOUT=60
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
+export FAST_RTC_TURN_TEST_URL="ws://10.201.2.1:8787/ws"
+export FAST_RTC_TURN_TEST_TOKEN=$(token browser)
+export FAST_RTC_TURN_TEST_ICE_URL="turn:10.201.2.1:3478?transport=udp"
+export FAST_RTC_TURN_TEST_ICE_USERNAME="$user"
+export FAST_RTC_TURN_TEST_ICE_CREDENTIAL="$pass"
+export FAST_RTC_TURN_TEST_RELAY_IP=10.201.1.1
+web_turn=(cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web_turn)
+"${web_turn[@]}" --quiet --no-run
+natives=()
+for mode in relay all; do
+    ip netns exec "$ns_p1" env NO_COLOR=1 RUST_LOG=warn,fast_rtc_swarm::platform::native::peer=info \
+        "$work/echo_peer" --json --fast-only \
+        --url "ws://10.201.1.1:8787/ws" --token "$(token "native-$mode")" --room "browser-$mode" \
+        --bind "10.201.1.2:0" --ice-server "turn:10.201.1.1:3478?transport=udp" \
+        --ice-username "$user" --ice-credential "$pass" $([ "$mode" = relay ] && echo --relay-only) \
+        > "$work/browser-$mode.log" 2> "$work/browser-$mode.err.log" &
+    natives+=($!)
+    pids+=($!)
+done
+sleep 1 # the natives' offers are parked, so the browser answers (either order would link)
+started=$(date +%s)
+if ! ip netns exec "$ns_p2" env CARGO_NET_OFFLINE=true timeout 150 "${web_turn[@]}" -- --nocapture \
+    > "$work/browser-test.log" 2>&1; then
+    grep -E -A3 "panicked at|^test .* FAILED" "$work/browser-test.log" >&2 || true
+    echo "turn-test: the browser test failed (no link, no data both ways, or a selected pair not through the relay)" >&2; exit 1
+fi
+grep -E "selected pairs|test result" "$work/browser-test.log" || true
+echo "   (browser test: $(( $(date +%s) - started )) s)"
+kill "${natives[@]}" 2>/dev/null || true
+for mode in relay all; do
+    grep -q "\"text\":\"ping from the browser through browser-$mode\"" "$work/browser-$mode.log" \
+        || { echo "turn-test: native-$mode did not get the browser's message" >&2; exit 1; }
+done
+grep -q 'selected candidate pair.*local=relay' "$work/browser-relay.err.log" \
+    || { echo "turn-test: native-relay's selected pair (with the browser) is not a local relay one" >&2; exit 1; }
+through_relay "$work/browser-all.err.log" \
+    || { echo "turn-test: native-all's selected pair (with the browser) does not go through the relay" >&2; exit 1; }
+for mode in relay all; do
+    echo "   native-$mode: $(grep -o 'selected candidate pair.*' "$work/browser-$mode.err.log" | tr '\n' ' ')"
+done
+
 echo "== wrong TURN password, relay-only: no link"
 if run bad room-bad "wrong-$pass" --relay-only; then
     echo "turn-test: a wrong TURN password still linked" >&2; exit 1

@@ -376,8 +376,10 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// Logs (info, target `fast_rtc_swarm::platform::native::peer`) the candidate types of the
-/// pair ICE selected, from webrtc-rs's stats: `local=relay remote=relay` through TURN.
+/// Logs (info, target `fast_rtc_swarm::platform::native::peer`) the candidate types and
+/// addresses of the pair ICE selected, from webrtc-rs's stats: `local=relay remote=relay` through
+/// TURN. A remote end learned from a connectivity check before its candidate was signaled is
+/// `prflx`; its address still tells where the path goes (a TURN server's relayed address).
 async fn log_route(id: &ConnectionId, pc: &dyn PeerConnection) {
     use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
     let report = pc.get_stats(super::time::now(), StatsSelector::None).await;
@@ -392,7 +394,7 @@ async fn log_route(id: &ConnectionId, pc: &dyn PeerConnection) {
     };
     // webrtc-rs 0.21.1 keys a candidate's entry `RTCLocalIceCandidate_<id>` or
     // `RTCRemoteIceCandidate_<id>`, where the pair names `<id>`.
-    let kind = |cid: &str, local: bool| {
+    let describe = |cid: &str, local: bool| {
         report
             .iter()
             .find_map(|e| match (e, local) {
@@ -400,15 +402,17 @@ async fn log_route(id: &ConnectionId, pc: &dyn PeerConnection) {
                 | (RTCStatsReportEntry::RemoteCandidate(c), false)
                     if c.stats.id == cid || c.stats.id.ends_with(&format!("_{cid}")) =>
                 {
-                    Some(format!("{:?}", c.candidate_type).to_lowercase())
+                    let kind = format!("{:?}", c.candidate_type).to_lowercase();
+                    let addr = format!("{}:{}", c.address.as_deref().unwrap_or("?"), c.port);
+                    Some((kind, addr))
                 }
                 _ => None,
             })
-            .unwrap_or_else(|| "unknown".to_owned())
+            .unwrap_or_else(|| ("unknown".to_owned(), "?".to_owned()))
     };
-    info!(%id, local = %kind(&pair.local_candidate_id, true),
-        remote = %kind(&pair.remote_candidate_id, false),
-        "selected candidate pair");
+    let (local, local_addr) = describe(&pair.local_candidate_id, true);
+    let (remote, remote_addr) = describe(&pair.remote_candidate_id, false);
+    info!(%id, %local, %remote, %local_addr, %remote_addr, "selected candidate pair");
 }
 
 /// webrtc-rs → wire. webrtc-rs fills `sdpMid` with `""`, which browsers reject (no m-section
