@@ -14,16 +14,15 @@ pub(crate) fn unreachable_token() -> String {
     String::new()
 }
 
-/// Mints tokens for the demo's players from a secret.
-pub(crate) struct Minter(TokenIssuer);
+/// Mints tokens for the demo's players from a secret, valid for `ttl` (`--token-ttl`).
+#[derive(Clone)]
+pub(crate) struct Minter(TokenIssuer, Duration);
 
 impl Minter {
     pub(crate) fn mint(&self, name: &str) -> String {
         #[allow(clippy::disallowed_methods)] // the token's expiry
         let now = SystemTime::now();
-        self.0
-            .issue(name, "*", Duration::from_secs(24 * 3600), now)
-            .unwrap_or_default()
+        self.0.issue(name, "*", self.1, now).unwrap_or_default()
     }
 }
 
@@ -43,11 +42,12 @@ fn secret_file() -> std::path::PathBuf {
 pub(crate) fn signaling(
     args: &Args,
 ) -> Result<(String, Option<Minter>, Option<EmbeddedServer>), String> {
+    let ttl = Duration::from_secs(args.token_ttl.max(1));
     if let Ok(s) = std::env::var("FAST_RTC_SECRET") {
         let secret = Secret::new(s).map_err(|e| e.to_string())?;
         return Ok((
             args.url.clone(),
-            Some(Minter(TokenIssuer::new(&secret))),
+            Some(Minter(TokenIssuer::new(&secret), ttl)),
             None,
         ));
     }
@@ -65,7 +65,7 @@ pub(crate) fn signaling(
         let secret = Secret::new(raw).map_err(|e| e.to_string())?;
         return Ok((
             args.url.clone(),
-            Some(Minter(TokenIssuer::new(&secret))),
+            Some(Minter(TokenIssuer::new(&secret), ttl)),
             None,
         ));
     }
@@ -87,7 +87,7 @@ pub(crate) fn signaling(
         secret_file().display()
     );
     std::mem::forget(handle); // it lives as long as the process
-    let minter = Minter(TokenIssuer::new(&secret));
+    let minter = Minter(TokenIssuer::new(&secret), ttl);
     println!(
         "a browser player can join: serve the page with `cargo run --example multiplayer --target wasm32-unknown-unknown`, then open\n  http://127.0.0.1:1334/?signaling={}&room={}&token={}",
         args.url,

@@ -86,6 +86,10 @@ struct Args {
     /// Link only through the TURN servers (relay candidates only).
     #[arg(long)]
     relay_only: bool,
+    /// Lifetime of the tokens minted for this process's players, in seconds. The swarm asks
+    /// for a fresh one a minute before expiry and the demo mints it (try `--token-ttl 70`).
+    #[arg(long, default_value_t = 24 * 3600)]
+    token_ttl: u64,
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -144,6 +148,14 @@ struct Counters {
 #[derive(Component)]
 struct PeerList;
 
+/// Mints this process's fresh tokens when the swarm asks (natively, with the demo secret).
+#[cfg(not(target_arch = "wasm32"))]
+#[derive(Resource)]
+struct Tokens {
+    minter: local_server::Minter,
+    name: String,
+}
+
 #[cfg(not(target_arch = "wasm32"))]
 #[derive(Resource)]
 struct RunFor {
@@ -192,11 +204,16 @@ fn main() -> AppExit {
             args.room.clone(),
             m.mint(&format!("bot-{bot_tag:04x}-{i}")),
         );
-        std::thread::spawn(move || {
-            bot_app(&url, &room, &format!("bot-{bot_tag:04x}-{i}"), token, i).run()
-        });
+        let tokens = Tokens {
+            minter: m.clone(),
+            name: format!("bot-{bot_tag:04x}-{i}"),
+        };
+        std::thread::spawn(move || bot_app(&url, &room, tokens, token, i).run());
     }
     let mut app = player_app(&args, &url, &name, token);
+    if let Some(minter) = minter {
+        app.insert_resource(Tokens { minter, name });
+    }
     app.insert_resource(RunFor {
         seconds: args.seconds,
         expect_peers: args.bots,
@@ -241,8 +258,9 @@ fn common(app: &mut App, state: ChannelId, name: &str, bot: Option<f32>) {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-fn bot_app(url: &str, room: &str, name: &str, token: String, i: usize) -> App {
+fn bot_app(url: &str, room: &str, tokens: Tokens, token: String, i: usize) -> App {
     let (plugin, state) = plugin(url, room, token);
+    let name = tokens.name.clone();
     let mut app = App::new();
     app.add_plugins((
         MinimalPlugins.set(ScheduleRunnerPlugin::run_loop(Duration::from_secs_f64(
@@ -250,7 +268,9 @@ fn bot_app(url: &str, room: &str, name: &str, token: String, i: usize) -> App {
         ))),
         plugin,
     ));
-    common(&mut app, state, name, Some(i as f32 * 1.7));
+    common(&mut app, state, &name, Some(i as f32 * 1.7));
+    app.insert_resource(tokens)
+        .add_systems(PreUpdate, refresh_token.after(FastRtcSystems::Receive));
     app
 }
 
@@ -276,7 +296,42 @@ fn player_app(args: &Args, url: &str, name: &str, token: String) -> App {
         windowed(&mut app, window, plugin, state, name);
         app.add_systems(Update, report);
     }
+    app.add_systems(PreUpdate, refresh_token.after(FastRtcSystems::Receive));
     app
+}
+
+/// Answers the swarm's `TokenRequested` (the token expires soon, or the server refused it)
+/// with a freshly minted token, as a game's login service would.
+#[cfg(not(target_arch = "wasm32"))]
+fn refresh_token(
+    mut requests: MessageReader<TokenRequested>,
+    tokens: Option<Res<Tokens>>,
+    mut swarm: ResMut<Swarm>,
+) {
+    for r in requests.read() {
+        match &tokens {
+            Some(t) => {
+                swarm.set_token(t.minter.mint(&t.name));
+                info!("{}: fresh token minted ({:?})", t.name, r.request);
+            }
+            None => warn!(
+                "the swarm asks for a new token ({:?}) but this process cannot mint one (--token)",
+                r.request
+            ),
+        }
+    }
+}
+
+/// The connection's lifecycle, as a player reads it.
+fn describe(state: &SignalingState) -> String {
+    match state {
+        SignalingState::Disconnected => "not connected".into(),
+        SignalingState::Connecting => "joining...".into(),
+        SignalingState::Joined => "joined".into(),
+        SignalingState::Reconnecting => "reconnecting (links stay up)...".into(),
+        SignalingState::Failed(reason) => format!("FAILED: {reason}"),
+        other => format!("{other:?}"),
+    }
 }
 
 /// A player in a window (natively) or a canvas (in the browser): rendering, the swarm, the
@@ -432,10 +487,10 @@ fn show_peers(
     mut text: Query<&mut Text, With<PeerList>>,
 ) {
     let mut lines = vec![format!(
-        "{} in room {:?}: signaling {:?}",
+        "{} in room {:?}: {}",
         me.name,
         swarm.room().as_str(),
-        swarm.state()
+        describe(swarm.state())
     )];
     let mut list: Vec<&Peer> = peers.iter().collect();
     list.sort_by(|a, b| a.user_id.cmp(&b.user_id));
@@ -448,7 +503,9 @@ fn show_peers(
             p.user_id, p.ice_state, p.bytes_in, p.bytes_out
         ));
     }
-    if swarm.peer_count() == 0 {
+    if swarm.state().is_failed() {
+        lines.push("  the swarm has stopped; restart to try again".into());
+    } else if swarm.peer_count() == 0 {
         lines.push("  waiting for players (run the example again, or add --bots 3)".into());
     }
     for mut t in &mut text {
@@ -473,11 +530,17 @@ fn report(
     }
     *last = secs;
     println!(
-        "t={secs}s signaling={:?} peers={} states_received={}",
-        swarm.state(),
+        "t={secs}s signaling: {} peers={} states_received={}",
+        describe(swarm.state()),
         swarm.peer_count(),
         counters.states_received
     );
+    if swarm.state().is_failed() {
+        // Over for good (a refused token, a full room, the server unreachable...): say why.
+        eprintln!("failed: {}", describe(swarm.state()));
+        exit.write(AppExit::error());
+        return;
+    }
     if run.seconds > 0 && secs >= run.seconds {
         let ok = swarm.peer_count() >= run.expect_peers
             && (run.expect_peers == 0 || counters.states_received > 0);
