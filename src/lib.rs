@@ -80,8 +80,11 @@ mod conditions;
 mod diagnostics;
 mod messages;
 mod plugin;
+#[cfg(feature = "ggrs")]
+pub mod rollback;
 mod session;
 mod systems;
+mod tap;
 mod typed;
 
 pub use codec::{CodecError, decode, encode};
@@ -96,6 +99,7 @@ pub use messages::{
 pub use plugin::{FastRtcPlugin, FastRtcSystems};
 pub use session::{BackendFactory, MAX_OUTBOX, Peer, Swarm, SwarmBackend};
 pub use systems::MAX_EVENTS_PER_FRAME;
+pub use tap::ChannelTap;
 pub use typed::{AppSwarmExt, SwarmBroadcast, SwarmMessage};
 
 /// The wire types of the fast-rtc signaling protocol.

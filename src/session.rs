@@ -1,6 +1,7 @@
 //! The swarm as a Bevy resource ([`Swarm`]), the [`Peer`] component and the backend choice.
 
 use crate::messages::FastRtcError;
+use crate::tap::{ChannelTap, TapSender};
 use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, TaskPool};
 use fast_rtc_protocol::{ConnectionId, RoomId, UserId};
@@ -97,6 +98,8 @@ pub struct Swarm {
     pub(crate) outbox: VecDeque<Outgoing>,
     /// Swarms replaced by a new `connect`: their peers' `Close` events are still to be read.
     pub(crate) retired: Vec<SwarmHandle>,
+    /// Channels whose data goes to a [`ChannelTap`] instead of `PeerData` messages.
+    pub(crate) taps: HashMap<ChannelId, TapSender>,
 }
 
 impl Swarm {
@@ -112,6 +115,7 @@ impl Swarm {
             peers: HashMap::new(),
             outbox: VecDeque::new(),
             retired: Vec::new(),
+            taps: HashMap::new(),
         }
     }
 
@@ -212,6 +216,11 @@ impl Swarm {
         self.identity.as_ref()
     }
 
+    /// The swarm's configuration (room, channels, ICE servers, limits).
+    pub fn config(&self) -> &SwarmConfig {
+        &self.config
+    }
+
     /// The room.
     pub fn room(&self) -> &RoomId {
         &self.config.room_id
@@ -235,6 +244,17 @@ impl Swarm {
     /// The running swarm, for direct use.
     pub fn handle(&self) -> Option<&SwarmHandle> {
         self.handle.as_ref()
+    }
+
+    /// Taps `channel`: from the next receive pass on, what peers send on it goes to the
+    /// returned [`ChannelTap`] (at most `capacity` messages held, the oldest dropped past
+    /// that) instead of [`PeerData`](crate::PeerData) messages, for a consumer outside the ECS
+    /// such as a rollback library's socket. A second tap of the channel replaces the first;
+    /// dropping the tap gives the channel back to messages.
+    pub fn tap_channel(&mut self, channel: ChannelId, capacity: usize) -> ChannelTap {
+        let (tap, sender) = ChannelTap::new(capacity);
+        self.taps.insert(channel, sender);
+        tap
     }
 
     /// Queues raw bytes (or text) for `peer` (`None`: every peer) on `channel`, sent in

@@ -95,8 +95,22 @@ pub(crate) fn receive(
                 payload,
                 ..
             } => {
-                let entity = swarm.peers.get(&from).copied();
                 let len = payload.len() as u64;
+                let (from, payload) = match swarm.taps.get(&channel) {
+                    Some(tap) => match tap.push(from, payload) {
+                        Ok(()) => {
+                            stats.bytes_in += len;
+                            continue;
+                        }
+                        Err(back) => {
+                            // The tap was dropped: the channel is the messages' again.
+                            swarm.taps.remove(&channel);
+                            back
+                        }
+                    },
+                    None => (from, payload),
+                };
+                let entity = swarm.peers.get(&from).copied();
                 stats.bytes_in += len;
                 if let Some(e) = entity {
                     update_peer(&mut commands, &mut peers, e, move |p| p.bytes_in += len);
