@@ -290,7 +290,9 @@ async fn a_wrong_turn_password_is_a_typed_fault() {
     );
     // coturn did refuse the credentials (the fault is about them, not about reachability).
     assert!(
-        coturn.log().contains("user player credentials are incorrect"),
+        coturn
+            .log()
+            .contains("user player credentials are incorrect"),
         "coturn did not log the refused credentials:\n{}",
         coturn.log()
     );
