@@ -31,5 +31,7 @@ echo "== browser tests (headless Chromium)"
 ./scripts/browser-test.sh
 echo "== TURN: native members in network namespaces linked only through a real coturn"
 ./scripts/turn-test.sh
+echo "== TURN on loopback: a wrong password is a typed fault, the right one links relay to relay"
+./scripts/turn-loopback-test.sh
 echo "== multiplayer example, headless, 3 bots (must meet every bot and exit 0)"
 cargo run --locked --example multiplayer -- --headless --bots 3 --seconds 10

@@ -11,7 +11,7 @@
 # script proves that neither player can send to the other before it starts, so a link that
 # opens went through TURN. It runs the native pair with relay-only candidates and with all
 # candidates, then a native member in p1 with Chromium in p2 (tests/web_turn.rs) likewise, then
-# a wrong TURN password, which must fail to link.
+# a wrong TURN password, which must fail to link and report SwarmFault::RelayUnavailable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -191,9 +191,14 @@ echo "== wrong TURN password, relay-only: no link"
 if run bad room-bad "wrong-$pass" --relay-only; then
     echo "turn-test: a wrong TURN password still linked" >&2; exit 1
 fi
-# coturn refused the allocations (401). webrtc-rs 0.21.1 does not report this to the
-# application (no ICE candidate error event, no fault): the member just never links. Known gap.
-# Informational only for now: which coturn log line shows the refusal is not settled yet.
-grep -i '401\|unauthori' "$work/turn.log" | head -3 || echo "turn-test: (no 401 line found in coturn's log)"
+# coturn refused the allocations (401); webrtc-rs 0.21.1 raises no ICE candidate error for it,
+# but the swarm's core sees gathering end without a relay candidate and reports the typed
+# SwarmFault::RelayUnavailable (echo_peer prints it as a "fault" line) naming the TURN server.
+for i in 1 2; do
+    grep 'without a relay candidate from TURN server.*turn:10\.201\.' "$work/bad-$i.log" | grep -q '"type":"fault"' \
+        || { echo "turn-test: p$i did not report the wrong TURN password as a fault" >&2; exit 1; }
+done
+# Informational: coturn's own line (Debian's turnserver.conf may send it to syslog instead).
+grep -i 'credentials are incorrect\|401\|unauthori' "$work/turn.log" | head -3 || echo "turn-test: (no refusal line in coturn's log)"
 status=0
 echo "turn-test: ok"

@@ -63,13 +63,21 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
-    // Logs only when asked for (`RUST_LOG=...`): they would skew the figures.
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+    // Logs only when asked for (`RUST_LOG=...`): they would skew the figures. The native
+    // backend's one `selected candidate pair` event per link end is always recorded (the
+    // relay rows of `join` check routes with it).
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let logs = std::env::var_os("RUST_LOG").is_some().then(|| {
+        tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
-            .init();
-    }
+            .with_filter(tracing_subscriber::EnvFilter::from_default_env())
+    });
+    tracing_subscriber::registry()
+        .with(join::relay::RouteLayer::filtered())
+        .with(logs)
+        .init();
     match cli.command {
         Cmd::Server(args) => util::runtime().block_on(server::bench(args)),
         Cmd::ServeChild { kind, room_size } => {

@@ -11,7 +11,8 @@
 //!   the webrtc-rs backend natively, the browser's `RTCPeerConnection` on wasm, the signaling
 //!   WebSocket, the clock and timers. [`start`] picks the build's backend ([`BackendConfig`] is
 //!   its settings); [`start_with`] takes any backend and a [`Clock`].
-//! - [`config`]: [`SwarmConfig`], channels, ICE servers.
+//! - [`config`]: [`SwarmConfig`], channels, ICE servers; [`relay`]: whether a link gathered the
+//!   TURN relay candidate its configuration expects ([`SwarmFault::RelayUnavailable`]).
 //! - [`lifecycle`]: the signaling session as the game sees it ([`SignalingState`]: connecting,
 //!   joined, reconnecting, failed with a [`FailReason`]) and the retry policy.
 //! - [`token`]: what the swarm reads from a signaling token (its expiry and subject).
@@ -51,6 +52,7 @@ pub mod large;
 pub mod lifecycle;
 pub mod memory;
 pub mod platform;
+pub mod relay;
 pub mod sans_io;
 pub mod sdp;
 mod signaling;

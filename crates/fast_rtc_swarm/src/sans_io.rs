@@ -290,6 +290,23 @@ pub enum SwarmFault {
     /// A bounded queue was full and something was dropped.
     #[error("dropped: {0}")]
     Dropped(String),
+    /// Link `id` finished gathering ICE candidates without a relay candidate, although TURN
+    /// servers are configured or the policy is relay-only: the TURN server refused the
+    /// credentials, could not be reached, or has a URL the WebRTC stack does not support
+    /// (webrtc-rs: `turn:` over UDP only). Under the relay-only policy the link cannot
+    /// connect. Decided in [`crate::relay`].
+    #[error(
+        "link {id}: ICE gathering ended without a relay candidate from TURN server(s) {servers:?}{}: wrong credentials, unreachable server, or unsupported URL",
+        crate::relay::relay_only_note(.relay_only)
+    )]
+    RelayUnavailable {
+        /// The link.
+        id: ConnectionId,
+        /// The `turn:`/`turns:` URLs configured (empty: relay-only with none configured).
+        servers: Vec<String>,
+        /// Whether the policy is relay-only.
+        relay_only: bool,
+    },
 }
 
 /// Why a send was refused.
@@ -422,6 +439,8 @@ struct Link {
     origin: LinkOrigin,
     remote_described: bool,
     pending_candidates: Vec<Option<IceCandidate>>,
+    /// Whether a relay candidate was gathered for this end ([`crate::relay`]).
+    relay_gathered: bool,
     deadline: Option<Instant>,
     open_channels: Vec<bool>,
     queued: HashMap<ChannelId, VecDeque<Payload>>,
@@ -639,6 +658,7 @@ impl SwarmCore {
             origin,
             remote_described: false,
             pending_candidates: Vec::new(),
+            relay_gathered: false,
             deadline: None,
             open_channels: vec![false; self.config.channels.len() + 1],
             queued: HashMap::new(),
@@ -828,6 +848,25 @@ impl SwarmCore {
         }
     }
 
+    /// Notes a gathered relay candidate of link `id`; at the end of its gathering (`None`),
+    /// reports [`SwarmFault::RelayUnavailable`] if [`crate::relay`] says so.
+    fn relay_check(&mut self, id: &ConnectionId, candidate: Option<&IceCandidate>) {
+        let Some(l) = self.links.get_mut(id) else {
+            return;
+        };
+        match candidate {
+            Some(c) => l.relay_gathered |= crate::relay::is_relay_candidate(&c.candidate),
+            None => {
+                if let Some(fault) =
+                    crate::relay::gathering_fault(&self.config, id, l.relay_gathered)
+                {
+                    warn!(%id, %fault, "no relay candidate");
+                    self.event(SwarmEvent::Fault(fault));
+                }
+            }
+        }
+    }
+
     /// What a backend reports about link `id`. Events for links the swarm no longer has are
     /// ignored.
     pub fn handle_peer(&mut self, now: Instant, id: &ConnectionId, event: PeerEvent) {
@@ -845,10 +884,13 @@ impl SwarmCore {
                     SdpKind::Answer => ClientMsg::Answer { id, sdp },
                 });
             }
-            PeerEvent::LocalCandidate(candidate) => self.signal(ClientMsg::Candidate {
-                id: id.clone(),
-                candidate,
-            }),
+            PeerEvent::LocalCandidate(candidate) => {
+                self.relay_check(id, candidate.as_ref());
+                self.signal(ClientMsg::Candidate {
+                    id: id.clone(),
+                    candidate,
+                });
+            }
             PeerEvent::IceState(state) => {
                 self.event(SwarmEvent::Connection {
                     user_id: remote,

@@ -7,8 +7,8 @@ mod net;
 
 use fast_rtc_protocol::{ClientMsg, ServerMsg, Signal, UserId};
 use fast_rtc_swarm::{
-    ChannelConfig, ChannelId, CloseReason, LinkOrigin, Payload, PeerCommand, PeerEvent, SendError,
-    SwarmConfig, SwarmCore, SwarmEvent, SwarmFault, SwarmOutput,
+    ChannelConfig, ChannelId, CloseReason, IceServer, LinkOrigin, Payload, PeerCommand, PeerEvent,
+    SendError, SwarmConfig, SwarmCore, SwarmEvent, SwarmFault, SwarmOutput,
 };
 use net::Net;
 use std::time::{Duration, Instant};
@@ -918,4 +918,45 @@ fn game_channels_are_opened_only_for_a_peer_that_takes_them() {
         net.data(1),
         vec![("m0".into(), state, Payload::Binary(vec![3]))]
     );
+}
+
+#[test]
+fn gathering_without_a_relay_candidate_while_turn_is_configured_is_a_fault() {
+    // The fake backend gathers one host candidate per description, never a relay one.
+    let url = "turn:127.0.0.1:3478?transport=udp";
+    let mut with_turn = SwarmConfig::new("r");
+    with_turn.ice_servers.push(IceServer::turn(url, "u", "p"));
+    let mut net = Net::new();
+    let a = net.join("alice", with_turn);
+    net.run_for(Duration::from_millis(50));
+    let b = net.join("bob", SwarmConfig::new("r"));
+    net.run_for(Duration::from_millis(200));
+    let faults = |i: usize| -> Vec<SwarmFault> {
+        net.members[i]
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                SwarmEvent::Fault(f @ SwarmFault::RelayUnavailable { .. }) => Some(f.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let alice = faults(a);
+    assert!(!alice.is_empty(), "{:?}", net.members[a].events);
+    for f in &alice {
+        let SwarmFault::RelayUnavailable {
+            servers,
+            relay_only,
+            ..
+        } = f
+        else {
+            unreachable!()
+        };
+        assert_eq!(servers, &[url.to_owned()]);
+        assert!(!relay_only);
+    }
+    // Bob has no TURN server: nothing expected, nothing reported. Under the All policy the
+    // host candidates still link them.
+    assert!(faults(b).is_empty(), "{:?}", net.members[b].events);
+    assert_eq!(net.opens(a), users(&["bob"]));
 }

@@ -2,6 +2,7 @@
 
 use super::GIVE_UP;
 use crate::util::{issuer, token};
+use fast_rtc_protocol::ConnectionId;
 use fast_rtc_swarm::{NativeConfig, Signaling, SwarmConfig, SwarmEvent, SwarmHandle, start};
 use matchbox_socket::{PeerState, WebRtcSocket};
 use std::collections::HashSet;
@@ -47,17 +48,26 @@ pub fn our_member_task(
 
 /// Waits until `h` has reported `n` opens; the time of the last one.
 pub async fn our_opens(h: &SwarmHandle, n: usize, t0: Instant) -> Option<Duration> {
-    let mut open = 0;
+    our_opens_ids(h, n, t0).await.map(|(t, _)| t)
+}
+
+/// [`our_opens`], and the links that opened.
+pub async fn our_opens_ids(
+    h: &SwarmHandle,
+    n: usize,
+    t0: Instant,
+) -> Option<(Duration, Vec<ConnectionId>)> {
+    let mut open = Vec::new();
     let deadline = t0 + GIVE_UP;
-    while open < n {
+    while open.len() < n {
         let left = deadline.saturating_duration_since(Instant::now());
         match tokio::time::timeout(left, h.recv()).await {
-            Ok(Some(SwarmEvent::Open(_))) => open += 1,
+            Ok(Some(SwarmEvent::Open(peer))) => open.push(peer.id),
             Ok(Some(_)) => {}
             _ => return None,
         }
     }
-    Some(t0.elapsed())
+    Some((t0.elapsed(), open))
 }
 
 /// A matchbox member and the peers it has seen connect.

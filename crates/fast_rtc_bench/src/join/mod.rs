@@ -46,6 +46,7 @@
 pub mod child;
 pub(crate) mod members;
 mod net;
+pub mod relay;
 
 use crate::util::{Lib, machine, median, runtime, spawn_server};
 use child::{ChildResult, Scenario};
@@ -89,6 +90,23 @@ pub struct JoinArgs {
     /// Run on 127.0.0.1 without a network namespace: ours only.
     #[arg(long)]
     no_netns: bool,
+    /// Relay rows: start Debian's coturn (`turnserver`) for the run on the address the members
+    /// bind (10.203.0.1 in the namespace, 127.0.0.1 with --no-netns), with a user made for it.
+    #[arg(long, conflicts_with = "turn")]
+    coturn: bool,
+    /// Relay rows through this TURN server instead (`turn:HOST:PORT?transport=udp`, reachable
+    /// from where the bench runs: inside its namespace unless --no-netns).
+    #[arg(long, requires_all = ["turn_user", "turn_credential"])]
+    turn: Option<String>,
+    /// The TURN user for --turn.
+    #[arg(long)]
+    turn_user: Option<String>,
+    /// The TURN credential for --turn.
+    #[arg(long)]
+    turn_credential: Option<String>,
+    /// Members present for the relay rows (with --coturn or --turn).
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    relay_members: Vec<usize>,
 }
 
 /// The `join` subcommand: sets up the namespace (unless asked not to) and runs the benchmark in it.
@@ -125,6 +143,9 @@ struct Report {
     runs: usize,
     loopback_rtt_us: f64,
     join: Vec<JoinRow>,
+    /// The TURN server of the relay rows (none: no relay rows).
+    turn_url: Option<String>,
+    relay: Vec<relay::RelayRow>,
     mesh: Vec<(Lib, ChildResult)>,
     steady: Vec<(Lib, ChildResult)>,
     bulk: Vec<(Lib, ChildResult)>,
@@ -231,6 +252,76 @@ async fn run(args: JoinArgs) {
         rows.push(row);
     }
 
+    let coturn = args
+        .coturn
+        .then(|| relay::Coturn::start(relay::bench_ip(in_netns)));
+    let turn = coturn.as_ref().map(|c| c.turn.clone()).or_else(|| {
+        Some(relay::Turn {
+            url: args.turn.clone()?,
+            user: args.turn_user.clone()?,
+            credential: args.turn_credential.clone()?,
+        })
+    });
+    let mut relay_rows = Vec::new();
+    if let Some(turn) = &turn {
+        println!();
+        println!(
+            "relay rows: bevy_fast_rtc only (matchbox is not in them), every member relay-only through {} ({}), vs the same joins direct (host candidates); both bind {}, runs alternate; medians of {} runs each",
+            turn.url,
+            if coturn.is_some() {
+                "coturn started by the bench"
+            } else {
+                "given with --turn"
+            },
+            relay::bench_ip(in_netns),
+            args.runs
+        );
+        println!();
+        println!(
+            "| joiner -> channels open with all | direct p50 | direct p90 | relay p50 | relay p90 | relay/direct | link ends relay-relay (relay / direct runs) |"
+        );
+        println!(
+            "|----------------------------------|-----------:|-----------:|----------:|----------:|-------------:|--------------------------------------------:|"
+        );
+        relay_rows = relay::rows(
+            &servers,
+            turn,
+            &args.relay_members,
+            args.runs,
+            in_netns,
+            &mut room,
+        )
+        .await;
+        for r in &relay_rows {
+            let ends = |c: &relay::RouteCount| c.relay + c.direct + c.other;
+            println!(
+                "| {:<32} | {:>10} | {:>10} | {:>9} | {:>9} | {:>12} | {:>43} |",
+                format!("N={}, loopback", r.members),
+                fmt_ms(r.direct_p50_ms, r.direct_failed),
+                fmt_ms(r.direct_p90_ms, 0),
+                fmt_ms(r.relay_p50_ms, r.relay_failed),
+                fmt_ms(r.relay_p90_ms, 0),
+                ratio(r.relay_p50_ms, r.direct_p50_ms),
+                format!(
+                    "{}/{} / {}/{}",
+                    r.relay_routes.relay,
+                    ends(&r.relay_routes),
+                    r.direct_routes.relay,
+                    ends(&r.direct_routes)
+                )
+            );
+        }
+        let bad = relay_rows
+            .iter()
+            .any(|r| r.relay_routes.direct + r.relay_routes.other > 0 || r.direct_routes.relay > 0);
+        if bad {
+            println!(
+                "WARNING: a relay join had a link end not routed relay to relay, or a direct one used the relay"
+            );
+        }
+    }
+    drop(coturn);
+
     let mut mesh = Vec::new();
     if args.mesh > 1 {
         println!();
@@ -335,6 +426,8 @@ async fn run(args: JoinArgs) {
         runs: args.runs,
         loopback_rtt_us: rtt.as_secs_f64() * 1e6,
         join: rows,
+        turn_url: turn.map(|t| t.url),
+        relay: relay_rows,
         mesh,
         steady,
         bulk,

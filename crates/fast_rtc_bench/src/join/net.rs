@@ -10,6 +10,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const NETNS_ENV: &str = "FAST_RTC_BENCH_IN_NETNS";
 const NETNS_ADDR: &str = "10.203.0.1/24";
 
+/// The namespace's own address (on `veth0`).
+pub fn netns_ip() -> std::net::IpAddr {
+    std::net::IpAddr::from([10, 203, 0, 1])
+}
+
 /// Whether this process runs inside the benchmark's namespace (the re-run, or its children).
 pub fn in_netns() -> bool {
     std::env::var_os(NETNS_ENV).is_some()

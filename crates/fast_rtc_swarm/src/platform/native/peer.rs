@@ -200,7 +200,12 @@ impl RtcPeer for NativePeer {
                     return Some(Report::Channel { label, raw: dc });
                 }
                 PeerWake::Milestone(Milestone::IceConnected) => {
-                    log_route(&self.id, self.pc.as_ref()).await;
+                    if log_route(&self.id, self.pc.as_ref()).await {
+                        // Through TURN, webrtc-rs hands each DTLS flight to the relay only at
+                        // the driver's next wake-up (~200 ms per flight once ICE is
+                        // connected): wake it through the handshake as after DTLS.
+                        self.nudge = Some(Nudge::start());
+                    }
                     if self.dtls_client {
                         flush_dtls_client(
                             &self.id,
@@ -380,17 +385,18 @@ impl PeerConnectionEventHandler for Handler {
 /// addresses of the pair ICE selected, from webrtc-rs's stats: `local=relay remote=relay` through
 /// TURN. A remote end learned from a connectivity check before its candidate was signaled is
 /// `prflx`; its address still tells where the path goes (a TURN server's relayed address).
-async fn log_route(id: &ConnectionId, pc: &dyn PeerConnection) {
+/// Returns whether the local end is a relay candidate.
+async fn log_route(id: &ConnectionId, pc: &dyn PeerConnection) -> bool {
     use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
     let report = pc.get_stats(super::time::now(), StatsSelector::None).await;
     let Some(pair_id) = report
         .transport()
         .map(|t| t.selected_candidate_pair_id.clone())
     else {
-        return;
+        return false;
     };
     let Some(RTCStatsReportEntry::IceCandidatePair(pair)) = report.get(&pair_id) else {
-        return;
+        return false;
     };
     // webrtc-rs 0.21.1 keys a candidate's entry `RTCLocalIceCandidate_<id>` or
     // `RTCRemoteIceCandidate_<id>`, where the pair names `<id>`.
@@ -413,6 +419,7 @@ async fn log_route(id: &ConnectionId, pc: &dyn PeerConnection) {
     let (local, local_addr) = describe(&pair.local_candidate_id, true);
     let (remote, remote_addr) = describe(&pair.remote_candidate_id, false);
     info!(%id, %local, %remote, %local_addr, %remote_addr, "selected candidate pair");
+    local == "relay"
 }
 
 /// webrtc-rs → wire. webrtc-rs fills `sdpMid` with `""`, which browsers reject (no m-section
@@ -493,6 +500,12 @@ async fn build_pc(
         )
         .with_multicast_dns_mode(mdns)
         .with_prflx_acceptance_min_wait(Some(native.ice_prflx_acceptance_wait))
+        // webrtc-rs waits 2 s before it may select a relay pair, so that direct pairs can win
+        // first. Under the relay-only policy there are no others: no reason to wait (measured
+        // by the join bench's relay rows).
+        .with_relay_acceptance_min_wait(
+            (swarm.ice_transport_policy == IceTransportPolicy::Relay).then_some(Duration::ZERO),
+        )
         .with_include_loopback_candidate(loopback)
         .build();
     PeerConnectionBuilder::new()

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# TURN on loopback: crates/fast_rtc_swarm/tests/e2e_turn.rs, whose tests each start a real coturn
+# (Debian's `turnserver`) on a free port of 127.0.0.1 and link real webrtc-rs members through it:
+# a wrong TURN password must give the typed SwarmFault::RelayUnavailable, the right one must link
+# relay to relay with no such fault. The tests are #[ignore]d (a plain `cargo test` lists them as
+# ignored) and run here with --ignored; without `turnserver` they fail, they do not skip.
+# Called by scripts/test.sh; installing coturn needs root (apt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v turnserver >/dev/null 2>&1; then
+    echo "== installing coturn"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null && apt-get install -y -qq coturn >/dev/null
+fi
+command -v turnserver >/dev/null || { echo "turn-loopback-test: turnserver not found" >&2; exit 1; }
+
+cargo test --locked -p fast_rtc_swarm --test e2e_turn -- --ignored
