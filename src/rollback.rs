@@ -1,4 +1,4 @@
-//! Rollback netcode over the swarm (feature `ggrs`): a [`ggrs`] socket on a swarm channel,
+//! Rollback netcode over the swarm (feature `ggrs`): a [`ggrs`](bevy_ggrs::ggrs) socket on a swarm channel,
 //! players addressed by [`UserId`], and the glue for [`bevy_ggrs`] (0.22, Bevy 0.19).
 //!
 //! ```no_run
@@ -34,8 +34,9 @@
 //!   sorted by identity, get handles `0..n` in that order, so every member builds the same
 //!   session without exchanging a message.
 //! - **Leaving** ([`FastRtcGgrsPlugin`]): a peer whose link closes mid-match is disconnected
-//!   in the session at once (ggrs would otherwise wait out its disconnect timeout); the
-//!   others play on with its input at the default.
+//!   in the session at once (ggrs would otherwise wait out its disconnect timeout) and a
+//!   [`PlayerDisconnected`] message says so; the others play on with its input at the
+//!   default.
 //! - Ordering: [`FastRtcGgrsPlugin`] runs bevy_ggrs's frame after the swarm's receive pass,
 //!   so what arrived this frame is rolled in this frame.
 
@@ -44,7 +45,9 @@ use crate::plugin::FastRtcSystems;
 use crate::session::Swarm;
 use crate::tap::ChannelTap;
 use bevy::prelude::*;
-use bevy_ggrs::ggrs::{Config, GgrsError, Message, NonBlockingSocket, PlayerType, SessionBuilder};
+use bevy_ggrs::ggrs::{
+    Config, GgrsError, Message, NonBlockingSocket, PlayerHandle, PlayerType, SessionBuilder,
+};
 use bevy_ggrs::{RunGgrsSystems, Session};
 use fast_rtc_protocol::UserId;
 use fast_rtc_swarm::{ChannelId, Delivery, SwarmHandle};
@@ -180,9 +183,19 @@ pub fn p2p_session_builder<C: Config<Address = UserId>>(
     Ok(builder)
 }
 
+/// A player of the running P2P session was disconnected in it because its link closed
+/// (written by [`FastRtcGgrsPlugin`]; ggrs reports no event for a disconnect it was told of).
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct PlayerDisconnected {
+    /// The peer.
+    pub peer: UserId,
+    /// Its handle in the session.
+    pub handle: PlayerHandle,
+}
+
 /// Glue between the swarm and bevy_ggrs for sessions of config `C`: bevy_ggrs's frame runs
 /// after the swarm's receive pass, and a peer whose link closes is disconnected in the
-/// running P2P session.
+/// running P2P session at once ([`PlayerDisconnected`]).
 pub struct FastRtcGgrsPlugin<C>(PhantomData<fn() -> C>);
 
 impl<C> Default for FastRtcGgrsPlugin<C> {
@@ -193,7 +206,8 @@ impl<C> Default for FastRtcGgrsPlugin<C> {
 
 impl<C: Config<Address = UserId>> Plugin for FastRtcGgrsPlugin<C> {
     fn build(&self, app: &mut App) {
-        app.configure_sets(PreUpdate, RunGgrsSystems.after(FastRtcSystems::Receive))
+        app.add_message::<PlayerDisconnected>()
+            .configure_sets(PreUpdate, RunGgrsSystems.after(FastRtcSystems::Receive))
             .add_systems(
                 PreUpdate,
                 disconnect_departed::<C>
@@ -207,6 +221,7 @@ impl<C: Config<Address = UserId>> Plugin for FastRtcGgrsPlugin<C> {
 fn disconnect_departed<C: Config<Address = UserId>>(
     mut closed: MessageReader<PeerClosed>,
     session: Option<ResMut<Session<C>>>,
+    mut out: MessageWriter<PlayerDisconnected>,
 ) {
     let Some(mut session) = session else {
         closed.clear();
@@ -219,7 +234,13 @@ fn disconnect_departed<C: Config<Address = UserId>>(
     for c in closed.read() {
         for handle in p2p.handles_by_address(c.peer.clone()) {
             match p2p.disconnect_player(handle) {
-                Ok(()) => debug!(peer = %c.peer, handle, "ggrs: player disconnected"),
+                Ok(()) => {
+                    debug!(peer = %c.peer, handle, "ggrs: player disconnected");
+                    out.write(PlayerDisconnected {
+                        peer: c.peer.clone(),
+                        handle,
+                    });
+                }
                 // Already disconnected (ggrs's own timeout came first).
                 Err(e) => debug!(peer = %c.peer, handle, error = %e, "ggrs: disconnect"),
             }
