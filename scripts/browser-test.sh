@@ -96,7 +96,7 @@ cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web
 # Native members (echo_peer processes) and JS reference-client members (a page in a headless
 # Chromium the test starts itself, with webdriver.json's flags) in one room, each test with a
 # server of its own. Ignored in a plain `cargo test`; one test at a time (2 cores). The
-# known_bug_ test shows an open bug (see its doc) and is skipped until that is fixed.
+# known_bug_ tests show an open Chromium bug (see their docs) and are skipped.
 cargo test --locked -p fast_rtc_swarm --test js_native_interop -- --ignored --test-threads=1 \
     --nocapture --skip known_bug_ || status=$?
 exit "$status"

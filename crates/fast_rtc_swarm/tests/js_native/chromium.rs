@@ -29,7 +29,8 @@ fn webdriver_settings() -> (String, Vec<String>) {
 
 impl Chromium {
     /// Starts Chromium on `url`, with a fresh profile; its log goes to the profile directory
-    /// and is printed if the test fails.
+    /// and is printed if the test fails, or always with `FAST_RTC_CHROMIUM_LOG` set (Chromium's
+    /// `Send failed` lines show messages the browser itself dropped).
     pub fn open(url: &str) -> Chromium {
         let (binary, args) = webdriver_settings();
         static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -61,7 +62,7 @@ impl Drop for Chromium {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("FAST_RTC_CHROMIUM_LOG").is_some() {
             let log = std::fs::read_to_string(self.profile.join("chromium.log"));
             eprintln!("== chromium log\n{}", log.unwrap_or_default());
         }
