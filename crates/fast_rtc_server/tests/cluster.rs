@@ -563,3 +563,55 @@ impl Client {
         answered
     }
 }
+
+/// Two real WebRTC members (fast_rtc_swarm, webrtc-rs on 127.0.0.1) on two different instances
+/// link and exchange data both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
+async fn webrtc_members_on_two_instances_exchange_data() {
+    use fast_rtc_swarm::{ChannelId, NativeConfig, Payload, Signaling, SwarmConfig, SwarmEvent};
+    let redis = Redis::start();
+    let servers = [instance(&redis).await, instance(&redis).await];
+    let member = |i: usize, user: &str| {
+        let signaling = Signaling::WebSocket {
+            url: servers[i].ws_url(),
+            token: token(user, "*"),
+        };
+        let (handle, driver) =
+            fast_rtc_swarm::start(SwarmConfig::new("rtc"), NativeConfig::loopback(), signaling)
+                .unwrap();
+        tokio::spawn(driver);
+        handle
+    };
+    let a = member(0, "a");
+    let b = member(1, "b");
+    let wait = |h: fast_rtc_swarm::SwarmHandle, from: &'static str, text: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut opened = false;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, h.recv())
+                .await
+                .unwrap_or_else(|_| panic!("nothing from {from} in 30 s (opened: {opened})"))
+                .unwrap();
+            match ev {
+                SwarmEvent::Open(p) => {
+                    assert_eq!(p.user_id.as_str(), from);
+                    opened = true;
+                    h.send(&from.into(), ChannelId::FAST, text).unwrap();
+                }
+                SwarmEvent::Data {
+                    payload: Payload::Text(t),
+                    ..
+                } => return (h, t),
+                _ => {}
+            }
+        }
+    };
+    let ((a, to_a), (b, to_b)) = tokio::join!(wait(a, "b", "hello b"), wait(b, "a", "hello a"));
+    assert_eq!(to_a, "hello a");
+    assert_eq!(to_b, "hello b");
+    assert_eq!(a.peers().len(), 1);
+    assert_eq!(b.peers().len(), 1);
+    a.close();
+    b.close();
+}

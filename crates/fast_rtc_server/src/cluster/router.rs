@@ -368,3 +368,161 @@ fn queue_full(conn: ConnId, limits: &Limits) -> Action {
         format!("at most {max} frames are kept while a join is answered"),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::RoomGrant;
+
+    fn router() -> (Router, ConnId) {
+        let mut r = Router::new(Limits::default());
+        let conn = ConnId(1);
+        r.connect(
+            conn,
+            Identity {
+                user_id: "alice".into(),
+                rooms: RoomGrant::Any,
+            },
+        );
+        (r, conn)
+    }
+
+    fn fwd(room: &str, input: Input) -> Action {
+        Action::Forward {
+            room: room.into(),
+            conn: ConnId(1),
+            input,
+        }
+    }
+
+    fn text(t: &str) -> Input {
+        Input::Text { text: t.into() }
+    }
+
+    const OFFER: &str = r#"{"type":"offer","id":"a-1","sdp":"s"}"#;
+    const INIT_R: &str = r#"{"type":"init","roomId":"r"}"#;
+    const INIT_S: &str = r#"{"type":"init","roomId":"s"}"#;
+    const CLOSE: &str = r#"{"type":"close"}"#;
+
+    fn connect() -> Input {
+        Input::Connect {
+            user: "alice".into(),
+            grant: None,
+        }
+    }
+
+    #[test]
+    fn init_forwards_identity_then_held_frames_then_init() {
+        let (mut r, c) = router();
+        assert_eq!(r.text(c, OFFER.into()), []);
+        assert_eq!(
+            r.text(c, INIT_R.into()),
+            [
+                fwd("r", connect()),
+                fwd("r", text(OFFER)),
+                fwd("r", text(INIT_R))
+            ]
+        );
+        assert_eq!(r.room_of(c), Some(&RoomId::from("r")));
+        // Held until the owner answers the join, then forwarded in order.
+        assert_eq!(r.text(c, OFFER.into()), []);
+        assert_eq!(r.binary(c, 3), []);
+        let joined = ServerMsg::Joined {
+            user_id: "alice".into(),
+        };
+        assert_eq!(
+            r.delivered(c, &joined),
+            [fwd("r", text(OFFER)), fwd("r", Input::Binary { len: 3 })]
+        );
+        assert_eq!(r.text(c, OFFER.into()), [fwd("r", text(OFFER))]);
+        assert_eq!(r.disconnect(c), [fwd("r", Input::Disconnect)]);
+        assert_eq!(r.disconnect(c), []);
+    }
+
+    #[test]
+    fn close_leaves_so_the_next_init_goes_to_another_room() {
+        let (mut r, c) = router();
+        r.text(c, INIT_R.into());
+        r.delivered(
+            c,
+            &ServerMsg::Joined {
+                user_id: "alice".into(),
+            },
+        );
+        assert_eq!(
+            r.text(c, CLOSE.into()),
+            [fwd("r", text(CLOSE)), fwd("r", Input::Disconnect)]
+        );
+        assert_eq!(r.room_of(c), None);
+        assert_eq!(
+            r.text(c, INIT_S.into()),
+            [fwd("s", connect()), fwd("s", text(INIT_S))]
+        );
+    }
+
+    #[test]
+    fn a_refused_join_returns_to_the_lobby_with_its_frames() {
+        let (mut r, c) = router();
+        r.text(c, OFFER.into());
+        r.text(c, INIT_R.into());
+        // Sent before the refusal came back: an init for another room.
+        assert_eq!(r.text(c, INIT_S.into()), []);
+        let full = ServerMsg::error(ErrorCode::RoomFull, "full");
+        assert_eq!(
+            r.delivered(c, &full),
+            [
+                fwd("r", Input::Disconnect),
+                fwd("s", connect()),
+                fwd("s", text(OFFER)),
+                fwd("s", text(INIT_S)),
+            ]
+        );
+        // Other errors during a join change nothing.
+        let other = ServerMsg::error(ErrorCode::UnknownLink, "x");
+        assert_eq!(r.delivered(c, &other), []);
+        assert_eq!(r.room_of(c), Some(&RoomId::from("s")));
+    }
+
+    #[test]
+    fn lobby_errors_are_answered_locally_with_the_hubs_codes() {
+        let (mut r, c) = router();
+        let code = |a: &[Action]| match a {
+            [
+                Action::Reply {
+                    msg: ServerMsg::SignalError { code, .. },
+                    ..
+                },
+            ] => *code,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code(&r.text(c, "nope".into())), ErrorCode::Malformed);
+        assert_eq!(code(&r.binary(c, 4)), ErrorCode::Malformed);
+        let long = format!(r#"{{"type":"init","roomId":"{}"}}"#, "x".repeat(129));
+        assert_eq!(code(&r.text(c, long)), ErrorCode::InvalidField);
+        let big = format!(
+            r#"{{"type":"offer","id":"a","sdp":"{}"}}"#,
+            "x".repeat(70_000)
+        );
+        assert_eq!(code(&r.text(c, big)), ErrorCode::FrameTooLarge);
+        for _ in 0..Limits::default().max_frames_before_init {
+            assert_eq!(r.text(c, OFFER.into()), []);
+        }
+        assert_eq!(code(&r.text(c, OFFER.into())), ErrorCode::QueueFull);
+        // `close` before `init` discards what was held.
+        assert_eq!(r.text(c, CLOSE.into()), []);
+        assert_eq!(
+            r.text(c, INIT_R.into()),
+            [fwd("r", connect()), fwd("r", text(INIT_R))]
+        );
+    }
+
+    #[test]
+    fn evict_forgets_the_rooms_sockets_without_telling_the_owner() {
+        let (mut r, c) = router();
+        r.text(c, INIT_R.into());
+        assert_eq!(r.members_of(&"r".into()), [c]);
+        assert_eq!(r.evict(&"r".into()), [c]);
+        assert_eq!(r.disconnect(c), []);
+        assert_eq!(r.members_of(&"r".into()), []);
+    }
+}
