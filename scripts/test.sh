@@ -25,6 +25,8 @@ echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet --features bevy_fast_rtc/ggrs
 echo "== cargo test"
 cargo test --workspace --locked --features bevy_fast_rtc/ggrs
+echo "== cluster: several server instances sharing rooms over a real Redis"
+./scripts/redis-test.sh
 echo "== fuzzing, bounded (cargo-fuzz: hub_frames and core_inputs, 20 s each)"
 ./scripts/fuzz.sh 20
 echo "== browser tests (headless Chromium)"

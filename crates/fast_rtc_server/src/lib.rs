@@ -11,6 +11,8 @@
 //! - [`server`]: a thin axum/tokio shell: authenticated WebSocket endpoint, ping/pong, bounded
 //!   queues, `/healthz`, `/metrics`, graceful shutdown, and optional TLS ([`tls`]: `wss://`
 //!   without a proxy).
+//! - [`cluster`]: optional scale-out. Several instances share rooms over Redis (Valkey); each
+//!   room's hub runs on one owner instance, elected with a lease.
 //!
 //! Authentication is always on: the shell admits a socket only with a token its
 //! [`Authenticator`] accepts. The built-in [`JwtAuthenticator`] verifies HS256 JWTs whose `sub` is
@@ -31,6 +33,7 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod cluster;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
@@ -40,6 +43,7 @@ pub mod tls;
 pub use auth::{
     AuthError, Authenticator, Claims, JwtAuthenticator, Secret, SecretError, TokenIssuer,
 };
+pub use cluster::{ClusterConfig, ClusterError};
 pub use hub::{ConnId, Hub, Identity, MemberSnapshot, Output, RoomGrant, RoomSnapshot};
 pub use limits::Limits;
 pub use server::{Server, ServerConfig, ServerHandle};

@@ -2,7 +2,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use fast_rtc_server::{
-    JwtAuthenticator, Limits, Secret, Server, ServerConfig, TlsConfig, TokenIssuer,
+    ClusterConfig, JwtAuthenticator, Limits, Secret, Server, ServerConfig, TlsConfig, TokenIssuer,
 };
 use std::io::Write;
 use std::net::SocketAddr;
@@ -105,6 +105,15 @@ struct ServeArgs {
     /// Milliseconds a joiner waits for a member's offer before the pair is linked the other way.
     #[arg(long, default_value_t = Limits::default().max_offer_wait.as_millis() as u64)]
     max_offer_wait_ms: u64,
+    /// Share rooms with other instances over this Redis or Valkey (`redis://HOST:PORT/DB`).
+    /// Every instance of a cluster needs the same secret and the same Redis. Without it, this
+    /// process holds every room itself.
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// Milliseconds a room's lease lasts without renewal (cluster mode): the longest a room is
+    /// unusable after its owner instance dies.
+    #[arg(long, default_value_t = 5000, requires = "redis")]
+    redis_lease_ms: u64,
 }
 
 #[derive(Args)]
@@ -183,8 +192,15 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         ping_interval: Duration::from_secs(args.ping_interval.max(1)),
         max_connections: args.max_connections,
         tls,
+        cluster: args.redis.map(|url| ClusterConfig {
+            lease: Duration::from_millis(args.redis_lease_ms.max(30)),
+            ..ClusterConfig::new(url)
+        }),
         ..ServerConfig::default()
     };
+    if let Some(cluster) = &config.cluster {
+        cluster.client().map_err(|e| e.to_string())?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

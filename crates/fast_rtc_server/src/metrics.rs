@@ -174,6 +174,12 @@ impl Metrics {
         self.connections.set(gauge(hub.connection_count()));
     }
 
+    /// Sets the open-sockets gauge (in cluster mode the hub also counts other instances'
+    /// sockets in the rooms it owns; the gauge counts this instance's).
+    pub fn set_connections(&self, n: usize) {
+        self.connections.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
     /// The metrics in OpenMetrics text format.
     pub fn encode(&self) -> String {
         let mut buf = String::new();

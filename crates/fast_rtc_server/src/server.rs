@@ -15,6 +15,7 @@
 //! checks; like `/metrics`, it asks the owner task, which copies it from the [`Hub`].
 
 use crate::auth::{AuthError, Authenticator};
+use crate::cluster::ClusterConfig;
 use crate::hub::{ConnId, Hub, Identity, Output, RoomSnapshot, SocketCloseReason};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
@@ -45,7 +46,7 @@ use tracing::{debug, info, warn};
 
 /// The shell's one clock read; the [`Hub`] gets time only from here.
 #[allow(clippy::disallowed_methods)]
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     Instant::now()
 }
 
@@ -81,6 +82,9 @@ pub struct ServerConfig {
     /// Serve TLS (`wss://`) with this certificate and key; `None` (the default) serves plain
     /// `ws://`, e.g. behind a TLS proxy.
     pub tls: Option<TlsConfig>,
+    /// Share rooms with other instances over Redis ([`crate::cluster`]); `None` (the default)
+    /// holds every room in this process.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +96,7 @@ impl Default for ServerConfig {
             outbound_queue: 1024,
             write_timeout: Duration::from_secs(10),
             tls: None,
+            cluster: None,
         }
     }
 }
@@ -153,7 +158,7 @@ impl ServerHandle {
 }
 
 /// Events from socket tasks (and the metrics route) to the owner task.
-enum Event {
+pub(crate) enum Event {
     Connected {
         conn: ConnId,
         identity: Identity,
@@ -179,9 +184,11 @@ enum Event {
 }
 
 /// What the owner task queues for one socket.
-enum Outbound {
+pub(crate) enum Outbound {
     Msg(ServerMsg),
     Close(SocketCloseReason),
+    /// Close with this code and reason (cluster mode: the room moved, or Redis is down).
+    CloseWith(u16, &'static str),
 }
 
 struct Shared<A> {
@@ -248,8 +255,24 @@ impl<A: Authenticator> Server<A> {
         let tls = self.config.tls.clone();
         let metrics = Arc::new(Metrics::new());
         let tracker = TaskTracker::new();
-        let hub = Hub::new(self.config.limits.clone());
-        tracker.spawn(owner(events_rx, hub, metrics.clone()));
+        match &self.config.cluster {
+            Some(cluster) => {
+                let client = cluster
+                    .client()
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                tracker.spawn(crate::cluster::node::run(
+                    events_rx,
+                    self.config.limits.clone(),
+                    metrics.clone(),
+                    cluster.clone(),
+                    client,
+                ));
+            }
+            None => {
+                let hub = Hub::new(self.config.limits.clone());
+                tracker.spawn(owner(events_rx, hub, metrics.clone()));
+            }
+        }
 
         let shared = Arc::new(Shared {
             slots: Arc::new(Semaphore::new(self.config.max_connections)),
@@ -416,6 +439,10 @@ async fn socket_task<A>(socket: WebSocket, conn: ConnId, identity: Identity, sha
                         Some(Outbound::Msg(msg)) => batch.push(Message::Text(encode(&msg).into())),
                         Some(Outbound::Close(SocketCloseReason::Replaced)) => {
                             then_close = Some(Some((CLOSE_NORMAL, "duplicate_identity")));
+                            break;
+                        }
+                        Some(Outbound::CloseWith(code, reason)) => {
+                            then_close = Some(Some((code, reason)));
                             break;
                         }
                         // The owner dropped this socket because its queue was full.

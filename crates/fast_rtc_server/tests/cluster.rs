@@ -1,0 +1,617 @@
+//! Cluster mode over a real Redis (or Valkey): several server instances on random loopback
+//! ports share rooms; real WebSocket clients spread over them.
+//!
+//! Each test starts its own `redis-server` (or `valkey-server`) on a free loopback port. They are
+//! `#[ignore]`d in a plain `cargo test` because they need that binary; `scripts/redis-test.sh`
+//! installs it and runs them with `--ignored`, and there a missing server fails them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+#![allow(clippy::disallowed_methods)] // tests read the clock for tokens and deadlines
+
+use fast_rtc_protocol::{ClientMsg, RoomId, ServerMsg, decode_server, encode};
+use fast_rtc_server::{
+    ClusterConfig, JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TokenIssuer,
+};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
+const STEP: Duration = Duration::from_secs(15);
+const LEASE: Duration = Duration::from_millis(1500);
+
+/// A Redis server of the test's own, on a free loopback port; killed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+}
+
+impl Redis {
+    fn binary() -> String {
+        for name in ["valkey-server", "redis-server"] {
+            if Command::new(name)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok()
+            {
+                return name.into();
+            }
+        }
+        panic!("neither valkey-server nor redis-server is installed: run scripts/redis-test.sh");
+    }
+
+    fn start() -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self::start_on(port)
+    }
+
+    fn start_on(port: u16) -> Redis {
+        let child = Command::new(Self::binary())
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the Redis server");
+        let redis = Redis { child, port };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return redis;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("Redis did not listen on port {port}");
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn token(sub: &str, room: &str) -> String {
+    TokenIssuer::new(&Secret::new(SECRET).unwrap())
+        .issue(sub, room, Duration::from_secs(600), SystemTime::now())
+        .unwrap()
+}
+
+fn cluster_config(redis: &Redis) -> ServerConfig {
+    ServerConfig {
+        cluster: Some(ClusterConfig {
+            lease: LEASE,
+            ..ClusterConfig::new(redis.url())
+        }),
+        ..ServerConfig::default()
+    }
+}
+
+async fn instance(redis: &Redis) -> ServerHandle {
+    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
+    Server::new(cluster_config(redis), auth)
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// The `fast-rtc-server` binary in cluster mode, as a child process (to be killed with SIGKILL).
+struct Binary {
+    child: Child,
+    url: String,
+}
+
+impl Binary {
+    fn start(redis: &Redis) -> Binary {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fast-rtc-server"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--redis", &redis.url()])
+            .args(["--redis-lease-ms", &LEASE.as_millis().to_string()])
+            .env("FAST_RTC_SECRET", SECRET)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("fast-rtc-server listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Binary { child, url }
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+struct Client {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    me: String,
+    offers: usize,
+}
+
+impl Client {
+    async fn connect(url: &str, sub: &str, room: &str) -> Client {
+        let url = format!("{url}?token={}", token(sub, room));
+        let (ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Client {
+            ws,
+            me: sub.into(),
+            offers: 0,
+        }
+    }
+
+    async fn send(&mut self, msg: &ClientMsg) {
+        self.ws.send(Message::text(encode(msg))).await.unwrap();
+    }
+
+    async fn offer(&mut self) {
+        self.offers += 1;
+        let id = format!("{}-{}", self.me, self.offers);
+        self.send(&ClientMsg::Offer {
+            sdp: format!("sdp-{id}"),
+            id: id.into(),
+        })
+        .await;
+    }
+
+    async fn init(&mut self, room: &str) {
+        self.send(&ClientMsg::Init {
+            user_id: None,
+            room_id: room.into(),
+        })
+        .await;
+    }
+
+    /// The next protocol frame; `Err` with the close code when the server closes.
+    async fn next(&mut self) -> Result<ServerMsg, Option<CloseCode>> {
+        loop {
+            let frame = tokio::time::timeout(STEP, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("{}: nothing within {STEP:?}", self.me));
+            match frame {
+                Some(Ok(Message::Text(t))) => return Ok(decode_server(t.as_str()).unwrap()),
+                Some(Ok(Message::Close(c))) => return Err(c.map(|c| c.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Err(None),
+            }
+        }
+    }
+
+    /// Plays an honest member until it has `links` links: parks an offer, joins, answers every
+    /// `accept` and refills on `offerRequest`, at least until `joined`. Returns the peers it
+    /// answered (it was the joiner).
+    async fn join_until(&mut self, room: &str, links: usize) -> Vec<String> {
+        self.offer().await;
+        self.init(room).await;
+        let mut answered = Vec::new();
+        let mut n = 0;
+        let mut joined = false;
+        while n < links || !joined {
+            match self.next().await {
+                Ok(ServerMsg::Joined { .. }) => joined = true,
+                Ok(ServerMsg::Accept { id, user_id, .. }) => {
+                    self.send(&ClientMsg::Answer {
+                        id,
+                        sdp: "ans".into(),
+                    })
+                    .await;
+                    answered.push(user_id.to_string());
+                    n += 1;
+                }
+                Ok(ServerMsg::OfferAccepted { .. }) => n += 1,
+                Ok(ServerMsg::OfferRequest) => self.offer().await,
+                Ok(ServerMsg::Answer { .. } | ServerMsg::Candidate { .. }) => {}
+                other => panic!("{}: unexpected {other:?}", self.me),
+            }
+        }
+        answered
+    }
+
+    /// Reads (and answers refill requests) until the server closes the socket.
+    async fn until_closed(&mut self) -> Option<CloseCode> {
+        loop {
+            match self.next().await {
+                Ok(ServerMsg::OfferRequest) => self.offer().await,
+                Ok(_) => {}
+                Err(code) => return code,
+            }
+        }
+    }
+}
+
+/// Counts links per unordered pair from the joiners' `accept`s.
+fn pairs(accepts: impl IntoIterator<Item = (String, String)>) -> HashMap<(String, String), usize> {
+    let mut pairs = HashMap::new();
+    for (a, b) in accepts {
+        let key = if a < b { (a, b) } else { (b, a) };
+        *pairs.entry(key).or_default() += 1;
+    }
+    pairs
+}
+
+/// Which instance's hub holds `room`, and its snapshot (polls: the last frames may be in flight).
+async fn owner_snapshot(
+    instances: &[&ServerHandle],
+    room: &str,
+    members: usize,
+) -> (usize, fast_rtc_server::RoomSnapshot) {
+    let room = RoomId::from(room);
+    for _ in 0..200 {
+        let mut found = Vec::new();
+        for (i, s) in instances.iter().enumerate() {
+            if let Some(snap) = s.room(&room).await {
+                found.push((i, snap));
+            }
+        }
+        assert!(found.len() <= 1, "two instances hold the room: {found:?}");
+        if let Some((i, snap)) = found.pop()
+            && snap.members.len() == members
+            && snap.members.iter().all(|m| m.links.len() == members - 1)
+        {
+            return (i, snap);
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no instance holds room {room} with {members} fully linked members");
+}
+
+/// 12 members over 3 instances, released together by a barrier: exactly one link per pair, and
+/// exactly one instance holds the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
+async fn concurrent_joins_over_three_instances_make_one_link_per_pair() {
+    const N: usize = 12;
+    let redis = Redis::start();
+    let servers = [
+        instance(&redis).await,
+        instance(&redis).await,
+        instance(&redis).await,
+    ];
+    let urls: Vec<String> = servers.iter().map(ServerHandle::ws_url).collect();
+    let barrier = Arc::new(tokio::sync::Barrier::new(N));
+    let mut tasks = Vec::new();
+    for i in 0..N {
+        let url = urls[i % 3].clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            let me = format!("m{i:02}");
+            let mut c = Client::connect(&url, &me, "race").await;
+            barrier.wait().await;
+            let answered = c.join_until("race", N - 1).await;
+            (
+                answered
+                    .into_iter()
+                    .map(|a| (a, me.clone()))
+                    .collect::<Vec<_>>(),
+                c,
+            )
+        }));
+    }
+    let mut accepts = Vec::new();
+    let mut clients = Vec::new();
+    for t in tasks {
+        let (a, c) = tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .unwrap()
+            .unwrap();
+        accepts.extend(a);
+        clients.push(c);
+    }
+    let pairs = pairs(accepts);
+    assert_eq!(pairs.len(), N * (N - 1) / 2, "every pair linked");
+    assert!(
+        pairs.values().all(|n| *n == 1),
+        "no pair linked twice: {pairs:?}"
+    );
+    let refs: Vec<&ServerHandle> = servers.iter().collect();
+    let (_, snap) = owner_snapshot(&refs, "race", N).await;
+    assert_eq!(snap.members.len(), N);
+    drop(clients);
+}
+
+/// Frames are relayed between members on different instances, both ways, in order; a `close`
+/// gives the other member `leaveSwarm`; a frame refused by the owner's hub comes back as the
+/// same `signal_error` as in single-process mode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
+async fn relays_cross_instances_in_order() {
+    let redis = Redis::start();
+    let (a_srv, b_srv) = (instance(&redis).await, instance(&redis).await);
+    let mut alice = Client::connect(&a_srv.ws_url(), "alice", "r").await;
+    alice.join_until("r", 0).await;
+    let mut bob = Client::connect(&b_srv.ws_url(), "bob", "r").await;
+    let mut bob_task = tokio::spawn(async move {
+        let answered = bob.join_until("r", 1).await;
+        (answered, bob)
+    });
+    // Alice: offerAccepted for her parked offer, then the refill request.
+    let link = loop {
+        match alice.next().await.unwrap() {
+            ServerMsg::OfferAccepted { id, user_id } => {
+                assert_eq!(user_id.as_str(), "bob");
+                break id;
+            }
+            ServerMsg::Joined { .. } => {}
+            other => panic!("alice: {other:?}"),
+        }
+    };
+    let (answered, mut bob) = (&mut bob_task).await.unwrap();
+    assert_eq!(answered, ["alice"]);
+    // 50 candidates from Bob reach Alice in order, after Bob's answer.
+    for n in 0..50u32 {
+        bob.ws
+            .send(Message::text(format!(
+                r#"{{"type":"candidate","id":"{}","candidate":{{"candidate":"c{n}","sdpMid":"0","sdpMLineIndex":0}}}}"#,
+                link.as_str()
+            )))
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 51 {
+        match alice.next().await.unwrap() {
+            ServerMsg::OfferRequest => alice.offer().await,
+            ServerMsg::Answer { id, .. } => {
+                assert_eq!(id, link);
+                seen.push("answer".to_owned());
+            }
+            ServerMsg::Candidate { id, candidate } => {
+                assert_eq!(id, link);
+                seen.push(candidate.unwrap().candidate);
+            }
+            other => panic!("alice: {other:?}"),
+        }
+    }
+    let want: Vec<String> = std::iter::once("answer".to_owned())
+        .chain((0..50).map(|n| format!("c{n}")))
+        .collect();
+    assert_eq!(seen, want);
+    // A refused frame: an answer for a link that is not Bob's.
+    bob.send(&ClientMsg::Answer {
+        id: "nobody-1".into(),
+        sdp: "x".into(),
+    })
+    .await;
+    match bob.next().await.unwrap() {
+        ServerMsg::SignalError { code, .. } => {
+            assert_eq!(code, fast_rtc_protocol::ErrorCode::UnknownLink)
+        }
+        other => panic!("bob: {other:?}"),
+    }
+    // Bob leaves; Alice hears of it.
+    bob.send(&ClientMsg::Close).await;
+    loop {
+        match alice.next().await.unwrap() {
+            ServerMsg::LeaveSwarm { id } => {
+                assert_eq!(id, link);
+                break;
+            }
+            ServerMsg::OfferRequest => alice.offer().await,
+            other => panic!("alice: {other:?}"),
+        }
+    }
+}
+
+/// The room's owner (the real binary) is killed with SIGKILL: within the lease time the members
+/// on the other instances are sent to reconnect (1012), rejoin, and the room works again on a
+/// surviving instance, with exactly one link per pair.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
+async fn killed_owner_hands_the_room_over() {
+    let redis = Redis::start();
+    let mut owner = Binary::start(&redis);
+    let (b_srv, c_srv) = (instance(&redis).await, instance(&redis).await);
+    // The first joiner's instance takes the room.
+    let mut a = Client::connect(&owner.url, "a", "lobby").await;
+    a.join_until("lobby", 0).await;
+    let mut b = Client::connect(&b_srv.ws_url(), "b", "lobby").await;
+    let mut c = Client::connect(&c_srv.ws_url(), "c", "lobby").await;
+    let (rb, rc) = tokio::join!(
+        async {
+            let x = b.join_until("lobby", 1).await;
+            (x, b)
+        },
+        async {
+            let x = c.join_until("lobby", 0).await;
+            (x, c)
+        }
+    );
+    let ((_, mut b), (_, mut c)) = (rb, rc);
+    assert!(
+        b_srv.room(&"lobby".into()).await.is_none() && c_srv.room(&"lobby".into()).await.is_none(),
+        "the room is held by the binary, not by b's or c's instance"
+    );
+
+    owner.kill9();
+    drop(a);
+    let (cb, cc) = tokio::join!(b.until_closed(), c.until_closed());
+    assert_eq!(cb, Some(CloseCode::Restart), "b is sent to reconnect");
+    assert_eq!(cc, Some(CloseCode::Restart), "c is sent to reconnect");
+
+    // They reconnect to their instances and join again: one of them takes the room.
+    let mut b = Client::connect(&b_srv.ws_url(), "b", "lobby").await;
+    let mut c = Client::connect(&c_srv.ws_url(), "c", "lobby").await;
+    let (ab, ac) = tokio::join!(b.join_until("lobby", 1), c.join_until("lobby", 1));
+    let pairs = pairs(
+        ab.into_iter()
+            .map(|x| (x, "b".to_owned()))
+            .chain(ac.into_iter().map(|x| (x, "c".to_owned()))),
+    );
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+    assert!(pairs.values().all(|n| *n == 1), "{pairs:?}");
+    owner_snapshot(&[&b_srv, &c_srv], "lobby", 2).await;
+}
+
+/// Redis goes away mid-room: members are sent to reconnect (1012), joins meanwhile are refused
+/// with 1013, and once Redis is back (same port) the room forms again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
+async fn redis_restart_closes_rooms_and_they_recover() {
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let (a_srv, b_srv) = (instance(&redis).await, instance(&redis).await);
+    let mut a = Client::connect(&a_srv.ws_url(), "a", "r").await;
+    a.join_until("r", 0).await;
+    let mut b = Client::connect(&b_srv.ws_url(), "b", "r").await;
+    let (_, ab) = tokio::join!(a.join_until_more(1), b.join_until("r", 1));
+    assert_eq!(ab, ["a"]);
+
+    redis.kill();
+    let (ca, cb) = tokio::join!(a.until_closed(), b.until_closed());
+    assert_eq!(ca, Some(CloseCode::Restart));
+    assert_eq!(cb, Some(CloseCode::Restart));
+    // While Redis is down a join cannot be routed: "try again later".
+    let mut early = Client::connect(&a_srv.ws_url(), "a", "r").await;
+    early.init("r").await;
+    assert_eq!(early.until_closed().await, Some(CloseCode::Again));
+
+    let redis = Redis::start_on(port);
+    // The instances reconnect by themselves (backoff at most 2 s); members retry like clients do.
+    let mut joined = None;
+    for _ in 0..40 {
+        let mut a = Client::connect(&a_srv.ws_url(), "a", "r").await;
+        a.init("r").await;
+        match a.next().await {
+            Ok(ServerMsg::Joined { .. }) => {
+                joined = Some(a);
+                break;
+            }
+            Ok(other) => panic!("{other:?}"),
+            Err(code) => assert_eq!(code, Some(CloseCode::Again)),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let mut a = joined.expect("a joins again once Redis is back");
+    a.offer().await;
+    let mut b = loop {
+        let mut b = Client::connect(&b_srv.ws_url(), "b", "r").await;
+        b.offer().await;
+        b.init("r").await;
+        match b.next().await {
+            Ok(ServerMsg::Joined { .. }) => break b,
+            Ok(other) => panic!("{other:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    };
+    let (aa, ab) = tokio::join!(a.join_until_more(1), b.join_until_more(1));
+    assert_eq!(aa.len() + ab.len(), 1, "one link: {aa:?} {ab:?}");
+    owner_snapshot(&[&a_srv, &b_srv], "r", 2).await;
+    drop(redis);
+}
+
+impl Client {
+    /// Like [`Client::join_until`] for a member already in the room: reads until `links` more
+    /// links, returning the peers it answered.
+    async fn join_until_more(&mut self, links: usize) -> Vec<String> {
+        let mut answered = Vec::new();
+        let mut n = 0;
+        while n < links {
+            match self.next().await {
+                Ok(ServerMsg::Accept { id, user_id, .. }) => {
+                    self.send(&ClientMsg::Answer {
+                        id,
+                        sdp: "ans".into(),
+                    })
+                    .await;
+                    answered.push(user_id.to_string());
+                    n += 1;
+                }
+                Ok(ServerMsg::OfferAccepted { .. }) => n += 1,
+                Ok(ServerMsg::OfferRequest) => self.offer().await,
+                Ok(_) => {}
+                Err(code) => panic!("{}: closed {code:?}", self.me),
+            }
+        }
+        answered
+    }
+}
+
+/// Two real WebRTC members (fast_rtc_swarm, webrtc-rs on 127.0.0.1) on two different instances
+/// link and exchange data both ways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
+async fn webrtc_members_on_two_instances_exchange_data() {
+    use fast_rtc_swarm::{ChannelId, NativeConfig, Payload, Signaling, SwarmConfig, SwarmEvent};
+    let redis = Redis::start();
+    let servers = [instance(&redis).await, instance(&redis).await];
+    let member = |i: usize, user: &str| {
+        let signaling = Signaling::WebSocket {
+            url: servers[i].ws_url(),
+            token: token(user, "*"),
+        };
+        let (handle, driver) =
+            fast_rtc_swarm::start(SwarmConfig::new("rtc"), NativeConfig::loopback(), signaling)
+                .unwrap();
+        tokio::spawn(driver);
+        handle
+    };
+    let a = member(0, "a");
+    let b = member(1, "b");
+    let wait = |h: fast_rtc_swarm::SwarmHandle, from: &'static str, text: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut opened = false;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, h.recv())
+                .await
+                .unwrap_or_else(|_| panic!("nothing from {from} in 30 s (opened: {opened})"))
+                .unwrap();
+            match ev {
+                SwarmEvent::Open(p) => {
+                    assert_eq!(p.user_id.as_str(), from);
+                    opened = true;
+                    h.send(&from.into(), ChannelId::FAST, text).unwrap();
+                }
+                SwarmEvent::Data {
+                    payload: Payload::Text(t),
+                    ..
+                } => return (h, t),
+                _ => {}
+            }
+        }
+    };
+    let ((a, to_a), (b, to_b)) = tokio::join!(wait(a, "b", "hello b"), wait(b, "a", "hello a"));
+    assert_eq!(to_a, "hello a");
+    assert_eq!(to_b, "hello b");
+    assert_eq!(a.peers().len(), 1);
+    assert_eq!(b.peers().len(), 1);
+    a.close();
+    b.close();
+}
