@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 #[cfg(not(target_arch = "wasm32"))]
+#[path = "../common/local_server.rs"]
 mod local_server;
 
 /// Where the demo looks for (or starts) its signaling server, natively and in the page.
@@ -173,7 +174,15 @@ fn main() -> AppExit {
             }),
         )
         .try_init();
-    let (url, minter, _server) = match local_server::signaling(&args) {
+    let options = local_server::Options {
+        url: &args.url,
+        room: &args.room,
+        has_token: args.token.is_some(),
+        bots: args.bots,
+        token_ttl: args.token_ttl,
+        example: "multiplayer",
+    };
+    let (url, minter, _server) = match local_server::signaling(&options) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("multiplayer: {e}");
@@ -183,7 +192,7 @@ fn main() -> AppExit {
     let name = args
         .name
         .clone()
-        .unwrap_or_else(|| format!("player-{:04x}", random_u16()));
+        .unwrap_or_else(|| format!("player-{:04x}", local_server::random_u16()));
     let token = match (&args.token, &minter) {
         (Some(t), _) => t.clone(),
         (None, Some(m)) => m.mint(&name),
@@ -191,7 +200,7 @@ fn main() -> AppExit {
     };
     // Bots are named per process: a second demo instance must not replace the first one's bots
     // (a second session under the same identity replaces the first).
-    let bot_tag = random_u16();
+    let bot_tag = local_server::random_u16();
     for i in 0..args.bots {
         let Some(m) = &minter else {
             eprintln!(
@@ -219,15 +228,6 @@ fn main() -> AppExit {
         expect_peers: args.bots,
     });
     app.run()
-}
-
-#[cfg(not(target_arch = "wasm32"))]
-fn random_u16() -> u16 {
-    let h = std::hash::BuildHasher::hash_one(
-        &std::collections::hash_map::RandomState::new(),
-        std::process::id(),
-    );
-    (h & 0xffff) as u16
 }
 
 fn plugin(url: &str, room: &str, token: String) -> (FastRtcPlugin, ChannelId) {

@@ -1,13 +1,40 @@
-//! The multiplayer demo's signaling bootstrap: find the server that answers on 127.0.0.1:8787
-//! (and the secret the demo instance that started it left), else start one embedded in this
-//! process with a fresh secret, or use the server given by `--url`/`--token`/`FAST_RTC_SECRET`;
-//! and mint the players' tokens. Native only (the page gets its URL and token from its query
-//! string), so `main.rs` declares this module for non-wasm32 targets only.
-
-use crate::{Args, DEFAULT_URL, random_u16};
+//! The demos' signaling bootstrap (shared by the multiplayer and rollback examples): find the
+//! server that answers on 127.0.0.1:8787 (and the secret the demo instance that started it
+//! left), else start one embedded in this process with a fresh secret, or use the server given
+//! by `--url`/`--token`/`FAST_RTC_SECRET`; and mint the players' tokens. Native only (the page
+//! gets its URL and token from its query string), so each `main.rs` declares this module for
+//! non-wasm32 targets only.
 use bevy::log::info;
 use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, TokenIssuer};
 use std::time::{Duration, SystemTime};
+
+/// The demos' default signaling URL: a server on this machine, started if none answers.
+pub(crate) const DEFAULT_URL: &str = "ws://127.0.0.1:8787/ws";
+
+/// What the bootstrap needs from a demo's command line.
+pub(crate) struct Options<'a> {
+    /// `--url`.
+    pub(crate) url: &'a str,
+    /// `--room`.
+    pub(crate) room: &'a str,
+    /// Whether `--token` was given.
+    pub(crate) has_token: bool,
+    /// Bots to mint tokens for.
+    pub(crate) bots: usize,
+    /// Lifetime of minted tokens, seconds.
+    pub(crate) token_ttl: u64,
+    /// The example, for the browser-player hint (`multiplayer`, `rollback`).
+    pub(crate) example: &'a str,
+}
+
+/// A random 16-bit tag (per process): player and bot names.
+pub(crate) fn random_u16() -> u16 {
+    let h = std::hash::BuildHasher::hash_one(
+        &std::collections::hash_map::RandomState::new(),
+        std::process::id(),
+    );
+    (h & 0xffff) as u16
+}
 
 pub(crate) fn unreachable_token() -> String {
     // signaling() returns a minter whenever no --token was given
@@ -40,19 +67,19 @@ fn secret_file() -> std::path::PathBuf {
 
 /// Finds (or starts) the signaling server and a way to mint tokens for it.
 pub(crate) fn signaling(
-    args: &Args,
+    args: &Options,
 ) -> Result<(String, Option<Minter>, Option<EmbeddedServer>), String> {
     let ttl = Duration::from_secs(args.token_ttl.max(1));
     if let Ok(s) = std::env::var("FAST_RTC_SECRET") {
         let secret = Secret::new(s).map_err(|e| e.to_string())?;
         return Ok((
-            args.url.clone(),
+            args.url.to_owned(),
             Some(Minter(TokenIssuer::new(&secret), ttl)),
             None,
         ));
     }
-    if args.token.is_some() && args.bots == 0 {
-        return Ok((args.url.clone(), None, None));
+    if args.has_token && args.bots == 0 {
+        return Ok((args.url.to_owned(), None, None));
     }
     if args.url != DEFAULT_URL {
         return Err("with --url, pass --token (or set FAST_RTC_SECRET to mint tokens)".into());
@@ -64,7 +91,7 @@ pub(crate) fn signaling(
             .map_err(|_| "a server answers on 127.0.0.1:8787 but its demo secret is unknown: set FAST_RTC_SECRET".to_string())?;
         let secret = Secret::new(raw).map_err(|e| e.to_string())?;
         return Ok((
-            args.url.clone(),
+            args.url.to_owned(),
             Some(Minter(TokenIssuer::new(&secret), ttl)),
             None,
         ));
@@ -89,13 +116,14 @@ pub(crate) fn signaling(
     std::mem::forget(handle); // it lives as long as the process
     let minter = Minter(TokenIssuer::new(&secret), ttl);
     println!(
-        "a browser player can join: serve the page with `cargo run --example multiplayer --target wasm32-unknown-unknown`, then open\n  http://127.0.0.1:1334/?signaling={}&room={}&token={}",
+        "a browser player can join: serve the page with `cargo run --example {} --target wasm32-unknown-unknown`, then open\n  http://127.0.0.1:1334/?signaling={}&room={}&token={}",
+        args.example,
         args.url,
         args.room,
         minter.mint(&format!("web-{:04x}", random_u16()))
     );
     Ok((
-        args.url.clone(),
+        args.url.to_owned(),
         Some(minter),
         Some(EmbeddedServer(runtime)),
     ))
