@@ -20,7 +20,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked --features bevy_fast_rtc/ggrs -- -D warnings
 echo "== cargo clippy, wasm32 (the swarm's browser build, the plugin, the example in a browser)"
 cargo clippy -p fast_rtc_swarm --lib --tests --target wasm32-unknown-unknown --locked -- -D warnings
-cargo clippy -p bevy_fast_rtc --lib --example multiplayer --features ggrs --target wasm32-unknown-unknown --locked -- -D warnings
+cargo clippy -p bevy_fast_rtc --lib --example multiplayer --example rollback --features ggrs --target wasm32-unknown-unknown --locked -- -D warnings
 echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet --features bevy_fast_rtc/ggrs
 echo "== cargo test"
@@ -37,3 +37,5 @@ echo "== TURN on loopback: a wrong password is a typed fault, the right one link
 ./scripts/turn-loopback-test.sh
 echo "== multiplayer example, headless, 3 bots (must meet every bot and exit 0)"
 cargo run --locked --example multiplayer -- --headless --bots 3 --seconds 10
+echo "== rollback example, headless, 2 bots (a 3-player bevy_ggrs match with no desync)"
+cargo run --locked --features ggrs --example rollback -- --headless --players 3 --bots 2 --seconds 8

@@ -36,11 +36,6 @@ pub(crate) fn random_u16() -> u16 {
     (h & 0xffff) as u16
 }
 
-pub(crate) fn unreachable_token() -> String {
-    // signaling() returns a minter whenever no --token was given
-    String::new()
-}
-
 /// Mints tokens for the demo's players from a secret, valid for `ttl` (`--token-ttl`).
 #[derive(Clone)]
 pub(crate) struct Minter(TokenIssuer, Duration);
