@@ -8,11 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v turnserver >/dev/null 2>&1; then
-    echo "== installing coturn"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null && apt-get install -y -qq coturn >/dev/null
-fi
-command -v turnserver >/dev/null || { echo "bench-relay: turnserver not found" >&2; exit 1; }
+./scripts/need.sh turnserver coturn
 
 cargo run --locked --release -p fast_rtc_bench -- join --coturn --mesh 0 --steady-seconds 0 "$@"

@@ -8,11 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v turnserver >/dev/null 2>&1; then
-    echo "== installing coturn"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null && apt-get install -y -qq coturn >/dev/null
-fi
-command -v turnserver >/dev/null || { echo "turn-loopback-test: turnserver not found" >&2; exit 1; }
+./scripts/need.sh turnserver coturn
 
 cargo test --locked -p fast_rtc_swarm --test e2e_turn -- --ignored

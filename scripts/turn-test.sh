@@ -15,11 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v turnserver >/dev/null 2>&1; then
-    echo "== installing coturn"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null && apt-get install -y -qq coturn >/dev/null
-fi
+./scripts/need.sh turnserver coturn
 for tool in ip turnserver chromium chromedriver wasm-bindgen-test-runner; do
     command -v "$tool" >/dev/null || { echo "turn-test: $tool not found" >&2; exit 1; }
 done
