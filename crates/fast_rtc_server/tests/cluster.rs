@@ -919,3 +919,207 @@ async fn webrtc_links_survive_a_killed_owner() {
         m.handle.close();
     }
 }
+
+/// `GET path` on `addr`: the status and the body.
+async fn http_get(addr: std::net::SocketAddr, path: &'static str) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(STEP)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status = resp.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    })
+    .await
+    .unwrap()
+}
+
+/// The value of the metric line `name` (exactly, labels included) in `addr`'s /metrics.
+async fn metric(addr: std::net::SocketAddr, name: &str) -> Option<i64> {
+    let (status, body) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    body.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|v| v.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// Polls until every instance in `addrs` reports `want` for metric `name`.
+async fn wait_metric(addrs: &[std::net::SocketAddr], name: &str, want: i64) {
+    let mut seen = Vec::new();
+    for _ in 0..300 {
+        seen.clear();
+        for a in addrs {
+            seen.push(metric(*a, name).await);
+        }
+        if seen.iter().all(|v| *v == Some(want)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name}: want {want} on every instance, saw {seen:?}");
+}
+
+fn addr_of(url: &str) -> std::net::SocketAddr {
+    url.strip_prefix("ws://")
+        .and_then(|u| u.strip_suffix("/ws"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// `/metrics` of every instance has `fast_rtc_cluster_rooms`, the rooms of the whole cluster,
+/// beside its own `fast_rtc_rooms`: three rooms owned by three instances (one the binary) are
+/// counted 3 everywhere while each instance counts the 1 it owns; the binary killed with SIGKILL,
+/// its room leaves the count once its lease expires (it could not remove it itself); a room
+/// whose members left leaves it when its owner releases it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
+async fn cluster_room_count_in_metrics() {
+    const CLUSTER_ROOMS: &str = "fast_rtc_cluster_rooms";
+    let redis = Redis::start();
+    let mut bin = Binary::start(&redis);
+    let (s1, s2) = (instance(&redis).await, instance(&redis).await);
+    let bin_addr = addr_of(&bin.url);
+    let all = [s1.local_addr(), s2.local_addr(), bin_addr];
+    wait_metric(&all, CLUSTER_ROOMS, 0).await;
+
+    // One room per instance, taken by its first joiner; a second member of r1 on s2.
+    let mut m1 = Client::connect(&s1.ws_url(), "m1", "*").await;
+    m1.join_until("r1", 0).await;
+    let mut m2 = Client::connect(&s2.ws_url(), "m2", "*").await;
+    m2.join_until("r2", 0).await;
+    let mut m3 = Client::connect(&bin.url, "m3", "*").await;
+    m3.join_until("r3", 0).await;
+    let mut m1b = Client::connect(&s2.ws_url(), "m1b", "*").await;
+    m1b.join_until("r1", 1).await;
+    wait_metric(&all, CLUSTER_ROOMS, 3).await;
+    // The per-instance gauges count the rooms each owns.
+    for a in all {
+        assert_eq!(metric(a, "fast_rtc_rooms").await, Some(1), "{a}");
+    }
+
+    // The binary dies with its lease held: r3 drops out of the count when the lease expires.
+    bin.kill9();
+    drop(m3);
+    wait_metric(&all[..2], CLUSTER_ROOMS, 2).await;
+
+    // r2's only member leaves: its owner releases it (after a lease time empty).
+    m2.send(&ClientMsg::Close).await;
+    wait_metric(&all[..2], CLUSTER_ROOMS, 1).await;
+    assert_eq!(metric(s2.local_addr(), "fast_rtc_rooms").await, Some(0));
+    assert_eq!(metric(s1.local_addr(), "fast_rtc_rooms").await, Some(1));
+    drop((m1, m1b));
+}
+
+/// Auth and limits behave in cluster mode as in single-process mode: a missing or forged token
+/// gets HTTP 401 before the upgrade on any instance (counted in that instance's
+/// `fast_rtc_refused_total`); a token for another room gets `room_not_allowed`; a room at its
+/// member limit (2, its members on two instances) refuses a third member on a third instance with
+/// `room_full` and keeps that socket usable: it then joins another room. The refusal is counted by
+/// the room's owner (`fast_rtc_signal_errors_total{code="room_full"}`), which runs the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
+async fn auth_and_limits_in_cluster_mode() {
+    use fast_rtc_protocol::ErrorCode;
+    let redis = Redis::start();
+    let limited = || async {
+        let mut config = cluster_config(&redis);
+        config.limits.max_members_per_room = 2;
+        Server::new(config, JwtAuthenticator::new(&Secret::new(SECRET).unwrap()))
+            .spawn("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    };
+    let servers = [limited().await, limited().await, limited().await];
+
+    // Tokens.
+    let status = |url: String| async move {
+        match tokio_tungstenite::connect_async(url).await {
+            Ok(_) => 101,
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let forged =
+        TokenIssuer::new(&Secret::new("another-secret-another-secret-another-secret").unwrap())
+            .issue("mallory", "*", Duration::from_secs(600), SystemTime::now())
+            .unwrap();
+    for s in &servers {
+        let base = s.ws_url();
+        assert_eq!(status(base.clone()).await, 401, "missing token");
+        assert_eq!(
+            status(format!("{base}?token={forged}")).await,
+            401,
+            "forged"
+        );
+        assert_eq!(
+            status(format!("{base}?token={}", token("ok", "*"))).await,
+            101,
+            "valid"
+        );
+        assert_eq!(
+            metric(
+                s.local_addr(),
+                "fast_rtc_refused_total{reason=\"missing_token\"}"
+            )
+            .await,
+            Some(1)
+        );
+        assert_eq!(
+            metric(
+                s.local_addr(),
+                "fast_rtc_refused_total{reason=\"bad_token\"}"
+            )
+            .await,
+            Some(1)
+        );
+    }
+
+    // A token for another room.
+    let mut x = Client::connect(&servers[1].ws_url(), "x", "only-this").await;
+    x.init("elsewhere").await;
+    match x.next().await {
+        Ok(ServerMsg::SignalError { code, .. }) => assert_eq!(code, ErrorCode::RoomNotAllowed),
+        other => panic!("x: {other:?}"),
+    }
+
+    // Two members fill the room from two instances; a third, on the third instance, is refused.
+    let mut a = Client::connect(&servers[0].ws_url(), "a", "*").await;
+    a.join_until("full", 0).await;
+    let mut b = Client::connect(&servers[1].ws_url(), "b", "*").await;
+    b.join_until("full", 1).await;
+    let mut c = Client::connect(&servers[2].ws_url(), "c", "*").await;
+    c.offer().await;
+    c.init("full").await;
+    match c.next().await {
+        Ok(ServerMsg::SignalError { code, .. }) => assert_eq!(code, ErrorCode::RoomFull),
+        other => panic!("c: {other:?}"),
+    }
+    let owner = servers[0].local_addr();
+    wait_metric(
+        &[owner],
+        "fast_rtc_signal_errors_total{code=\"room_full\"}",
+        1,
+    )
+    .await;
+    // The socket stays usable: it joins another room, owned by another instance, and links
+    // with the member there.
+    let mut d = Client::connect(&servers[1].ws_url(), "d", "*").await;
+    d.join_until("other", 0).await;
+    c.init("other").await;
+    let linked = c.join_until_more(1).await;
+    assert_eq!(linked, ["d"]);
+    drop((a, b, d, x));
+}
