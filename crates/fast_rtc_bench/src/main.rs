@@ -58,6 +58,9 @@ enum Cmd {
         kind: util::Lib,
         #[arg(long)]
         room_size: usize,
+        /// Run as an instance of a cluster over this Redis.
+        #[arg(long)]
+        redis: Option<String>,
     },
 }
 
@@ -80,8 +83,12 @@ fn main() {
         .init();
     match cli.command {
         Cmd::Server(args) => util::runtime().block_on(server::bench(args)),
-        Cmd::ServeChild { kind, room_size } => {
-            util::runtime().block_on(server::serve_child(kind, room_size));
+        Cmd::ServeChild {
+            kind,
+            room_size,
+            redis,
+        } => {
+            util::runtime().block_on(server::serve_child(kind, room_size, redis));
         }
         Cmd::Codec => codec::bench(),
         Cmd::Plugin => plugin::bench(&util::runtime()),
