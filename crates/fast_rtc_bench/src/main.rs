@@ -5,6 +5,9 @@
 //! per idle member, for our server and for `matchbox_signaling` 0.15 (full mesh). Each server
 //! runs in a child process of this binary, so its memory is measured alone.
 //!
+//! `server --instances 1,3` (`scripts/bench-cluster.sh`) measures cluster mode instead: the same
+//! figures for 1 and 3 instances sharing one Redis, clients spread over them round-robin.
+//!
 //! The two servers do different work per join: ours verifies a JWT, stores the joiner's
 //! pre-made offer (SDP + candidates) and hands the joiner one offer from every member; matchbox
 //! assigns an id and tells the others. The table says so beside the figures.

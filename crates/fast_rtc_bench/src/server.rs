@@ -746,6 +746,15 @@ async fn cluster_bench(args: ServerArgs, sdp: String) {
         idle: Option<JoinFigures>,
     }
     let mut columns = Vec::new();
+    let label = |n: usize| {
+        if n == 0 {
+            "no Redis".to_owned()
+        } else if n == 1 {
+            "1 instance".to_owned()
+        } else {
+            format!("{n} instances")
+        }
+    };
     for &n in &args.instances {
         // 0: one server, no Redis.
         let redis = (n > 0).then_some(url.as_str());
@@ -776,7 +785,8 @@ async fn cluster_bench(args: ServerArgs, sdp: String) {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let relay = relay_phase(ctx, &args).await;
             eprintln!(
-                "  {n} instance(s) run {}: {:.0} joins/s, p50 {:.2} ms, p99 {:.2} ms, {:.1} KiB/member, {:.0} relays/s",
+                "  {} run {}: {:.0} joins/s, p50 {:.2} ms, p99 {:.2} ms, {:.1} KiB/member, {:.0} relays/s",
+                label(n),
                 run + 1,
                 figures.joins_per_s,
                 figures.p50_ms,
@@ -794,23 +804,18 @@ async fn cluster_bench(args: ServerArgs, sdp: String) {
             let ctx = ctx_for(&servers, format!("i{n}idle-"));
             let (figures, stop) = join_phase(ctx, &servers, idle, &args).await;
             eprintln!(
-                "  {n} instance(s), {idle} idle members: {:.0} joins/s, p50 {:.2} ms, p99 {:.2} ms, {:.1} KiB/member",
-                figures.joins_per_s, figures.p50_ms, figures.p99_ms, figures.rss_per_member_kib
+                "  {}, {idle} idle members: {:.0} joins/s, p50 {:.2} ms, p99 {:.2} ms, {:.1} KiB/member",
+                label(n),
+                figures.joins_per_s,
+                figures.p50_ms,
+                figures.p99_ms,
+                figures.rss_per_member_kib
             );
             stop.notify_waiters();
             col.idle = Some(figures);
         }
         columns.push(col);
     }
-    let label = |n: usize| {
-        if n == 0 {
-            "no Redis".to_owned()
-        } else if n == 1 {
-            "1 instance".to_owned()
-        } else {
-            format!("{n} instances")
-        }
-    };
     let joins = |f: fn(&JoinFigures) -> f64| -> Vec<f64> {
         columns
             .iter()
