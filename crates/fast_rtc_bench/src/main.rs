@@ -5,6 +5,9 @@
 //! per idle member, for our server and for `matchbox_signaling` 0.15 (full mesh). Each server
 //! runs in a child process of this binary, so its memory is measured alone.
 //!
+//! `server --instances 1,3` (`scripts/bench-cluster.sh`) measures cluster mode instead: the same
+//! figures for 1 and 3 instances sharing one Redis, clients spread over them round-robin.
+//!
 //! The two servers do different work per join: ours verifies a JWT, stores the joiner's
 //! pre-made offer (SDP + candidates) and hands the joiner one offer from every member; matchbox
 //! assigns an id and tells the others. The table says so beside the figures.
@@ -58,6 +61,9 @@ enum Cmd {
         kind: util::Lib,
         #[arg(long)]
         room_size: usize,
+        /// Run as an instance of a cluster over this Redis.
+        #[arg(long)]
+        redis: Option<String>,
     },
 }
 
@@ -80,8 +86,12 @@ fn main() {
         .init();
     match cli.command {
         Cmd::Server(args) => util::runtime().block_on(server::bench(args)),
-        Cmd::ServeChild { kind, room_size } => {
-            util::runtime().block_on(server::serve_child(kind, room_size));
+        Cmd::ServeChild {
+            kind,
+            room_size,
+            redis,
+        } => {
+            util::runtime().block_on(server::serve_child(kind, room_size, redis));
         }
         Cmd::Codec => codec::bench(),
         Cmd::Plugin => plugin::bench(&util::runtime()),

@@ -2,6 +2,11 @@
 //! per second and join latency over real WebSockets, relayed frames per second, and resident
 //! memory per idle member. Each server runs in a child process of this binary (`serve-child`), so
 //! its memory is measured alone; the pure hub's figures, without IO, follow the table.
+//!
+//! With `--instances 1,3` it measures cluster mode instead (`serve --redis`): for each count, that
+//! many instances of our server sharing one Redis (started by the bench on a free loopback port,
+//! or `--redis URL`), with the clients spread over them round-robin, so most members of a room
+//! are on another instance than the room's owner. The same figures, one column per count.
 
 use crate::util::{Lib, issuer, machine, median, rss_kib, secret, token};
 use fast_rtc_protocol::{ClientMsg, ConnectionId, IceCandidate, ServerMsg, decode_server, encode};
@@ -44,10 +49,24 @@ pub struct ServerArgs {
     /// Runs per server; medians are printed.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Cluster mode: instance counts to compare (e.g. `1,3`), each that many instances of our
+    /// server sharing one Redis, clients spread round-robin; `0` is one server without Redis
+    /// (single-process mode), as a baseline. Without it: ours vs matchbox.
+    #[arg(long, value_delimiter = ',')]
+    instances: Vec<usize>,
+    /// The Redis (or Valkey) the instances share, e.g. `redis://127.0.0.1:6379/0`. Default: the
+    /// bench starts `valkey-server` or `redis-server` itself on a free loopback port.
+    #[arg(long)]
+    redis: Option<String>,
+    /// Cluster mode: also join this many idle members (rooms of `--room-size`) spread over the
+    /// instances, once per count, and report the memory per idle member at that scale.
+    #[arg(long)]
+    idle: Option<usize>,
 }
 
-/// Child process: runs one server in this process and prints its address.
-pub async fn serve_child(kind: Lib, room_size: usize) {
+/// Child process: runs one server in this process and prints its address; with `redis`, an
+/// instance of a cluster over that Redis.
+pub async fn serve_child(kind: Lib, room_size: usize, redis: Option<String>) {
     match kind {
         Lib::Ours => {
             let config = ServerConfig {
@@ -61,6 +80,7 @@ pub async fn serve_child(kind: Lib, room_size: usize) {
                     ..Limits::default()
                 },
                 max_connections: 1_000_000,
+                cluster: redis.map(fast_rtc_server::ClusterConfig::new),
                 ..ServerConfig::default()
             };
             let auth = JwtAuthenticator::new(&secret());
@@ -87,15 +107,19 @@ struct ChildServer {
 }
 
 impl ChildServer {
-    fn start(kind: Lib, room_size: usize) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args([
-                "serve-child",
-                "--kind",
-                kind.arg(),
-                "--room-size",
-                &room_size.to_string(),
-            ])
+    fn start(kind: Lib, room_size: usize, redis: Option<&str>) -> Self {
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.args([
+            "serve-child",
+            "--kind",
+            kind.arg(),
+            "--room-size",
+            &room_size.to_string(),
+        ]);
+        if let Some(url) = redis {
+            cmd.args(["--redis", url]);
+        }
+        let mut child = cmd
             .env("RUST_LOG", "off")
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -124,6 +148,63 @@ impl Drop for ChildServer {
     }
 }
 
+/// Resident memory of all the servers, in KiB.
+fn total_rss_kib(servers: &[ChildServer]) -> u64 {
+    servers.iter().map(ChildServer::rss_kib).sum()
+}
+
+/// A Redis (or Valkey) server of the bench's own, on a free loopback port, no persistence;
+/// killed on drop.
+struct RedisChild {
+    child: Child,
+    url: String,
+}
+
+impl RedisChild {
+    fn start() -> Self {
+        let binary = ["valkey-server", "redis-server"]
+            .into_iter()
+            .find(|b| {
+                Command::new(b)
+                    .arg("--version")
+                    .stdout(Stdio::null())
+                    .status()
+                    .is_ok()
+            })
+            .expect("neither valkey-server nor redis-server is installed: run scripts/bench-cluster.sh, or pass --redis URL");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(binary)
+            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Killed on drop, also when it does not come up.
+        let redis = RedisChild {
+            child,
+            url: format!("redis://127.0.0.1:{port}/0"),
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return redis;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("{binary} did not listen on port {port}");
+    }
+}
+
+impl Drop for RedisChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Clients.
 
@@ -132,20 +213,24 @@ type Ws =
 
 struct Ctx {
     kind: Lib,
-    addr: String,
+    /// The servers' addresses; client `at` connects to `addrs[at % len]`.
+    addrs: Vec<String>,
+    /// Prefix of every room name: rooms of an earlier run may still be leased in Redis.
+    rooms: String,
     issuer: TokenIssuer,
     sdp: String,
     next_id: AtomicU64,
 }
 
 impl Ctx {
-    async fn connect(&self, user: &str, room: &str) -> Ws {
+    async fn connect(&self, user: &str, room: &str, at: usize) -> Ws {
+        let addr = &self.addrs[at % self.addrs.len()];
         let url = match self.kind {
             Lib::Ours => {
                 let token = token(&self.issuer, user, "*");
-                format!("ws://{}/ws?token={token}", self.addr)
+                format!("ws://{addr}/ws?token={token}")
             }
-            Lib::Matchbox => format!("ws://{}/{room}", self.addr),
+            Lib::Matchbox => format!("ws://{addr}/{room}"),
         };
         // TCP_NODELAY, as browsers do for WebSockets: a member writes several small frames in a
         // row (offer, candidates, init), which Nagle's algorithm would hold for an ACK.
@@ -194,12 +279,12 @@ async fn member(
     ctx: Arc<Ctx>,
     user: String,
     room: String,
-    earlier: usize,
+    (at, earlier): (usize, usize),
     joined: oneshot::Sender<Duration>,
     stop: Arc<tokio::sync::Notify>,
 ) {
     let t0 = Instant::now();
-    let mut ws = ctx.connect(&user, &room).await;
+    let mut ws = ctx.connect(&user, &room, at).await;
     let mut joined = Some(joined);
     let mut accepts = 0;
     if ctx.kind == Lib::Ours {
@@ -252,32 +337,37 @@ struct JoinFigures {
     rss_per_member_kib: f64,
 }
 
+/// Joins `members` members in rooms of `--room-size`, member `n` (counted over all rooms) on
+/// server `n % servers`; they stay connected and idle until the returned `Notify` fires.
 async fn join_phase(
     ctx: Arc<Ctx>,
-    server: &ChildServer,
+    servers: &[ChildServer],
+    members: usize,
     args: &ServerArgs,
 ) -> (JoinFigures, Arc<tokio::sync::Notify>) {
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let rss0 = server.rss_kib();
+    let rss0 = total_rss_kib(servers);
     let stop = Arc::new(tokio::sync::Notify::new());
-    let rooms = args.members.div_ceil(args.room_size);
+    let rooms = members.div_ceil(args.room_size);
     let slots = Arc::new(Semaphore::new(args.concurrency));
     let started = Instant::now();
     let mut room_tasks = Vec::new();
     for r in 0..rooms {
         let (ctx, stop, slots) = (ctx.clone(), stop.clone(), slots.clone());
-        let size = args.room_size.min(args.members - r * args.room_size);
+        let size = args.room_size.min(members - r * args.room_size);
+        let first = r * args.room_size;
         room_tasks.push(tokio::spawn(async move {
             let _slot = slots.acquire_owned().await.unwrap();
             let mut latencies = Vec::new();
             for k in 0..size {
                 let (tx, rx) = oneshot::channel();
                 let user = format!("r{r}m{k}");
+                let room = format!("{}room{r}", ctx.rooms);
                 tokio::spawn(member(
                     ctx.clone(),
                     user,
-                    format!("room{r}"),
-                    k,
+                    room,
+                    (first + k, k),
                     tx,
                     stop.clone(),
                 ));
@@ -292,26 +382,27 @@ async fn join_phase(
     }
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rss1 = server.rss_kib();
+    let rss1 = total_rss_kib(servers);
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p) as usize].as_secs_f64() * 1e3;
     let figures = JoinFigures {
-        joins_per_s: args.members as f64 / elapsed.as_secs_f64(),
+        joins_per_s: members as f64 / elapsed.as_secs_f64(),
         p50_ms: pct(0.5),
         p99_ms: pct(0.99),
-        rss_per_member_kib: rss1.saturating_sub(rss0) as f64 / args.members as f64,
+        rss_per_member_kib: rss1.saturating_sub(rss0) as f64 / members as f64,
     };
     (figures, stop)
 }
 
-/// Pairs relay `frames` signals each, windowed; returns frames per second over all pairs.
+/// Pairs relay `frames` signals each, windowed; returns frames per second over all pairs. With
+/// several servers, pair `p`'s receiver is on server `p` and its sender on the next one.
 async fn relay_phase(ctx: Arc<Ctx>, args: &ServerArgs) -> f64 {
     let frames = args.relay_frames;
     let barrier = Arc::new(tokio::sync::Barrier::new(args.relay_pairs * 2 + 1));
     let mut tasks = Vec::new();
     for p in 0..args.relay_pairs {
         let received = Arc::new(AtomicU64::new(0));
-        let room = format!("relay{p}");
+        let room = format!("{}relay{p}", ctx.rooms);
         let (a, b) = (format!("relay{p}a"), format!("relay{p}b"));
         // Receiver A, sender B. For ours both pre-offer, as swarms do: whichever init the server
         // applies first, B learns the link id (from `accept` or `offerAccepted`).
@@ -319,7 +410,7 @@ async fn relay_phase(ctx: Arc<Ctx>, args: &ServerArgs) -> f64 {
             user_id: None,
             room_id: room.as_str().into(),
         });
-        let mut wa = ctx.connect(&a, &room).await;
+        let mut wa = ctx.connect(&a, &room, p).await;
         let a_id = match ctx.kind {
             Lib::Ours => {
                 ctx.send_offer(&mut wa, &a).await;
@@ -328,7 +419,7 @@ async fn relay_phase(ctx: Arc<Ctx>, args: &ServerArgs) -> f64 {
             }
             Lib::Matchbox => matchbox_id(&mut wa).await,
         };
-        let mut wb = ctx.connect(&b, &room).await;
+        let mut wb = ctx.connect(&b, &room, p + 1).await;
         let mut link = ConnectionId::new("");
         match ctx.kind {
             Lib::Ours => {
@@ -527,6 +618,9 @@ fn core_figures(room_size: usize, sdp: &str) -> (f64, f64) {
 /// The `server` subcommand.
 pub async fn bench(args: ServerArgs) {
     let sdp = format!("v=0\r\n{}", "a".repeat(args.sdp_bytes.saturating_sub(5)));
+    if !args.instances.is_empty() {
+        return cluster_bench(args, sdp).await;
+    }
     println!(
         "fast_rtc_bench server: {} members in rooms of {}, {} rooms filling at once, {} relay pairs x {} frames, {} runs (medians)",
         args.members,
@@ -543,15 +637,16 @@ pub async fn bench(args: ServerArgs) {
         let mut joins = Vec::new();
         let mut relays = Vec::new();
         for run in 0..args.runs {
-            let server = ChildServer::start(kind, args.room_size);
+            let servers = [ChildServer::start(kind, args.room_size, None)];
             let ctx = Arc::new(Ctx {
                 kind,
-                addr: server.addr.clone(),
+                addrs: vec![servers[0].addr.clone()],
+                rooms: String::new(),
                 issuer: issuer(),
                 sdp: sdp.clone(),
                 next_id: AtomicU64::new(0),
             });
-            let (figures, stop) = join_phase(ctx.clone(), &server, &args).await;
+            let (figures, stop) = join_phase(ctx.clone(), &servers, args.members, &args).await;
             stop.notify_waiters();
             tokio::time::sleep(Duration::from_millis(300)).await;
             let relay = relay_phase(ctx, &args).await;
@@ -615,5 +710,198 @@ pub async fn bench(args: ServerArgs) {
     println!(
         "per join, ours verifies a JWT, stores the joiner's pre-made offer ({} B SDP + 2 candidates) and hands it an offer from every member; matchbox assigns an id and notifies the others (no offer stored)",
         args.sdp_bytes
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cluster mode: 1 vs N instances over one Redis.
+
+/// The `server --instances …` table: the same figures for each instance count, side by side.
+async fn cluster_bench(args: ServerArgs, sdp: String) {
+    let own_redis = args.redis.is_none().then(RedisChild::start);
+    let url = match (&args.redis, &own_redis) {
+        (Some(url), _) => url.clone(),
+        (None, Some(r)) => r.url.clone(),
+        (None, None) => unreachable!("a Redis was started when none was given"),
+    };
+    println!(
+        "fast_rtc_bench server --instances: {} members in rooms of {}, {} rooms filling at once, {} relay pairs x {} frames, {} runs (medians); clients round-robin over the instances, one Redis ({})",
+        args.members,
+        args.room_size,
+        args.concurrency,
+        args.relay_pairs,
+        args.relay_frames,
+        args.runs,
+        if own_redis.is_some() {
+            "started by the bench on loopback"
+        } else {
+            "given"
+        }
+    );
+    println!("machine: {}", machine());
+    struct Column {
+        instances: usize,
+        joins: Vec<JoinFigures>,
+        relays: Vec<f64>,
+        idle: Option<JoinFigures>,
+    }
+    let mut columns = Vec::new();
+    let label = |n: usize| {
+        if n == 0 {
+            "no Redis".to_owned()
+        } else if n == 1 {
+            "1 instance".to_owned()
+        } else {
+            format!("{n} instances")
+        }
+    };
+    for &n in &args.instances {
+        // 0: one server, no Redis.
+        let redis = (n > 0).then_some(url.as_str());
+        let count = n.max(1);
+        let mut col = Column {
+            instances: n,
+            joins: Vec::new(),
+            relays: Vec::new(),
+            idle: None,
+        };
+        let ctx_for = |servers: &[ChildServer], rooms: String| {
+            Arc::new(Ctx {
+                kind: Lib::Ours,
+                addrs: servers.iter().map(|s| s.addr.clone()).collect(),
+                rooms,
+                issuer: issuer(),
+                sdp: sdp.clone(),
+                next_id: AtomicU64::new(0),
+            })
+        };
+        for run in 0..args.runs {
+            let servers: Vec<ChildServer> = (0..count)
+                .map(|_| ChildServer::start(Lib::Ours, args.room_size, redis))
+                .collect();
+            let ctx = ctx_for(&servers, format!("i{n}r{run}-"));
+            let (figures, stop) = join_phase(ctx.clone(), &servers, args.members, &args).await;
+            stop.notify_waiters();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let relay = relay_phase(ctx, &args).await;
+            eprintln!(
+                "  {} run {}: {:.0} joins/s, p50 {:.2} ms, p99 {:.2} ms, {:.1} KiB/member, {:.0} relays/s",
+                label(n),
+                run + 1,
+                figures.joins_per_s,
+                figures.p50_ms,
+                figures.p99_ms,
+                figures.rss_per_member_kib,
+                relay
+            );
+            col.joins.push(figures);
+            col.relays.push(relay);
+        }
+        if let Some(idle) = args.idle {
+            let servers: Vec<ChildServer> = (0..count)
+                .map(|_| ChildServer::start(Lib::Ours, args.room_size, redis))
+                .collect();
+            let ctx = ctx_for(&servers, format!("i{n}idle-"));
+            let (figures, stop) = join_phase(ctx, &servers, idle, &args).await;
+            eprintln!(
+                "  {}, {idle} idle members: {:.0} joins/s, p50 {:.2} ms, p99 {:.2} ms, {:.1} KiB/member",
+                label(n),
+                figures.joins_per_s,
+                figures.p50_ms,
+                figures.p99_ms,
+                figures.rss_per_member_kib
+            );
+            stop.notify_waiters();
+            col.idle = Some(figures);
+        }
+        columns.push(col);
+    }
+    let joins = |f: fn(&JoinFigures) -> f64| -> Vec<f64> {
+        columns
+            .iter()
+            .map(|c| median(c.joins.iter().map(f).collect()))
+            .collect()
+    };
+    let mut rows: Vec<(String, Vec<f64>, &str)> = vec![
+        (
+            "joins/s over WebSocket".into(),
+            joins(|f| f.joins_per_s),
+            "higher",
+        ),
+        ("join latency p50 (ms)".into(), joins(|f| f.p50_ms), "lower"),
+        ("join latency p99 (ms)".into(), joins(|f| f.p99_ms), "lower"),
+        (
+            "relayed frames/s".into(),
+            columns.iter().map(|c| median(c.relays.clone())).collect(),
+            "higher",
+        ),
+        (
+            "RSS per idle member (KiB)".into(),
+            joins(|f| f.rss_per_member_kib),
+            "lower",
+        ),
+    ];
+    if let Some(idle) = args.idle {
+        let idle_row = |f: fn(&JoinFigures) -> f64| -> Vec<f64> {
+            columns
+                .iter()
+                .map(|c| c.idle.as_ref().map_or(f64::NAN, f))
+                .collect()
+        };
+        rows.push((
+            format!("{idle} idle: joins/s"),
+            idle_row(|f| f.joins_per_s),
+            "higher",
+        ));
+        rows.push((
+            format!("{idle} idle: join p99 (ms)"),
+            idle_row(|f| f.p99_ms),
+            "lower",
+        ));
+        rows.push((
+            format!("{idle} idle: RSS/member (KiB)"),
+            idle_row(|f| f.rss_per_member_kib),
+            "lower",
+        ));
+    }
+    // The last column against the 1-instance one (else the first).
+    let base = columns.iter().position(|c| c.instances == 1).unwrap_or(0);
+    let ratio = (columns.len() >= 2 && base != columns.len() - 1).then(|| {
+        let (last, first) = (
+            columns[columns.len() - 1].instances,
+            columns[base].instances,
+        );
+        if first == 0 {
+            format!("{last}/none")
+        } else {
+            format!("{last}/{first}")
+        }
+    });
+    println!();
+    let mut header = format!("| {:<28} |", "");
+    let mut rule = format!("|{:-<30}|", "");
+    for c in &columns {
+        header += &format!(" {:>13} |", label(c.instances));
+        rule += &format!("{:->15}|", "");
+    }
+    if let Some(r) = &ratio {
+        header += &format!(" {r:>7} |");
+        rule += &format!("{:->9}|", "");
+    }
+    println!("{header} {:<6} |", "better");
+    println!("{rule}{:-<8}|", "");
+    for (name, values, better) in rows {
+        let mut line = format!("| {name:<28} |");
+        for v in &values {
+            line += &format!(" {v:>13.1} |");
+        }
+        if ratio.is_some() {
+            line += &format!(" {:>6.2}x |", values[values.len() - 1] / values[base]);
+        }
+        println!("{line} {better:<6} |");
+    }
+    println!();
+    println!(
+        "RSS is the sum over the instances (Redis not included); every instance, the Redis and all clients run on this one machine"
     );
 }

@@ -51,6 +51,8 @@ pub struct Metrics {
     /// Sockets dropped by the shell (by reason: `ping_timeout`, `slow_consumer`,
     /// `write_timeout`, `transport_error`).
     pub dropped: Family<ReasonLabel, Counter>,
+    /// Cluster mode only: rooms with a live lease over the whole cluster.
+    cluster_rooms: Option<Gauge>,
     last: Mutex<Stats>,
 }
 
@@ -77,6 +79,7 @@ impl Metrics {
             errors: Family::default(),
             refused: Family::default(),
             dropped: Family::default(),
+            cluster_rooms: None,
             last: Mutex::new(Stats::default()),
             registry: Registry::default(),
         };
@@ -121,6 +124,27 @@ impl Metrics {
             m.dropped.clone(),
         );
         Metrics { registry, ..m }
+    }
+
+    /// The metrics of an instance in cluster mode: [`Metrics::new`]'s (per instance) plus the
+    /// gauge `fast_rtc_cluster_rooms`, the rooms with a live lease over the whole cluster.
+    pub fn for_cluster() -> Self {
+        let mut m = Self::new();
+        let gauge = Gauge::default();
+        m.registry.register(
+            "cluster_rooms",
+            "Rooms with a live owner lease over the whole cluster (read from Redis every third of the lease time)",
+            gauge.clone(),
+        );
+        m.cluster_rooms = Some(gauge);
+        m
+    }
+
+    /// Sets the cluster-wide room count (cluster mode; ignored otherwise).
+    pub fn set_cluster_rooms(&self, n: u64) {
+        if let Some(g) = &self.cluster_rooms {
+            g.set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// Counts a refused upgrade.

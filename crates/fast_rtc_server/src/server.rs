@@ -253,7 +253,11 @@ impl<A: Authenticator> Server<A> {
     ) -> std::io::Result<()> {
         let stop = CancellationToken::new();
         let tls = self.config.tls.clone();
-        let metrics = Arc::new(Metrics::new());
+        let metrics = Arc::new(if self.config.cluster.is_some() {
+            Metrics::for_cluster()
+        } else {
+            Metrics::new()
+        });
         let tracker = TaskTracker::new();
         match &self.config.cluster {
             Some(cluster) => {

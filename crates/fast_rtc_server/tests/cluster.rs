@@ -615,3 +615,511 @@ async fn webrtc_members_on_two_instances_exchange_data() {
     a.close();
     b.close();
 }
+
+/// A TCP load balancer in front of the instances, for members whose URL must outlive one
+/// instance: every new connection goes to the current target; connections already made stay
+/// where they are (and end when their instance does).
+struct Balancer {
+    addr: std::net::SocketAddr,
+    target: Arc<std::sync::Mutex<std::net::SocketAddr>>,
+    tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Balancer {
+    async fn start(target: std::net::SocketAddr) -> Balancer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let target = Arc::new(std::sync::Mutex::new(target));
+        let tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
+        let (to, list) = (target.clone(), tasks.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let at = *to.lock().unwrap();
+                let Ok(mut server) = TcpStream::connect(at).await else {
+                    continue; // refused: the client sees its connection end and retries
+                };
+                let conn = tokio::spawn(async move {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
+                list.lock().unwrap().push(conn.abort_handle());
+            }
+        });
+        tasks.lock().unwrap().push(accept.abort_handle());
+        Balancer {
+            addr,
+            target,
+            tasks,
+        }
+    }
+
+    fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    fn point_to(&self, target: std::net::SocketAddr) {
+        *self.target.lock().unwrap() = target;
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        for t in self.tasks.lock().unwrap().iter() {
+            t.abort();
+        }
+    }
+}
+
+/// A real WebRTC member (fast_rtc_swarm, webrtc-rs on 127.0.0.1) with every event it reported.
+struct Rtc {
+    name: &'static str,
+    handle: fast_rtc_swarm::SwarmHandle,
+    events: Vec<fast_rtc_swarm::SwarmEvent>,
+}
+
+impl Rtc {
+    fn start(url: String, name: &'static str) -> Rtc {
+        use fast_rtc_swarm::{NativeConfig, Signaling, SwarmConfig};
+        let signaling = Signaling::WebSocket {
+            url,
+            token: token(name, "*"),
+        };
+        let (handle, driver) = fast_rtc_swarm::start(
+            SwarmConfig::new("lobby"),
+            NativeConfig::loopback(),
+            signaling,
+        )
+        .unwrap();
+        tokio::spawn(driver);
+        Rtc {
+            name,
+            handle,
+            events: Vec::new(),
+        }
+    }
+
+    fn pump(&mut self) {
+        while let Some(e) = self.handle.try_recv() {
+            self.events.push(e);
+        }
+    }
+
+    /// The last signaling state it reported.
+    fn signaling(&self) -> Option<&fast_rtc_swarm::SignalingState> {
+        self.events.iter().rev().find_map(|e| match e {
+            fast_rtc_swarm::SwarmEvent::Signaling(s) => Some(s),
+            _ => None,
+        })
+    }
+
+    fn joined(&self) -> bool {
+        matches!(
+            self.signaling(),
+            Some(fast_rtc_swarm::SignalingState::Joined)
+        )
+    }
+
+    fn peer_names(&self) -> std::collections::BTreeSet<String> {
+        self.handle
+            .peers()
+            .into_iter()
+            .map(|p| p.user_id.to_string())
+            .collect()
+    }
+
+    /// Joined, with one open link to each of `others` and nothing else: `others.len()` links
+    /// plus the one parked offer of `peer_buffer` 1 (a replaced link left open would make one
+    /// more connection).
+    fn settled(&self, others: &[&str]) -> bool {
+        let want: std::collections::BTreeSet<String> =
+            others.iter().map(|s| s.to_string()).collect();
+        self.joined()
+            && self.handle.signaling_connected()
+            && self.peer_names() == want
+            && self.handle.peers().len() == others.len()
+            && self.handle.connection_count() == others.len() + 1
+    }
+
+    fn closes(&self) -> Vec<&fast_rtc_swarm::SwarmEvent> {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, fast_rtc_swarm::SwarmEvent::Close { .. }))
+            .collect()
+    }
+
+    fn texts_from(&self, from: &str) -> Vec<String> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                fast_rtc_swarm::SwarmEvent::Data {
+                    from: f,
+                    payload: fast_rtc_swarm::Payload::Text(t),
+                    ..
+                } if f.as_str() == from => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{}: signaling {:?} (connected {}), peers {:?}, {} connections",
+            self.name,
+            self.signaling(),
+            self.handle.signaling_connected(),
+            self.peer_names(),
+            self.handle.connection_count()
+        )
+    }
+}
+
+/// Pumps every member's events until `done` holds for all of them (or fails after `within`).
+async fn settle(members: &mut [&mut Rtc], within: Duration, done: impl Fn(&Rtc) -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        for m in members.iter_mut() {
+            m.pump();
+        }
+        if members.iter().all(|m| done(m)) {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let state: Vec<String> = members.iter().map(|m| m.describe()).collect();
+            panic!("not settled within {within:?}:\n{}", state.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Real WebRTC members (fast_rtc_swarm on webrtc-rs, 127.0.0.1) on three instances; the room's
+/// owner, the real binary, is killed with SIGKILL. Member `a` reaches the instances through a
+/// load balancer (a TCP proxy of the test's own) that points to the owner, and after the kill to
+/// a survivor; `b` and `c` are on the two other instances, at fixed URLs. After the kill every
+/// member is sent to reconnect (1012, or its connection ends), rejoins, and the room forms
+/// again on a surviving instance; a new member `d` joining after the kill links with every
+/// survivor. Throughout, no survivor sees a `Close` (the peer-to-peer links stay up while the
+/// signaling moves), and at the end each has exactly one link per peer: the links of the new
+/// sessions replaced the old ones and nothing was left open (connections = links + 1 parked
+/// offer). Data then flows between every pair, old and new.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
+async fn webrtc_links_survive_a_killed_owner() {
+    use fast_rtc_swarm::ChannelId;
+    let redis = Redis::start();
+    let mut owner = Binary::start(&redis);
+    let owner_addr: std::net::SocketAddr = owner
+        .url
+        .strip_prefix("ws://")
+        .and_then(|u| u.strip_suffix("/ws"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (b_srv, c_srv) = (instance(&redis).await, instance(&redis).await);
+    let lb = Balancer::start(owner_addr).await;
+
+    // `a` joins first, through the balancer: the binary takes the room.
+    let mut a = Rtc::start(lb.ws_url(), "a");
+    settle(&mut [&mut a], STEP, Rtc::joined).await;
+    let mut b = Rtc::start(b_srv.ws_url(), "b");
+    let mut c = Rtc::start(c_srv.ws_url(), "c");
+    settle(
+        &mut [&mut a, &mut b, &mut c],
+        Duration::from_secs(30),
+        |m| {
+            let others: Vec<&str> = ["a", "b", "c"]
+                .into_iter()
+                .filter(|n| *n != m.name)
+                .collect();
+            m.settled(&others)
+        },
+    )
+    .await;
+    assert!(
+        b_srv.room(&"lobby".into()).await.is_none() && c_srv.room(&"lobby".into()).await.is_none(),
+        "the room is held by the binary, not by b's or c's instance"
+    );
+    let links_before: Vec<Vec<String>> = [&a, &b, &c]
+        .iter()
+        .map(|m| {
+            m.handle
+                .peers()
+                .into_iter()
+                .map(|p| p.id.to_string())
+                .collect()
+        })
+        .collect();
+
+    owner.kill9();
+    let killed = std::time::Instant::now();
+    lb.point_to(b_srv.local_addr());
+    // Every member notices: its socket ends (a) or is closed with 1012 (b, c).
+    settle(&mut [&mut a, &mut b, &mut c], STEP, |m| !m.joined()).await;
+    // A new member joins after the kill.
+    let mut d = Rtc::start(c_srv.ws_url(), "d");
+    let all = ["a", "b", "c", "d"];
+    settle(
+        &mut [&mut a, &mut b, &mut c, &mut d],
+        Duration::from_secs(60),
+        |m| {
+            let others: Vec<&str> = all.into_iter().filter(|n| *n != m.name).collect();
+            m.settled(&others)
+        },
+    )
+    .await;
+    eprintln!(
+        "room whole again {:?} after the kill (lease {LEASE:?})",
+        killed.elapsed()
+    );
+    for (m, before) in [&a, &b, &c].iter().zip(&links_before) {
+        assert!(
+            m.closes().is_empty(),
+            "{} saw a close: {:?}",
+            m.name,
+            m.closes()
+        );
+        let now: Vec<String> = m
+            .handle
+            .peers()
+            .into_iter()
+            .filter(|p| p.user_id.as_str() != "d")
+            .map(|p| p.id.to_string())
+            .collect();
+        assert!(
+            now.iter().all(|id| !before.contains(id)),
+            "{}: the old links were replaced by the new sessions' ({before:?} -> {now:?})",
+            m.name
+        );
+    }
+    assert!(d.closes().is_empty(), "d saw a close: {:?}", d.closes());
+    // The room is on a surviving instance.
+    owner_snapshot(&[&b_srv, &c_srv], "lobby", 4).await;
+
+    // Data between every pair.
+    let mut members = [a, b, c, d];
+    for m in &members {
+        for to in all.into_iter().filter(|n| *n != m.name) {
+            m.handle
+                .send(&to.into(), ChannelId::FAST, format!("{}>{to}", m.name))
+                .unwrap();
+        }
+    }
+    let mut refs: Vec<&mut Rtc> = members.iter_mut().collect();
+    settle(&mut refs, STEP, |m| {
+        all.into_iter()
+            .filter(|n| *n != m.name)
+            .all(|from| m.texts_from(from).contains(&format!("{from}>{}", m.name)))
+    })
+    .await;
+    for m in &members {
+        assert!(
+            m.closes().is_empty(),
+            "{} saw a close: {:?}",
+            m.name,
+            m.closes()
+        );
+        m.handle.close();
+    }
+}
+
+/// `GET path` on `addr`: the status and the body.
+async fn http_get(addr: std::net::SocketAddr, path: &'static str) -> (u16, String) {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(STEP)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).unwrap();
+        let status = resp.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        (status, body)
+    })
+    .await
+    .unwrap()
+}
+
+/// The value of the metric line `name` (exactly, labels included) in `addr`'s /metrics.
+async fn metric(addr: std::net::SocketAddr, name: &str) -> Option<i64> {
+    let (status, body) = http_get(addr, "/metrics").await;
+    assert_eq!(status, 200);
+    body.lines().find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|v| v.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// Polls until every instance in `addrs` reports `want` for metric `name`.
+async fn wait_metric(addrs: &[std::net::SocketAddr], name: &str, want: i64) {
+    let mut seen = Vec::new();
+    for _ in 0..300 {
+        seen.clear();
+        for a in addrs {
+            seen.push(metric(*a, name).await);
+        }
+        if seen.iter().all(|v| *v == Some(want)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{name}: want {want} on every instance, saw {seen:?}");
+}
+
+fn addr_of(url: &str) -> std::net::SocketAddr {
+    url.strip_prefix("ws://")
+        .and_then(|u| u.strip_suffix("/ws"))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// `/metrics` of every instance has `fast_rtc_cluster_rooms`, the rooms of the whole cluster,
+/// beside its own `fast_rtc_rooms`: three rooms owned by three instances (one the binary) are
+/// counted 3 everywhere while each instance counts the 1 it owns; the binary killed with SIGKILL,
+/// its room leaves the count once its lease expires (it could not remove it itself); a room
+/// whose members left leaves it when its owner releases it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
+async fn cluster_room_count_in_metrics() {
+    const CLUSTER_ROOMS: &str = "fast_rtc_cluster_rooms";
+    let redis = Redis::start();
+    let mut bin = Binary::start(&redis);
+    let (s1, s2) = (instance(&redis).await, instance(&redis).await);
+    let bin_addr = addr_of(&bin.url);
+    let all = [s1.local_addr(), s2.local_addr(), bin_addr];
+    wait_metric(&all, CLUSTER_ROOMS, 0).await;
+
+    // One room per instance, taken by its first joiner; a second member of r1 on s2.
+    let mut m1 = Client::connect(&s1.ws_url(), "m1", "*").await;
+    m1.join_until("r1", 0).await;
+    let mut m2 = Client::connect(&s2.ws_url(), "m2", "*").await;
+    m2.join_until("r2", 0).await;
+    let mut m3 = Client::connect(&bin.url, "m3", "*").await;
+    m3.join_until("r3", 0).await;
+    let mut m1b = Client::connect(&s2.ws_url(), "m1b", "*").await;
+    m1b.join_until("r1", 1).await;
+    wait_metric(&all, CLUSTER_ROOMS, 3).await;
+    // The per-instance gauges count the rooms each owns.
+    for a in all {
+        assert_eq!(metric(a, "fast_rtc_rooms").await, Some(1), "{a}");
+    }
+
+    // The binary dies with its lease held: r3 drops out of the count when the lease expires.
+    bin.kill9();
+    drop(m3);
+    wait_metric(&all[..2], CLUSTER_ROOMS, 2).await;
+
+    // r2's only member leaves: its owner releases it (after a lease time empty).
+    m2.send(&ClientMsg::Close).await;
+    wait_metric(&all[..2], CLUSTER_ROOMS, 1).await;
+    assert_eq!(metric(s2.local_addr(), "fast_rtc_rooms").await, Some(0));
+    assert_eq!(metric(s1.local_addr(), "fast_rtc_rooms").await, Some(1));
+    drop((m1, m1b));
+}
+
+/// Auth and limits behave in cluster mode as in single-process mode: a missing or forged token
+/// gets HTTP 401 before the upgrade on any instance (counted in that instance's
+/// `fast_rtc_refused_total`); a token for another room gets `room_not_allowed`; a room at its
+/// member limit (2, its members on two instances) refuses a third member on a third instance with
+/// `room_full` and keeps that socket usable: it then joins another room. The refusal is counted by
+/// the room's owner (`fast_rtc_signal_errors_total{code="room_full"}`), which runs the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
+async fn auth_and_limits_in_cluster_mode() {
+    use fast_rtc_protocol::ErrorCode;
+    let redis = Redis::start();
+    let limited = || async {
+        let mut config = cluster_config(&redis);
+        config.limits.max_members_per_room = 2;
+        Server::new(config, JwtAuthenticator::new(&Secret::new(SECRET).unwrap()))
+            .spawn("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+    };
+    let servers = [limited().await, limited().await, limited().await];
+
+    // Tokens.
+    let status = |url: String| async move {
+        match tokio_tungstenite::connect_async(url).await {
+            Ok(_) => 101,
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let forged =
+        TokenIssuer::new(&Secret::new("another-secret-another-secret-another-secret").unwrap())
+            .issue("mallory", "*", Duration::from_secs(600), SystemTime::now())
+            .unwrap();
+    for s in &servers {
+        let base = s.ws_url();
+        assert_eq!(status(base.clone()).await, 401, "missing token");
+        assert_eq!(
+            status(format!("{base}?token={forged}")).await,
+            401,
+            "forged"
+        );
+        assert_eq!(
+            status(format!("{base}?token={}", token("ok", "*"))).await,
+            101,
+            "valid"
+        );
+        assert_eq!(
+            metric(
+                s.local_addr(),
+                "fast_rtc_refused_total{reason=\"missing_token\"}"
+            )
+            .await,
+            Some(1)
+        );
+        assert_eq!(
+            metric(
+                s.local_addr(),
+                "fast_rtc_refused_total{reason=\"bad_token\"}"
+            )
+            .await,
+            Some(1)
+        );
+    }
+
+    // A token for another room.
+    let mut x = Client::connect(&servers[1].ws_url(), "x", "only-this").await;
+    x.init("elsewhere").await;
+    match x.next().await {
+        Ok(ServerMsg::SignalError { code, .. }) => assert_eq!(code, ErrorCode::RoomNotAllowed),
+        other => panic!("x: {other:?}"),
+    }
+
+    // Two members fill the room from two instances; a third, on the third instance, is refused.
+    let mut a = Client::connect(&servers[0].ws_url(), "a", "*").await;
+    a.join_until("full", 0).await;
+    let mut b = Client::connect(&servers[1].ws_url(), "b", "*").await;
+    b.join_until("full", 1).await;
+    let mut c = Client::connect(&servers[2].ws_url(), "c", "*").await;
+    c.offer().await;
+    c.init("full").await;
+    match c.next().await {
+        Ok(ServerMsg::SignalError { code, .. }) => assert_eq!(code, ErrorCode::RoomFull),
+        other => panic!("c: {other:?}"),
+    }
+    let owner = servers[0].local_addr();
+    wait_metric(
+        &[owner],
+        "fast_rtc_signal_errors_total{code=\"room_full\"}",
+        1,
+    )
+    .await;
+    // The socket stays usable: it joins another room, owned by another instance, and links
+    // with the member there.
+    let mut d = Client::connect(&servers[1].ws_url(), "d", "*").await;
+    d.join_until("other", 0).await;
+    c.init("other").await;
+    let linked = c.join_until_more(1).await;
+    assert_eq!(linked, ["d"]);
+    drop((a, b, d, x));
+}

@@ -13,6 +13,8 @@
 //! nobody owns takes it (`GET`, else `SET … PX lease`, in one Lua script, [`lease`]). The owner
 //! renews its leases every third of the lease time ([`ClusterConfig::lease`], 5 s by default)
 //! with a compare-and-extend script, and releases a room that stayed empty for a lease time.
+//! The same scripts keep a sorted set of the leased rooms ([`wire::rooms_key`]), which gives
+//! `/metrics` its cluster-wide room count (`fast_rtc_cluster_rooms`).
 //!
 //! **Routing.** Every instance runs a [`router::Router`] for its own sockets: a pure state
 //! machine that knows which room each socket is joining or in and holds the frames a socket sends

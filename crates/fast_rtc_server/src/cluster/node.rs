@@ -583,6 +583,15 @@ impl Node {
             Err(e) => {
                 warn!(error = %e, "cannot check the owners of rooms");
                 self.reset.notify_one();
+                return;
+            }
+        }
+        // The cluster-wide room count, for /metrics.
+        match leases.room_count().await {
+            Ok(n) => self.metrics.set_cluster_rooms(n),
+            Err(e) => {
+                warn!(error = %e, "cannot count the cluster's rooms");
+                self.reset.notify_one();
             }
         }
     }

@@ -18,6 +18,14 @@ pub fn owner_key(room: &RoomId) -> String {
     format!("{PREFIX}:room-owner:{}", room.as_str())
 }
 
+/// The sorted set of the rooms that have a live lease, over the whole cluster: each member a room
+/// id, its score the lease's expiry in Redis's clock (Unix ms). Kept by the lease scripts
+/// ([`crate::cluster::lease`]); entries past their expiry (an owner that died) are removed when
+/// the set is counted.
+pub fn rooms_key() -> String {
+    format!("{PREFIX}:rooms")
+}
+
 /// The pub/sub channel an instance reads: inputs for the rooms it owns and frames for its sockets.
 pub fn instance_channel(instance: &str) -> String {
     format!("{PREFIX}:instance:{instance}")
