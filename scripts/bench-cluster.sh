@@ -9,11 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v valkey-server >/dev/null 2>&1 && ! command -v redis-server >/dev/null 2>&1; then
-    echo "== installing redis-server"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null && apt-get install -y -qq redis-server >/dev/null
-fi
+# Valkey where it is installed, else Debian's redis-server.
+command -v valkey-server >/dev/null 2>&1 || ./scripts/need.sh redis-server redis-server
 
 case " $* " in
     *" --instances"*) ;;

@@ -7,10 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v valkey-server >/dev/null 2>&1 && ! command -v redis-server >/dev/null 2>&1; then
-    echo "== installing redis-server"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null && apt-get install -y -qq redis-server >/dev/null
-fi
+# Valkey where it is installed, else Debian's redis-server.
+command -v valkey-server >/dev/null 2>&1 || ./scripts/need.sh redis-server redis-server
 # Debian's package starts a system service on port 6379; the tests do not use it.
 cargo test --locked -p fast_rtc_server --test cluster -- --ignored

@@ -4,12 +4,13 @@
 #![allow(clippy::disallowed_methods)]
 
 mod seen;
+mod signaling;
 
 use bevy::ecs::system::RunSystemOnce;
 use bevy::prelude::*;
 use bevy_fast_rtc::FastRtcError;
 use bevy_fast_rtc::prelude::*;
-use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, TokenIssuer};
+use fast_rtc_server::{Secret, TokenIssuer};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,27 +37,12 @@ fn broadcast_state(me: Res<Me>, mut tick: Local<u32>, mut broadcast: SwarmBroadc
     });
 }
 
-/// A real signaling server on a random loopback port, on its own tokio runtime.
 fn signaling_server() -> (tokio::runtime::Runtime, fast_rtc_server::ServerHandle) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = rt.block_on(async {
-        let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-        Server::new(ServerConfig::default(), auth)
-            .spawn("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap()
-    });
-    (rt, server)
+    signaling::signaling_server(SECRET)
 }
 
 fn app(url: &str, name: &str) -> App {
-    let token = TokenIssuer::new(&Secret::new(SECRET).unwrap())
-        .issue(name, "*", Duration::from_secs(600), SystemTime::now())
-        .unwrap();
+    let token = signaling::token(SECRET, name);
     let mut plugin = FastRtcPlugin::new("plugin-room")
         .with_signaling(url, token)
         .with_native(NativeConfig::loopback());
@@ -220,9 +206,7 @@ fn four_apps_form_a_mesh_exchange_typed_state_and_see_each_other_leave() {
         let mut q = apps[0].world_mut().query_filtered::<Entity, With<Peer>>();
         q.iter(apps[0].world()).collect()
     };
-    let token = TokenIssuer::new(&Secret::new(SECRET).unwrap())
-        .issue("p0", "*", Duration::from_secs(600), SystemTime::now())
-        .unwrap();
+    let token = signaling::token(SECRET, "p0");
     apps[0]
         .world_mut()
         .resource_mut::<Swarm>()
@@ -275,9 +259,7 @@ fn connecting_can_start_later_and_stop() {
     }
     // The "menu" system connects.
     for (a, name) in apps.iter_mut().zip(["a", "b"]) {
-        let token = TokenIssuer::new(&Secret::new(SECRET).unwrap())
-            .issue(name, "*", Duration::from_secs(600), SystemTime::now())
-            .unwrap();
+        let token = signaling::token(SECRET, name);
         let url = url.clone();
         a.world_mut()
             .run_system_once(move |mut swarm: ResMut<Swarm>| {
@@ -317,9 +299,7 @@ fn refresh_token(
 ) {
     for r in requests.read() {
         seen.0.push(r.request.clone());
-        let fresh = TokenIssuer::new(&Secret::new(SECRET).unwrap())
-            .issue("late", "*", Duration::from_secs(600), SystemTime::now())
-            .unwrap();
+        let fresh = signaling::token(SECRET, "late");
         assert!(swarm.set_token(fresh));
     }
 }

@@ -8,6 +8,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)]
 
+mod signaling;
+
 use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 use bevy_fast_rtc::prelude::*;
@@ -17,10 +19,9 @@ use bevy_fast_rtc::rollback::{
 use bevy_ggrs::ggrs::{DesyncDetection, GgrsEvent, SessionState};
 use bevy_ggrs::prelude::*;
 use bevy_ggrs::{LoadWorld, LocalInputs, LocalPlayers};
-use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, TokenIssuer};
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 const SECRET: &str = "rollback-tests-0123456789abcdef0123456789abcdef";
 
@@ -139,9 +140,7 @@ fn watch_events(
 }
 
 fn app(url: &str, name: &str, players: usize, loss: f64, seed: u64) -> App {
-    let token = TokenIssuer::new(&Secret::new(SECRET).unwrap())
-        .issue(name, "*", Duration::from_secs(600), SystemTime::now())
-        .unwrap();
+    let token = signaling::token(SECRET, name);
     let mut plugin = FastRtcPlugin::new("rollback")
         .with_signaling(url, token)
         .with_native(NativeConfig::loopback());
@@ -168,19 +167,7 @@ fn app(url: &str, name: &str, players: usize, loss: f64, seed: u64) -> App {
 }
 
 fn signaling_server() -> (tokio::runtime::Runtime, fast_rtc_server::ServerHandle) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let server = rt.block_on(async {
-        let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-        Server::new(ServerConfig::default(), auth)
-            .spawn("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap()
-    });
-    (rt, server)
+    signaling::signaling_server(SECRET)
 }
 
 /// The last of this app's frames (counted from 1) that is final: every input of it
