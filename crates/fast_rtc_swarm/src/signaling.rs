@@ -11,6 +11,8 @@
 //! retry and when to give up ([`crate::lifecycle`]): a refused token, a full or forbidden room,
 //! another session with this identity, or the retry budget spent end the swarm with a
 //! [`FailReason`](crate::FailReason), reported as [`SwarmEvent::Signaling`](crate::SwarmEvent::Signaling).
+//! Each attempt uses the latest token ([`SwarmHandle::set_token`]); after a refused token the
+//! loop waits for a new one when the core says so ([`crate::lifecycle#tokens`]).
 
 use crate::backend::{DynBackend, EVENT_QUEUE, EventSender};
 use crate::clock::Clock;
