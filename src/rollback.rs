@@ -34,9 +34,10 @@
 //!   sorted by identity, get handles `0..n` in that order, so every member builds the same
 //!   session without exchanging a message.
 //! - **Leaving** ([`FastRtcGgrsPlugin`]): a peer whose link closes mid-match is disconnected
-//!   in the session at once (ggrs would otherwise wait out its disconnect timeout) and a
-//!   [`PlayerDisconnected`] message says so; the others play on with its input at the
-//!   default.
+//!   in the session after [`DEPARTURE_GRACE`] (300 ms; ggrs would otherwise wait out its 2 s
+//!   disconnect timeout, and the wait steps around a ggrs 0.13.0 panic that is fixed upstream
+//!   but not released), and a [`PlayerDisconnected`] message says so; the others play on with
+//!   its input at the default.
 //! - Ordering: [`FastRtcGgrsPlugin`] runs bevy_ggrs's frame after the swarm's receive pass,
 //!   so what arrived this frame is rolled in this frame.
 
@@ -52,6 +53,7 @@ use bevy_ggrs::{RunGgrsSystems, Session};
 use fast_rtc_protocol::UserId;
 use fast_rtc_swarm::{ChannelId, Delivery, SwarmHandle};
 use std::marker::PhantomData;
+use std::time::Duration;
 use tracing::{debug, warn};
 
 /// Messages a [`GgrsSocket`]'s tap holds at most between two ggrs polls: several seconds of
@@ -195,7 +197,7 @@ pub struct PlayerDisconnected {
 
 /// Glue between the swarm and bevy_ggrs for sessions of config `C`: bevy_ggrs's frame runs
 /// after the swarm's receive pass, and a peer whose link closes is disconnected in the
-/// running P2P session at once ([`PlayerDisconnected`]).
+/// running P2P session after [`DEPARTURE_GRACE`] ([`PlayerDisconnected`]).
 pub struct FastRtcGgrsPlugin<C>(PhantomData<fn() -> C>);
 
 impl<C> Default for FastRtcGgrsPlugin<C> {
@@ -217,32 +219,71 @@ impl<C: Config<Address = UserId>> Plugin for FastRtcGgrsPlugin<C> {
     }
 }
 
+/// Peers whose link closed, waiting to be disconnected in the session, at most.
+const MAX_DEPARTURES: usize = 64;
+
+/// How long a departure waits before it is disconnected in the session (see
+/// `disconnect_departed`): much longer than a prediction window of frames, much shorter than
+/// ggrs's own 2 s disconnect timeout.
+pub const DEPARTURE_GRACE: Duration = Duration::from_millis(300);
+
 /// Disconnects, in the running P2P session, every player whose link closed.
+///
+/// ggrs 0.13.0 panics ("must load frame in the past", `sync_layer.rs`) when a remote player is
+/// disconnected while a session's current frame is exactly one past that player's last input:
+/// `disconnect_player_at_frame` resimulates from `last + 1`, the current frame, and the
+/// rollback tries to load it. It happens on the member that disconnects, and on every other
+/// member that learns of it from that member's connect status. Fixed upstream
+/// (gschup/ggrs#119), not in a release yet. So a departure waits [`DEPARTURE_GRACE`], by when
+/// every member has run up to its prediction window past the departed player's last input
+/// and waits there, and until this session is at least two frames past its confirmed frame.
 fn disconnect_departed<C: Config<Address = UserId>>(
     mut closed: MessageReader<PeerClosed>,
     session: Option<ResMut<Session<C>>>,
+    time: Res<Time<Real>>,
     mut out: MessageWriter<PlayerDisconnected>,
+    mut departed: Local<Vec<(UserId, Duration)>>,
 ) {
     let Some(mut session) = session else {
         closed.clear();
+        departed.clear();
         return;
     };
     let Session::P2P(p2p) = &mut *session else {
         closed.clear();
+        departed.clear();
         return;
     };
+    let now = time.elapsed();
     for c in closed.read() {
-        for handle in p2p.handles_by_address(c.peer.clone()) {
+        if !departed.iter().any(|(p, _)| p == &c.peer) {
+            if departed.len() >= MAX_DEPARTURES {
+                departed.remove(0);
+            }
+            departed.push((c.peer.clone(), now));
+        }
+    }
+    if departed.is_empty() || p2p.current_frame() < p2p.confirmed_frame().saturating_add(2) {
+        return;
+    }
+    let due: Vec<UserId> = departed
+        .iter()
+        .filter(|(_, at)| now.saturating_sub(*at) >= DEPARTURE_GRACE)
+        .map(|(p, _)| p.clone())
+        .collect();
+    departed.retain(|(p, _)| !due.contains(p));
+    for peer in due {
+        for handle in p2p.handles_by_address(peer.clone()) {
             match p2p.disconnect_player(handle) {
                 Ok(()) => {
-                    debug!(peer = %c.peer, handle, "ggrs: player disconnected");
+                    debug!(%peer, handle, "ggrs: player disconnected");
                     out.write(PlayerDisconnected {
-                        peer: c.peer.clone(),
+                        peer: peer.clone(),
                         handle,
                     });
                 }
-                // Already disconnected (ggrs's own timeout came first).
-                Err(e) => debug!(peer = %c.peer, handle, error = %e, "ggrs: disconnect"),
+                // Already disconnected (ggrs's own timeout, or another member's status).
+                Err(e) => debug!(%peer, handle, error = %e, "ggrs: disconnect"),
             }
         }
     }
