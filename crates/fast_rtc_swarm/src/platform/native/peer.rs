@@ -75,6 +75,18 @@ impl NativePeer {
         })
     }
 
+    /// With TURN servers, wakes the driver from the moment a link's descriptions meet until it
+    /// settles: the TURN client's allocation, permission and channel-bind requests are made
+    /// while webrtc-rs handles events, so each can wait for the driver's next timer (up to
+    /// 200 ms) like the DTLS flights ([`Nudge`]).
+    fn nudge_through_turn(&mut self) {
+        if self.nudge.is_none()
+            && !crate::relay::turn_urls(&self.shared.swarm.ice_servers).is_empty()
+        {
+            self.nudge = Some(Nudge::start());
+        }
+    }
+
     fn watch(&mut self, id: ChannelId, dc: Arc<dyn DataChannel>) -> NativeChannel {
         let readiness = Arc::new(Readiness::default());
         watch_channel(&self.shared, &self.id, id, dc.clone(), readiness.clone());
@@ -136,6 +148,7 @@ impl RtcPeer for NativePeer {
             .await
             .map_err(|e| e.to_string())?;
         self.dtls_client = answer.sdp.contains("a=setup:active");
+        self.nudge_through_turn();
         self.pc
             .set_local_description(answer.clone())
             .await
@@ -156,6 +169,7 @@ impl RtcPeer for NativePeer {
             .map_err(|e| e.to_string())?;
         if kind == SdpKind::Answer {
             self.dtls_client = remote_passive;
+            self.nudge_through_turn();
         }
         Ok(())
     }
