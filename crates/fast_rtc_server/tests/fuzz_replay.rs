@@ -5,33 +5,41 @@
 mod fuzz_harness;
 
 use proptest::prelude::*;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-
-static JOINS: AtomicU64 = AtomicU64::new(0);
-static LEAVES: AtomicU64 = AtomicU64::new(0);
-static MOST_LINKS: AtomicUsize = AtomicUsize::new(0);
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
 
     #[test]
     fn hub_survives_any_script(data in prop::collection::vec(any::<u8>(), 0..600)) {
-        let (stats, links) = fuzz_harness::run(&data);
-        JOINS.fetch_add(stats.joins, Ordering::Relaxed);
-        LEAVES.fetch_add(stats.leaves, Ordering::Relaxed);
-        MOST_LINKS.fetch_max(links, Ordering::Relaxed);
+        fuzz_harness::run(&data);
     }
 }
 
-/// The random scripts must reach the interesting states, or the test above proves little.
+/// The random scripts must reach the interesting states, or the test above proves little. This
+/// check runs its own 8000 scripts from a fixed seed, so whether they reach those states does
+/// not depend on the run (it used the random runs' counts, and a run now and then made no
+/// member with two links: a mesh of three is rare in random scripts).
 #[test]
 fn random_scripts_reach_joins_leaves_and_meshes() {
-    hub_survives_any_script();
-    let (joins, leaves, links) = (
-        JOINS.load(Ordering::Relaxed),
-        LEAVES.load(Ordering::Relaxed),
-        MOST_LINKS.load(Ordering::Relaxed),
-    );
+    use proptest::test_runner::{Config, RngSeed, TestRunner};
+    use std::cell::Cell;
+    let (joins, leaves, links) = (Cell::new(0), Cell::new(0), Cell::new(0));
+    let mut runner = TestRunner::new(Config {
+        cases: 8000,
+        rng_seed: RngSeed::Fixed(0x00fa_57c0),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&prop::collection::vec(any::<u8>(), 0..600), |data| {
+            let (stats, most) = fuzz_harness::run(&data);
+            joins.set(joins.get() + stats.joins);
+            leaves.set(leaves.get() + stats.leaves);
+            links.set(links.get().max(most));
+            Ok(())
+        })
+        .unwrap();
+    let (joins, leaves, links) = (joins.get(), leaves.get(), links.get());
     assert!(
         joins > 1000 && leaves > 500 && links >= 2,
         "joins {joins}, leaves {leaves}, most links {links}"
