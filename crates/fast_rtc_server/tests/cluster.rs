@@ -7,6 +7,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)] // tests read the clock for tokens and deadlines
 
+mod http;
+
 use fast_rtc_protocol::{ClientMsg, RoomId, ServerMsg, decode_server, encode};
 use fast_rtc_server::{
     ClusterConfig, JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TokenIssuer,
@@ -922,26 +924,9 @@ async fn webrtc_links_survive_a_killed_owner() {
 
 /// `GET path` on `addr`: the status and the body.
 async fn http_get(addr: std::net::SocketAddr, path: &'static str) -> (u16, String) {
-    tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(STEP)).unwrap();
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).unwrap();
-        let status = resp.split(' ').nth(1).unwrap().parse().unwrap();
-        let body = resp
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        (status, body)
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || http::get(addr, path, STEP))
+        .await
+        .unwrap()
 }
 
 /// The value of the metric line `name` (exactly, labels included) in `addr`'s /metrics.

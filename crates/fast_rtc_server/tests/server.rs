@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)] // tests read the clock for tokens and deadlines
 
+mod http;
+
 use fast_rtc_protocol::{ClientMsg, ErrorCode, ServerMsg, decode_server, encode};
 use fast_rtc_server::{
     Claims, JwtAuthenticator, Limits, RoomSnapshot, Secret, Server, ServerConfig, ServerHandle,
@@ -10,7 +12,7 @@ use fast_rtc_server::{
 };
 use futures_util::{SinkExt, StreamExt};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
@@ -680,21 +682,7 @@ async fn the_handle_reads_each_members_parked_offers() {
 }
 
 fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(STEP)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let status = resp.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = resp
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    http::get(addr, path, STEP)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
