@@ -394,6 +394,31 @@ async fn join_phase(
     (figures, stop)
 }
 
+/// One run of a column: the join phase with `args.members`, then (the joiners stopped) the
+/// relay phase; its figures go to stderr under `label`.
+async fn measured_run(
+    ctx: Arc<Ctx>,
+    servers: &[ChildServer],
+    args: &ServerArgs,
+    label: &str,
+    run: usize,
+) -> (JoinFigures, f64) {
+    let (figures, stop) = join_phase(ctx.clone(), servers, args.members, args).await;
+    stop.notify_waiters();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let relay = relay_phase(ctx, args).await;
+    eprintln!(
+        "  {label} run {}: {:.0} joins/s, p50 {:.2} ms, p99 {:.2} ms, {:.1} KiB/member, {:.0} relays/s",
+        run + 1,
+        figures.joins_per_s,
+        figures.p50_ms,
+        figures.p99_ms,
+        figures.rss_per_member_kib,
+        relay
+    );
+    (figures, relay)
+}
+
 /// Pairs relay `frames` signals each, windowed; returns frames per second over all pairs. With
 /// several servers, pair `p`'s receiver is on server `p` and its sender on the next one.
 async fn relay_phase(ctx: Arc<Ctx>, args: &ServerArgs) -> f64 {
@@ -646,20 +671,7 @@ pub async fn bench(args: ServerArgs) {
                 sdp: sdp.clone(),
                 next_id: AtomicU64::new(0),
             });
-            let (figures, stop) = join_phase(ctx.clone(), &servers, args.members, &args).await;
-            stop.notify_waiters();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let relay = relay_phase(ctx, &args).await;
-            eprintln!(
-                "  {} run {}: {:.0} joins/s, p50 {:.2} ms, p99 {:.2} ms, {:.1} KiB/member, {:.0} relays/s",
-                kind.label(),
-                run + 1,
-                figures.joins_per_s,
-                figures.p50_ms,
-                figures.p99_ms,
-                figures.rss_per_member_kib,
-                relay
-            );
+            let (figures, relay) = measured_run(ctx, &servers, &args, kind.label(), run).await;
             joins.push(figures);
             relays.push(relay);
         }
@@ -780,20 +792,7 @@ async fn cluster_bench(args: ServerArgs, sdp: String) {
                 .map(|_| ChildServer::start(Lib::Ours, args.room_size, redis))
                 .collect();
             let ctx = ctx_for(&servers, format!("i{n}r{run}-"));
-            let (figures, stop) = join_phase(ctx.clone(), &servers, args.members, &args).await;
-            stop.notify_waiters();
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let relay = relay_phase(ctx, &args).await;
-            eprintln!(
-                "  {} run {}: {:.0} joins/s, p50 {:.2} ms, p99 {:.2} ms, {:.1} KiB/member, {:.0} relays/s",
-                label(n),
-                run + 1,
-                figures.joins_per_s,
-                figures.p50_ms,
-                figures.p99_ms,
-                figures.rss_per_member_kib,
-                relay
-            );
+            let (figures, relay) = measured_run(ctx, &servers, &args, &label(n), run).await;
             col.joins.push(figures);
             col.relays.push(relay);
         }
