@@ -42,6 +42,9 @@ use std::time::Duration;
 #[cfg(not(target_arch = "wasm32"))]
 #[path = "../common/local_server.rs"]
 mod local_server;
+#[cfg(target_arch = "wasm32")]
+#[path = "../common/page.rs"]
+mod page;
 
 /// Where the demo looks for (or starts) its signaling server, natively and in the page.
 const DEFAULT_URL: &str = "ws://127.0.0.1:8787/ws";
@@ -569,10 +572,7 @@ fn report(
 #[cfg(target_arch = "wasm32")]
 fn main() {
     console_error_panic_hook::set_once();
-    let query = web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok());
-    let get = |key: &str| query.as_ref().and_then(|q| q.get(key));
+    let get = page::query;
     let url = get("signaling").unwrap_or_else(|| DEFAULT_URL.into());
     let room = get("room").unwrap_or_else(|| DEFAULT_ROOM.into());
     let token = get("token").unwrap_or_default();

@@ -33,6 +33,9 @@ use std::time::Duration;
 #[cfg(not(target_arch = "wasm32"))]
 #[path = "../common/local_server.rs"]
 mod local_server;
+#[cfg(target_arch = "wasm32")]
+#[path = "../common/page.rs"]
+mod page;
 
 /// The page's default signaling URL.
 #[cfg(target_arch = "wasm32")]
@@ -455,10 +458,7 @@ fn main() -> AppExit {
 #[cfg(target_arch = "wasm32")]
 fn main() {
     console_error_panic_hook::set_once();
-    let query = web_sys::window()
-        .and_then(|w| w.location().search().ok())
-        .and_then(|q| web_sys::UrlSearchParams::new_with_str(&q).ok());
-    let get = |key: &str| query.as_ref().and_then(|q| q.get(key));
+    let get = page::query;
     let url = get("signaling").unwrap_or_else(|| DEFAULT_URL.into());
     let room = get("room").unwrap_or_else(|| "boxes".into());
     let token = get("token").unwrap_or_default();
