@@ -97,14 +97,7 @@ impl Leases {
 
     /// The instance that owns `room`; this one, if nobody did (it then holds the lease).
     pub async fn owner_or_take(&mut self, room: &RoomId) -> Result<String, ClusterError> {
-        let mut cmd = redis::cmd("EVAL");
-        cmd.arg(TAKE)
-            .arg(2)
-            .arg(owner_key(room))
-            .arg(rooms_key())
-            .arg(&self.me)
-            .arg(self.lease_ms())
-            .arg(room.as_str());
+        let cmd = self.lease_script(TAKE, room);
         let mut conn = self.conn.clone();
         self.bounded(cmd.query_async(&mut conn)).await
     }
@@ -117,18 +110,25 @@ impl Leases {
         }
         let mut pipe = redis::pipe();
         for room in rooms {
-            pipe.cmd("EVAL")
-                .arg(RENEW)
-                .arg(2)
-                .arg(owner_key(room))
-                .arg(rooms_key())
-                .arg(&self.me)
-                .arg(self.lease_ms())
-                .arg(room.as_str());
+            pipe.add_command(self.lease_script(RENEW, room));
         }
         let mut conn = self.conn.clone();
         let held: Vec<i64> = self.bounded(pipe.query_async(&mut conn)).await?;
         Ok(held.into_iter().map(|h| h == 1).collect())
+    }
+
+    /// `script` ([`TAKE`] or [`RENEW`]) on `room`'s lease: keys the room's owner and the set of
+    /// leased rooms; arguments this instance, the lease time and the room.
+    fn lease_script(&self, script: &str, room: &RoomId) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(script)
+            .arg(2)
+            .arg(owner_key(room))
+            .arg(rooms_key())
+            .arg(&self.me)
+            .arg(self.lease_ms())
+            .arg(room.as_str());
+        cmd
     }
 
     /// Gives up the lease of `room`, if this instance holds it.
