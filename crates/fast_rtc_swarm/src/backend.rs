@@ -11,7 +11,7 @@ use fast_rtc_protocol::ConnectionId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tracing::warn;
+use tracing::{debug, warn};
 
 /// Where a backend reports what happens on its connections. Bounded: a backend waits when the
 /// swarm is behind, which pushes back on the data channels (SCTP flow control).
@@ -191,6 +191,16 @@ impl Connections {
             }
             PeerCommand::Close { id } => {
                 self.peers.remove(id);
+                return None;
+            }
+            PeerCommand::SendAudio { id, .. } => {
+                // Real-time: a packet that would wait behind a second of others is useless.
+                let (commands, _) = self.peers.get(id)?;
+                if commands.len() >= crate::media::MAX_QUEUED_AUDIO {
+                    debug!(%id, "connection behind: dropping an audio packet");
+                } else {
+                    let _ = commands.try_send(command);
+                }
                 return None;
             }
             PeerCommand::SetRemote { id, .. }

@@ -1,6 +1,7 @@
 //! Swarm configuration, shared by every backend.
 
 use crate::lifecycle::{ReconnectPolicy, TokenPolicy};
+use crate::media::TrackId;
 use fast_rtc_protocol::RoomId;
 use std::time::Duration;
 
@@ -132,6 +133,10 @@ pub struct SwarmConfig {
     pub ice_transport_policy: IceTransportPolicy,
     /// Game channels opened next to `fast`.
     pub channels: Vec<ChannelConfig>,
+    /// The names of the audio tracks every link negotiates from its first offer (see
+    /// [`crate::media`]). Every member of a room must declare the same tracks in the same
+    /// order. Empty (the default): no media in the descriptions at all.
+    pub audio_tracks: Vec<String>,
     /// How long a link may take from being claimed (an `accept` or `offerAccepted`) to its
     /// `fast` channel being open before it is closed and reported as timed out.
     pub handshake_timeout: Duration,
@@ -192,6 +197,7 @@ impl SwarmConfig {
             ice_servers: Vec::new(),
             ice_transport_policy: IceTransportPolicy::All,
             channels: Vec::new(),
+            audio_tracks: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
             max_pending_candidates: 64,
             max_queued_messages: 1024,
@@ -208,6 +214,25 @@ impl SwarmConfig {
     pub fn add_channel(&mut self, channel: ChannelConfig) -> ChannelId {
         self.channels.push(channel);
         ChannelId(u16::try_from(self.channels.len()).unwrap_or(u16::MAX))
+    }
+
+    /// Declares an audio track named `name` (see [`crate::media`]); returns its id.
+    pub fn add_audio_track(&mut self, name: impl Into<String>) -> TrackId {
+        self.audio_tracks.push(name.into());
+        TrackId(u16::try_from(self.audio_tracks.len() - 1).unwrap_or(u16::MAX))
+    }
+
+    /// The id of the audio track named `name`, if declared.
+    pub fn track_by_name(&self, name: &str) -> Option<TrackId> {
+        let i = self.audio_tracks.iter().position(|t| t == name)?;
+        u16::try_from(i).ok().map(TrackId)
+    }
+
+    /// The name of audio track `track`, if declared.
+    pub fn track_name(&self, track: TrackId) -> Option<&str> {
+        self.audio_tracks
+            .get(usize::from(track.0))
+            .map(String::as_str)
     }
 
     /// The channel's delivery, or `None` if no such channel is configured.

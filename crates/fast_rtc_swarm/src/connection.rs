@@ -2,12 +2,14 @@
 //!
 //! A backend runs one such task per RTCPeerConnection. It carries out the connection's
 //! [`PeerCommand`]s in order: creates `fast` and the offer, creates the game channels when told
-//! (after an answer that asks for them), sets remote descriptions and answers, adds candidates, routes the channels the remote announces by label, sends, flushes
-//! and closes. What differs between webrtc-rs and the browser is behind [`RtcPeer`] and
+//! (after an answer that asks for them), adds the declared audio tracks, sets remote
+//! descriptions and answers, adds candidates, routes the channels the remote announces by
+//! label, sends data and audio, flushes and closes. What differs between webrtc-rs and the browser is behind [`RtcPeer`] and
 //! [`RtcChannel`], which only do what they are told; the flow is here.
 
 use crate::backend::{EventSender, NewConnection, SendQueue};
 use crate::config::{ChannelId, Delivery, SwarmConfig};
+use crate::media::TrackId;
 use crate::platform::time::{now, sleep};
 use crate::sans_io::{Payload, PeerCommand, PeerEvent, PeerFailure, Role, SdpKind};
 use fast_rtc_protocol::{ConnectionId, IceCandidate};
@@ -67,6 +69,12 @@ pub(crate) trait RtcPeer {
     async fn set_remote(&mut self, kind: SdpKind, sdp: String) -> Result<(), String>;
     /// Adds a remote candidate.
     async fn add_candidate(&mut self, candidate: IceCandidate) -> Result<(), String>;
+    /// Adds one send-and-receive audio track per name ([`crate::media`]), before the offer
+    /// (an offerer) or before the remote offer (an answerer, whose tracks take the offer's
+    /// audio sections in order). Remote audio is reported as [`PeerEvent::Audio`].
+    async fn add_audio_tracks(&mut self, names: &[String]) -> Result<(), String>;
+    /// Sends one encoded audio packet on track `track`.
+    async fn send_audio(&mut self, track: TrackId, packet: Vec<u8>) -> Result<(), String>;
     /// The next report. Platform-internal wake-ups are handled inside; `None` once the
     /// platform reports nothing more.
     async fn next_report(&mut self) -> Option<Report<Self::RawChannel>>;
@@ -168,6 +176,9 @@ impl<C: RtcChannel> Connection<'_, C> {
         role: Role,
         commands: async_channel::Receiver<PeerCommand>,
     ) -> Result<(), String> {
+        if !self.config.audio_tracks.is_empty() {
+            peer.add_audio_tracks(&self.config.audio_tracks).await?;
+        }
         if role == Role::Offerer {
             // Only `fast` before the offer; game channels follow the answer if the remote takes
             // them (PeerCommand::OpenChannels).
@@ -259,6 +270,11 @@ impl<C: RtcChannel> Connection<'_, C> {
                 self.queue.done(len);
                 if let Err(e) = sent {
                     debug!(id = %self.id, ?channel, error = %e, "send failed");
+                }
+            }
+            PeerCommand::SendAudio { track, packet, .. } => {
+                if let Err(e) = peer.send_audio(track, packet).await {
+                    debug!(id = %self.id, ?track, error = %e, "audio packet not sent");
                 }
             }
             PeerCommand::Close { .. } => {

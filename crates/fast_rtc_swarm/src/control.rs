@@ -8,11 +8,13 @@
 //! | `@fast/{"type":"ping","n":N}` | this crate, every ping interval | answer with a pong |
 //! | `@fast/{"type":"pong","n":N}` | this crate | the answer to ping `N` (RTT) |
 //! | `@fast/{"type":"large","size":N,"text":B}` | this crate, on any reliable channel | the next messages on this channel are the parts of one `N`-byte message (see [`crate::large`]) |
+//! | `@fast/{"type":"track","name":T,"state":S}` | this crate, when a declared audio track is added, muted, unmuted or removed, and to every link that opens | track `T` is now `live`, `muted` or `removed` ([`crate::media`]) |
 //! | `midOffer`, `transceiverRequest`, `stream`, … | the JS client (media) | not used here |
 //!
 //! The JS reference client answers no ping, so a JS peer simply has no RTT, and it is never
 //! sent a `large` header: it does not advertise reassembly (see [`crate::large`]).
 
+use crate::media::TrackAnnounce;
 use fast_rtc_protocol::CONTROL_PREFIX;
 
 /// One `@fast/` control message.
@@ -32,6 +34,13 @@ pub enum Control {
         size: u64,
         /// Whether the whole message is text.
         text: bool,
+    },
+    /// The sender's audio track `name` is now as announced ([`crate::media`]).
+    Track {
+        /// The track's name.
+        name: String,
+        /// Its new state.
+        state: TrackAnnounce,
     },
     /// A well-formed message of a type this crate does not act on (the JS client's media
     /// negotiation): its `type`.
@@ -57,6 +66,10 @@ impl Control {
             size: Option<u64>,
             #[serde(default)]
             text: Option<bool>,
+            #[serde(default)]
+            name: Option<String>,
+            #[serde(default)]
+            state: Option<std::borrow::Cow<'a, str>>,
         }
         Some(match serde_json::from_str::<Wire<'_>>(body) {
             Ok(w) => Ok(match &*w.ty {
@@ -71,6 +84,14 @@ impl Control {
                     _ => {
                         return Some(Err(MalformedControl(
                             "a large header without a positive size".into(),
+                        )));
+                    }
+                },
+                "track" => match (w.name, w.state.as_deref().and_then(TrackAnnounce::parse)) {
+                    (Some(name), Some(state)) => Control::Track { name, state },
+                    _ => {
+                        return Some(Err(MalformedControl(
+                            "a track message without a name and a known state".into(),
                         )));
                     }
                 },
@@ -89,6 +110,11 @@ impl Control {
             Control::Large { size, text } => {
                 format!("{CONTROL_PREFIX}{{\"type\":\"large\",\"size\":{size},\"text\":{text}}}")
             }
+            Control::Track { name, state } => format!(
+                "{CONTROL_PREFIX}{{\"type\":\"track\",\"name\":{},\"state\":\"{}\"}}",
+                serde_json::Value::String(name.clone()),
+                state.as_str()
+            ),
             Control::Other(ty) => format!(
                 "{CONTROL_PREFIX}{{\"type\":{}}}",
                 serde_json::Value::String(ty.clone())
@@ -115,6 +141,10 @@ mod tests {
                 size: 65_537,
                 text: false,
             },
+            Control::Track {
+                name: "voice \"1\"".into(),
+                state: TrackAnnounce::Muted,
+            },
             Control::Other("midOffer".into()),
         ] {
             assert_eq!(Control::parse(&c.encode()), Some(Ok(c.clone())), "{c:?}");
@@ -139,6 +169,14 @@ mod tests {
         ));
         assert!(matches!(
             Control::parse("@fast/{\"type\":\"large\",\"size\":0}"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            Control::parse("@fast/{\"type\":\"track\",\"name\":\"v\",\"state\":\"loud\"}"),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            Control::parse("@fast/{\"type\":\"track\",\"state\":\"live\"}"),
             Some(Err(_))
         ));
     }

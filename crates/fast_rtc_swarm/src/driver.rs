@@ -8,6 +8,7 @@
 use crate::backend::{Buffered, DynBackend, EventReceiver};
 use crate::clock::Clock;
 use crate::config::ChannelId;
+use crate::media::{TrackError, TrackId, TrackState};
 use crate::sans_io::{
     Fanout, Payload, PeerEvent, PeerInfo, SendError, SwarmCore, SwarmEvent, SwarmOutput,
 };
@@ -234,6 +235,39 @@ impl SwarmHandle {
     /// RTCPeerConnections alive in the backend (open links, handshakes and parked offers).
     pub fn connection_count(&self) -> usize {
         self.shared.lock().backend.connection_count()
+    }
+
+    /// Starts sending on declared audio track `track` ([`crate::media`]):
+    /// [`SwarmCore::add_track`]. Natively, [`AudioSender`](crate::AudioSender) does this and
+    /// encodes the frames.
+    pub fn add_track(&self, track: TrackId) -> Result<(), TrackError> {
+        self.shared.with_swarm(|s, _| s.add_track(track))
+    }
+
+    /// Mutes or unmutes an added track: [`SwarmCore::mute_track`].
+    pub fn mute_track(&self, track: TrackId, muted: bool) -> Result<(), TrackError> {
+        self.shared.with_swarm(|s, _| s.mute_track(track, muted))
+    }
+
+    /// Stops sending on an added track: [`SwarmCore::remove_track`].
+    pub fn remove_track(&self, track: TrackId) -> Result<(), TrackError> {
+        self.shared.with_swarm(|s, _| s.remove_track(track))
+    }
+
+    /// This member's track `track`: [`SwarmCore::local_track`].
+    pub fn local_track(&self, track: TrackId) -> Option<TrackState> {
+        self.shared.with_swarm(|s, _| s.local_track(track))
+    }
+
+    /// `peer`'s track `track` as it announced it: [`SwarmCore::remote_track`].
+    pub fn remote_track(&self, peer: &UserId, track: TrackId) -> Option<TrackState> {
+        self.shared.with_swarm(|s, _| s.remote_track(peer, track))
+    }
+
+    /// Sends one encoded audio packet (20 ms of Opus) to every open link:
+    /// [`SwarmCore::send_audio`].
+    pub fn send_audio(&self, track: TrackId, packet: Vec<u8>) -> Result<usize, TrackError> {
+        self.shared.with_swarm(|s, _| s.send_audio(track, packet))
     }
 
     /// Closes every link to `peer`, telling it.

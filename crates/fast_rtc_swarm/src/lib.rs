@@ -16,6 +16,7 @@
 //! - [`lifecycle`]: the signaling session as the game sees it ([`SignalingState`]: connecting,
 //!   joined, reconnecting, failed with a [`FailReason`]) and the retry policy.
 //! - [`token`]: what the swarm reads from a signaling token (its expiry and subject).
+//! - [`media`]: voice, as declared audio tracks on every link (Opus natively).
 //! - [`large`]: messages larger than one data-channel message, split and reassembled on
 //!   reliable channels (up to 16 MiB by default); [`sdp`]: what a member advertises in the
 //!   descriptions it signals (reassembly, game channels).
@@ -50,6 +51,7 @@ pub mod control;
 mod driver;
 pub mod large;
 pub mod lifecycle;
+pub mod media;
 pub mod memory;
 pub mod platform;
 pub mod relay;
@@ -65,6 +67,7 @@ pub use clock::{Clock, ManualClock};
 pub use config::{ChannelConfig, ChannelId, Delivery, IceServer, IceTransportPolicy, SwarmConfig};
 pub use driver::{MAX_PENDING_EVENTS, MAX_PENDING_SIGNALS, SwarmHandle};
 pub use lifecycle::{FailReason, ReconnectPolicy, SignalingState, TokenPolicy, TokenRequest};
+pub use media::{TrackError, TrackId, TrackState};
 pub use platform::*;
 pub use sans_io::{
     CloseReason, Fanout, IceState, LinkOrigin, Payload, PeerCommand, PeerEvent, PeerFailure,

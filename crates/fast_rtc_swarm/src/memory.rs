@@ -231,6 +231,15 @@ impl Backend for MemoryBackend {
                     net.report(other, &id, PeerEvent::Message { channel, payload });
                 }
             }
+            PeerCommand::SendAudio { id, track, packet } => {
+                // No codec in memory: each byte of the packet arrives as one sample.
+                if net.links.get(&id).is_some_and(|e| e.open)
+                    && let Some(other) = net.other_end(me, &id)
+                {
+                    let samples = packet.iter().map(|&b| i16::from(b)).collect();
+                    net.report(other, &id, PeerEvent::Audio { track, samples });
+                }
+            }
             PeerCommand::Close { id } => net.close(me, &id),
         }
     }

@@ -10,7 +10,9 @@
 //!   [`SwarmCore::handle_peer`] (what a backend reports about one RTCPeerConnection),
 //!   [`SwarmCore::handle_timeout`];
 //! - commands from the application: [`SwarmCore::send`], [`SwarmCore::broadcast`],
-//!   [`SwarmCore::close_peer`], [`SwarmCore::close`];
+//!   [`SwarmCore::close_peer`], [`SwarmCore::close`]; voice ([`crate::media`]):
+//!   [`SwarmCore::add_track`], [`SwarmCore::mute_track`], [`SwarmCore::remove_track`],
+//!   [`SwarmCore::send_audio`];
 //! - outputs: [`SwarmCore::poll_output`] (signaling frames to send, peer commands to carry out,
 //!   events for the application) and [`SwarmCore::poll_timeout`] (when to call `handle_timeout`).
 //!
@@ -34,6 +36,7 @@ use crate::config::{ChannelId, Delivery, SwarmConfig};
 use crate::control::Control;
 use crate::large::{self, Reassembly, Step};
 use crate::lifecycle::{Lifecycle, Next, SignalingState, TokenRequest, Transport};
+use crate::media::{MAX_AUDIO_PACKET, TrackAnnounce, TrackError, TrackId, TrackState};
 use crate::sdp::Extensions;
 use fast_rtc_protocol::{
     CONTROL_PREFIX, ClientMsg, ConnectionId, ErrorCode, IceCandidate, ServerMsg, Signal, UserId,
@@ -177,6 +180,17 @@ pub enum PeerCommand {
         /// The message.
         payload: Payload,
     },
+    /// Send one encoded audio packet (20 ms of Opus) on a declared audio track. Real-time: a
+    /// backend may drop it rather than queue it behind more than
+    /// [`MAX_QUEUED_AUDIO`](crate::media::MAX_QUEUED_AUDIO) others.
+    SendAudio {
+        /// Connection id.
+        id: ConnectionId,
+        /// The track.
+        track: TrackId,
+        /// The encoded packet (at most [`MAX_AUDIO_PACKET`] bytes).
+        packet: Vec<u8>,
+    },
     /// Close the connection and release everything it holds.
     Close {
         /// Connection id.
@@ -209,6 +223,13 @@ pub enum PeerEvent {
         channel: ChannelId,
         /// The message.
         payload: Payload,
+    },
+    /// One decoded audio frame arrived on a declared track ([`crate::media`]).
+    Audio {
+        /// The track (the backend matched the remote's track to a declared name).
+        track: TrackId,
+        /// Mono 48 kHz samples.
+        samples: Vec<i16>,
     },
     /// An operation failed; the link cannot continue.
     Failed(PeerFailure),
@@ -404,6 +425,41 @@ pub enum SwarmEvent {
     Fault(SwarmFault),
     /// The signaling session's state changed (see [`crate::lifecycle`]).
     Signaling(SignalingState),
+    /// A peer added one of its audio tracks ([`crate::media`]); its audio follows as
+    /// [`SwarmEvent::Audio`] while it is live. A muted track is reported added, then muted.
+    TrackAdded {
+        /// The peer.
+        peer: UserId,
+        /// The track.
+        track: TrackId,
+    },
+    /// A peer muted (`muted`) or unmuted one of its tracks.
+    TrackMuted {
+        /// The peer.
+        peer: UserId,
+        /// The track.
+        track: TrackId,
+        /// Whether it is muted now.
+        muted: bool,
+    },
+    /// A peer removed one of its tracks, or its link closed (then before
+    /// [`SwarmEvent::Close`]).
+    TrackRemoved {
+        /// The peer.
+        peer: UserId,
+        /// The track.
+        track: TrackId,
+    },
+    /// A decoded frame of a peer's live track: mono 48 kHz samples, 20 ms
+    /// ([`FRAME_SAMPLES`](crate::media::FRAME_SAMPLES)) per frame as sent.
+    Audio {
+        /// The peer.
+        from: UserId,
+        /// The track.
+        track: TrackId,
+        /// The samples.
+        samples: Vec<i16>,
+    },
     /// The swarm needs a fresh signaling token: answer with
     /// [`SwarmHandle::set_token`](crate::SwarmHandle::set_token) (see
     /// [`crate::lifecycle#tokens`]).
@@ -458,6 +514,8 @@ struct Link {
     ping_seq: u64,
     ping_sent: Option<(u64, Instant)>,
     rtt: Option<Duration>,
+    /// The remote's audio tracks as it announced them, by [`TrackId`].
+    remote_tracks: Vec<Option<TrackState>>,
 }
 
 impl Link {
@@ -477,6 +535,8 @@ pub struct SwarmCore {
     id_prefix: String,
     next_id: u64,
     links: HashMap<ConnectionId, Link>,
+    /// This member's audio tracks, by [`TrackId`] (`None`: not added).
+    local_tracks: Vec<Option<TrackState>>,
     /// Peers whose last open link closed while a newer link to them was still connecting (a
     /// signaling reconnect's replacement, whose other end opened first): the application was
     /// not told, and the reason is kept in case the replacement fails too.
@@ -495,6 +555,7 @@ impl SwarmCore {
             id_prefix: id_prefix.into(),
             next_id: 0,
             links: HashMap::new(),
+            local_tracks: vec![None; config.audio_tracks.len()],
             handover: HashMap::new(),
             out: VecDeque::new(),
             lifecycle: Lifecycle::new(config.reconnect.clone(), config.token.clone()),
@@ -671,6 +732,7 @@ impl SwarmCore {
             ping_seq: 0,
             ping_sent: None,
             rtt: None,
+            remote_tracks: vec![None; self.config.audio_tracks.len()],
         }
     }
 
@@ -964,6 +1026,22 @@ impl SwarmCore {
                     payload,
                 });
             }
+            PeerEvent::Audio { track, samples } => {
+                // Only a claimed, open link's live track is heard: audio that overtook the
+                // track's announcement, or follows its muting, is not.
+                let live = self.links.get(id).is_some_and(|l| {
+                    l.state == LinkState::Open
+                        && l.remote_tracks.get(usize::from(track.0))
+                            == Some(&Some(TrackState::Live))
+                });
+                if let (true, Some(from)) = (live, remote) {
+                    self.event(SwarmEvent::Audio {
+                        from,
+                        track,
+                        samples,
+                    });
+                }
+            }
             PeerEvent::Failed(error) => {
                 warn!(%id, %error, "peer connection failed");
                 self.close_link(id, CloseReason::Backend(error), false);
@@ -1048,6 +1126,7 @@ impl SwarmCore {
             }
             // Started by `start_large` before controls are acted on.
             Control::Large { .. } => {}
+            Control::Track { name, state } => self.track_announced(id, &name, state),
             // midOffer, transceiverRequest, stream: media negotiation, not used by this crate.
             Control::Other(ty) => debug!(%id, %ty, "ignoring control message"),
         }
@@ -1099,8 +1178,19 @@ impl SwarmCore {
         } else {
             for old in older {
                 debug!(%old, new = %id, peer = %info.user_id, "replacing an older link");
-                self.links.remove(&old);
+                // The peer's tracks go on over the new link: its announcements there change
+                // nothing the application was told.
+                if let Some(tracks) = self.links.remove(&old).map(|l| l.remote_tracks)
+                    && let Some(l) = self.links.get_mut(id)
+                {
+                    l.remote_tracks = tracks;
+                }
                 self.command(PeerCommand::Close { id: old });
+            }
+        }
+        for (i, state) in self.local_tracks.clone().into_iter().enumerate() {
+            if state.is_some() {
+                self.announce_track(id, TrackId(i as u16), state);
             }
         }
         let early = self
@@ -1156,6 +1246,14 @@ impl SwarmCore {
             debug!(%id, ?reason, "handshake ended before the link opened");
         }
         let reason = self.handover.remove(&info.user_id).unwrap_or(reason);
+        for (i, state) in link.remote_tracks.iter().enumerate() {
+            if state.is_some() {
+                self.event(SwarmEvent::TrackRemoved {
+                    peer: info.user_id.clone(),
+                    track: TrackId(i as u16),
+                });
+            }
+        }
         self.event(SwarmEvent::Close { peer: info, reason });
     }
 
@@ -1353,6 +1451,167 @@ impl SwarmCore {
             }
         }
         Ok(fanout)
+    }
+
+    /// Starts sending on declared audio track `track` ([`crate::media`]): live on every open
+    /// link and every future one, announced to the peers. Adding a track already added
+    /// unmutes it.
+    pub fn add_track(&mut self, track: TrackId) -> Result<(), TrackError> {
+        self.set_track(track, Some(TrackState::Live), false)
+    }
+
+    /// Mutes (`muted`) or unmutes an added track: while muted,
+    /// [`SwarmCore::send_audio`] sends nothing, and the peers are told.
+    pub fn mute_track(&mut self, track: TrackId, muted: bool) -> Result<(), TrackError> {
+        let state = if muted {
+            TrackState::Muted
+        } else {
+            TrackState::Live
+        };
+        self.set_track(track, Some(state), true)
+    }
+
+    /// Stops sending on an added track for good (until it is added again); the peers are told.
+    pub fn remove_track(&mut self, track: TrackId) -> Result<(), TrackError> {
+        self.set_track(track, None, true)
+    }
+
+    /// The state of this member's track `track` (`None`: not added, or not declared).
+    pub fn local_track(&self, track: TrackId) -> Option<TrackState> {
+        self.local_tracks
+            .get(usize::from(track.0))
+            .copied()
+            .flatten()
+    }
+
+    /// The state of `peer`'s track `track` as it announced it, over its open link.
+    pub fn remote_track(&self, peer: &UserId, track: TrackId) -> Option<TrackState> {
+        let id = self.link_to(peer)?;
+        let l = self.links.get(&id)?;
+        l.remote_tracks.get(usize::from(track.0)).copied().flatten()
+    }
+
+    /// Sends one encoded audio packet (20 ms of Opus) on track `track` to every open link.
+    /// Returns how many links it was handed to: 0 while the track is muted.
+    pub fn send_audio(&mut self, track: TrackId, packet: Vec<u8>) -> Result<usize, TrackError> {
+        if self.closed {
+            return Err(TrackError::Closed);
+        }
+        if packet.len() > MAX_AUDIO_PACKET {
+            return Err(TrackError::PacketTooLarge(packet.len()));
+        }
+        match self.local_tracks.get(usize::from(track.0)) {
+            None => return Err(TrackError::NoSuchTrack(track)),
+            Some(None) => return Err(TrackError::NotAdded(track)),
+            Some(Some(TrackState::Muted)) => return Ok(0),
+            Some(Some(TrackState::Live)) => {}
+        }
+        let open: Vec<ConnectionId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.state == LinkState::Open && l.remote.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        let n = open.len();
+        for id in open {
+            self.command(PeerCommand::SendAudio {
+                id,
+                track,
+                packet: packet.clone(),
+            });
+        }
+        Ok(n)
+    }
+
+    /// Sets this member's track `track` to `state` and announces a change to every open link.
+    /// `must_be_added`: refuse a track that is not added.
+    fn set_track(
+        &mut self,
+        track: TrackId,
+        state: Option<TrackState>,
+        must_be_added: bool,
+    ) -> Result<(), TrackError> {
+        if self.closed {
+            return Err(TrackError::Closed);
+        }
+        let Some(slot) = self.local_tracks.get_mut(usize::from(track.0)) else {
+            return Err(TrackError::NoSuchTrack(track));
+        };
+        if must_be_added && slot.is_none() {
+            return Err(TrackError::NotAdded(track));
+        }
+        if *slot == state {
+            return Ok(());
+        }
+        *slot = state;
+        let open: Vec<ConnectionId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.state == LinkState::Open)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in open {
+            self.announce_track(&id, track, state);
+        }
+        Ok(())
+    }
+
+    /// Tells link `id`'s remote the state of this member's track `track`.
+    fn announce_track(&mut self, id: &ConnectionId, track: TrackId, state: Option<TrackState>) {
+        let Some(name) = self.config.track_name(track) else {
+            return;
+        };
+        let control = Control::Track {
+            name: name.to_owned(),
+            state: TrackAnnounce::of(state),
+        };
+        self.command(PeerCommand::Send {
+            id: id.clone(),
+            channel: ChannelId::FAST,
+            payload: Payload::Text(control.encode()),
+        });
+    }
+
+    /// Link `id`'s remote announced its track `name`: updates what the link knows and tells
+    /// the application what changed.
+    fn track_announced(&mut self, id: &ConnectionId, name: &str, announce: TrackAnnounce) {
+        let Some(track) = self.config.track_by_name(name) else {
+            debug!(%id, %name, "ignoring an announcement of an audio track this swarm does not declare");
+            return;
+        };
+        let Some(l) = self.links.get_mut(id) else {
+            return;
+        };
+        let Some(peer) = l.remote.clone() else {
+            return;
+        };
+        let Some(slot) = l.remote_tracks.get_mut(usize::from(track.0)) else {
+            return;
+        };
+        let (before, after) = (*slot, announce.state());
+        *slot = after;
+        match (before, after) {
+            (None, Some(state)) => {
+                self.event(SwarmEvent::TrackAdded {
+                    peer: peer.clone(),
+                    track,
+                });
+                if state == TrackState::Muted {
+                    self.event(SwarmEvent::TrackMuted {
+                        peer,
+                        track,
+                        muted: true,
+                    });
+                }
+            }
+            (Some(b), Some(a)) if b != a => self.event(SwarmEvent::TrackMuted {
+                peer,
+                track,
+                muted: a == TrackState::Muted,
+            }),
+            (Some(_), None) => self.event(SwarmEvent::TrackRemoved { peer, track }),
+            _ => {}
+        }
     }
 
     /// Closes every link to `peer`, telling it. Returns whether there was one.

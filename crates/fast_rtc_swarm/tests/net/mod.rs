@@ -305,6 +305,22 @@ impl Net {
                     );
                 }
             }
+            // Audio is real-time and unordered with data: delivered at the link latency like
+            // a message, to an open other end only (no codec here: bytes become samples).
+            PeerCommand::SendAudio { id, track, packet } => {
+                if let Some(j) = self.other_end(i, &id)
+                    && self
+                        .pcs
+                        .get(&(j, id.clone()))
+                        .is_some_and(|pc| pc.open && !pc.closed)
+                {
+                    let samples = packet.iter().map(|&b| i16::from(b)).collect();
+                    self.at(
+                        lat,
+                        Delivery::Peer(j, id, PeerEvent::Audio { track, samples }),
+                    );
+                }
+            }
             PeerCommand::Close { id } => self.fake_close(i, &id),
         }
     }

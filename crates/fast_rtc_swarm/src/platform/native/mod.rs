@@ -37,9 +37,12 @@
 //! - `hurry.rs`: the wake-ups above;
 //! - `peer.rs`: one RTCPeerConnection as the shared connection task (`connection.rs`) drives it;
 //! - `ws.rs`, `time.rs`: the signaling WebSocket and the shell's clock and timers;
+//! - `audio.rs`: voice ([`crate::media`]): the Opus tracks of a connection, the decoder of
+//!   each remote track, and [`AudioSender`], which encodes a track's frames once for every link.
 //! - `tls.rs`: TLS for `wss://` signaling (rustls on ring, Mozilla's roots plus
 //!   [`NativeConfig::tls_roots`]).
 
+mod audio;
 mod config;
 mod hurry;
 mod peer;
@@ -48,6 +51,7 @@ pub(crate) mod time;
 mod tls;
 pub(crate) mod ws;
 
+pub use audio::AudioSender;
 pub use config::NativeConfig;
 
 use crate::backend::{DynBackend, EventSender, NewConnection, TaskBackend};
@@ -118,7 +122,7 @@ pub fn platform_backend(
 
 /// The public names every platform module offers (see [`crate::platform`]).
 pub mod api {
-    pub use super::{NativeConfig, NativeError, platform_backend};
+    pub use super::{AudioSender, NativeConfig, NativeError, platform_backend};
 
     /// The settings of this build's backend: [`NativeConfig`] (webrtc-rs).
     pub type BackendConfig = NativeConfig;

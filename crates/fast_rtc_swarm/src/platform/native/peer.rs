@@ -1,12 +1,14 @@
 //! One webrtc-rs RTCPeerConnection as the connection task drives it ([`RtcPeer`]).
 
 use super::Context;
+use super::audio::{LocalAudio, watch_remote};
 use super::hurry::{Nudge, flush_dtls_client, settled, wake_driver};
 use crate::backend::EventSender;
 use crate::backend::MAX_BUFFERED_BYTES;
 use crate::config::IceTransportPolicy;
 use crate::config::{ChannelId, Delivery};
 use crate::connection::{Report, RtcChannel, RtcPeer};
+use crate::media::TrackId;
 use crate::platform::time::{now, sleep_until};
 use crate::sans_io::{IceState, Payload, PeerEvent, SdpKind};
 use bytes::BytesMut;
@@ -17,6 +19,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 use tracing::{debug, info, warn};
 use webrtc::data_channel::{DataChannel, DataChannelEvent, RTCDataChannelInit};
+use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceCandidateInit, RTCIceConnectionState, RTCIceGatheringState, RTCIceServer,
@@ -45,6 +48,8 @@ pub(crate) struct NativePeer {
     nudge: Option<Nudge>,
     /// Whether this end is the DTLS client (sends the first flight), read from the SDP.
     dtls_client: bool,
+    /// The declared audio tracks' sending ends, by [`TrackId`].
+    audio: Vec<LocalAudio>,
 }
 
 impl NativePeer {
@@ -53,6 +58,7 @@ impl NativePeer {
         let (channel_tx, channel_rx) = async_channel::bounded(16);
         let (milestone_tx, milestone_rx) = async_channel::bounded(4);
         let handler = Arc::new(Handler {
+            shared: shared.clone(),
             id: id.clone(),
             events: shared.events.clone(),
             channels: channel_tx,
@@ -72,6 +78,7 @@ impl NativePeer {
             held: Vec::new(),
             nudge: None,
             dtls_client: false,
+            audio: Vec::new(),
         })
     }
 
@@ -183,6 +190,21 @@ impl RtcPeer for NativePeer {
         // one check interval away); wake it now.
         wake_driver(&self.id, self.pc.as_ref()).await;
         Ok(())
+    }
+
+    async fn add_audio_tracks(&mut self, names: &[String]) -> Result<(), String> {
+        for name in names {
+            let local = LocalAudio::add(self.pc.as_ref(), name).await?;
+            self.audio.push(local);
+        }
+        Ok(())
+    }
+
+    async fn send_audio(&mut self, track: TrackId, packet: Vec<u8>) -> Result<(), String> {
+        match self.audio.get_mut(usize::from(track.0)) {
+            Some(local) => local.write(packet).await,
+            None => Err(format!("no audio track {track:?} on this connection")),
+        }
     }
 
     async fn next_report(&mut self) -> Option<Report<Self::RawChannel>> {
@@ -328,6 +350,7 @@ impl RtcChannel for NativeChannel {
 
 /// Forwards webrtc-rs callbacks of one connection.
 struct Handler {
+    shared: Arc<Context>,
     id: ConnectionId,
     events: EventSender,
     channels: async_channel::Sender<Arc<dyn DataChannel>>,
@@ -392,6 +415,10 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
         let _ = self.channels.send(channel).await;
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        watch_remote(&self.shared, &self.id, track);
     }
 }
 
@@ -522,7 +549,14 @@ async fn build_pc(
         )
         .with_include_loopback_candidate(loopback)
         .build();
-    PeerConnectionBuilder::new()
+    let builder = PeerConnectionBuilder::new();
+    // Audio tracks negotiate Opus only; without them the default engine is never used.
+    let builder = if swarm.audio_tracks.is_empty() {
+        builder
+    } else {
+        builder.with_media_engine(super::audio::media_engine()?)
+    };
+    builder
         .with_configuration(configuration)
         .with_setting_engine(settings)
         .with_runtime(shared.runtime.clone())

@@ -9,6 +9,7 @@
 
 use crate::config::{ChannelId, Delivery, IceTransportPolicy, SwarmConfig};
 use crate::connection::{Report, RtcChannel, RtcPeer};
+use crate::media::TrackId;
 use crate::platform::time::sleep;
 use crate::sans_io::{IceState, Payload, PeerEvent, PeerFailure, SdpKind};
 use fast_rtc_protocol::IceCandidate;
@@ -364,6 +365,16 @@ impl RtcPeer for WebPeer {
             .pc
             .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init));
         JsFuture::from(added).await.map(|_| ()).map_err(js_err)
+    }
+
+    async fn add_audio_tracks(&mut self, _names: &[String]) -> Result<(), String> {
+        // getUserMedia tracks are not wired yet (issue 13): a link of a swarm that declares
+        // audio tracks fails with this, rather than connecting without its voice.
+        Err("the browser backend does not carry audio tracks yet".into())
+    }
+
+    async fn send_audio(&mut self, _track: TrackId, _packet: Vec<u8>) -> Result<(), String> {
+        Err("the browser backend does not carry audio tracks yet".into())
     }
 
     async fn next_report(&mut self) -> Option<Report<RtcDataChannel>> {
