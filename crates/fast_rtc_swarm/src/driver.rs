@@ -238,7 +238,7 @@ impl SwarmHandle {
     }
 
     /// Starts sending on declared audio track `track` ([`crate::media`]):
-    /// [`SwarmCore::add_track`]. Natively, [`AudioSender`](crate::AudioSender) does this and
+    /// [`SwarmCore::add_track`]. Natively (feature `voice`), `AudioSender` does this and
     /// encodes the frames.
     pub fn add_track(&self, track: TrackId) -> Result<(), TrackError> {
         self.shared.with_swarm(|s, _| s.add_track(track))

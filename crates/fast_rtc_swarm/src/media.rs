@@ -26,7 +26,7 @@
 //! hundred bytes of SDP per declared track in every offer (the `join` bench's voice row).
 //!
 //! Audio is mono, 48 kHz, in frames of [`FRAME_SAMPLES`] (20 ms), Opus on the wire. The native
-//! backend encodes ([`AudioSender`](crate::AudioSender)) and decodes; capture and playback are
+//! backend (feature `voice`) encodes (`AudioSender`) and decodes; capture and playback are
 //! the application's (frames of `i16` samples in and out).
 //!
 //! [`SwarmCore::mute_track`]: crate::SwarmCore::mute_track

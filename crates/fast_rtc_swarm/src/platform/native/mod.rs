@@ -37,11 +37,13 @@
 //! - `hurry.rs`: the wake-ups above;
 //! - `peer.rs`: one RTCPeerConnection as the shared connection task (`connection.rs`) drives it;
 //! - `ws.rs`, `time.rs`: the signaling WebSocket and the shell's clock and timers;
-//! - `audio.rs`: voice ([`crate::media`]): the Opus tracks of a connection, the decoder of
-//!   each remote track, and [`AudioSender`], which encodes a track's frames once for every link.
+//! - `audio.rs` (feature `voice`): voice ([`crate::media`]): the Opus tracks of a connection,
+//!   the decoder of each remote track, and `AudioSender`, which encodes a track's frames once
+//!   for every link.
 //! - `tls.rs`: TLS for `wss://` signaling (rustls on ring, Mozilla's roots plus
 //!   [`NativeConfig::tls_roots`]).
 
+#[cfg(feature = "voice")]
 mod audio;
 mod config;
 mod hurry;
@@ -51,6 +53,7 @@ pub(crate) mod time;
 mod tls;
 pub(crate) mod ws;
 
+#[cfg(feature = "voice")]
 pub use audio::AudioSender;
 pub use config::NativeConfig;
 
@@ -122,7 +125,9 @@ pub fn platform_backend(
 
 /// The public names every platform module offers (see [`crate::platform`]).
 pub mod api {
-    pub use super::{AudioSender, NativeConfig, NativeError, platform_backend};
+    #[cfg(feature = "voice")]
+    pub use super::AudioSender;
+    pub use super::{NativeConfig, NativeError, platform_backend};
 
     /// The settings of this build's backend: [`NativeConfig`] (webrtc-rs).
     pub type BackendConfig = NativeConfig;

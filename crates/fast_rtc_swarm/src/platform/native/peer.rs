@@ -1,6 +1,7 @@
 //! One webrtc-rs RTCPeerConnection as the connection task drives it ([`RtcPeer`]).
 
 use super::Context;
+#[cfg(feature = "voice")]
 use super::audio::{LocalAudio, watch_remote};
 use super::hurry::{Nudge, flush_dtls_client, settled, wake_driver};
 use crate::backend::EventSender;
@@ -27,6 +28,10 @@ use webrtc::peer_connection::{
     RTCSessionDescription, SettingEngineBuilder,
 };
 
+/// Why a native link of a swarm with audio tracks fails in a build without voice.
+#[cfg(not(feature = "voice"))]
+const NO_VOICE: &str = "audio tracks need fast_rtc_swarm's `voice` feature (Opus)";
+
 /// Points of the handshake where webrtc-rs needs a wake-up to go on at once.
 #[derive(Clone, Copy, Debug)]
 enum Milestone {
@@ -49,6 +54,7 @@ pub(crate) struct NativePeer {
     /// Whether this end is the DTLS client (sends the first flight), read from the SDP.
     dtls_client: bool,
     /// The declared audio tracks' sending ends, by [`TrackId`].
+    #[cfg(feature = "voice")]
     audio: Vec<LocalAudio>,
 }
 
@@ -78,6 +84,7 @@ impl NativePeer {
             held: Vec::new(),
             nudge: None,
             dtls_client: false,
+            #[cfg(feature = "voice")]
             audio: Vec::new(),
         })
     }
@@ -192,6 +199,7 @@ impl RtcPeer for NativePeer {
         Ok(())
     }
 
+    #[cfg(feature = "voice")]
     async fn add_audio_tracks(&mut self, names: &[String]) -> Result<(), String> {
         for name in names {
             let local = LocalAudio::add(self.pc.as_ref(), name).await?;
@@ -200,11 +208,22 @@ impl RtcPeer for NativePeer {
         Ok(())
     }
 
+    #[cfg(not(feature = "voice"))]
+    async fn add_audio_tracks(&mut self, _names: &[String]) -> Result<(), String> {
+        Err(NO_VOICE.into())
+    }
+
+    #[cfg(feature = "voice")]
     async fn send_audio(&mut self, track: TrackId, packet: Vec<u8>) -> Result<(), String> {
         match self.audio.get_mut(usize::from(track.0)) {
             Some(local) => local.write(packet).await,
             None => Err(format!("no audio track {track:?} on this connection")),
         }
+    }
+
+    #[cfg(not(feature = "voice"))]
+    async fn send_audio(&mut self, _track: TrackId, _packet: Vec<u8>) -> Result<(), String> {
+        Err(NO_VOICE.into())
     }
 
     async fn next_report(&mut self) -> Option<Report<Self::RawChannel>> {
@@ -418,7 +437,13 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        #[cfg(feature = "voice")]
         watch_remote(&self.shared, &self.id, track);
+        #[cfg(not(feature = "voice"))]
+        {
+            let _ = (&self.shared, track);
+            debug!(id = %self.id, "ignoring a remote track: {NO_VOICE}");
+        }
     }
 }
 
@@ -551,6 +576,7 @@ async fn build_pc(
         .build();
     let builder = PeerConnectionBuilder::new();
     // Audio tracks negotiate Opus only; without them the default engine is never used.
+    #[cfg(feature = "voice")]
     let builder = if swarm.audio_tracks.is_empty() {
         builder
     } else {

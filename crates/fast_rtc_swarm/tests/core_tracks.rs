@@ -1,0 +1,198 @@
+//! The swarm core's audio-track decisions against the real signaling hub and a fake backend, in
+//! virtual time: announcements, what reaches the application, what is refused.
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::disallowed_methods)] // tests pick the virtual clock's start
+
+mod net;
+
+use fast_rtc_protocol::UserId;
+use fast_rtc_swarm::media::MAX_AUDIO_PACKET;
+use fast_rtc_swarm::{
+    ChannelId, PeerEvent, SwarmConfig, SwarmEvent, TrackError, TrackId, TrackState,
+};
+use net::Net;
+use std::time::Duration;
+
+fn config() -> (SwarmConfig, TrackId, TrackId) {
+    let mut c = SwarmConfig::new("r");
+    let voice = c.add_audio_track("voice");
+    let music = c.add_audio_track("music");
+    (c, voice, music)
+}
+
+/// The track events member `i` saw since event `from`, as short words.
+fn track_events(net: &Net, i: usize, from: usize) -> Vec<String> {
+    net.members[i].events[from..]
+        .iter()
+        .filter_map(|e| match e {
+            SwarmEvent::TrackAdded { peer, track } => Some(format!("added {peer} {}", track.0)),
+            SwarmEvent::TrackMuted { peer, track, muted } => {
+                Some(format!("muted={muted} {peer} {}", track.0))
+            }
+            SwarmEvent::TrackRemoved { peer, track } => Some(format!("removed {peer} {}", track.0)),
+            SwarmEvent::Close { peer, .. } => Some(format!("close {}", peer.user_id)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn audio_frames(net: &Net, i: usize, from: usize) -> Vec<(UserId, TrackId, Vec<i16>)> {
+    net.members[i].events[from..]
+        .iter()
+        .filter_map(|e| match e {
+            SwarmEvent::Audio {
+                from,
+                track,
+                samples,
+            } => Some((from.clone(), *track, samples.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn linked() -> (Net, TrackId, TrackId) {
+    let (c, voice, music) = config();
+    let mut net = Net::new();
+    net.join("m0", c.clone());
+    net.run_for(Duration::from_millis(50));
+    net.join("m1", c);
+    net.run_for(Duration::from_millis(200));
+    assert_eq!(net.opens(0), vec![UserId::from("m1")]);
+    assert_eq!(net.opens(1), vec![UserId::from("m0")]);
+    (net, voice, music)
+}
+
+#[test]
+fn add_mute_unmute_remove_are_announced_and_only_live_audio_is_heard() {
+    let (mut net, voice, music) = linked();
+    let seen = net.members[1].events.len();
+    net.members[0].swarm.add_track(voice).unwrap();
+    net.flush(0);
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(
+        net.members[0]
+            .swarm
+            .send_audio(voice, vec![1, 2, 3])
+            .unwrap(),
+        1
+    );
+    net.flush(0);
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(
+        audio_frames(&net, 1, seen),
+        vec![("m0".into(), voice, vec![1, 2, 3])]
+    );
+    assert_eq!(
+        net.members[1].swarm.remote_track(&"m0".into(), voice),
+        Some(TrackState::Live)
+    );
+
+    // Muted: nothing is sent, and audio that arrives after the announcement (RTP may overtake
+    // the data channel's message, or trail it) is not heard.
+    net.members[0].swarm.mute_track(voice, true).unwrap();
+    assert_eq!(net.members[0].swarm.send_audio(voice, vec![4]).unwrap(), 0);
+    net.flush(0);
+    net.run_for(Duration::from_millis(20));
+    let before = net.members[1].events.len();
+    let id = net.members[1].swarm.link_to(&"m0".into()).unwrap();
+    let now = net.now;
+    let late = PeerEvent::Audio {
+        track: voice,
+        samples: vec![9],
+    };
+    net.members[1].swarm.handle_peer(now, &id, late);
+    net.flush(1);
+    assert!(audio_frames(&net, 1, before).is_empty());
+
+    net.members[0].swarm.mute_track(voice, false).unwrap();
+    net.members[0].swarm.remove_track(voice).unwrap();
+    assert_eq!(
+        net.members[0].swarm.send_audio(voice, vec![5]),
+        Err(TrackError::NotAdded(voice))
+    );
+    // Muting or removing what is not added is refused; re-adding works.
+    assert_eq!(
+        net.members[0].swarm.mute_track(music, true),
+        Err(TrackError::NotAdded(music))
+    );
+    net.flush(0);
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(
+        track_events(&net, 1, seen),
+        vec![
+            "added m0 0",
+            "muted=true m0 0",
+            "muted=false m0 0",
+            "removed m0 0"
+        ]
+    );
+    assert_eq!(net.members[1].swarm.remote_track(&"m0".into(), voice), None);
+    assert!(net.backend_errors.is_empty(), "{:?}", net.backend_errors);
+}
+
+#[test]
+fn a_link_that_opens_later_learns_every_added_track_and_a_close_removes_them() {
+    let (c, voice, music) = config();
+    let mut net = Net::new();
+    let a = net.join("m0", c.clone());
+    net.run_for(Duration::from_millis(50));
+    net.members[a].swarm.add_track(voice).unwrap();
+    net.members[a].swarm.add_track(music).unwrap();
+    net.members[a].swarm.mute_track(music, true).unwrap();
+    net.flush(a);
+    // Nothing open: nothing announced, nothing sent.
+    assert_eq!(net.members[a].swarm.send_audio(voice, vec![1]).unwrap(), 0);
+    let b = net.join("m1", c);
+    net.run_for(Duration::from_millis(200));
+    assert_eq!(
+        track_events(&net, b, 0),
+        vec!["added m0 0", "added m0 1", "muted=true m0 1"]
+    );
+    net.members[a].swarm.close();
+    net.flush(a);
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(
+        track_events(&net, b, 0)[3..],
+        ["removed m0 0", "removed m0 1", "close m0"]
+    );
+}
+
+#[test]
+fn undeclared_tracks_oversized_packets_and_unknown_names_are_refused() {
+    let (mut net, voice, _) = linked();
+    let nope = TrackId(7);
+    assert_eq!(
+        net.members[0].swarm.add_track(nope),
+        Err(TrackError::NoSuchTrack(nope))
+    );
+    net.members[0].swarm.add_track(voice).unwrap();
+    assert_eq!(
+        net.members[0]
+            .swarm
+            .send_audio(voice, vec![0; MAX_AUDIO_PACKET + 1]),
+        Err(TrackError::PacketTooLarge(MAX_AUDIO_PACKET + 1))
+    );
+    net.flush(0);
+    net.run_for(Duration::from_millis(20));
+    // A peer announcing a track this swarm does not declare, or audio on a track number it does
+    // not declare, changes nothing.
+    let seen = net.members[0].events.len();
+    let id = net.members[0].swarm.link_to(&"m1".into()).unwrap();
+    let now = net.now;
+    let bogus = "@fast/{\"type\":\"track\",\"name\":\"kazoo\",\"state\":\"live\"}";
+    let message = PeerEvent::Message {
+        channel: ChannelId::FAST,
+        payload: bogus.into(),
+    };
+    net.members[0].swarm.handle_peer(now, &id, message);
+    let stray = PeerEvent::Audio {
+        track: nope,
+        samples: vec![1],
+    };
+    net.members[0].swarm.handle_peer(now, &id, stray);
+    net.flush(0);
+    assert!(track_events(&net, 0, seen).is_empty());
+    assert!(audio_frames(&net, 0, seen).is_empty());
+    assert!(net.backend_errors.is_empty(), "{:?}", net.backend_errors);
+}
