@@ -72,6 +72,13 @@
 //! (headless servers, tests) without `StatesPlugin`, a change is seen in the same frame it
 //! happens (in `PreUpdate`, not at the next `StateTransition`), and a game can still mirror it
 //! into a `State` of its own with one system reading `SignalingChanged`.
+//!
+//! # Voice
+//!
+//! Declared audio tracks ([`FastRtcPlugin::add_audio_track`]) carry voice between players:
+//! [`Swarm::add_track`] / [`Swarm::mute_track`] (push-to-talk), [`PeerTrack`] and [`PeerAudio`]
+//! messages, and a [`VoiceVolume`] on each peer entity for proximity voice or muting a peer
+//! (see [`voice`]). Natively, the `voice` feature adds Opus (`Swarm::audio_sender`).
 
 #![forbid(unsafe_code)]
 
@@ -86,6 +93,7 @@ mod session;
 mod systems;
 mod tap;
 mod typed;
+pub mod voice;
 
 pub use codec::{CodecError, decode, encode};
 pub use conditions::{peer_count_at_least, swarm_joined};
@@ -101,6 +109,7 @@ pub use session::{BackendFactory, MAX_OUTBOX, Peer, Swarm, SwarmBackend};
 pub use systems::MAX_EVENTS_PER_FRAME;
 pub use tap::ChannelTap;
 pub use typed::{AppSwarmExt, SwarmBroadcast, SwarmMessage};
+pub use voice::{PeerAudio, PeerTrack, TrackChange, VoiceVolume};
 
 /// The wire types of the fast-rtc signaling protocol.
 pub use fast_rtc_protocol as protocol;
@@ -110,9 +119,9 @@ pub use fast_rtc_swarm as swarm;
 /// Everything a game needs.
 pub mod prelude {
     pub use crate::{
-        AppSwarmExt, FastRtcPlugin, FastRtcSystems, FromPeer, Peer, PeerClosed, PeerData,
-        PeerOpened, SignalingChanged, Swarm, SwarmBroadcast, SwarmError, TokenRequested,
-        peer_count_at_least, swarm_joined,
+        AppSwarmExt, FastRtcPlugin, FastRtcSystems, FromPeer, Peer, PeerAudio, PeerClosed,
+        PeerData, PeerOpened, PeerTrack, SignalingChanged, Swarm, SwarmBroadcast, SwarmError,
+        TokenRequested, TrackChange, VoiceVolume, peer_count_at_least, swarm_joined,
     };
     pub use fast_rtc_protocol::UserId;
     #[cfg(not(target_arch = "wasm32"))]
@@ -121,6 +130,6 @@ pub mod prelude {
     pub use fast_rtc_swarm::WebConfig;
     pub use fast_rtc_swarm::{
         BackendConfig, ChannelConfig, ChannelId, CloseReason, FailReason, IceServer, IceState,
-        IceTransportPolicy, Payload, SignalingState, TokenRequest,
+        IceTransportPolicy, Payload, SignalingState, TokenRequest, TrackId,
     };
 }

@@ -6,6 +6,7 @@ use crate::messages::{
 };
 use crate::session::{BackendFactory, Swarm, SwarmBackend};
 use crate::systems;
+use crate::voice::{PeerAudio, PeerTrack};
 use bevy::prelude::*;
 use fast_rtc_protocol::RoomId;
 use fast_rtc_swarm::{
@@ -119,6 +120,12 @@ impl FastRtcPlugin {
         self
     }
 
+    /// Declares an audio track and returns its id ([`crate::voice`]; every member declares the
+    /// same tracks in the same order).
+    pub fn add_audio_track(&mut self, name: impl Into<String>) -> fast_rtc_swarm::TrackId {
+        self.swarm.add_audio_track(name)
+    }
+
     /// Adds a game channel and returns its id (pass it to
     /// [`add_swarm_message`](crate::AppSwarmExt::add_swarm_message)).
     pub fn add_channel(&mut self, channel: ChannelConfig) -> ChannelId {
@@ -150,6 +157,8 @@ impl Plugin for FastRtcPlugin {
         .add_message::<SwarmError>()
         .add_message::<SignalingChanged>()
         .add_message::<TokenRequested>()
+        .add_message::<PeerTrack>()
+        .add_message::<PeerAudio>()
         .configure_sets(
             PreUpdate,
             (FastRtcSystems::Receive, FastRtcSystems::Decode).chain(),

@@ -8,7 +8,8 @@ use fast_rtc_protocol::{ConnectionId, RoomId, UserId};
 use fast_rtc_swarm::memory::MemoryNet;
 use fast_rtc_swarm::{
     BackendConfig, ChannelId, Clock, DynBackend, EventSender, IceState, Payload, SendError,
-    Signaling, SignalingState, StartError, SwarmConfig, SwarmHandle, start, start_with,
+    Signaling, SignalingState, StartError, SwarmConfig, SwarmHandle, TrackError, TrackId, start,
+    start_with,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -239,6 +240,44 @@ impl Swarm {
     /// The entity of `peer`, if connected.
     pub fn peer_entity(&self, peer: &UserId) -> Option<Entity> {
         self.peers.get(peer).copied()
+    }
+
+    /// Starts sending on declared audio track `track` ([`crate::voice`]), to every peer now
+    /// and later. Natively with the `voice` feature, [`Swarm::audio_sender`] does this and
+    /// encodes your frames.
+    pub fn add_track(&mut self, track: TrackId) -> Result<(), TrackError> {
+        self.handle
+            .as_ref()
+            .ok_or(TrackError::Closed)?
+            .add_track(track)
+    }
+
+    /// Mutes (push-to-talk released, mute-self) or unmutes an added track.
+    pub fn mute_track(&mut self, track: TrackId, muted: bool) -> Result<(), TrackError> {
+        self.handle
+            .as_ref()
+            .ok_or(TrackError::Closed)?
+            .mute_track(track, muted)
+    }
+
+    /// Stops sending on an added track.
+    pub fn remove_track(&mut self, track: TrackId) -> Result<(), TrackError> {
+        self.handle
+            .as_ref()
+            .ok_or(TrackError::Closed)?
+            .remove_track(track)
+    }
+
+    /// Adds `track` and returns its encoder: call
+    /// [`AudioSender::send`](fast_rtc_swarm::AudioSender::send) with each 20 ms frame of
+    /// your capture (960 mono 48 kHz samples). A sender outlives a reconnect only if the swarm
+    /// is not replaced by [`Swarm::connect`].
+    #[cfg(all(feature = "voice", not(target_arch = "wasm32")))]
+    pub fn audio_sender(
+        &mut self,
+        track: TrackId,
+    ) -> Result<fast_rtc_swarm::AudioSender, TrackError> {
+        fast_rtc_swarm::AudioSender::new(self.handle.as_ref().ok_or(TrackError::Closed)?, track)
     }
 
     /// The running swarm, for direct use.

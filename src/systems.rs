@@ -5,6 +5,7 @@ use crate::messages::{
     PeerClosed, PeerData, PeerOpened, SignalingChanged, SwarmError, TokenRequested,
 };
 use crate::session::{Outgoing, Peer, Swarm};
+use crate::voice::{PeerAudio, PeerTrack, TrackChange, VoiceVolume, scaled};
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use fast_rtc_swarm::{IceState, SendError, SwarmEvent};
@@ -21,6 +22,8 @@ pub(crate) struct Writers<'w> {
     errors: MessageWriter<'w, SwarmError>,
     signaling: MessageWriter<'w, SignalingChanged>,
     tokens: MessageWriter<'w, TokenRequested>,
+    tracks: MessageWriter<'w, PeerTrack>,
+    audio: MessageWriter<'w, PeerAudio>,
 }
 
 /// Writes a [`SignalingChanged`] if the state moved since the last one.
@@ -39,6 +42,7 @@ pub(crate) fn receive(
     mut commands: Commands,
     mut swarm: ResMut<Swarm>,
     mut peers: Query<&mut Peer>,
+    volumes: Query<&VoiceVolume>,
     mut out: Writers,
     mut stats: ResMut<FastRtcDiagnostics>,
 ) {
@@ -63,14 +67,17 @@ pub(crate) fn receive(
         match event {
             SwarmEvent::Open(info) => {
                 let entity = commands
-                    .spawn(Peer {
-                        user_id: info.user_id.clone(),
-                        connection_id: info.id.clone(),
-                        ice_state: IceState::Connected,
-                        rtt: None,
-                        bytes_in: 0,
-                        bytes_out: 0,
-                    })
+                    .spawn((
+                        Peer {
+                            user_id: info.user_id.clone(),
+                            connection_id: info.id.clone(),
+                            ice_state: IceState::Connected,
+                            rtt: None,
+                            bytes_in: 0,
+                            bytes_out: 0,
+                        },
+                        VoiceVolume::default(),
+                    ))
                     .id();
                 swarm.peers.insert(info.user_id.clone(), entity);
                 out.opened.write(PeerOpened {
@@ -140,6 +147,39 @@ pub(crate) fn receive(
             SwarmEvent::TokenRequested(request) => {
                 out.tokens.write(TokenRequested { request });
             }
+            SwarmEvent::TrackAdded { peer, track } => {
+                track_changed(&swarm, &mut out.tracks, peer, track, TrackChange::Added);
+            }
+            SwarmEvent::TrackMuted { peer, track, muted } => {
+                let change = if muted {
+                    TrackChange::Muted
+                } else {
+                    TrackChange::Unmuted
+                };
+                track_changed(&swarm, &mut out.tracks, peer, track, change);
+            }
+            SwarmEvent::TrackRemoved { peer, track } => {
+                track_changed(&swarm, &mut out.tracks, peer, track, TrackChange::Removed);
+            }
+            SwarmEvent::Audio {
+                from,
+                track,
+                samples,
+            } => {
+                let entity = swarm.peers.get(&from).copied();
+                // A peer spawned this pass has no volume to read yet: as sent.
+                let gain = entity
+                    .and_then(|e| volumes.get(e).ok())
+                    .map_or(1.0, |v| v.0);
+                if let Some(samples) = scaled(samples, gain) {
+                    out.audio.write(PeerAudio {
+                        peer: from,
+                        entity,
+                        track,
+                        samples,
+                    });
+                }
+            }
             SwarmEvent::Fault(fault) => {
                 out.errors.write(SwarmError {
                     peer: None,
@@ -149,6 +189,22 @@ pub(crate) fn receive(
             _ => {}
         }
     }
+}
+
+fn track_changed(
+    swarm: &Swarm,
+    out: &mut MessageWriter<PeerTrack>,
+    peer: fast_rtc_protocol::UserId,
+    track: fast_rtc_swarm::TrackId,
+    change: TrackChange,
+) {
+    let entity = swarm.peers.get(&peer).copied();
+    out.write(PeerTrack {
+        peer,
+        entity,
+        track,
+        change,
+    });
 }
 
 /// Applies `change` to the [`Peer`] of `entity`: at once if it exists, else (spawned by this

@@ -1,0 +1,97 @@
+//! Voice chat in the ECS: the swarm's audio tracks ([`fast_rtc_swarm::media`]) as messages and a
+//! per-peer volume.
+//!
+//! Declare tracks with [`FastRtcPlugin::add_audio_track`](crate::FastRtcPlugin::add_audio_track)
+//! (every member the same, like channels), start talking with [`Swarm::add_track`] (natively
+//! with the `voice` feature, [`Swarm::audio_sender`] encodes your 20 ms frames), mute yourself
+//! with [`Swarm::mute_track`]. What peers do with their tracks arrives as [`PeerTrack`]
+//! messages, their audio as [`PeerAudio`] (mono 48 kHz `i16` frames, for your playback), scaled
+//! by the [`VoiceVolume`] of the peer's entity: set it from distance for proximity voice, to 0
+//! to mute that peer (its audio is then not even written).
+
+use bevy::prelude::{Component, Entity, Message};
+use fast_rtc_protocol::UserId;
+use fast_rtc_swarm::TrackId;
+
+/// How loud a peer's voice is played: a gain on its [`PeerAudio`] samples (1.0 as sent, 0.0
+/// muted: no `PeerAudio` at all). On every [`Peer`](crate::Peer) entity from its open on.
+#[derive(Component, Debug, Clone, Copy, PartialEq)]
+pub struct VoiceVolume(pub f32);
+
+impl Default for VoiceVolume {
+    fn default() -> Self {
+        VoiceVolume(1.0)
+    }
+}
+
+/// What a peer did with one of its tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackChange {
+    /// Added: its audio follows while it is live.
+    Added,
+    /// Muted.
+    Muted,
+    /// Unmuted.
+    Unmuted,
+    /// Removed, or the peer left.
+    Removed,
+}
+
+/// A peer's track changed.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct PeerTrack {
+    /// The peer.
+    pub peer: UserId,
+    /// Its entity, if it is still open.
+    pub entity: Option<Entity>,
+    /// The track.
+    pub track: TrackId,
+    /// What happened.
+    pub change: TrackChange,
+}
+
+/// One decoded 20 ms frame of a peer's live track, scaled by its [`VoiceVolume`].
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+pub struct PeerAudio {
+    /// The peer.
+    pub peer: UserId,
+    /// Its entity.
+    pub entity: Option<Entity>,
+    /// The track.
+    pub track: TrackId,
+    /// Mono 48 kHz samples.
+    pub samples: Vec<i16>,
+}
+
+/// `samples` scaled by `gain`, saturating; `None` when the gain mutes them.
+pub(crate) fn scaled(samples: Vec<i16>, gain: f32) -> Option<Vec<i16>> {
+    if gain <= 0.0 || !gain.is_finite() {
+        return None;
+    }
+    if gain == 1.0 {
+        return Some(samples);
+    }
+    Some(
+        samples
+            .into_iter()
+            .map(|s| (f32::from(s) * gain).clamp(f32::from(i16::MIN), f32::from(i16::MAX)) as i16)
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scaled;
+
+    #[test]
+    fn volume_scales_saturates_and_mutes() {
+        assert_eq!(scaled(vec![100, -100], 0.5), Some(vec![50, -50]));
+        assert_eq!(
+            scaled(vec![30_000, -30_000], 2.0),
+            Some(vec![i16::MAX, i16::MIN])
+        );
+        assert_eq!(scaled(vec![1, 2], 1.0), Some(vec![1, 2]));
+        assert_eq!(scaled(vec![1], 0.0), None);
+        assert_eq!(scaled(vec![1], f32::NAN), None);
+    }
+}
