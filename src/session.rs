@@ -243,7 +243,7 @@ impl Swarm {
     }
 
     /// Starts sending on declared audio track `track` ([`crate::voice`]), to every peer now
-    /// and later. Natively with the `voice` feature, [`Swarm::audio_sender`] does this and
+    /// and later. Natively with the `voice` feature, `Swarm::audio_sender` does this and
     /// encodes your frames.
     pub fn add_track(&mut self, track: TrackId) -> Result<(), TrackError> {
         self.handle

@@ -2,12 +2,13 @@
 //! per-peer volume.
 //!
 //! Declare tracks with [`FastRtcPlugin::add_audio_track`](crate::FastRtcPlugin::add_audio_track)
-//! (every member the same, like channels), start talking with [`Swarm::add_track`] (natively
-//! with the `voice` feature, [`Swarm::audio_sender`] encodes your 20 ms frames), mute yourself
-//! with [`Swarm::mute_track`]. What peers do with their tracks arrives as [`PeerTrack`]
-//! messages, their audio as [`PeerAudio`] (mono 48 kHz `i16` frames, for your playback), scaled
-//! by the [`VoiceVolume`] of the peer's entity: set it from distance for proximity voice, to 0
-//! to mute that peer (its audio is then not even written).
+//! (every member the same, like channels). Start talking with
+//! [`Swarm::add_track`](crate::Swarm::add_track); natively with the `voice` feature,
+//! `Swarm::audio_sender` adds the track and encodes your 20 ms frames. Mute yourself with
+//! [`Swarm::mute_track`](crate::Swarm::mute_track) (push-to-talk). What peers do with their
+//! tracks arrives as [`PeerTrack`] messages, their audio as [`PeerAudio`] (mono 48 kHz `i16`
+//! frames, for your playback), scaled by the [`VoiceVolume`] of the peer's entity: set it from
+//! distance for proximity voice, or to 0 to mute that peer (its audio is then not written).
 
 use bevy::prelude::{Component, Entity, Message};
 use fast_rtc_protocol::UserId;
