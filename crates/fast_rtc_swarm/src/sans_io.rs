@@ -1237,6 +1237,14 @@ impl SwarmCore {
             .any(|l| to_peer(l, LinkState::Connecting));
         if replacing && (was_open || self.handover.contains_key(&info.user_id)) {
             debug!(%id, peer = %info.user_id, ?reason, "last open link closed; its replacement is connecting");
+            // The peer's tracks go on over the replacement (which has heard nothing yet: its
+            // announcements come once it opens), so they change nothing the application was
+            // told; if the replacement fails too, its close reports them removed.
+            for l in self.links.values_mut() {
+                if to_peer(l, LinkState::Connecting) {
+                    l.remote_tracks.clone_from(&link.remote_tracks);
+                }
+            }
             self.handover.entry(info.user_id).or_insert(reason);
             return;
         }

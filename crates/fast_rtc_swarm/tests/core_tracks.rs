@@ -196,3 +196,38 @@ fn undeclared_tracks_oversized_packets_and_unknown_names_are_refused() {
     assert!(audio_frames(&net, 0, seen).is_empty());
     assert!(net.backend_errors.is_empty(), "{:?}", net.backend_errors);
 }
+
+#[test]
+fn a_link_replaced_after_a_signaling_reconnect_keeps_the_peers_tracks_quietly() {
+    // As core.rs's replacement test: after m1's signaling reconnect new links replace the old
+    // ones, m0's end of the new link opening 5 ms after the old one closed there (a handover).
+    // m1's tracks go on over the new link: m0 is told nothing new, and still hears m1.
+    let (mut net, voice, music) = linked();
+    net.members[1].swarm.add_track(voice).unwrap();
+    net.members[1].swarm.add_track(music).unwrap();
+    net.flush(1);
+    net.run_for(Duration::from_millis(20));
+    let seen = net.members[0].events.len();
+    net.drop_signaling(1);
+    net.run_for(Duration::from_millis(100));
+    net.open_delay.insert(0, Duration::from_millis(5));
+    net.connect_signaling(1);
+    net.run_for(Duration::from_millis(500));
+    assert!(net.closes(0).is_empty(), "{:?}", net.closes(0));
+    assert!(
+        track_events(&net, 0, seen).is_empty(),
+        "{:?}",
+        track_events(&net, 0, seen)
+    );
+    assert_eq!(
+        net.members[0].swarm.remote_track(&"m1".into(), voice),
+        Some(TrackState::Live)
+    );
+    assert_eq!(net.members[1].swarm.send_audio(voice, vec![7]).unwrap(), 1);
+    net.flush(1);
+    net.run_for(Duration::from_millis(20));
+    assert_eq!(
+        audio_frames(&net, 0, seen),
+        vec![("m1".into(), voice, vec![7])]
+    );
+}
