@@ -4,8 +4,9 @@
 //! [`PeerCommand`]s in order: creates `fast` and the offer, creates the game channels when told
 //! (after an answer that asks for them), adds the declared audio tracks, sets remote
 //! descriptions and answers, adds candidates, routes the channels the remote announces by
-//! label, sends data and audio, flushes and closes. What differs between webrtc-rs and the browser is behind [`RtcPeer`] and
-//! [`RtcChannel`], which only do what they are told; the flow is here.
+//! label, sends data and audio, flushes and closes. What differs between webrtc-rs and the
+//! browser is behind [`RtcPeer`] and [`RtcChannel`], which only do what they are told; the flow
+//! is here.
 
 use crate::backend::{EventSender, NewConnection, SendQueue};
 use crate::config::{ChannelId, Delivery, SwarmConfig};

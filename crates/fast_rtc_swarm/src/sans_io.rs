@@ -1514,12 +1514,7 @@ impl SwarmCore {
             Some(Some(TrackState::Muted)) => return Ok(0),
             Some(Some(TrackState::Live)) => {}
         }
-        let open: Vec<ConnectionId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.state == LinkState::Open && l.remote.is_some())
-            .map(|(id, _)| id.clone())
-            .collect();
+        let open = self.open_links();
         let n = open.len();
         for id in open {
             self.command(PeerCommand::SendAudio {
@@ -1552,16 +1547,19 @@ impl SwarmCore {
             return Ok(());
         }
         *slot = state;
-        let open: Vec<ConnectionId> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.state == LinkState::Open)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in open {
+        for id in self.open_links() {
             self.announce_track(&id, track, state);
         }
         Ok(())
+    }
+
+    /// The ids of the open links (each is claimed: it has a remote).
+    fn open_links(&self) -> Vec<ConnectionId> {
+        self.links
+            .iter()
+            .filter(|(_, l)| l.state == LinkState::Open)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// Tells link `id`'s remote the state of this member's track `track`.

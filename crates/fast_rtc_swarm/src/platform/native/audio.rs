@@ -135,18 +135,12 @@ impl LocalAudio {
 
 /// Decodes remote track `remote` of connection `id` for as long as it lasts, reporting each
 /// frame as [`PeerEvent::Audio`]. A track whose stream id names no declared track is ignored.
-pub(crate) fn watch_remote(shared: &Context, id: &ConnectionId, remote: Arc<dyn TrackRemote>) {
-    let events = shared.events.clone();
-    let names = shared.swarm.audio_tracks.clone();
+pub(crate) fn watch_remote(shared: &Arc<Context>, id: &ConnectionId, remote: Arc<dyn TrackRemote>) {
+    let context = shared.clone();
     let id = id.clone();
     let task = async move {
         let stream = remote.stream_id().await;
-        let Some(track) = names
-            .iter()
-            .position(|n| *n == stream)
-            .and_then(|i| u16::try_from(i).ok())
-            .map(TrackId)
-        else {
+        let Some(track) = context.swarm.track_by_name(&stream) else {
             debug!(%id, %stream, "ignoring a remote track this swarm does not declare");
             return;
         };
@@ -157,7 +151,7 @@ pub(crate) fn watch_remote(shared: &Context, id: &ConnectionId, remote: Arc<dyn 
                 return;
             }
         };
-        decode_track(&events, &id, track, remote.as_ref(), &mut decoder).await;
+        decode_track(&context.events, &id, track, remote.as_ref(), &mut decoder).await;
     };
     drop(shared.runtime.spawn(Box::pin(task)));
 }

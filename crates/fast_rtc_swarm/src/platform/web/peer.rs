@@ -26,6 +26,9 @@ use web_sys::{
     RtcSessionDescriptionInit,
 };
 
+/// Why a link of a swarm that declares audio tracks fails in the browser, for now.
+const NO_AUDIO: &str = "the browser backend does not carry audio tracks yet";
+
 /// Browser reports queued per connection at most before the connection is failed.
 pub const INBOX: usize = 8192;
 /// A channel's own send buffer (`bufferedAmount`) above which a send waits (the browser
@@ -370,11 +373,11 @@ impl RtcPeer for WebPeer {
     async fn add_audio_tracks(&mut self, _names: &[String]) -> Result<(), String> {
         // getUserMedia tracks are not wired yet (issue 13): a link of a swarm that declares
         // audio tracks fails with this, rather than connecting without its voice.
-        Err("the browser backend does not carry audio tracks yet".into())
+        Err(NO_AUDIO.into())
     }
 
     async fn send_audio(&mut self, _track: TrackId, _packet: Vec<u8>) -> Result<(), String> {
-        Err("the browser backend does not carry audio tracks yet".into())
+        Err(NO_AUDIO.into())
     }
 
     async fn next_report(&mut self) -> Option<Report<RtcDataChannel>> {
