@@ -53,27 +53,30 @@ fn app(url: &str, name: &str) -> (App, TrackId) {
     (app, voice)
 }
 
-/// Updates both apps for `d`, the talker sending one tone frame per 20 ms.
-fn talk_for(
-    apps: &mut [App; 2],
-    sender: &mut bevy_fast_rtc::swarm::AudioSender,
-    offset: &mut usize,
-    d: Duration,
-) {
-    let start = Instant::now();
-    let mut next = start;
-    while start.elapsed() < d {
-        if Instant::now() >= next {
-            sender
-                .send(&tone(440.0, 0.5, *offset, FRAME_SAMPLES))
-                .unwrap();
-            *offset += FRAME_SAMPLES;
-            next += FRAME_DURATION;
+/// The talking app's encoder and where its tone is.
+struct Talker {
+    sender: bevy_fast_rtc::swarm::AudioSender,
+    offset: usize,
+}
+
+impl Talker {
+    /// Updates both apps for `ms` milliseconds, sending one tone frame per 20 ms.
+    fn talk_for(&mut self, apps: &mut [App; 2], ms: u64) {
+        let start = Instant::now();
+        let mut next = start;
+        while start.elapsed() < Duration::from_millis(ms) {
+            if Instant::now() >= next {
+                self.sender
+                    .send(&tone(440.0, 0.5, self.offset, FRAME_SAMPLES))
+                    .unwrap();
+                self.offset += FRAME_SAMPLES;
+                next += FRAME_DURATION;
+            }
+            for a in apps.iter_mut() {
+                a.update();
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
-        for a in apps.iter_mut() {
-            a.update();
-        }
-        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -105,20 +108,15 @@ fn a_peer_is_heard_at_its_volume_not_at_all_at_zero_and_its_mute_is_seen() {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    let mut sender = apps[0]
+    let sender = apps[0]
         .world_mut()
         .resource_mut::<Swarm>()
         .audio_sender(voice)
         .unwrap();
-    let mut offset = 0;
+    let mut talker = Talker { sender, offset: 0 };
 
     // At full volume: the tone's level (half of full scale) comes through the codec.
-    talk_for(
-        &mut apps,
-        &mut sender,
-        &mut offset,
-        Duration::from_millis(800),
-    );
+    talker.talk_for(&mut apps, 800);
     let (peaks, changes) = heard(&mut apps[1]);
     assert_eq!(changes, vec![TrackChange::Added]);
     assert!(peaks.len() >= 20, "{} frames heard", peaks.len());
@@ -126,21 +124,16 @@ fn a_peer_is_heard_at_its_volume_not_at_all_at_zero_and_its_mute_is_seen() {
     assert!((13_000..=20_000).contains(&full), "full-volume peak {full}");
 
     // Proximity: a quarter of the volume, a quarter of the level.
-    let talker = apps[1]
+    let talker_entity = apps[1]
         .world()
         .resource::<Swarm>()
         .peer_entity(&"talker".into())
         .unwrap();
     apps[1]
         .world_mut()
-        .entity_mut(talker)
+        .entity_mut(talker_entity)
         .insert(VoiceVolume(0.25));
-    talk_for(
-        &mut apps,
-        &mut sender,
-        &mut offset,
-        Duration::from_millis(600),
-    );
+    talker.talk_for(&mut apps, 600);
     let (peaks, _) = heard(&mut apps[1]);
     let quarter = median(peaks[5..].to_vec());
     assert!(
@@ -151,21 +144,11 @@ fn a_peer_is_heard_at_its_volume_not_at_all_at_zero_and_its_mute_is_seen() {
     // Muted peer: not a frame.
     apps[1]
         .world_mut()
-        .entity_mut(talker)
+        .entity_mut(talker_entity)
         .insert(VoiceVolume(0.0));
-    talk_for(
-        &mut apps,
-        &mut sender,
-        &mut offset,
-        Duration::from_millis(100),
-    );
+    talker.talk_for(&mut apps, 100);
     heard(&mut apps[1]);
-    talk_for(
-        &mut apps,
-        &mut sender,
-        &mut offset,
-        Duration::from_millis(400),
-    );
+    talker.talk_for(&mut apps, 400);
     assert!(
         heard(&mut apps[1]).0.is_empty(),
         "a peer at volume 0 was heard"
@@ -174,26 +157,16 @@ fn a_peer_is_heard_at_its_volume_not_at_all_at_zero_and_its_mute_is_seen() {
     // Push-to-talk released: the talker mutes itself; the listener is told.
     apps[1]
         .world_mut()
-        .entity_mut(talker)
+        .entity_mut(talker_entity)
         .insert(VoiceVolume(1.0));
     apps[0]
         .world_mut()
         .resource_mut::<Swarm>()
         .mute_track(voice, true)
         .unwrap();
-    talk_for(
-        &mut apps,
-        &mut sender,
-        &mut offset,
-        Duration::from_millis(400),
-    );
+    talker.talk_for(&mut apps, 400);
     let (_, changes) = heard(&mut apps[1]);
     assert_eq!(changes, vec![TrackChange::Muted]);
-    talk_for(
-        &mut apps,
-        &mut sender,
-        &mut offset,
-        Duration::from_millis(300),
-    );
+    talker.talk_for(&mut apps, 300);
     assert!(heard(&mut apps[1]).0.is_empty(), "a muted talker was heard");
 }

@@ -51,6 +51,14 @@ fn audio_frames(net: &Net, i: usize, from: usize) -> Vec<(UserId, TrackId, Vec<i
         .collect()
 }
 
+/// Member `i`'s backend reports `event` on its link to `peer`, now.
+fn report(net: &mut Net, i: usize, peer: &str, event: PeerEvent) {
+    let id = net.members[i].swarm.link_to(&peer.into()).unwrap();
+    let now = net.now;
+    net.members[i].swarm.handle_peer(now, &id, event);
+    net.flush(i);
+}
+
 fn linked() -> (Net, TrackId, TrackId) {
     let (c, voice, music) = config();
     let mut net = Net::new();
@@ -95,14 +103,11 @@ fn add_mute_unmute_remove_are_announced_and_only_live_audio_is_heard() {
     net.flush(0);
     net.run_for(Duration::from_millis(20));
     let before = net.members[1].events.len();
-    let id = net.members[1].swarm.link_to(&"m0".into()).unwrap();
-    let now = net.now;
     let late = PeerEvent::Audio {
         track: voice,
         samples: vec![9],
     };
-    net.members[1].swarm.handle_peer(now, &id, late);
-    net.flush(1);
+    report(&mut net, 1, "m0", late);
     assert!(audio_frames(&net, 1, before).is_empty());
 
     net.members[0].swarm.mute_track(voice, false).unwrap();
@@ -178,20 +183,17 @@ fn undeclared_tracks_oversized_packets_and_unknown_names_are_refused() {
     // A peer announcing a track this swarm does not declare, or audio on a track number it does
     // not declare, changes nothing.
     let seen = net.members[0].events.len();
-    let id = net.members[0].swarm.link_to(&"m1".into()).unwrap();
-    let now = net.now;
     let bogus = "@fast/{\"type\":\"track\",\"name\":\"kazoo\",\"state\":\"live\"}";
     let message = PeerEvent::Message {
         channel: ChannelId::FAST,
         payload: bogus.into(),
     };
-    net.members[0].swarm.handle_peer(now, &id, message);
+    report(&mut net, 0, "m1", message);
     let stray = PeerEvent::Audio {
         track: nope,
         samples: vec![1],
     };
-    net.members[0].swarm.handle_peer(now, &id, stray);
-    net.flush(0);
+    report(&mut net, 0, "m1", stray);
     assert!(track_events(&net, 0, seen).is_empty());
     assert!(audio_frames(&net, 0, seen).is_empty());
     assert!(net.backend_errors.is_empty(), "{:?}", net.backend_errors);

@@ -74,17 +74,16 @@ fn peak(samples: &[i16]) -> (f32, f32) {
         .collect();
     FftPlanner::new().plan_fft_forward(n).process(&mut buf);
     let power: Vec<f32> = buf[1..n / 2].iter().map(|c| c.norm_sqr()).collect();
-    let (bin, max) =
-        power.iter().enumerate().fold(
-            (0, 0.0f32),
-            |best, (i, &p)| if p > best.1 { (i, p) } else { best },
-        );
+    let bin = power
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map_or(0, |(i, _)| i);
     // The peak's energy: its bin and the neighbours the window smears it over.
     let near: f32 = power[bin.saturating_sub(3)..(bin + 4).min(power.len())]
         .iter()
         .sum();
     let total: f32 = power.iter().sum();
-    let _ = max;
     (
         (bin + 1) as f32 * SAMPLE_RATE as f32 / n as f32,
         near / total.max(1.0),
