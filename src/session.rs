@@ -101,6 +101,9 @@ pub struct Swarm {
     pub(crate) retired: Vec<SwarmHandle>,
     /// Channels whose data goes to a [`ChannelTap`] instead of `PeerData` messages.
     pub(crate) taps: HashMap<ChannelId, TapSender>,
+    /// The rollback window guard of the newest `GgrsSocket` made on this swarm.
+    #[cfg(feature = "ggrs")]
+    pub(crate) rollback_guard: Option<crate::rollback::SharedGuard>,
 }
 
 impl Swarm {
@@ -117,6 +120,8 @@ impl Swarm {
             outbox: VecDeque::new(),
             retired: Vec::new(),
             taps: HashMap::new(),
+            #[cfg(feature = "ggrs")]
+            rollback_guard: None,
         }
     }
 

@@ -14,7 +14,8 @@ use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 use bevy_fast_rtc::prelude::*;
 use bevy_fast_rtc::rollback::{
-    FastRtcGgrsPlugin, GgrsSocket, PlayerDisconnected, p2p_session_builder,
+    FastRtcGgrsPlugin, GgrsSocket, LeaveMatch, PlayerDisconnected, SessionEnd, SessionEnded,
+    p2p_session_builder,
 };
 use bevy_ggrs::ggrs::{DesyncDetection, GgrsEvent, SessionState};
 use bevy_ggrs::prelude::*;
@@ -50,6 +51,8 @@ struct Record {
     disconnected: Vec<UserId>,
     /// The glue's disconnects of departed peers.
     left: Vec<UserId>,
+    /// How this app's session ended, if it did.
+    ended: Vec<SessionEnd>,
 }
 
 /// The settings of this app's match.
@@ -59,6 +62,8 @@ struct Match {
     players: usize,
     loss: f64,
     seed: u64,
+    /// A match was started (there is no second one).
+    played: bool,
 }
 
 fn read_inputs(mut commands: Commands, local: Res<LocalPlayers>, mut n: Local<u32>) {
@@ -100,9 +105,9 @@ fn start_match(
     mut commands: Commands,
     mut swarm: ResMut<Swarm>,
     session: Option<Res<Session<Cfg>>>,
-    settings: Res<Match>,
+    mut settings: ResMut<Match>,
 ) {
-    if session.is_some() || swarm.peer_count() + 1 < settings.players {
+    if session.is_some() || swarm.peer_count() + 1 < settings.players || settings.played {
         return;
     }
     let builder = p2p_session_builder::<Cfg>(&swarm)
@@ -117,15 +122,20 @@ fn start_match(
         commands.spawn((Pos { handle, x: 0, y: 0 }, Rollback));
     }
     commands.insert_resource(Session::P2P(session));
+    settings.played = true;
 }
 
 fn watch_events(
     mut session: Option<ResMut<Session<Cfg>>>,
     mut left: MessageReader<PlayerDisconnected>,
+    mut ended: MessageReader<SessionEnded>,
     mut record: ResMut<Record>,
 ) {
     for l in left.read() {
         record.left.push(l.peer.clone());
+    }
+    for e in ended.read() {
+        record.ended.push(e.reason.clone());
     }
     let Some(Session::P2P(s)) = session.as_deref_mut() else {
         return;
@@ -158,6 +168,7 @@ fn app(url: &str, name: &str, players: usize, loss: f64, seed: u64) -> App {
             players,
             loss,
             seed,
+            played: false,
         })
         .add_systems(ReadInputs, read_inputs)
         .add_systems(GgrsSchedule, step)
@@ -272,8 +283,9 @@ fn three_players_agree_under_10_percent_loss() {
     a_match(3, 0.10);
 }
 
-/// A player leaves mid-match: the others see its link close, disconnect it in their sessions
-/// at once, and play on in agreement.
+/// A player leaves mid-match ([`LeaveMatch`]): its session stops, every peer acknowledges its
+/// last input, it disconnects; the others see its link close, disconnect it in their sessions
+/// at the same frame, and play on in agreement.
 #[test]
 fn a_player_who_leaves_is_disconnected_and_the_others_play_on() {
     let (rt, server) = signaling_server();
@@ -285,8 +297,24 @@ fn a_player_who_leaves_is_disconnected_and_the_others_play_on() {
         apps.iter().all(|a| confirmed(a) >= 60)
     });
     let mut gone = apps.pop().unwrap();
-    gone.world_mut().resource_mut::<Swarm>().disconnect();
-    gone.update();
+    gone.world_mut().write_message(LeaveMatch);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gone.world().resource::<Record>().ended.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the leaver never ended its session"
+        );
+        gone.update();
+        for a in &mut apps {
+            a.update();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(
+        gone.world().resource::<Record>().ended,
+        vec![SessionEnd::Left { flushed: true }]
+    );
+    assert!(!gone.world().contains_resource::<Session<Cfg>>());
     drop(gone);
     let at_leave = apps.iter().map(confirmed).max().unwrap();
     run_until(&mut apps, Duration::from_secs(30), |apps| {
@@ -297,8 +325,59 @@ fn a_player_who_leaves_is_disconnected_and_the_others_play_on() {
         let r = a.world().resource::<Record>();
         assert_eq!(r.left, vec![UserId::from("p2")]);
         assert_eq!(r.desyncs, 0);
+        assert!(r.ended.is_empty(), "{:?}", r.ended);
     }
     let upto = u32::try_from(apps.iter().map(confirmed).min().unwrap()).unwrap();
     assert_agree(&apps, upto);
+    rt.block_on(server.shutdown()).unwrap();
+}
+
+/// A partial partition: p2's link to p1 closes while p2 and p0 stay linked. p1 stops getting
+/// p2's input and disconnects it at an early frame; p0 kept getting it and ran on. When p1's
+/// report reaches p0, ggrs would have to roll p0 back further than its prediction window
+/// (ggrs 0.13.0 panics there): p0's session ends instead, with the reason, and nobody
+/// crashes. p1 and p2 each disconnect the player they lost and play on.
+#[test]
+fn a_rollback_beyond_the_window_ends_the_session_cleanly() {
+    let (rt, server) = signaling_server();
+    let url = server.ws_url();
+    let mut apps: Vec<App> = (0..3)
+        .map(|i| app(&url, &format!("p{i}"), 3, 0.0, 1))
+        .collect();
+    run_until(&mut apps, Duration::from_secs(30), |apps| {
+        apps.iter().all(|a| confirmed(a) >= 60)
+    });
+    assert!(
+        apps[2]
+            .world_mut()
+            .resource_mut::<Swarm>()
+            .kick(&UserId::from("p1"))
+    );
+    run_until(&mut apps, Duration::from_secs(10), |apps| {
+        !apps[0].world().resource::<Record>().ended.is_empty()
+    });
+    let ended = apps[0].world().resource::<Record>().ended.clone();
+    assert!(
+        matches!(
+            ended.as_slice(),
+            [SessionEnd::RollbackOutOfWindow { frame, current, .. }] if current - frame > 8
+        ),
+        "{ended:?}"
+    );
+    assert!(!apps[0].world().contains_resource::<Session<Cfg>>());
+    // The others go on (alone, once ggrs times out the member whose session ended).
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline {
+        for a in &mut apps {
+            a.update();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for (i, a) in apps.iter().enumerate().skip(1) {
+        assert!(running(a), "app {i} stopped");
+        let r = a.world().resource::<Record>();
+        assert!(r.ended.is_empty(), "app {i}: {:?}", r.ended);
+        assert_eq!(r.desyncs, 0);
+    }
     rt.block_on(server.shutdown()).unwrap();
 }

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! The match starts once `--players` members are in the room (run the example again, or add
-//! bots); a player who leaves is disconnected and the others play on. Natively a signaling
+//! bots); Escape leaves the match (`LeaveMatch`), and a player who leaves is disconnected
+//! while the others play on. Natively a signaling
 //! server is started on 127.0.0.1:8787 if none answers, as in the multiplayer example. In a
 //! browser: `cargo run --features ggrs --example rollback --target wasm32-unknown-unknown`,
 //! then open the page with `?signaling=…&room=…&token=…&players=N`.
@@ -20,7 +21,8 @@ use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use bevy_fast_rtc::prelude::*;
 use bevy_fast_rtc::rollback::{
-    FastRtcGgrsPlugin, GgrsSocket, PlayerDisconnected, p2p_session_builder,
+    FastRtcGgrsPlugin, GgrsSocket, LeaveMatch, PlayerDisconnected, SessionEnded,
+    p2p_session_builder,
 };
 use bevy_ggrs::ggrs::{DesyncDetection, GgrsEvent};
 use bevy_ggrs::prelude::*;
@@ -99,6 +101,8 @@ struct Match {
     rollbacks: u64,
     desyncs: u64,
     left: Vec<UserId>,
+    /// How the match ended, if it did.
+    ended: Option<String>,
 }
 
 fn main_app(url: &str, room: &str, token: String, players: usize, bot: bool) -> App {
@@ -122,6 +126,7 @@ fn main_app(url: &str, room: &str, token: String, players: usize, bot: bool) -> 
             rollbacks: 0,
             desyncs: 0,
             left: Vec::new(),
+            ended: None,
         })
         .add_systems(ReadInputs, read_inputs)
         .add_systems(GgrsSchedule, physics)
@@ -243,11 +248,16 @@ fn physics(inputs: Res<PlayerInputs<Config>>, mut players: Query<&mut Player>) {
 fn watch_session(
     mut session: Option<ResMut<Session<Config>>>,
     mut left: MessageReader<PlayerDisconnected>,
+    mut ended: MessageReader<SessionEnded>,
     mut m: ResMut<Match>,
 ) {
     for l in left.read() {
         info!("{} left the match", l.peer);
         m.left.push(l.peer.clone());
+    }
+    for e in ended.read() {
+        warn!("the match ended: {:?}", e.reason);
+        m.ended = Some(format!("{:?}", e.reason));
     }
     let Some(Session::P2P(s)) = session.as_deref_mut() else {
         return;
@@ -283,7 +293,14 @@ fn windowed(app: &mut App, window: Window) {
             },
         ));
     })
-    .add_systems(Update, (draw, status));
+    .add_systems(Update, (draw, status, leave_on_escape));
+}
+
+/// Escape leaves the match: the peers get this player's last inputs, then it disconnects.
+fn leave_on_escape(keys: Res<ButtonInput<KeyCode>>, mut leave: MessageWriter<LeaveMatch>) {
+    if keys.just_pressed(KeyCode::Escape) {
+        leave.write(LeaveMatch);
+    }
 }
 
 fn draw(
@@ -317,7 +334,9 @@ fn draw(
 }
 
 fn status(swarm: Res<Swarm>, m: Res<Match>, mut text: Query<&mut Text>) {
-    let line = if m.frames == 0 {
+    let line = if let Some(ended) = &m.ended {
+        format!("match over ({ended}) at frame {}", m.frames)
+    } else if m.frames == 0 {
         format!(
             "room {:?}: {} of {} players (signaling: {:?})",
             swarm.room().as_str(),
