@@ -76,6 +76,9 @@ pub(crate) trait RtcPeer {
     async fn add_audio_tracks(&mut self, names: &[String]) -> Result<(), String>;
     /// Sends one encoded audio packet on track `track`.
     async fn send_audio(&mut self, track: TrackId, packet: Vec<u8>) -> Result<(), String>;
+    /// The mids of the declared tracks' transceivers that a description has set so far
+    /// (reported as [`PeerEvent::TrackMids`]).
+    async fn track_mids(&mut self) -> Vec<(TrackId, String)>;
     /// The next report. Platform-internal wake-ups are handled inside; `None` once the
     /// platform reports nothing more.
     async fn next_report(&mut self) -> Option<Report<Self::RawChannel>>;
@@ -117,6 +120,7 @@ pub(crate) async fn run<P: RtcPeer, F: Future<Output = Result<P, String>>>(
                 events,
                 queue: &queue,
                 channels: HashMap::new(),
+                mids: Vec::new(),
             };
             let result = task.drive(peer, role, commands).await;
             debug!(%id, "connection closed");
@@ -139,6 +143,8 @@ struct Connection<'a, C> {
     events: &'a EventSender,
     queue: &'a SendQueue,
     channels: HashMap<ChannelId, C>,
+    /// The track mids last reported.
+    mids: Vec<(TrackId, String)>,
 }
 
 /// What woke the connection task.
@@ -156,6 +162,18 @@ enum Next {
 impl<C: RtcChannel> Connection<'_, C> {
     async fn emit(&self, event: PeerEvent) -> bool {
         self.events.send((self.id.clone(), event)).await.is_ok()
+    }
+
+    /// Reports the declared tracks' mids when a description changed them.
+    async fn report_mids<P: RtcPeer<Channel = C>>(&mut self, peer: &mut P) {
+        if self.config.audio_tracks.is_empty() {
+            return;
+        }
+        let mids = peer.track_mids().await;
+        if !mids.is_empty() && mids != self.mids {
+            self.mids.clone_from(&mids);
+            self.emit(PeerEvent::TrackMids(mids)).await;
+        }
     }
 
     async fn drive<P: RtcPeer<Channel = C>>(
@@ -190,6 +208,7 @@ impl<C: RtcChannel> Connection<'_, C> {
                 sdp,
             })
             .await;
+            self.report_mids(peer).await;
         }
         loop {
             let command = async { ConnectionWake::Command(commands.recv().await.ok()) };
@@ -246,6 +265,7 @@ impl<C: RtcChannel> Connection<'_, C> {
                     })
                     .await;
                 }
+                self.report_mids(peer).await;
             }
             PeerCommand::AddCandidate {
                 candidate: Some(candidate),

@@ -9,7 +9,9 @@
 //! | `@fast/{"type":"pong","n":N}` | this crate | the answer to ping `N` (RTT) |
 //! | `@fast/{"type":"large","size":N,"text":B}` | this crate, on any reliable channel | the next messages on this channel are the parts of one `N`-byte message (see [`crate::large`]) |
 //! | `@fast/{"type":"track","name":T,"state":S}` | this crate, when a declared audio track is added, muted, unmuted or removed, and to every link that opens | track `T` is now `live`, `muted` or `removed` ([`crate::media`]) |
-//! | `midOffer`, `transceiverRequest`, `stream`, … | the JS client (media) | not used here |
+//! | `@fast/{"type":"stream","streamName":S,"transceiverNames":[T]}` | the JS client's `addStreams`; this crate, for each added track (`S` = `T` = the track's name) | stream `S` is made of transceivers `T` |
+//! | `@fast/{"type":"midOffer","mid":M,"transceiverName":T}` | the JS client; this crate, for each added track once its transceiver's mid is known | the media section `M` carries transceiver `T` |
+//! | `@fast/{"type":"transceiverRequest","transceiverName":T,"kind":K}` | the JS client as answerer | asks the offerer for a transceiver; every declared track has one here from the first offer, so it is only logged |
 //!
 //! The JS reference client answers no ping, so a JS peer simply has no RTT, and it is never
 //! sent a `large` header: it does not advertise reassembly (see [`crate::large`]).
@@ -42,10 +44,33 @@ pub enum Control {
         /// Its new state.
         state: TrackAnnounce,
     },
-    /// A well-formed message of a type this crate does not act on (the JS client's media
-    /// negotiation): its `type`.
+    /// The JS client's media naming: stream `name` is made of the transceivers `tracks`.
+    Stream {
+        /// The stream's name.
+        name: String,
+        /// Its transceivers' names.
+        tracks: Vec<String>,
+    },
+    /// The JS client's media naming: the media section `mid` carries transceiver `name`.
+    MidOffer {
+        /// The media section's id.
+        mid: String,
+        /// The transceiver's name.
+        name: String,
+    },
+    /// The JS client, as answerer, asks for a transceiver `name` of `kind`.
+    TransceiverRequest {
+        /// The transceiver's name.
+        name: String,
+        /// `audio` or `video`.
+        kind: String,
+    },
+    /// A well-formed message of a type this crate does not know: its `type`.
     Other(String),
 }
+
+/// Transceiver names a `stream` message may list.
+pub const MAX_STREAM_TRACKS: usize = 64;
 
 /// A text on `fast` that starts with [`CONTROL_PREFIX`] but is not a control message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -70,6 +95,16 @@ impl Control {
             name: Option<String>,
             #[serde(default)]
             state: Option<std::borrow::Cow<'a, str>>,
+            #[serde(default)]
+            mid: Option<String>,
+            #[serde(default, rename = "transceiverName")]
+            transceiver_name: Option<String>,
+            #[serde(default, rename = "streamName")]
+            stream_name: Option<String>,
+            #[serde(default, rename = "transceiverNames")]
+            transceiver_names: Option<Vec<String>>,
+            #[serde(default)]
+            kind: Option<String>,
         }
         Some(match serde_json::from_str::<Wire<'_>>(body) {
             Ok(w) => Ok(match &*w.ty {
@@ -95,6 +130,35 @@ impl Control {
                         )));
                     }
                 },
+                "stream" => match (w.stream_name, w.transceiver_names) {
+                    (Some(name), Some(tracks)) if tracks.len() <= MAX_STREAM_TRACKS => {
+                        Control::Stream { name, tracks }
+                    }
+                    _ => {
+                        return Some(Err(MalformedControl(format!(
+                            "a stream message without a name and at most {MAX_STREAM_TRACKS} transceiver names"
+                        ))));
+                    }
+                },
+                "midOffer" => match (w.mid, w.transceiver_name) {
+                    (Some(mid), Some(name)) => Control::MidOffer { mid, name },
+                    _ => {
+                        return Some(Err(MalformedControl(
+                            "a midOffer without a mid and a transceiver name".into(),
+                        )));
+                    }
+                },
+                "transceiverRequest" => match w.transceiver_name {
+                    Some(name) => Control::TransceiverRequest {
+                        name,
+                        kind: w.kind.unwrap_or_default(),
+                    },
+                    None => {
+                        return Some(Err(MalformedControl(
+                            "a transceiverRequest without a transceiver name".into(),
+                        )));
+                    }
+                },
                 _ => Control::Other(w.ty.into_owned()),
             }),
             Err(e) => Err(MalformedControl(e.to_string())),
@@ -114,6 +178,18 @@ impl Control {
                 "{CONTROL_PREFIX}{{\"type\":\"track\",\"name\":{},\"state\":\"{}\"}}",
                 serde_json::Value::String(name.clone()),
                 state.as_str()
+            ),
+            Control::Stream { name, tracks } => format!(
+                "{CONTROL_PREFIX}{}",
+                serde_json::json!({"type": "stream", "streamName": name, "transceiverNames": tracks})
+            ),
+            Control::MidOffer { mid, name } => format!(
+                "{CONTROL_PREFIX}{}",
+                serde_json::json!({"type": "midOffer", "mid": mid, "transceiverName": name})
+            ),
+            Control::TransceiverRequest { name, kind } => format!(
+                "{CONTROL_PREFIX}{}",
+                serde_json::json!({"type": "transceiverRequest", "transceiverName": name, "kind": kind})
             ),
             Control::Other(ty) => format!(
                 "{CONTROL_PREFIX}{{\"type\":{}}}",
@@ -145,7 +221,19 @@ mod tests {
                 name: "voice \"1\"".into(),
                 state: TrackAnnounce::Muted,
             },
-            Control::Other("midOffer".into()),
+            Control::Stream {
+                name: "voice".into(),
+                tracks: vec!["voice".into(), "cam".into()],
+            },
+            Control::MidOffer {
+                mid: "1".into(),
+                name: "voice".into(),
+            },
+            Control::TransceiverRequest {
+                name: "voice".into(),
+                kind: "audio".into(),
+            },
+            Control::Other("renegotiate".into()),
         ] {
             assert_eq!(Control::parse(&c.encode()), Some(Ok(c.clone())), "{c:?}");
         }
@@ -156,6 +244,42 @@ mod tests {
         let js = "@fast/{\"type\":\"close\"}";
         assert_eq!(Control::parse(js), Some(Ok(Control::Close)));
         assert_eq!(Control::Close.encode(), js);
+    }
+
+    /// The JS client 0.4.1's own texts (`FastRTCPeer.js`, `sendInternal` of these payloads).
+    #[test]
+    fn the_js_clients_media_messages_are_read() {
+        assert_eq!(
+            Control::parse(r#"@fast/{"type":"midOffer","mid":"0","transceiverName":"mic"}"#),
+            Some(Ok(Control::MidOffer {
+                mid: "0".into(),
+                name: "mic".into()
+            }))
+        );
+        assert_eq!(
+            Control::parse(
+                r#"@fast/{"type":"stream","streamName":"voice","transceiverNames":["mic"]}"#
+            ),
+            Some(Ok(Control::Stream {
+                name: "voice".into(),
+                tracks: vec!["mic".into()]
+            }))
+        );
+        assert_eq!(
+            Control::parse(
+                r#"@fast/{"type":"transceiverRequest","transceiverName":"mic","kind":"audio"}"#
+            ),
+            Some(Ok(Control::TransceiverRequest {
+                name: "mic".into(),
+                kind: "audio".into()
+            }))
+        );
+        let many: Vec<String> = (0..=MAX_STREAM_TRACKS).map(|i| i.to_string()).collect();
+        let text = format!(
+            "@fast/{}",
+            serde_json::json!({"type": "stream", "streamName": "s", "transceiverNames": many})
+        );
+        assert!(matches!(Control::parse(&text), Some(Err(_))));
     }
 
     #[test]

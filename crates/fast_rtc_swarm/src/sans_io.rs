@@ -224,6 +224,9 @@ pub enum PeerEvent {
         /// The message.
         payload: Payload,
     },
+    /// The media section ids (mids) of the declared tracks' transceivers, once a description
+    /// set them: the swarm names them to a JS client peer (`stream` and `midOffer`).
+    TrackMids(Vec<(TrackId, String)>),
     /// One decoded audio frame arrived on a declared track ([`crate::media`]).
     Audio {
         /// The track (the backend matched the remote's track to a declared name).
@@ -516,6 +519,10 @@ struct Link {
     rtt: Option<Duration>,
     /// The remote's audio tracks as it announced them, by [`TrackId`].
     remote_tracks: Vec<Option<TrackState>>,
+    /// The mid of each declared track's transceiver, once known ([`PeerEvent::TrackMids`]).
+    local_mids: Vec<Option<String>>,
+    /// Whether each track's transceiver was named to the remote (`stream` and `midOffer`).
+    media_named: Vec<bool>,
 }
 
 impl Link {
@@ -733,6 +740,8 @@ impl SwarmCore {
             ping_sent: None,
             rtt: None,
             remote_tracks: vec![None; self.config.audio_tracks.len()],
+            local_mids: vec![None; self.config.audio_tracks.len()],
+            media_named: vec![false; self.config.audio_tracks.len()],
         }
     }
 
@@ -1026,6 +1035,22 @@ impl SwarmCore {
                     payload,
                 });
             }
+            PeerEvent::TrackMids(mids) => {
+                if let Some(l) = self.links.get_mut(id) {
+                    for (track, mid) in mids {
+                        if let Some(slot) = l.local_mids.get_mut(usize::from(track.0)) {
+                            *slot = Some(mid);
+                        }
+                    }
+                }
+                if state == LinkState::Open {
+                    for (i, s) in self.local_tracks.clone().into_iter().enumerate() {
+                        if s.is_some() {
+                            self.name_media(id, TrackId(i as u16));
+                        }
+                    }
+                }
+            }
             PeerEvent::Audio { track, samples } => {
                 // Only a claimed, open link's live track is heard: audio that overtook the
                 // track's announcement, or follows its muting, is not.
@@ -1127,7 +1152,15 @@ impl SwarmCore {
             // Started by `start_large` before controls are acted on.
             Control::Large { .. } => {}
             Control::Track { name, state } => self.track_announced(id, &name, state),
-            // midOffer, transceiverRequest, stream: media negotiation, not used by this crate.
+            // The JS client names the transceivers it sends on (as offerer: `midOffer`) or
+            // asks for one (as answerer: `transceiverRequest`): either way it has a track of
+            // that name. It never announces `track` states, so this is all it tells.
+            Control::MidOffer { name, .. } | Control::TransceiverRequest { name, .. } => {
+                self.media_offered(id, &name);
+            }
+            Control::Stream { name, tracks } => {
+                debug!(%id, %name, ?tracks, "the peer's stream");
+            }
             Control::Other(ty) => debug!(%id, %ty, "ignoring control message"),
         }
     }
@@ -1576,6 +1609,59 @@ impl SwarmCore {
             channel: ChannelId::FAST,
             payload: Payload::Text(control.encode()),
         });
+        if state.is_some() {
+            self.name_media(id, track);
+        }
+    }
+
+    /// Names track `track`'s transceiver to link `id`'s remote the JS client's way, once its
+    /// mid is known: `stream` (a stream of the track's name made of that one track), then
+    /// `midOffer`. Without them a JS client peer cannot tell which stream the media section
+    /// belongs to. Sent after the `track` announcement, so a peer of this crate has the
+    /// track's state before it reads them (it takes them as "live" only for a track it knows
+    /// nothing of).
+    fn name_media(&mut self, id: &ConnectionId, track: TrackId) {
+        let Some(name) = self.config.track_name(track).map(str::to_owned) else {
+            return;
+        };
+        let Some(l) = self.links.get_mut(id) else {
+            return;
+        };
+        let slot = usize::from(track.0);
+        let Some(Some(mid)) = l.local_mids.get(slot).cloned() else {
+            return;
+        };
+        match l.media_named.get_mut(slot) {
+            Some(named) if !*named => *named = true,
+            _ => return,
+        }
+        for control in [
+            Control::Stream {
+                name: name.clone(),
+                tracks: vec![name.clone()],
+            },
+            Control::MidOffer { mid, name },
+        ] {
+            self.command(PeerCommand::Send {
+                id: id.clone(),
+                channel: ChannelId::FAST,
+                payload: Payload::Text(control.encode()),
+            });
+        }
+    }
+
+    /// Link `id`'s remote (the JS client) named a transceiver `name` it sends on: a declared
+    /// track this link knows nothing of becomes live.
+    fn media_offered(&mut self, id: &ConnectionId, name: &str) {
+        let known = self.config.track_by_name(name).and_then(|track| {
+            let l = self.links.get(id)?;
+            l.remote_tracks.get(usize::from(track.0)).copied()
+        });
+        if known == Some(None) {
+            self.track_announced(id, name, TrackAnnounce::Live);
+        } else {
+            debug!(%id, %name, "a media naming for a track already known, or not declared");
+        }
     }
 
     /// Link `id`'s remote announced its track `name`: updates what the link knows and tells

@@ -233,3 +233,97 @@ fn a_link_replaced_after_a_signaling_reconnect_keeps_the_peers_tracks_quietly() 
         vec![("m1".into(), voice, vec![7])]
     );
 }
+
+/// The `@fast/` texts member `i` sent on `fast` from command `from` on.
+fn fast_texts(net: &Net, i: usize, from: usize) -> Vec<String> {
+    net.commands[from..]
+        .iter()
+        .filter_map(|(m, c)| match c {
+            fast_rtc_swarm::PeerCommand::Send {
+                channel: ChannelId::FAST,
+                payload: fast_rtc_swarm::Payload::Text(t),
+                ..
+            } if *m == i && t.starts_with("@fast/") => Some(t.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The JS client names media sections with `stream` and `midOffer`: once the backend reports
+/// the mids, every added track is named, after its `track` announcement, once per link; a
+/// track that is not added is not.
+#[test]
+fn added_tracks_are_named_to_the_js_client_once_their_mids_are_known() {
+    let (mut net, voice, music) = linked();
+    net.members[0].swarm.add_track(voice).unwrap();
+    net.flush(0);
+    let from = net.commands.len();
+    let mids = vec![(voice, "1".to_owned()), (music, "2".to_owned())];
+    report(&mut net, 0, "m1", PeerEvent::TrackMids(mids.clone()));
+    assert_eq!(
+        fast_texts(&net, 0, from),
+        vec![
+            r#"@fast/{"streamName":"voice","transceiverNames":["voice"],"type":"stream"}"#,
+            r#"@fast/{"mid":"1","transceiverName":"voice","type":"midOffer"}"#,
+        ]
+    );
+    // Again (a renegotiation reports the same mids): nothing new. Adding music names it,
+    // right after its announcement.
+    let from = net.commands.len();
+    report(&mut net, 0, "m1", PeerEvent::TrackMids(mids));
+    net.members[0].swarm.add_track(music).unwrap();
+    net.flush(0);
+    assert_eq!(
+        fast_texts(&net, 0, from),
+        vec![
+            r#"@fast/{"type":"track","name":"music","state":"live"}"#,
+            r#"@fast/{"streamName":"music","transceiverNames":["music"],"type":"stream"}"#,
+            r#"@fast/{"mid":"2","transceiverName":"music","type":"midOffer"}"#,
+        ]
+    );
+}
+
+/// A JS client never announces `track` states: its `midOffer` (as offerer) or
+/// `transceiverRequest` (as answerer) for a declared name makes that track live; for a track
+/// a peer of this crate already announced (muted, say), it changes nothing.
+#[test]
+fn the_js_clients_media_naming_makes_a_track_live_but_never_overrides_an_announcement() {
+    let (mut net, voice, music) = linked();
+    let seen = net.members[1].events.len();
+    let text = |t: &str| PeerEvent::Message {
+        channel: ChannelId::FAST,
+        payload: fast_rtc_swarm::Payload::Text(t.into()),
+    };
+    report(
+        &mut net,
+        1,
+        "m0",
+        text(r#"@fast/{"type":"midOffer","mid":"0","transceiverName":"voice"}"#),
+    );
+    report(
+        &mut net,
+        1,
+        "m0",
+        text(r#"@fast/{"type":"transceiverRequest","transceiverName":"nope","kind":"audio"}"#),
+    );
+    assert_eq!(track_events(&net, 1, seen), vec!["added m0 0"]);
+    assert_eq!(
+        net.members[1].swarm.remote_track(&"m0".into(), voice),
+        Some(TrackState::Live)
+    );
+    // m0 (this crate) adds music muted; a naming that follows leaves it muted.
+    net.members[0].swarm.add_track(music).unwrap();
+    net.members[0].swarm.mute_track(music, true).unwrap();
+    net.flush(0);
+    net.run_for(Duration::from_millis(20));
+    report(
+        &mut net,
+        1,
+        "m0",
+        text(r#"@fast/{"type":"transceiverRequest","transceiverName":"music","kind":"audio"}"#),
+    );
+    assert_eq!(
+        net.members[1].swarm.remote_track(&"m0".into(), music),
+        Some(TrackState::Muted)
+    );
+}

@@ -13,11 +13,13 @@ use fast_rtc_protocol::ConnectionId;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MediaEngine};
+use rtc::rtp_transceiver::RTCRtpTransceiverId;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
     RtpCodecKind,
 };
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tracing::debug;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_sample::TrackLocalStaticSample;
@@ -51,6 +53,54 @@ pub(crate) fn media_engine() -> webrtc::error::Result<MediaEngine> {
         RtpCodecKind::Audio,
     )?;
     Ok(engine)
+}
+
+/// Remote tracks of one connection that arrive on a declared track's own transceiver, by the
+/// remote track's id: how a remote whose stream ids are not track names (the JS client, a
+/// browser) is understood. Filled by [`track_mids`] after each description.
+#[derive(Clone, Default)]
+pub(crate) struct RemoteNames(Arc<Mutex<HashMap<String, TrackId>>>);
+
+impl RemoteNames {
+    fn get(&self, remote_track: &str) -> Option<TrackId> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(remote_track)
+            .copied()
+    }
+
+    fn set(&self, remote_track: String, track: TrackId) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // One entry per declared track's transceiver: bounded by the declaration.
+        map.retain(|_, t| *t != track);
+        map.insert(remote_track, track);
+    }
+}
+
+/// The mid of each declared track's transceiver on `pc`, once a description set it; notes in
+/// `names` which remote track arrives on each of them.
+pub(crate) async fn track_mids(
+    pc: &dyn PeerConnection,
+    audio: &[LocalAudio],
+    names: &RemoteNames,
+) -> Vec<(TrackId, String)> {
+    let transceivers = pc.get_transceivers().await;
+    let mut mids = Vec::new();
+    for (i, local) in audio.iter().enumerate() {
+        let track = TrackId(i as u16);
+        let own = RTCRtpTransceiverId::from(local.sender.id());
+        let Some(t) = transceivers.iter().find(|t| t.id() == own) else {
+            continue;
+        };
+        if let Ok(Some(receiver)) = t.receiver().await {
+            names.set(receiver.track().track_id().await, track);
+        }
+        if let Ok(Some(mid)) = t.mid().await {
+            mids.push((track, mid));
+        }
+    }
+    mids
 }
 
 /// One declared track's sending end on one connection.
@@ -134,16 +184,22 @@ impl LocalAudio {
 }
 
 /// Decodes remote track `remote` of connection `id` for as long as it lasts, reporting each
-/// frame as [`PeerEvent::Audio`]. A track whose stream id names no declared track is ignored.
-pub(crate) fn watch_remote(shared: &Arc<Context>, id: &ConnectionId, remote: Arc<dyn TrackRemote>) {
+/// frame as [`PeerEvent::Audio`]. The track is the declared one its stream id names (a peer
+/// of this crate), else the one whose transceiver it arrives on ([`RemoteNames`]; until a
+/// description tells, its packets are dropped).
+pub(crate) fn watch_remote(
+    shared: &Arc<Context>,
+    id: &ConnectionId,
+    remote: Arc<dyn TrackRemote>,
+    names: RemoteNames,
+) {
     let context = shared.clone();
     let id = id.clone();
     let task = async move {
         let stream = remote.stream_id().await;
-        let Some(track) = context.swarm.track_by_name(&stream) else {
-            debug!(%id, %stream, "ignoring a remote track this swarm does not declare");
-            return;
-        };
+        let by_name = context.swarm.track_by_name(&stream);
+        let remote_id = remote.track_id().await;
+        let resolve = move || by_name.or_else(|| names.get(&remote_id));
         let mut decoder = match opus::Decoder::new(SAMPLE_RATE, opus::Channels::Mono) {
             Ok(d) => d,
             Err(e) => {
@@ -151,7 +207,8 @@ pub(crate) fn watch_remote(shared: &Arc<Context>, id: &ConnectionId, remote: Arc
                 return;
             }
         };
-        decode_track(&context.events, &id, track, remote.as_ref(), &mut decoder).await;
+        debug!(%id, %stream, track = ?resolve(), "decoding a remote audio track");
+        decode_track(&context.events, &id, resolve, remote.as_ref(), &mut decoder).await;
     };
     drop(shared.runtime.spawn(Box::pin(task)));
 }
@@ -160,10 +217,11 @@ pub(crate) fn watch_remote(shared: &Arc<Context>, id: &ConnectionId, remote: Arc
 async fn decode_track(
     events: &EventSender,
     id: &ConnectionId,
-    track: TrackId,
+    resolve: impl Fn() -> Option<TrackId>,
     remote: &dyn TrackRemote,
     decoder: &mut opus::Decoder,
 ) {
+    let mut track = resolve();
     // Opus frames are at most 120 ms: 5760 samples at 48 kHz.
     let mut pcm = vec![0i16; 5760];
     while let Some(event) = remote.poll().await {
@@ -172,6 +230,12 @@ async fn decode_track(
                 if packet.payload.is_empty() || packet.payload.len() > MAX_AUDIO_PACKET {
                     continue;
                 }
+                if track.is_none() {
+                    track = resolve();
+                }
+                let Some(track) = track else {
+                    continue; // not a declared track, or not known yet
+                };
                 let n = match decoder.decode(&packet.payload, &mut pcm, false) {
                     Ok(n) => n,
                     Err(e) => {

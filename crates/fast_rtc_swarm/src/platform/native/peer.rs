@@ -2,7 +2,7 @@
 
 use super::Context;
 #[cfg(feature = "voice")]
-use super::audio::{LocalAudio, watch_remote};
+use super::audio::{LocalAudio, RemoteNames, track_mids, watch_remote};
 use super::hurry::{Nudge, flush_dtls_client, settled, wake_driver};
 use crate::backend::EventSender;
 use crate::backend::MAX_BUFFERED_BYTES;
@@ -56,6 +56,9 @@ pub(crate) struct NativePeer {
     /// The declared audio tracks' sending ends, by [`TrackId`].
     #[cfg(feature = "voice")]
     audio: Vec<LocalAudio>,
+    /// Which remote track arrives on which declared track's transceiver.
+    #[cfg(feature = "voice")]
+    remote_names: RemoteNames,
 }
 
 impl NativePeer {
@@ -63,7 +66,11 @@ impl NativePeer {
     pub(crate) async fn build(id: ConnectionId, shared: Arc<Context>) -> Result<Self, String> {
         let (channel_tx, channel_rx) = async_channel::bounded(16);
         let (milestone_tx, milestone_rx) = async_channel::bounded(4);
+        #[cfg(feature = "voice")]
+        let remote_names = RemoteNames::default();
         let handler = Arc::new(Handler {
+            #[cfg(feature = "voice")]
+            remote_names: remote_names.clone(),
             shared: shared.clone(),
             id: id.clone(),
             events: shared.events.clone(),
@@ -86,6 +93,8 @@ impl NativePeer {
             dtls_client: false,
             #[cfg(feature = "voice")]
             audio: Vec::new(),
+            #[cfg(feature = "voice")]
+            remote_names,
         })
     }
 
@@ -224,6 +233,16 @@ impl RtcPeer for NativePeer {
     #[cfg(not(feature = "voice"))]
     async fn send_audio(&mut self, _track: TrackId, _packet: Vec<u8>) -> Result<(), String> {
         Err(NO_VOICE.into())
+    }
+
+    #[cfg(feature = "voice")]
+    async fn track_mids(&mut self) -> Vec<(TrackId, String)> {
+        track_mids(self.pc.as_ref(), &self.audio, &self.remote_names).await
+    }
+
+    #[cfg(not(feature = "voice"))]
+    async fn track_mids(&mut self) -> Vec<(TrackId, String)> {
+        Vec::new()
     }
 
     async fn next_report(&mut self) -> Option<Report<Self::RawChannel>> {
@@ -369,6 +388,9 @@ impl RtcChannel for NativeChannel {
 
 /// Forwards webrtc-rs callbacks of one connection.
 struct Handler {
+    /// Which remote track arrives on which declared track's transceiver.
+    #[cfg(feature = "voice")]
+    remote_names: RemoteNames,
     shared: Arc<Context>,
     id: ConnectionId,
     events: EventSender,
@@ -438,7 +460,7 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         #[cfg(feature = "voice")]
-        watch_remote(&self.shared, &self.id, track);
+        watch_remote(&self.shared, &self.id, track, self.remote_names.clone());
         #[cfg(not(feature = "voice"))]
         {
             let _ = (&self.shared, track);

@@ -380,6 +380,10 @@ impl RtcPeer for WebPeer {
         Err(NO_AUDIO.into())
     }
 
+    async fn track_mids(&mut self) -> Vec<(TrackId, String)> {
+        Vec::new()
+    }
+
     async fn next_report(&mut self) -> Option<Report<RtcDataChannel>> {
         self.reports.recv().await.ok()
     }
