@@ -70,7 +70,7 @@ done
 
 # The native member: echo_peer, copied out of the target directory at once (a shared target
 # directory's examples/echo_peer may be overwritten by another checkout's build).
-cargo build --quiet -p fast_rtc_swarm --example echo_peer
+cargo build --quiet -p fast_rtc_swarm --features voice --example echo_peer
 cp "${CARGO_TARGET_DIR:-target}/debug/examples/echo_peer" "$work/echo_peer"
 export FAST_RTC_ECHO_PEER="$work/echo_peer"
 # The native member of the mixed test.
@@ -99,4 +99,7 @@ cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web
 # known_bug_ tests show an open Chromium bug (see their docs) and are skipped.
 cargo test --locked -p fast_rtc_swarm --test js_native_interop -- --ignored --test-threads=1 \
     --nocapture --skip known_bug_ || status=$?
+# Voice between a native member (echo_peer --tone) and a JS reference-client member.
+cargo test --locked -p fast_rtc_swarm --features voice --test js_native_voice -- --ignored \
+    --test-threads=1 --nocapture || status=$?
 exit "$status"

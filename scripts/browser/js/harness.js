@@ -22,10 +22,65 @@ async function allowLoopbackCandidates () {
   for (const track of stream.getTracks()) track.stop()
 }
 
+// Voice (tests/js_native_voice.rs): one AudioContext for the page's tones and analysers.
+let audio = null
+function audioContext () {
+  audio = audio ?? new AudioContext({ sampleRate: 48000 })
+  return audio
+}
+
+// A sine of `hz` as a MediaStreamTrack: the `voice` track of a member joined with `tone`.
+function toneTrack (hz) {
+  const ac = audioContext()
+  const osc = ac.createOscillator()
+  osc.frequency.value = hz
+  const gain = ac.createGain()
+  gain.gain.value = 0.5
+  const dest = ac.createMediaStreamDestination()
+  osc.connect(gain).connect(dest)
+  osc.start()
+  return dest.stream.getAudioTracks()[0]
+}
+
+// Reports what a remote stream sounds like, twice a second: the frequency of the loudest
+// FFT bin and the level (RMS of the waveform, 0 to 1), as `audio` events, until it ends.
+function listen (name, stream, peer) {
+  const ac = audioContext()
+  // Chromium feeds a remote WebRTC stream to WebAudio only while a media element plays it.
+  const element = new Audio()
+  element.muted = true
+  element.srcObject = stream
+  element.play().catch((e) => report(name, { type: 'page_error', error: `play: ${e}` }))
+  const analyser = ac.createAnalyser()
+  analyser.fftSize = 8192
+  ac.createMediaStreamSource(stream).connect(analyser)
+  const spectrum = new Float32Array(analyser.frequencyBinCount)
+  const wave = new Float32Array(analyser.fftSize)
+  const timer = setInterval(() => {
+    if (stream.getAudioTracks().every((t) => t.readyState === 'ended')) {
+      clearInterval(timer)
+      return
+    }
+    analyser.getFloatFrequencyData(spectrum)
+    analyser.getFloatTimeDomainData(wave)
+    let bin = 0
+    for (let i = 1; i < spectrum.length; i++) if (spectrum[i] > spectrum[bin]) bin = i
+    const level = Math.sqrt(wave.reduce((sum, x) => sum + x * x, 0) / wave.length)
+    const peakHz = bin * ac.sampleRate / analyser.fftSize
+    report(name, { type: 'audio', userId: peer.userId, peakHz, level })
+  }, 500)
+}
+
 // A member that greets every peer in its `open` handler, the first moment the API allows:
-// `hello from NAME` as text, then the same as binary.
-function join ({ name, url, token, room }) {
-  const member = new JsMember(url, token, room, (event) => report(name, event))
+// `hello from NAME` as text, then the same as binary. With `tone`, it also sends a sine of
+// that frequency as stream and track `voice`, and listens to every stream it is sent.
+function join ({ name, url, token, room, tone }) {
+  const streams = tone ? { voice: { voice: { track: toneTrack(tone) } } } : undefined
+  const member = new JsMember(url, token, room, (event) => report(name, event), streams)
+  member.swarm.on('stream', (stream, streamName, peer) => {
+    report(name, { type: 'stream', userId: peer.userId, text: streamName })
+    listen(name, stream, peer)
+  })
   member.swarm.on('open', (peer) => {
     const hello = `hello from ${name}`
     peer.send(hello)
@@ -40,7 +95,8 @@ function join ({ name, url, token, room }) {
 const commands = {
   join,
   send: ({ name, userId, text }) => members.get(name).sendText(userId, text),
-  close: ({ name }) => members.get(name).close()
+  close: ({ name }) => members.get(name).close(),
+  mute: ({ name }) => members.get(name).swarm.muteTrack('voice')
 }
 
 control.onmessage = (e) => {

@@ -10,14 +10,17 @@ const FastRTCSwarm = typeof swarmModule.default === 'function'
   : swarmModule.default.default
 
 export class JsMember {
-  /** `onEvent`, if given, is called with each event (an object) instead of queueing it. */
-  constructor (url, token, room, onEvent = null) {
+  /**
+   * `onEvent`, if given, is called with each event (an object) instead of queueing it.
+   * `streams`, if given, is the client's `streams` option (`{ streamName: { trackName: { track } } }`).
+   */
+  constructor (url, token, room, onEvent = null, streams = undefined) {
     this.events = []
     this.onEvent = onEvent
     this.pending = []
     // The package's default STUN URL ('...?transport=udp') is refused by current Chromium, and
     // loopback needs none.
-    this.swarm = new FastRTCSwarm({ roomId: room, rtcConfig: { iceServers: [] } })
+    this.swarm = new FastRTCSwarm({ roomId: room, rtcConfig: { iceServers: [] }, streams })
     this.ws = new WebSocket(`${url}?token=${encodeURIComponent(token)}`)
     this.swarm.on('signal', (signal) => {
       if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(signal))

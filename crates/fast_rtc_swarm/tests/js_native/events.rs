@@ -29,6 +29,13 @@ pub struct Event {
     pub channel: Option<u16>,
     /// JS only: the label of the channel the client took for the link, on `open`.
     pub label: Option<String>,
+    /// `audio` (voice tests): the frequency heard from the peer, Hz.
+    #[serde(rename = "peakHz")]
+    pub peak_hz: Option<f64>,
+    /// `audio` (voice tests): the level heard from the peer, RMS from 0 to 1.
+    pub level: Option<f64>,
+    /// Native `track` events: `added`, `muted`, `unmuted`, `removed`.
+    pub state: Option<String>,
 }
 
 impl Event {

@@ -1,6 +1,6 @@
 //! Native members as separate processes: `examples/echo_peer.rs` with `--json --hello-binary
 //! --stdin` (and `--fast-only` unless asked for its `state` game channel), its events read from
-//! stdout into the log.
+//! stdout into the log; `--tone HZ` for voice (an `echo_peer` built with feature `voice`).
 
 use super::events::{Event, Report, Reporter};
 use std::io::{BufRead, BufReader, Write};
@@ -45,12 +45,14 @@ impl NativeMember {
         token: &str,
         room: &str,
         game_channel: bool,
+        tone: Option<f32>,
         log: Reporter,
     ) -> NativeMember {
         let mut child = Command::new(echo_peer())
             .args(["--url", url, "--token", token, "--room", room])
             .args(["--json", "--hello-binary", "--stdin"])
             .args((!game_channel).then_some("--fast-only"))
+            .args(tone.map(|hz| format!("--tone={hz}")))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -97,6 +99,15 @@ impl NativeMember {
     pub fn close(&mut self) {
         if let Some(mut stdin) = self.stdin.take() {
             stdin.write_all(b"close\n").unwrap();
+        }
+    }
+
+    /// Mutes or unmutes its track `voice` (`mute`/`unmute` on stdin).
+    pub fn mute(&mut self, muted: bool) {
+        if let Some(stdin) = &mut self.stdin {
+            stdin
+                .write_all(if muted { b"mute\n" } else { b"unmute\n" })
+                .unwrap();
         }
     }
 }

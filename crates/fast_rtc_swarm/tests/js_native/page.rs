@@ -95,6 +95,19 @@ impl JsPage {
         );
     }
 
+    /// A new JS member `name` joins `room` sending a sine of `hz` as stream and track `voice`,
+    /// and reports what it hears of every stream it is sent (`audio` events).
+    pub fn join_with_tone(&self, name: &str, url: &str, token: &str, room: &str, hz: f32) {
+        self.command(json!({
+            "cmd": "join", "name": name, "url": url, "token": token, "room": room, "tone": hz
+        }));
+    }
+
+    /// `name` mutes its track `voice` (`swarm.muteTrack`).
+    pub fn mute(&self, name: &str) {
+        self.command(json!({ "cmd": "mute", "name": name }));
+    }
+
     /// `name` sends `text` to its peer `user_id` on `fast`.
     pub fn send(&self, name: &str, user_id: &str, text: &str) {
         self.command(json!({ "cmd": "send", "name": name, "userId": user_id, "text": text }));

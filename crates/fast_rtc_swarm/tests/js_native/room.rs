@@ -45,11 +45,41 @@ impl Room {
 
     /// A native member `name` (also its identity) joins, as a new process.
     pub fn join_native(&mut self, name: &str) {
+        self.spawn_native(name, None);
+    }
+
+    /// A native member `name` joins playing a sine of `hz` on its track `voice`.
+    pub fn join_native_with_tone(&mut self, name: &str, hz: f32) {
+        self.spawn_native(name, Some(hz));
+    }
+
+    fn spawn_native(&mut self, name: &str, tone: Option<f32>) {
         let url = self.server.ws_url();
         let token = token(name);
         let log = self.reporter.clone();
-        let member = NativeMember::spawn(name, &url, &token, &self.name, self.game_channel, log);
+        let member =
+            NativeMember::spawn(name, &url, &token, &self.name, self.game_channel, tone, log);
         self.natives.insert(name.to_owned(), member);
+    }
+
+    /// A JS member `name` joins sending a sine of `hz` as stream and track `voice`.
+    pub fn join_js_with_tone(&self, name: &str, hz: f32) {
+        let url = self.server.ws_url();
+        self.page
+            .join_with_tone(name, &url, &token(name), &self.name, hz);
+    }
+
+    /// JS member `name` mutes its track `voice`.
+    pub fn mute_js(&self, name: &str) {
+        self.page.mute(name);
+    }
+
+    /// Native member `name` mutes or unmutes its track `voice`.
+    pub fn mute_native(&mut self, name: &str, muted: bool) {
+        self.natives
+            .get_mut(name)
+            .expect("no such native member")
+            .mute(muted);
     }
 
     /// JS member `name` sends `text` to `user_id`.

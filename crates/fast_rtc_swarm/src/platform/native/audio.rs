@@ -79,7 +79,8 @@ impl RemoteNames {
 }
 
 /// The mid of each declared track's transceiver on `pc`, once a description set it; notes in
-/// `names` which remote track arrives on each of them.
+/// `names` which remote track arrives on each of them (a transceiver's receiver exists once
+/// its remote track arrived: this runs again then).
 pub(crate) async fn track_mids(
     pc: &dyn PeerConnection,
     audio: &[LocalAudio],
@@ -94,7 +95,8 @@ pub(crate) async fn track_mids(
             continue;
         };
         if let Ok(Some(receiver)) = t.receiver().await {
-            names.set(receiver.track().track_id().await, track);
+            let remote = receiver.track().track_id().await;
+            names.set(remote, track);
         }
         if let Ok(Some(mid)) = t.mid().await {
             mids.push((track, mid));
@@ -208,6 +210,7 @@ pub(crate) fn watch_remote(
             }
         };
         debug!(%id, %stream, track = ?resolve(), "decoding a remote audio track");
+
         decode_track(&context.events, &id, resolve, remote.as_ref(), &mut decoder).await;
     };
     drop(shared.runtime.spawn(Box::pin(task)));

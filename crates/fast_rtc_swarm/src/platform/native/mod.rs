@@ -115,7 +115,8 @@ pub fn platform_backend(
         let task_context = context.clone();
         let task = async move {
             let (id, peer_context) = (new.id.clone(), task_context.clone());
-            let build = move || NativePeer::build(id, peer_context);
+            let role = new.role;
+            let build = move || NativePeer::build(id, role, peer_context);
             crate::connection::run(new, build, &task_context.swarm, &task_context.events).await;
         };
         drop(context.runtime.spawn(Box::pin(task)));

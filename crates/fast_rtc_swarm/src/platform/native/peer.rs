@@ -11,10 +11,11 @@ use crate::config::{ChannelId, Delivery};
 use crate::connection::{Report, RtcChannel, RtcPeer};
 use crate::media::TrackId;
 use crate::platform::time::{now, sleep_until};
-use crate::sans_io::{IceState, Payload, PeerEvent, SdpKind};
+use crate::sans_io::{IceState, Payload, PeerEvent, Role, SdpKind};
 use bytes::BytesMut;
 use fast_rtc_protocol::{ConnectionId, IceCandidate};
 use futures_lite::future;
+use rtc::peer_connection::transport::RTCDtlsRole;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
@@ -39,6 +40,10 @@ enum Milestone {
     IceConnected,
     /// DTLS completed: SCTP and the DCEP handshakes follow.
     DtlsConnected,
+    /// A remote track arrived: its receiver exists now, so which declared track's
+    /// transceiver it is on can be told ([`RemoteNames`]).
+    #[cfg(feature = "voice")]
+    RemoteTrack,
 }
 
 /// A webrtc-rs connection with what its wake-ups need to know.
@@ -53,6 +58,8 @@ pub(crate) struct NativePeer {
     nudge: Option<Nudge>,
     /// Whether this end is the DTLS client (sends the first flight), read from the SDP.
     dtls_client: bool,
+    /// Whether a first offer/answer exchange completed: a later offer is a renegotiation.
+    negotiated: bool,
     /// The declared audio tracks' sending ends, by [`TrackId`].
     #[cfg(feature = "voice")]
     audio: Vec<LocalAudio>,
@@ -63,7 +70,11 @@ pub(crate) struct NativePeer {
 
 impl NativePeer {
     /// Builds connection `id`'s RTCPeerConnection.
-    pub(crate) async fn build(id: ConnectionId, shared: Arc<Context>) -> Result<Self, String> {
+    pub(crate) async fn build(
+        id: ConnectionId,
+        role: Role,
+        shared: Arc<Context>,
+    ) -> Result<Self, String> {
         let (channel_tx, channel_rx) = async_channel::bounded(16);
         let (milestone_tx, milestone_rx) = async_channel::bounded(4);
         #[cfg(feature = "voice")]
@@ -79,7 +90,7 @@ impl NativePeer {
         });
         // Boxed: webrtc-rs's builder future is ~20 KiB, and inline it would size every
         // connection task for the connection's whole life.
-        let pc = Box::pin(build_pc(&shared, handler))
+        let pc = Box::pin(build_pc(&shared, role, handler))
             .await
             .map_err(|e| e.to_string())?;
         Ok(NativePeer {
@@ -91,6 +102,7 @@ impl NativePeer {
             held: Vec::new(),
             nudge: None,
             dtls_client: false,
+            negotiated: false,
             #[cfg(feature = "voice")]
             audio: Vec::new(),
             #[cfg(feature = "voice")]
@@ -170,7 +182,17 @@ impl RtcPeer for NativePeer {
             .create_answer(None)
             .await
             .map_err(|e| e.to_string())?;
-        self.dtls_client = answer.sdp.contains("a=setup:active");
+        if self.negotiated {
+            // A renegotiation (the JS client's, when it starts sending on a transceiver):
+            // the DTLS role stays; an offerer's connection answers `passive`
+            // (`build_pc`), the role a browser's answer gave it.
+            if answer.sdp.contains("a=setup:active") != self.dtls_client {
+                warn!(id = %self.id, "a renegotiation answer names another DTLS role than the running one");
+            }
+        } else {
+            self.negotiated = true;
+            self.dtls_client = answer.sdp.contains("a=setup:active");
+        }
         self.nudge_through_turn();
         self.pc
             .set_local_description(answer.clone())
@@ -190,7 +212,8 @@ impl RtcPeer for NativePeer {
             .set_remote_description(desc)
             .await
             .map_err(|e| e.to_string())?;
-        if kind == SdpKind::Answer {
+        if kind == SdpKind::Answer && !self.negotiated {
+            self.negotiated = true;
             self.dtls_client = remote_passive;
             self.nudge_through_turn();
         }
@@ -290,6 +313,10 @@ impl RtcPeer for NativePeer {
                     }
                 }
                 PeerWake::Milestone(Milestone::DtlsConnected) => self.nudge = Some(Nudge::start()),
+                #[cfg(feature = "voice")]
+                PeerWake::Milestone(Milestone::RemoteTrack) => {
+                    track_mids(self.pc.as_ref(), &self.audio, &self.remote_names).await;
+                }
                 PeerWake::Nudge => {
                     self.nudge = self.nudge.take().and_then(Nudge::next);
                     // Done once settled, or when the connection is gone.
@@ -461,6 +488,12 @@ impl PeerConnectionEventHandler for Handler {
     async fn on_track(&self, track: Arc<dyn TrackRemote>) {
         #[cfg(feature = "voice")]
         watch_remote(&self.shared, &self.id, track, self.remote_names.clone());
+        // Not awaited: this is webrtc-rs's callback, and a full queue means the connection
+        // task has a milestone to handle anyway, which resolves this track too.
+        #[cfg(feature = "voice")]
+        if self.milestones.try_send(Milestone::RemoteTrack).is_err() {
+            debug!(id = %self.id, "a remote track's milestone did not fit");
+        }
         #[cfg(not(feature = "voice"))]
         {
             let _ = (&self.shared, track);
@@ -549,6 +582,7 @@ fn channel_init(delivery: Delivery) -> RTCDataChannelInit {
 
 async fn build_pc(
     shared: &Context,
+    role: Role,
     handler: Arc<Handler>,
 ) -> webrtc::error::Result<impl PeerConnection + use<>> {
     let swarm = &shared.swarm;
@@ -587,6 +621,14 @@ async fn build_pc(
             Some(native.ice_keepalive_interval),
         )
         .with_multicast_dns_mode(mdns)
+        // An offerer's connection answers only renegotiations (the JS client's). Its DTLS
+        // role was set by the first answer, `active` from browsers and webrtc-rs, which made
+        // it the server; webrtc-rs would answer `active` again, and a browser refuses a role
+        // change on a running transport.
+        .with_answering_dtls_role(match role {
+            Role::Offerer => RTCDtlsRole::Server,
+            Role::Answerer => RTCDtlsRole::default(),
+        })
         .with_prflx_acceptance_min_wait(Some(native.ice_prflx_acceptance_wait))
         // webrtc-rs waits 2 s before it may select a relay pair, so that direct pairs can win
         // first. Under the relay-only policy there are no others: no reason to wait (measured

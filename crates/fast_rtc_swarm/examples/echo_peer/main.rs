@@ -18,14 +18,22 @@
 //! leaves the room; end of input does too), so a harness can close it at a moment of its
 //! choosing.
 //!
+//! For voice tests (`tests/js_native_voice.rs`, feature `voice`): `--tone HZ` declares the
+//! audio track `voice`, plays a sine of `HZ` on it, and reports what it hears (`audio`
+//! events, see `voice.rs`) and the peers' track changes (`track` events); `mute` and `unmute`
+//! on stdin mute and unmute it.
+//!
 //! For TURN tests (`scripts/turn-test.sh`): `--ice-server URL` (repeatable) with
 //! `--ice-username`/`--ice-credential`, `--relay-only` (relay candidates only) and `--bind ADDR`
 //! (the local UDP address to bind instead of `127.0.0.1:0`).
 
+#[cfg(feature = "voice")]
+mod voice;
+
 use clap::Parser;
 use fast_rtc_swarm::{
     ChannelConfig, ChannelId, IceServer, IceTransportPolicy, NativeConfig, Payload, Signaling,
-    SwarmConfig, SwarmEvent, SwarmHandle, start,
+    SwarmConfig, SwarmEvent, SwarmHandle, TrackId, start,
 };
 use serde_json::{Value, json};
 
@@ -70,6 +78,10 @@ struct Args {
     /// Local UDP address to bind (default `127.0.0.1:0`).
     #[arg(long)]
     bind: Option<std::net::SocketAddr>,
+    /// Play a sine of this frequency on the audio track `voice` (feature `voice`).
+    #[cfg(feature = "voice")]
+    #[arg(long)]
+    tone: Option<f32>,
 }
 
 /// Prints one event: its JSON form with `--json`, else the human line (if any).
@@ -82,11 +94,19 @@ fn report(json: bool, event: Value, human: Option<String>) {
 }
 
 /// Closes the swarm at the first `close` line on stdin, or at the end of stdin.
-fn close_on_stdin(swarm: SwarmHandle) {
+fn close_on_stdin(swarm: SwarmHandle, voice: Option<TrackId>) {
     std::thread::spawn(move || {
         for line in std::io::stdin().lines() {
             match line.as_deref().map(str::trim) {
                 Ok("close") | Err(_) => break,
+                Ok(command @ ("mute" | "unmute")) => match voice {
+                    Some(track) => {
+                        if let Err(e) = swarm.mute_track(track, command == "mute") {
+                            eprintln!("echo_peer: {command}: {e}");
+                        }
+                    }
+                    None => eprintln!("echo_peer: {command}: no audio track (--tone)"),
+                },
                 Ok(other) => eprintln!("echo_peer: unknown command {other:?}"),
             }
         }
@@ -136,6 +156,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(bind) = args.bind {
         native.udp_addrs = vec![bind];
     }
+    #[cfg(feature = "voice")]
+    let track = args.tone.map(|_| voice::declare(&mut config));
+    #[cfg(not(feature = "voice"))]
+    let track: Option<TrackId> = None;
     let signaling = Signaling::WebSocket {
         url: args.url,
         token: args.token,
@@ -143,8 +167,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (swarm, driver) = start(config, native, signaling)?;
     std::thread::spawn(move || futures_lite::future::block_on(driver));
     if args.stdin {
-        close_on_stdin(swarm.clone());
+        close_on_stdin(swarm.clone(), track);
     }
+    #[cfg(feature = "voice")]
+    if let (Some(track), Some(hz)) = (track, args.tone) {
+        voice::play(&swarm, track, hz)?;
+    }
+    #[cfg(feature = "voice")]
+    let mut ears = voice::Ears::default();
     let json = args.json;
     report(json, json!({ "type": "started" }), Some("joined".into()));
     let send = |to: &fast_rtc_protocol::UserId, channel: ChannelId, payload: Payload| {
@@ -198,6 +228,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         Some(format!("closed {} ({reason:?})", peer.user_id)),
                     );
                 }
+                #[cfg(feature = "voice")]
+                SwarmEvent::Audio { from, samples, .. } => {
+                    if let Some(event) = ears.hear(&from, &samples) {
+                        report(json, event, None);
+                    }
+                }
+                SwarmEvent::TrackAdded { peer, .. } => report(
+                    json,
+                    json!({ "type": "track", "userId": peer.to_string(), "state": "added" }),
+                    Some(format!("{peer} added a track")),
+                ),
+                SwarmEvent::TrackMuted { peer, muted, .. } => {
+                    let state = if muted { "muted" } else { "unmuted" };
+                    report(
+                        json,
+                        json!({ "type": "track", "userId": peer.to_string(), "state": state }),
+                        Some(format!("{peer}'s track is {state}")),
+                    );
+                }
+                SwarmEvent::TrackRemoved { peer, .. } => report(
+                    json,
+                    json!({ "type": "track", "userId": peer.to_string(), "state": "removed" }),
+                    Some(format!("{peer} removed a track")),
+                ),
                 SwarmEvent::Fault(fault) => {
                     report(
                         json,
