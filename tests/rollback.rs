@@ -283,19 +283,24 @@ fn three_players_agree_under_10_percent_loss() {
     a_match(3, 0.10);
 }
 
+/// Three apps p0, p1, p2 in a match, each past frame 60.
+fn three_playing(url: &str) -> Vec<App> {
+    let mut apps: Vec<App> = (0..3)
+        .map(|i| app(url, &format!("p{i}"), 3, 0.0, 1))
+        .collect();
+    run_until(&mut apps, Duration::from_secs(30), |apps| {
+        apps.iter().all(|a| confirmed(a) >= 60)
+    });
+    apps
+}
+
 /// A player leaves mid-match ([`LeaveMatch`]): its session stops, every peer acknowledges its
 /// last input, it disconnects; the others see its link close, disconnect it in their sessions
 /// at the same frame, and play on in agreement.
 #[test]
 fn a_player_who_leaves_is_disconnected_and_the_others_play_on() {
     let (rt, server) = signaling_server();
-    let url = server.ws_url();
-    let mut apps: Vec<App> = (0..3)
-        .map(|i| app(&url, &format!("p{i}"), 3, 0.0, 1))
-        .collect();
-    run_until(&mut apps, Duration::from_secs(30), |apps| {
-        apps.iter().all(|a| confirmed(a) >= 60)
-    });
+    let mut apps = three_playing(&server.ws_url());
     let mut gone = apps.pop().unwrap();
     gone.world_mut().write_message(LeaveMatch);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -340,13 +345,7 @@ fn a_player_who_leaves_is_disconnected_and_the_others_play_on() {
 #[test]
 fn a_rollback_beyond_the_window_ends_the_session_cleanly() {
     let (rt, server) = signaling_server();
-    let url = server.ws_url();
-    let mut apps: Vec<App> = (0..3)
-        .map(|i| app(&url, &format!("p{i}"), 3, 0.0, 1))
-        .collect();
-    run_until(&mut apps, Duration::from_secs(30), |apps| {
-        apps.iter().all(|a| confirmed(a) >= 60)
-    });
+    let mut apps = three_playing(&server.ws_url());
     assert!(
         apps[2]
             .world_mut()
