@@ -13,6 +13,9 @@ if command -v rustup >/dev/null 2>&1; then
 fi
 echo "== cmake (the voice feature builds libopus from source)"
 ./scripts/need.sh cmake cmake
+echo "== ALSA headers (the cpal feature: a real microphone and speaker)"
+./scripts/need.sh pkg-config pkg-config
+./scripts/need.sh pkg-config:alsa libasound2-dev
 echo "== browser test tools (chromium, chromedriver, wasm32 target, wasm-bindgen-cli)"
 ./scripts/setup-browser.sh
 
@@ -20,13 +23,18 @@ echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked --features bevy_fast_rtc/ggrs,bevy_fast_rtc/voice -- -D warnings
+echo "== cargo clippy, the plugin with cpal (microphone and speaker)"
+cargo clippy -p bevy_fast_rtc --lib --tests --example multiplayer --locked --features ggrs,cpal -- -D warnings
 echo "== cargo clippy, wasm32 (the swarm's browser build, the plugin, the example in a browser)"
 cargo clippy -p fast_rtc_swarm --lib --tests --target wasm32-unknown-unknown --locked -- -D warnings
 cargo clippy -p bevy_fast_rtc --lib --example multiplayer --example rollback --features ggrs --target wasm32-unknown-unknown --locked -- -D warnings
 echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet --features bevy_fast_rtc/ggrs,bevy_fast_rtc/voice
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps -p bevy_fast_rtc --locked --quiet --features ggrs,cpal
 echo "== cargo test"
 cargo test --workspace --locked --features bevy_fast_rtc/ggrs,bevy_fast_rtc/voice
+echo "== cargo test, cpal: resampling, mixing, bounded queues; no sound card is a typed error"
+cargo test -p bevy_fast_rtc --lib --locked --features cpal cpal_audio
 echo "== cluster: several server instances sharing rooms over a real Redis"
 ./scripts/redis-test.sh
 echo "== fuzzing, bounded (cargo-fuzz: hub_frames and core_inputs, 20 s each)"
@@ -37,7 +45,7 @@ echo "== TURN: native members in network namespaces linked only through a real c
 ./scripts/turn-test.sh
 echo "== TURN on loopback: a wrong password is a typed fault, the right one links relay to relay"
 ./scripts/turn-loopback-test.sh
-echo "== multiplayer example, headless, 3 bots (must meet every bot and exit 0)"
-cargo run --locked --example multiplayer -- --headless --bots 3 --seconds 10
+echo "== multiplayer example, headless, 3 bots, voice (must meet and hear every bot and exit 0)"
+cargo run --locked --features voice --example multiplayer -- --headless --bots 3 --seconds 10
 echo "== rollback example, headless, 2 bots (a 3-player bevy_ggrs match with no desync)"
 cargo run --locked --features ggrs --example rollback -- --headless --players 3 --bots 2 --seconds 8

@@ -5,6 +5,8 @@
 //! cargo run --example multiplayer                       # a window; a local signaling server is started if none answers
 //! cargo run --example multiplayer -- --bots 3           # with three bot players in the same process
 //! cargo run --example multiplayer -- --headless --bots 3 --seconds 10   # no window (CI, servers)
+//! cargo run --example multiplayer --features voice -- --bots 3   # push-to-talk (V), proximity voice
+//! cargo run --example multiplayer --features cpal -- --bots 3    # ... on your microphone and speaker
 //! ```
 //!
 //! Run it twice to play with yourself. The first instance starts an embedded signaling server on
@@ -14,7 +16,11 @@
 //! `FAST_RTC_SECRET`. Against your own server, pass
 //! `--url` and `--token`.
 //!
-//! Move with the arrow keys or WASD.
+//! Move with the arrow keys or WASD. With the `voice` feature (natively), hold V to talk: the
+//! bots talk too, each with a tone of its own, and everyone's volume follows their distance
+//! from you (see `voice.rs`). A headless run with `--seconds` then also fails unless it heard
+//! every bot. Every player of a room must be built with the same features (the track is
+//! declared by all of them, like a channel).
 //!
 //! In a browser (WebGL2), served by `wasm-server-runner` (see the README):
 //!
@@ -26,8 +32,8 @@
 //! The page reads `signaling`, `room` and `token` from its query string. With the embedded
 //! server, the native demo prints a ready link for a browser player (a token it minted).
 //!
-//! This file is the game; `local_server.rs` finds or starts the signaling server and mints the
-//! tokens.
+//! This file is the game; `voice.rs` its voice chat; `local_server.rs` finds or starts the
+//! signaling server and mints the tokens.
 
 #[cfg(not(target_arch = "wasm32"))]
 use bevy::app::ScheduleRunnerPlugin;
@@ -45,6 +51,8 @@ mod local_server;
 #[cfg(target_arch = "wasm32")]
 #[path = "../common/page.rs"]
 mod page;
+#[cfg(all(feature = "voice", not(target_arch = "wasm32")))]
+mod voice;
 
 /// Where the demo looks for (or starts) its signaling server, natively and in the page.
 const DEFAULT_URL: &str = "ws://127.0.0.1:8787/ws";
@@ -165,6 +173,9 @@ struct Tokens {
 struct RunFor {
     seconds: u64,
     expect_peers: usize,
+    /// The bots' names, to check that each was heard.
+    #[cfg_attr(not(feature = "voice"), allow(dead_code))]
+    bots: Vec<String>,
 }
 
 #[cfg(not(target_arch = "wasm32"))]
@@ -205,6 +216,7 @@ fn main() -> AppExit {
     // Bots are named per process: a second demo instance must not replace the first one's bots
     // (a second session under the same identity replaces the first).
     let bot_tag = local_server::random_u16();
+    let bot_name = |i: usize| format!("bot-{bot_tag:04x}-{i}");
     for i in 0..args.bots {
         let Some(m) = &minter else {
             eprintln!(
@@ -212,14 +224,10 @@ fn main() -> AppExit {
             );
             return AppExit::error();
         };
-        let (url, room, token) = (
-            url.clone(),
-            args.room.clone(),
-            m.mint(&format!("bot-{bot_tag:04x}-{i}")),
-        );
+        let (url, room, token) = (url.clone(), args.room.clone(), m.mint(&bot_name(i)));
         let tokens = Tokens {
             minter: m.clone(),
-            name: format!("bot-{bot_tag:04x}-{i}"),
+            name: bot_name(i),
         };
         std::thread::spawn(move || bot_app(&url, &room, tokens, token, i).run());
     }
@@ -230,6 +238,7 @@ fn main() -> AppExit {
     app.insert_resource(RunFor {
         seconds: args.seconds,
         expect_peers: args.bots,
+        bots: (0..args.bots).map(bot_name).collect(),
     });
     app.run()
 }
@@ -263,7 +272,10 @@ fn common(app: &mut App, state: ChannelId, name: &str, bot: Option<f32>) {
 
 #[cfg(not(target_arch = "wasm32"))]
 fn bot_app(url: &str, room: &str, tokens: Tokens, token: String, i: usize) -> App {
-    let (plugin, state) = plugin(url, room, token);
+    #[allow(unused_mut)] // declared on with the voice feature
+    let (mut plugin, state) = plugin(url, room, token);
+    #[cfg(feature = "voice")]
+    let track = voice::declare(&mut plugin);
     let name = tokens.name.clone();
     let mut app = App::new();
     app.add_plugins((
@@ -273,6 +285,8 @@ fn bot_app(url: &str, room: &str, tokens: Tokens, token: String, i: usize) -> Ap
         plugin,
     ));
     common(&mut app, state, &name, Some(i as f32 * 1.7));
+    #[cfg(feature = "voice")]
+    voice::add(&mut app, track, voice::Talker::Bot(i), false);
     app.insert_resource(tokens)
         .add_systems(PreUpdate, refresh_token.after(FastRtcSystems::Receive));
     app
@@ -280,7 +294,10 @@ fn bot_app(url: &str, room: &str, tokens: Tokens, token: String, i: usize) -> Ap
 
 #[cfg(not(target_arch = "wasm32"))]
 fn player_app(args: &Args, url: &str, name: &str, token: String) -> App {
-    let (plugin, state) = plugin(url, &args.room, token);
+    #[allow(unused_mut)] // declared on with the voice feature
+    let (mut plugin, state) = plugin(url, &args.room, token);
+    #[cfg(feature = "voice")]
+    let track = voice::declare(&mut plugin);
     let plugin = args.with_ice(plugin);
     let mut app = App::new();
     if args.headless {
@@ -291,6 +308,8 @@ fn player_app(args: &Args, url: &str, name: &str, token: String) -> App {
             plugin,
         ));
         common(&mut app, state, name, Some(0.5));
+        #[cfg(feature = "voice")]
+        voice::add(&mut app, track, voice::Talker::Listener, false);
         app.add_systems(Update, report);
     } else {
         let window = Window {
@@ -298,6 +317,8 @@ fn player_app(args: &Args, url: &str, name: &str, token: String) -> App {
             ..default()
         };
         windowed(&mut app, window, plugin, state, name);
+        #[cfg(feature = "voice")]
+        voice::add(&mut app, track, voice::Talker::Keyboard, true);
         app.add_systems(Update, report);
     }
     app.add_systems(PreUpdate, refresh_token.after(FastRtcSystems::Receive));
@@ -517,7 +538,8 @@ fn show_peers(
     }
 }
 
-/// A line per second; quits after `--seconds` (non-zero if a bot never showed up).
+/// A line per second; quits after `--seconds` (non-zero if a bot never showed up, or, with
+/// the voice feature, was never heard).
 #[cfg(not(target_arch = "wasm32"))]
 fn report(
     time: Res<Time<Real>>,
@@ -526,6 +548,7 @@ fn report(
     run: Res<RunFor>,
     mut last: Local<u64>,
     mut exit: MessageWriter<AppExit>,
+    #[cfg(feature = "voice")] heard: Res<voice::Heard>,
 ) {
     let secs = time.elapsed().as_secs();
     counters.peers_seen = counters.peers_seen.max(swarm.peer_count());
@@ -533,8 +556,12 @@ fn report(
         return;
     }
     *last = secs;
+    #[cfg(feature = "voice")]
+    let heard_line = format!(" heard={}", heard.count());
+    #[cfg(not(feature = "voice"))]
+    let heard_line = "";
     println!(
-        "t={secs}s signaling: {} peers={} states_received={}",
+        "t={secs}s signaling: {} peers={} states_received={}{heard_line}",
         describe(swarm.state()),
         swarm.peer_count(),
         counters.states_received
@@ -546,9 +573,16 @@ fn report(
         return;
     }
     if run.seconds > 0 && secs >= run.seconds {
-        let ok = swarm.peer_count() >= run.expect_peers
+        let met = swarm.peer_count() >= run.expect_peers
             && (run.expect_peers == 0 || counters.states_received > 0);
-        if ok {
+        #[cfg(feature = "voice")]
+        let (heard_all, heard_lines) = heard.check(&run.bots);
+        #[cfg(not(feature = "voice"))]
+        let (heard_all, heard_lines) = (true, Vec::<String>::new());
+        for line in &heard_lines {
+            println!("{line}");
+        }
+        if met && heard_all {
             println!(
                 "done: met {} peers, received {} states",
                 swarm.peer_count(),
@@ -557,10 +591,15 @@ fn report(
             exit.write(AppExit::Success);
         } else {
             eprintln!(
-                "failed: {} of {} peers, {} states",
+                "failed: {} of {} peers, {} states{}",
                 swarm.peer_count(),
                 run.expect_peers,
-                counters.states_received
+                counters.states_received,
+                if heard_all {
+                    ""
+                } else {
+                    ", a bot was not heard (at its pitch)"
+                }
             );
             exit.write(AppExit::error());
         }
