@@ -138,6 +138,16 @@ pub enum TrackError {
     /// The swarm is closed.
     #[error("the swarm is closed")]
     Closed,
+    /// In the browser a track's audio is a `MediaStreamTrack` the browser encodes
+    /// (`SwarmHandle::set_audio_source`), not packets or frames from Rust.
+    #[error(
+        "in the browser a track's audio is a MediaStreamTrack (SwarmHandle::set_audio_source), not encoded packets"
+    )]
+    BrowserSource,
+    /// The browser's audio calls need a swarm started with [`crate::start`] (its backend keeps
+    /// the sources and playback); this one runs on a backend of the application's.
+    #[error("this swarm's backend keeps no browser media (start it with fast_rtc_swarm::start)")]
+    NoBrowserMedia,
 }
 
 /// `sample_rate`-Hz samples of a sine of `frequency` Hz at `amplitude` (0..=1 of full scale),
