@@ -207,8 +207,8 @@ async fn a_native_tone_plays_in_the_page_and_its_mute_silences_it() {
     assert!(db > -60.0, "the tone is too quiet: {db} dBFS");
     let live_db = db;
 
+    // The announcement goes on `fast` before the reply to the command.
     page.send(&native, ChannelId::FAST, "mute").unwrap();
-    reply(&page, &native, "muted").await;
     next(&page, 10, |ev| match ev {
         SwarmEvent::TrackMuted {
             peer, muted: true, ..
@@ -216,6 +216,7 @@ async fn a_native_tone_plays_in_the_page_and_its_mute_silences_it() {
         _ => None,
     })
     .await;
+    reply(&page, &native, "muted").await;
     sleep_ms(500).await; // concealment of the last packets fades out
     let (_, muted_db) = loudest(&analyser, rate, 5).await;
     web_sys::console::log_1(
