@@ -13,7 +13,7 @@
 //! In the browser the page plays the peers' tracks itself (no `PeerAudio` there): a track's
 //! source is a `MediaStreamTrack` (`Swarm::handle()` → `SwarmHandle::set_audio_source`), and
 //! [`VoiceVolume`] sets the volume the page plays each peer at (0..=1: an `<audio>`
-//! element's; see `fast_rtc_swarm`'s `platform::web` audio docs), applied in
+//! element's; see `fast_rtc_swarm::platform::web::audio`), applied in
 //! [`FastRtcSystems::Send`](crate::FastRtcSystems::Send).
 
 use bevy::prelude::{Component, Entity, Message};

@@ -31,12 +31,12 @@
 //! document) whose volume is the peer's ([`SwarmHandle::set_peer_volume`], 1.0 by default;
 //! the element takes 0..=1). Its `MediaStream` is there for the application's own WebAudio
 //! graph (spatial panning, level meters): [`SwarmHandle::remote_audio_stream`]. There is no
-//! decoded [`SwarmEvent::Audio`](crate::SwarmEvent::Audio) in the browser: the page decodes
+//! decoded [`SwarmEvent::Audio`] in the browser: the page decodes
 //! and plays Opus itself.
 //!
 //! # State
 //!
-//! The JS objects live in one page-wide table ([`MEDIA`]) under each swarm's key: a
+//! The JS objects live in one page-wide table (a thread local) under each swarm's key: a
 //! [`SwarmHandle`] and the backend must be `Send` (a Bevy resource holds the handle), so they
 //! carry the key, and everything runs on the page's one thread. The table holds, per swarm,
 //! one source per declared track, the senders and remote tracks of each live connection
@@ -427,8 +427,7 @@ impl RemoteTracks {
     }
 }
 
-/// The browser's audio calls (wasm only; see [`crate::platform::web`]'s `audio` docs: the
-/// [module](self) of this file).
+/// The browser's audio calls (wasm only; see [`crate::platform::web::audio`]).
 impl SwarmHandle {
     /// The media key of this swarm, or why it has none.
     fn media_key(&self) -> Result<u64, TrackError> {

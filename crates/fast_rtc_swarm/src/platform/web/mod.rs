@@ -2,18 +2,18 @@
 //!
 //! It does what the native backend does, behind the same [`Backend`](crate::Backend) trait, and nothing
 //! more: each connection is one local task running the shared connection flow
-//! (`connection.rs`) over [`peer`]'s `RTCPeerConnection` wrapper.
+//! (`connection.rs`) over `peer.rs`'s `RTCPeerConnection` wrapper.
 //!
 //! # Files
 //!
 //! - `peer.rs`: one `RTCPeerConnection` and its channels, their JS callbacks and inbox;
-//! - `audio.rs`: voice (the declared audio tracks' transceivers, the application's
+//! - [`audio`]: voice (the declared audio tracks' transceivers, the application's
 //!   `MediaStreamTrack` sources, the playback of remote tracks, and the browser-only
 //!   [`SwarmHandle`](crate::SwarmHandle) calls `set_audio_source`, `remote_audio_stream`,
 //!   `set_peer_volume`);
 //! - `ws.rs`, `time.rs`: the signaling WebSocket and the shell's clock and timers.
 
-mod audio;
+pub mod audio;
 mod peer;
 pub(crate) mod time;
 pub(crate) mod ws;
