@@ -2,7 +2,9 @@
 # Browser tests: the swarm's wasm backend in a real headless Chromium, through a real
 # signaling server started here on a free loopback port, with native members beside it and the
 # JavaScript reference client in the page, and native members beside JS reference-client members
-# in a Chromium page (tests/js_native_interop.rs). Called by scripts/test.sh.
+# in a Chromium page (tests/js_native_interop.rs), and voice between the page and native members
+# (tests/web_voice.rs, examples/voice_peer.rs: feature voice, which needs cmake). Called by
+# scripts/test.sh.
 #
 # Needs what scripts/setup-browser.sh installs (test.sh runs it first): Debian's chromium and
 # chromium-driver, the wasm32-unknown-unknown target, wasm-bindgen-cli at the version of the
@@ -45,6 +47,7 @@ cleanup() {
     if [ "${status:-0}" -ne 0 ]; then
         echo "== server log"; cat "$work/server.log" || true
         echo "== echo_peer log"; cat "$work/echo_peer.log" 2>/dev/null || true
+        echo "== voice_peer log"; cat "$work/voice_peer.log" 2>/dev/null || true
     fi
     rm -rf "$work"
 }
@@ -84,6 +87,18 @@ for member in timing-1:t1-0 timing-3:t3-0 timing-3:t3-1 timing-3:t3-2; do
     echo_pids+=($!)
 done
 export FAST_RTC_WEB_TEST_TOKEN_TIMING=$(token web-timing)
+# The native voice members of tests/web_voice.rs (feature voice: Opus): one that listens to the
+# page (room voice-b2n), one that plays 660 Hz to it (room voice-n2b).
+cargo build --quiet -p fast_rtc_swarm --features voice --example voice_peer
+cp "${CARGO_TARGET_DIR:-target}/debug/examples/voice_peer" "$work/voice_peer"
+for room in b2n n2b; do
+    tone=()
+    [ "$room" = n2b ] && tone=(--tone 660)
+    "$work/voice_peer" --url "ws://127.0.0.1:$port/ws" --token "$(token "voice-native-$room")" \
+        --room "voice-$room" "${tone[@]}" >> "$work/voice_peer.log" 2>&1 &
+    echo_pids+=($!)
+    export "FAST_RTC_WEB_TEST_TOKEN_VOICE_${room^^}=$(token "web-voice-$room")"
+done
 sleep 1 # the native members' offers are parked
 
 export CHROMEDRIVER=/usr/bin/chromedriver
@@ -91,7 +106,8 @@ export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/scripts/browser/webdriver.json"
 export WASM_BINDGEN_TEST_TIMEOUT=60
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 status=0
-cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web --test web_interop -- --nocapture || status=$?
+cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web --test web_interop \
+    --test web_voice -- --nocapture || status=$?
 
 # Native members (echo_peer processes) and JS reference-client members (a page in a headless
 # Chromium the test starts itself, with webdriver.json's flags) in one room, each test with a

@@ -172,6 +172,11 @@ impl Plugin for FastRtcPlugin {
                 .in_set(FastRtcSystems::Send),
         );
         diagnostics::register(app);
+        #[cfg(target_arch = "wasm32")]
+        app.add_systems(
+            PostUpdate,
+            crate::voice::browser_volume.in_set(FastRtcSystems::Send),
+        );
         if let Some(signaling) = self.signaling.clone() {
             app.add_systems(
                 Startup,

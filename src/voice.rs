@@ -9,13 +9,20 @@
 //! tracks arrives as [`PeerTrack`] messages, their audio as [`PeerAudio`] (mono 48 kHz `i16`
 //! frames, for your playback), scaled by the [`VoiceVolume`] of the peer's entity: set it from
 //! distance for proximity voice, or to 0 to mute that peer (its audio is then not written).
+//!
+//! In the browser the page plays the peers' tracks itself (no `PeerAudio` there): a track's
+//! source is a `MediaStreamTrack` (`Swarm::handle()` → `SwarmHandle::set_audio_source`), and
+//! [`VoiceVolume`] sets the volume the page plays each peer at (0..=1: an `<audio>`
+//! element's; see `fast_rtc_swarm::platform::web::audio`), applied in
+//! [`FastRtcSystems::Send`](crate::FastRtcSystems::Send).
 
 use bevy::prelude::{Component, Entity, Message};
 use fast_rtc_protocol::UserId;
 use fast_rtc_swarm::TrackId;
 
 /// How loud a peer's voice is played: a gain on its [`PeerAudio`] samples (1.0 as sent, 0.0
-/// muted: no `PeerAudio` at all). On every [`Peer`](crate::Peer) entity from its open on.
+/// muted: no `PeerAudio` at all). On every [`Peer`](crate::Peer) entity from its open on. In
+/// the browser it is the volume the page plays the peer's tracks at (above 1.0 plays as 1.0).
 #[derive(Component, Debug, Clone, Copy, PartialEq)]
 pub struct VoiceVolume(pub f32);
 
@@ -62,6 +69,26 @@ pub struct PeerAudio {
     pub track: TrackId,
     /// Mono 48 kHz samples.
     pub samples: Vec<i16>,
+}
+
+/// Hands changed [`VoiceVolume`]s to the page's playback (browser only: natively the volume
+/// scales [`PeerAudio`]).
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn browser_volume(
+    swarm: bevy::prelude::Res<crate::Swarm>,
+    changed: bevy::prelude::Query<
+        (&crate::Peer, &VoiceVolume),
+        bevy::prelude::Changed<VoiceVolume>,
+    >,
+) {
+    let Some(handle) = swarm.handle() else {
+        return;
+    };
+    for (peer, volume) in &changed {
+        if let Err(e) = handle.set_peer_volume(&peer.user_id, volume.0) {
+            tracing::debug!(peer = %peer.user_id, error = %e, "voice volume not applied");
+        }
+    }
 }
 
 /// `samples` scaled by `gain`, saturating; `None` when the gain mutes them.

@@ -9,6 +9,7 @@ use crate::backend::{Buffered, DynBackend, EventReceiver};
 use crate::clock::Clock;
 use crate::config::ChannelId;
 use crate::media::{TrackError, TrackId, TrackState};
+use crate::platform::{SENDS_ENCODED_AUDIO, SwarmMedia};
 use crate::sans_io::{
     Fanout, Payload, PeerEvent, PeerInfo, SendError, SwarmCore, SwarmEvent, SwarmOutput,
 };
@@ -30,6 +31,8 @@ pub const MAX_PENDING_SIGNALS: usize = 4096;
 pub(crate) struct Inner {
     pub(crate) swarm: SwarmCore,
     backend: DynBackend,
+    /// What the platform keeps of this swarm's audio (the browser's sources and playback).
+    pub(crate) media: SwarmMedia,
     signals: VecDeque<ClientMsg>,
     events: VecDeque<SwarmEvent>,
     pub(crate) signaling_up: bool,
@@ -50,7 +53,10 @@ impl Inner {
                     self.signals.push_back(msg);
                 }
                 SwarmOutput::Command(cmd) => self.backend.execute(cmd),
-                SwarmOutput::Event(ev) => self.events.push_back(ev),
+                SwarmOutput::Event(ev) => {
+                    self.media.observe(&ev);
+                    self.events.push_back(ev);
+                }
             }
         }
     }
@@ -78,12 +84,18 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(swarm: SwarmCore, backend: DynBackend, clock: Clock) -> Arc<Self> {
+    pub(crate) fn new(
+        swarm: SwarmCore,
+        backend: DynBackend,
+        clock: Clock,
+        media: SwarmMedia,
+    ) -> Arc<Self> {
         Arc::new(Shared {
             clock,
             inner: Mutex::new(Inner {
                 swarm,
                 backend,
+                media,
                 signals: VecDeque::new(),
                 events: VecDeque::new(),
                 signaling_up: false,
@@ -121,7 +133,7 @@ impl Shared {
     }
 
     /// [`Shared::with_swarm`] for what also needs the backend.
-    fn with_inner<R>(&self, f: impl FnOnce(&mut Inner, Instant) -> R) -> R {
+    pub(crate) fn with_inner<R>(&self, f: impl FnOnce(&mut Inner, Instant) -> R) -> R {
         let (r, has_events, has_signals, changed) = {
             let mut inner = self.lock();
             let before = (inner.swarm.poll_timeout(), inner.swarm.is_closed());
@@ -177,6 +189,12 @@ impl Clone for SwarmHandle {
 }
 
 impl SwarmHandle {
+    /// The state it shares with the driver (for the platform's own calls).
+    #[allow(dead_code)] // the browser's audio calls use it
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         SwarmHandle {
             _alive: Arc::new(HandleToken(shared.clone())),
@@ -240,18 +258,38 @@ impl SwarmHandle {
     /// Starts sending on declared audio track `track` ([`crate::media`]):
     /// [`SwarmCore::add_track`]. Natively (feature `voice`), `AudioSender` does this and
     /// encodes the frames.
+    ///
+    /// In the browser the track's audio is a `MediaStreamTrack` given with
+    /// `SwarmHandle::set_audio_source`; it is sent while the track is live.
     pub fn add_track(&self, track: TrackId) -> Result<(), TrackError> {
-        self.shared.with_swarm(|s, _| s.add_track(track))
+        self.set_track(track, |s| s.add_track(track))
     }
 
-    /// Mutes or unmutes an added track: [`SwarmCore::mute_track`].
+    /// Mutes or unmutes an added track: [`SwarmCore::mute_track`]. In the browser a muted
+    /// track's senders send nothing (see `SwarmHandle::set_audio_source`).
     pub fn mute_track(&self, track: TrackId, muted: bool) -> Result<(), TrackError> {
-        self.shared.with_swarm(|s, _| s.mute_track(track, muted))
+        self.set_track(track, |s| s.mute_track(track, muted))
     }
 
     /// Stops sending on an added track: [`SwarmCore::remove_track`].
     pub fn remove_track(&self, track: TrackId) -> Result<(), TrackError> {
-        self.shared.with_swarm(|s, _| s.remove_track(track))
+        self.set_track(track, |s| s.remove_track(track))
+    }
+
+    /// Changes this member's track `track` with `change`, then tells the platform's media
+    /// the track's new state.
+    fn set_track(
+        &self,
+        track: TrackId,
+        change: impl FnOnce(&mut SwarmCore) -> Result<(), TrackError>,
+    ) -> Result<(), TrackError> {
+        self.shared.with_inner(|inner, _| {
+            change(&mut inner.swarm)?;
+            inner
+                .media
+                .track_changed(track, inner.swarm.local_track(track));
+            Ok(())
+        })
     }
 
     /// This member's track `track`: [`SwarmCore::local_track`].
@@ -265,8 +303,13 @@ impl SwarmHandle {
     }
 
     /// Sends one encoded audio packet (20 ms of Opus) to every open link:
-    /// [`SwarmCore::send_audio`].
+    /// [`SwarmCore::send_audio`]. Refused in the browser with
+    /// [`TrackError::BrowserSource`]: there a track's audio is a `MediaStreamTrack` the
+    /// browser encodes itself (`SwarmHandle::set_audio_source`).
     pub fn send_audio(&self, track: TrackId, packet: Vec<u8>) -> Result<usize, TrackError> {
+        if !SENDS_ENCODED_AUDIO {
+            return Err(TrackError::BrowserSource);
+        }
         self.shared.with_swarm(|s, _| s.send_audio(track, packet))
     }
 

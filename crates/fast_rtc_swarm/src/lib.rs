@@ -16,7 +16,8 @@
 //! - [`lifecycle`]: the signaling session as the game sees it ([`SignalingState`]: connecting,
 //!   joined, reconnecting, failed with a [`FailReason`]) and the retry policy.
 //! - [`token`]: what the swarm reads from a signaling token (its expiry and subject).
-//! - [`media`]: voice, as declared audio tracks on every link (Opus natively).
+//! - [`media`]: voice, as declared audio tracks on every link (Opus natively, the page's
+//!   `MediaStreamTrack`s and playback in the browser).
 //! - [`large`]: messages larger than one data-channel message, split and reassembled on
 //!   reliable channels (up to 16 MiB by default); [`sdp`]: what a member advertises in the
 //!   descriptions it signals (reassembly, game channels).

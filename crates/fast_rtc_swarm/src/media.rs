@@ -29,6 +29,16 @@
 //! backend (feature `voice`) encodes (`AudioSender`) and decodes; capture and playback are
 //! the application's (frames of `i16` samples in and out).
 //!
+//! The browser backend (`platform::web`, its `audio` module) uses the page's own codec and
+//! playback instead: a track's source is a `MediaStreamTrack`
+//! (`SwarmHandle::set_audio_source`), a muted track's senders send nothing
+//! (`replaceTrack(null)`), and a peer's track plays through an `<audio>` element at the peer's
+//! volume (`SwarmHandle::set_peer_volume`; its `MediaStream`:
+//! `SwarmHandle::remote_audio_stream`). There, [`SwarmEvent::Audio`] is never reported and
+//! `SwarmHandle::send_audio` is refused with [`TrackError::BrowserSource`]. Both ends map a
+//! received track to its [`TrackId`] by the stream id the signaled SDP gives its audio section,
+//! the declared name ([`crate::sdp::name_audio_streams`]).
+//!
 //! [`SwarmCore::mute_track`]: crate::SwarmCore::mute_track
 //! [`SwarmCore::remove_track`]: crate::SwarmCore::remove_track
 //! [`SwarmEvent::TrackAdded`]: crate::SwarmEvent::TrackAdded
@@ -138,6 +148,16 @@ pub enum TrackError {
     /// The swarm is closed.
     #[error("the swarm is closed")]
     Closed,
+    /// In the browser a track's audio is a `MediaStreamTrack` the browser encodes
+    /// (`SwarmHandle::set_audio_source`), not packets or frames from Rust.
+    #[error(
+        "in the browser a track's audio is a MediaStreamTrack (SwarmHandle::set_audio_source), not encoded packets"
+    )]
+    BrowserSource,
+    /// The browser's audio calls need a swarm started with [`crate::start`] (its backend keeps
+    /// the sources and playback); this one runs on a backend of the application's.
+    #[error("this swarm's backend keeps no browser media (start it with fast_rtc_swarm::start)")]
+    NoBrowserMedia,
 }
 
 /// `sample_rate`-Hz samples of a sine of `frequency` Hz at `amplitude` (0..=1 of full scale),

@@ -863,14 +863,16 @@ impl SwarmCore {
 
     /// A local description as signaled, with this member's extensions ([`crate::sdp`]):
     /// reassembly if it reassembles more than one data-channel message carries, and game
-    /// channels if it has any.
+    /// channels if it has any; its audio sections name the declared tracks
+    /// ([`crate::sdp::name_audio_streams`]).
     fn advertise(&self, sdp: &str) -> String {
         let max = self.config.max_message_size;
+        let sdp = crate::sdp::name_audio_streams(sdp, &self.config.audio_tracks);
         Extensions {
             reassembly: (max > self.config.sctp_message_size).then_some(max),
             game_channels: !self.config.channels.is_empty(),
         }
-        .add_to(sdp)
+        .add_to(&sdp)
     }
 
     fn remote_description(&mut self, id: &ConnectionId, kind: SdpKind, sdp: String) {

@@ -6,6 +6,14 @@
 //! | `a=x-fast-rtc-reassembly:N` | it reassembles messages split into parts up to `N` bytes ([`crate::large`]) |
 //! | `a=x-fast-rtc-channels` | it takes this project's game channels ([`SwarmConfig::channels`](crate::SwarmConfig::channels)) |
 //!
+//! The signaled SDP also names the declared audio tracks ([`crate::media`]): the `n`-th audio
+//! section's stream id (`a=msid:<stream> <track>`) is the `n`-th declared track's name
+//! ([`name_audio_streams`]), which is how the remote maps a received track to its
+//! [`TrackId`](crate::TrackId). webrtc-rs tracks already carry the name; the browser picks a
+//! random stream id of its own (a `MediaStream`'s id cannot be chosen), so the signaled copy
+//! says the name instead. Only the signaled copy: the stream id is signaling only (RTP carries
+//! SSRCs), so the local description may keep the browser's.
+//!
 //! The lines are added to the SDP *as signaled* only, before its first media section; the local
 //! description is not changed, and WebRTC stacks ignore session attributes they do not know. A
 //! peer without them (the JavaScript reference client) is served as the reference client
@@ -75,9 +83,100 @@ impl Extensions {
     }
 }
 
+/// `sdp` with the stream id of its `n`-th audio section set to `names[n]`: in that section's
+/// `a=msid:<stream> <track>` line (added as `a=msid:<name> <name>` if the section has none)
+/// and in its `a=ssrc:<ssrc> msid:` lines. Sections past `names`, and every other kind, are
+/// left as they are; an SDP without audio sections comes back unchanged. Names are SDP tokens
+/// (no whitespace), as webrtc-rs also signals them.
+pub fn name_audio_streams(sdp: &str, names: &[String]) -> String {
+    if names.is_empty() || !sdp.contains("m=audio") {
+        return sdp.to_owned();
+    }
+    let mut out = String::with_capacity(sdp.len() + 64 * names.len());
+    let mut audio = 0usize;
+    // The name of the audio section being copied, and whether it had an msid line yet.
+    let mut section: Option<(&str, bool)> = None;
+    let end_section = |out: &mut String, section: Option<(&str, bool)>| {
+        if let Some((name, false)) = section {
+            out.push_str(&format!("a=msid:{name} {name}\r\n"));
+        }
+    };
+    for line in sdp.split_inclusive('\n') {
+        let text = line.trim_end_matches(['\r', '\n']);
+        if text.starts_with("m=") {
+            end_section(&mut out, section.take());
+            if text.starts_with("m=audio") {
+                section = names.get(audio).map(|n| (n.as_str(), false));
+                audio += 1;
+            }
+            out.push_str(line);
+            continue;
+        }
+        let Some((name, has_msid)) = section.as_mut() else {
+            out.push_str(line);
+            continue;
+        };
+        let eol = &line[text.len()..];
+        if let Some(value) = text.strip_prefix("a=msid:") {
+            *has_msid = true;
+            let track = value.split_once(' ').map_or(*name, |(_, t)| t);
+            out.push_str(&format!("a=msid:{name} {track}{eol}"));
+        } else if let Some((ssrc, value)) = text
+            .strip_prefix("a=ssrc:")
+            .and_then(|rest| rest.split_once(" msid:"))
+        {
+            let track = value.split_once(' ').map_or(*name, |(_, t)| t);
+            out.push_str(&format!("a=ssrc:{ssrc} msid:{name} {track}{eol}"));
+        } else {
+            out.push_str(line);
+        }
+    }
+    if !out.ends_with('\n') && matches!(section, Some((_, false))) {
+        out.push_str("\r\n");
+    }
+    end_section(&mut out, section);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two audio sections as Chromium signals them (random stream ids, one without a stream)
+    /// and a data section.
+    const CHROME: &str = "v=0\r\ns=-\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendrecv\r\na=msid:5f1c-rand 7a2b-track\r\na=ssrc:42 cname:x\r\na=ssrc:42 msid:5f1c-rand 7a2b-track\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:1\r\na=sendrecv\r\na=msid:- 9c9c-track\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:2\r\n";
+
+    #[test]
+    fn audio_sections_carry_the_declared_names_as_stream_ids() {
+        let names = vec!["voice".to_owned(), "music".to_owned()];
+        let sdp = name_audio_streams(CHROME, &names);
+        assert!(sdp.contains("a=mid:0\r\na=sendrecv\r\na=msid:voice 7a2b-track\r\n"));
+        assert!(sdp.contains("a=ssrc:42 msid:voice 7a2b-track\r\n"));
+        assert!(sdp.contains("a=ssrc:42 cname:x\r\n"));
+        assert!(sdp.contains("a=msid:music 9c9c-track\r\nm=application"));
+        assert!(!sdp.contains("rand") && !sdp.contains("a=msid:-"));
+        // Idempotent: webrtc-rs's descriptions already say the names.
+        assert_eq!(name_audio_streams(&sdp, &names), sdp);
+        // Fewer names than sections: the rest is left alone.
+        let one = name_audio_streams(CHROME, &names[..1]);
+        assert!(one.contains("a=msid:voice 7a2b-track") && one.contains("a=msid:- 9c9c-track"));
+    }
+
+    #[test]
+    fn a_section_without_msid_gets_one_and_other_sdp_is_unchanged() {
+        let bare = "v=0\r\nm=audio 9 RTP/SAVPF 111\r\na=mid:0\r\nm=application 9 x\r\n";
+        assert_eq!(
+            name_audio_streams(bare, &["voice".to_owned()]),
+            "v=0\r\nm=audio 9 RTP/SAVPF 111\r\na=mid:0\r\na=msid:voice voice\r\nm=application 9 x\r\n"
+        );
+        let last = "v=0\r\nm=audio 9 RTP/SAVPF 111\r\na=mid:0";
+        assert_eq!(
+            name_audio_streams(last, &["voice".to_owned()]),
+            format!("{last}\r\na=msid:voice voice\r\n")
+        );
+        assert_eq!(name_audio_streams(OFFER, &["voice".to_owned()]), OFFER);
+        assert_eq!(name_audio_streams(CHROME, &[]), CHROME);
+    }
 
     const OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=max-message-size:65536\r\n";
 

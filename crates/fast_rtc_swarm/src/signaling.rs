@@ -22,7 +22,7 @@ use crate::lifecycle::{Next, Transport};
 use crate::platform::frame::{ConnectError, Frame};
 use crate::platform::ws::{Socket, TlsConnector};
 use crate::platform::{BackendConfig, BackendError, SEES_PINGS, SIGNALING_SCHEMES, SwarmDriver};
-use crate::platform::{platform_backend, random_u64};
+use crate::platform::{SwarmMedia, backend_with_media, random_u64};
 use crate::sans_io::SwarmCore;
 use fast_rtc_protocol::{decode_server, encode};
 use futures_lite::future;
@@ -108,9 +108,18 @@ pub fn start(
     signaling: Signaling,
 ) -> Result<(SwarmHandle, SwarmDriver), StartError> {
     let tls = TlsConnector::from_config(&backend)?;
-    start_inner(config, signaling, Clock::System, tls, |config, events| {
-        Ok(platform_backend(config, backend, events)?)
-    })
+    // The platform's media of this swarm (the browser's audio sources and playback), shared
+    // by its handle and its backend's connections.
+    let media = SwarmMedia::new(&config);
+    let link = media.link();
+    start_inner(
+        config,
+        signaling,
+        Clock::System,
+        tls,
+        media,
+        |config, events| Ok(backend_with_media(config, backend, events, link)?),
+    )
 }
 
 /// Starts a swarm on a backend of your choice, with a [`Clock`] of your choice: `backend` is
@@ -147,6 +156,7 @@ pub fn start_with(
         signaling,
         clock,
         TlsConnector::roots_only()?,
+        SwarmMedia::none(),
         backend,
     )
 }
@@ -157,6 +167,7 @@ fn start_inner(
     signaling: Signaling,
     clock: Clock,
     tls: TlsConnector,
+    media: SwarmMedia,
     backend: impl FnOnce(SwarmConfig, EventSender) -> Result<DynBackend, StartError>,
 ) -> Result<(SwarmHandle, SwarmDriver), StartError> {
     if let Signaling::WebSocket { url, .. } = &signaling
@@ -171,7 +182,7 @@ fn start_inner(
     let backend = backend(config.clone(), events_tx)?;
     // Makes this member's connection ids unique in the room.
     let prefix = format!("{:016x}", random_u64());
-    let shared = Shared::new(SwarmCore::new(config, prefix), backend, clock);
+    let shared = Shared::new(SwarmCore::new(config, prefix), backend, clock, media);
     let handle = SwarmHandle::new(shared.clone());
     let driver: SwarmDriver = match signaling {
         Signaling::External => {

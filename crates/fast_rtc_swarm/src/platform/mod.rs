@@ -4,7 +4,9 @@
 //! [`BackendConfig`] is its settings, [`BackendError`] why it could not start), the signaling WebSocket (`ws::Socket`), the
 //! system clock and timers (`time`), randomness (`random_u64`), the signaling URL schemes it
 //! can use, and the [`SwarmDriver`] future type (`Send` natively, a local future in the
-//! browser). Nothing outside this module tests `target_arch`.
+//! browser). Media: `SwarmMedia`, the shell's hook into what the platform keeps of a swarm's
+//! audio (nothing natively; the browser's sources, senders and playback), and whether
+//! `send_audio` takes encoded packets there (`SENDS_ENCODED_AUDIO`). Nothing outside this module tests `target_arch`.
 //!
 //! - `native`: webrtc-rs (smol runtime, ring crypto), async-tungstenite, async-io;
 //! - `web`: the page's `RTCPeerConnection` and `WebSocket` through web-sys, gloo timers.
@@ -22,4 +24,7 @@ pub mod web;
 use web as this;
 
 pub use this::api::*;
-pub(crate) use this::{SEES_PINGS, SIGNALING_SCHEMES, random_u64, time, ws};
+pub(crate) use this::{
+    SEES_PINGS, SENDS_ENCODED_AUDIO, SIGNALING_SCHEMES, SwarmMedia, backend_with_media, random_u64,
+    time, ws,
+};

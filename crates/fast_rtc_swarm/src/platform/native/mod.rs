@@ -124,6 +124,52 @@ pub fn platform_backend(
     Ok(Box::new(TaskBackend::new(events, Box::new(launch))))
 }
 
+/// The shell's hook into the platform's media. Natively there is none to keep: a track's
+/// audio is encoded packets from the application ([`AudioSender`], [`crate::SwarmHandle::send_audio`])
+/// and arrives decoded as [`SwarmEvent::Audio`](crate::SwarmEvent::Audio).
+#[derive(Debug, Default)]
+pub(crate) struct SwarmMedia;
+
+/// What a connection task is given of its swarm's [`SwarmMedia`]: nothing natively.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct MediaLink;
+
+impl SwarmMedia {
+    /// The media of a swarm started with [`crate::start`] on `config`.
+    pub(crate) fn new(_config: &SwarmConfig) -> Self {
+        SwarmMedia
+    }
+
+    /// The media of a swarm on a backend of the application's ([`crate::start_with`]).
+    pub(crate) fn none() -> Self {
+        SwarmMedia
+    }
+
+    /// What the backend's connections are given.
+    pub(crate) fn link(&self) -> MediaLink {
+        MediaLink
+    }
+
+    /// This member's track `track` is now in `state` (`None`: removed).
+    pub(crate) fn track_changed(&self, _track: crate::TrackId, _state: Option<crate::TrackState>) {}
+
+    /// The swarm told the application `event`.
+    pub(crate) fn observe(&self, _event: &crate::SwarmEvent) {}
+}
+
+/// [`platform_backend`] for a swarm started with [`crate::start`], with its media.
+pub(crate) fn backend_with_media(
+    swarm: SwarmConfig,
+    native: NativeConfig,
+    events: EventSender,
+    _media: MediaLink,
+) -> Result<DynBackend, NativeError> {
+    platform_backend(swarm, native, events)
+}
+
+/// Whether [`crate::SwarmHandle::send_audio`] sends encoded packets here (natively it does).
+pub(crate) const SENDS_ENCODED_AUDIO: bool = true;
+
 /// The public names every platform module offers (see [`crate::platform`]).
 pub mod api {
     #[cfg(feature = "voice")]

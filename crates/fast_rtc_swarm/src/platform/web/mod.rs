@@ -2,17 +2,23 @@
 //!
 //! It does what the native backend does, behind the same [`Backend`](crate::Backend) trait, and nothing
 //! more: each connection is one local task running the shared connection flow
-//! (`connection.rs`) over [`peer`]'s `RTCPeerConnection` wrapper.
+//! (`connection.rs`) over `peer.rs`'s `RTCPeerConnection` wrapper.
 //!
 //! # Files
 //!
 //! - `peer.rs`: one `RTCPeerConnection` and its channels, their JS callbacks and inbox;
+//! - [`audio`]: voice (the declared audio tracks' transceivers, the application's
+//!   `MediaStreamTrack` sources, the playback of remote tracks, and the browser-only
+//!   [`SwarmHandle`](crate::SwarmHandle) calls `set_audio_source`, `remote_audio_stream`,
+//!   `set_peer_volume`);
 //! - `ws.rs`, `time.rs`: the signaling WebSocket and the shell's clock and timers.
 
+pub mod audio;
 mod peer;
 pub(crate) mod time;
 pub(crate) mod ws;
 
+pub(crate) use audio::SwarmMedia;
 pub use peer::INBOX;
 
 use crate::backend::{DynBackend, EventSender, NewConnection, TaskBackend};
@@ -43,10 +49,38 @@ pub enum WebError {
 ///
 /// The backend itself holds no JS object (those live in each connection's local task), so it
 /// is `Send` like the native one and a Bevy resource can own the swarm.
+///
+/// Used on its own, the backend keeps its swarm's audio to itself: the browser's audio calls
+/// on the handle ([`SwarmHandle::set_audio_source`](crate::SwarmHandle::set_audio_source))
+/// need a swarm started with [`start`](crate::start). Remote tracks still play.
 pub fn platform_backend(
+    swarm: SwarmConfig,
+    web: WebConfig,
+    events: EventSender,
+) -> Result<DynBackend, WebError> {
+    let media = SwarmMedia::new(&swarm);
+    let link = media.link();
+    launch_backend(swarm, web, events, link, Some(media))
+}
+
+/// [`platform_backend`] for a swarm started with [`start`](crate::start), whose shell owns
+/// its media.
+pub(crate) fn backend_with_media(
+    swarm: SwarmConfig,
+    web: WebConfig,
+    events: EventSender,
+    media: audio::MediaLink,
+) -> Result<DynBackend, WebError> {
+    launch_backend(swarm, web, events, media, None)
+}
+
+/// The backend, its connections part of `media` (owned by the backend if `owned`).
+fn launch_backend(
     swarm: SwarmConfig,
     _web: WebConfig,
     events: EventSender,
+    media: audio::MediaLink,
+    owned: Option<SwarmMedia>,
 ) -> Result<DynBackend, WebError> {
     let has_webrtc = js_sys::global()
         .dyn_into::<js_sys::Object>()
@@ -59,10 +93,13 @@ pub fn platform_backend(
     let swarm = Arc::new(swarm);
     let task_events = events.clone();
     let launch = move |new: NewConnection| {
+        // Dropped with the backend.
+        let _owned = &owned;
         let swarm = swarm.clone();
         let events = task_events.clone();
+        let id = new.id.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let build = || WebPeer::build(&swarm);
+            let build = || WebPeer::build(&swarm, media, id);
             crate::connection::run(new, build, &swarm, &events).await;
         });
     };
@@ -82,6 +119,10 @@ pub mod api {
     /// [`SwarmHandle`](crate::SwarmHandle) is gone.
     pub type SwarmDriver = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'static>>;
 }
+
+/// Whether [`SwarmHandle::send_audio`](crate::SwarmHandle::send_audio) sends encoded packets:
+/// not here, where a track's audio is a `MediaStreamTrack` ([`audio`]).
+pub(crate) const SENDS_ENCODED_AUDIO: bool = false;
 
 /// Signaling URL schemes the browser's `WebSocket` can use (it does TLS itself).
 pub(crate) const SIGNALING_SCHEMES: &[&str] = &["ws://", "wss://"];

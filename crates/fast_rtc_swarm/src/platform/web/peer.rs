@@ -7,11 +7,13 @@
 //! page that stops draining its swarm's events past it gets the connection failed with a clear
 //! reason rather than unbounded memory.
 
+use super::audio::{LinkAudio, MediaLink, RemoteTracks};
 use crate::config::{ChannelId, Delivery, IceTransportPolicy, SwarmConfig};
 use crate::connection::{Report, RtcChannel, RtcPeer};
-use crate::media::TrackId;
+use crate::media::{TrackError, TrackId};
 use crate::platform::time::sleep;
 use crate::sans_io::{IceState, Payload, PeerEvent, PeerFailure, SdpKind};
+use fast_rtc_protocol::ConnectionId;
 use fast_rtc_protocol::IceCandidate;
 use js_sys::{Array, ArrayBuffer, Reflect, Uint8Array};
 use std::time::Duration;
@@ -23,11 +25,8 @@ use web_sys::{
     Event, MessageEvent, RtcConfiguration, RtcDataChannel, RtcDataChannelEvent, RtcDataChannelInit,
     RtcDataChannelState, RtcDataChannelType, RtcIceCandidateInit, RtcIceConnectionState,
     RtcIceServer, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcSdpType,
-    RtcSessionDescriptionInit,
+    RtcSessionDescriptionInit, RtcTrackEvent,
 };
-
-/// Why a link of a swarm that declares audio tracks fails in the browser, for now.
-const NO_AUDIO: &str = "the browser backend does not carry audio tracks yet";
 
 /// Browser reports queued per connection at most before the connection is failed.
 pub const INBOX: usize = 8192;
@@ -64,6 +63,7 @@ struct Pc {
     _on_candidate: Closure<dyn FnMut(RtcPeerConnectionIceEvent)>,
     _on_ice_state: Closure<dyn FnMut(Event)>,
     _on_channel: Closure<dyn FnMut(RtcDataChannelEvent)>,
+    _on_track: Closure<dyn FnMut(RtcTrackEvent)>,
 }
 
 impl Drop for Pc {
@@ -71,6 +71,7 @@ impl Drop for Pc {
         self.pc.set_onicecandidate(None);
         self.pc.set_oniceconnectionstatechange(None);
         self.pc.set_ondatachannel(None);
+        self.pc.set_ontrack(None);
         self.pc.close();
     }
 }
@@ -153,7 +154,12 @@ fn configuration(swarm: &SwarmConfig, certificate: Option<&JsValue>) -> RtcConfi
     config
 }
 
-fn new_pc(swarm: &SwarmConfig, inbox: &Inbox, certificate: Option<&JsValue>) -> Result<Pc, String> {
+fn new_pc(
+    swarm: &SwarmConfig,
+    inbox: &Inbox,
+    certificate: Option<&JsValue>,
+    remote: RemoteTracks,
+) -> Result<Pc, String> {
     let pc = RtcPeerConnection::new_with_configuration(&configuration(swarm, certificate))
         .map_err(js_err)?;
     let on_candidate = {
@@ -196,7 +202,11 @@ fn new_pc(swarm: &SwarmConfig, inbox: &Inbox, certificate: Option<&JsValue>) -> 
             });
         })
     };
+    let on_track = Closure::<dyn FnMut(RtcTrackEvent)>::new(move |e: RtcTrackEvent| {
+        remote.remote_track(&e);
+    });
     pc.set_onicecandidate(Some(on_candidate.as_ref().unchecked_ref()));
+    pc.set_ontrack(Some(on_track.as_ref().unchecked_ref()));
     pc.set_oniceconnectionstatechange(Some(on_ice_state.as_ref().unchecked_ref()));
     pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
     Ok(Pc {
@@ -204,6 +214,7 @@ fn new_pc(swarm: &SwarmConfig, inbox: &Inbox, certificate: Option<&JsValue>) -> 
         _on_candidate: on_candidate,
         _on_ice_state: on_ice_state,
         _on_channel: on_channel,
+        _on_track: on_track,
     })
 }
 
@@ -278,18 +289,30 @@ fn watch(dc: RtcDataChannel, channel: ChannelId, inbox: &Inbox) -> Channel {
 /// A browser connection: the page's peer connection and the inbox its callbacks fill.
 pub(crate) struct WebPeer {
     pc: Pc,
+    audio: LinkAudio,
     inbox: Inbox,
     reports: async_channel::Receiver<Report<RtcDataChannel>>,
 }
 
 impl WebPeer {
-    /// Creates an `RTCPeerConnection` for `swarm`'s ICE servers, with the page's certificate.
-    pub(crate) async fn build(swarm: &SwarmConfig) -> Result<Self, String> {
+    /// Creates connection `id`'s `RTCPeerConnection` for `swarm`'s ICE servers, with the
+    /// page's certificate; its audio is part of `media`.
+    pub(crate) async fn build(
+        swarm: &SwarmConfig,
+        media: MediaLink,
+        id: ConnectionId,
+    ) -> Result<Self, String> {
         let (tx, reports) = async_channel::unbounded();
         let inbox = Inbox { tx };
         let cert = certificate().await;
-        let pc = new_pc(swarm, &inbox, cert.as_ref())?;
-        Ok(WebPeer { pc, inbox, reports })
+        let audio = LinkAudio::new(media, id, &swarm.audio_tracks);
+        let pc = new_pc(swarm, &inbox, cert.as_ref(), audio.remote_tracks())?;
+        Ok(WebPeer {
+            pc,
+            audio,
+            inbox,
+            reports,
+        })
     }
 
     async fn describe(&self, kind: RtcSdpType, sdp: &str) -> Result<(), String> {
@@ -328,6 +351,7 @@ impl RtcPeer for WebPeer {
     }
 
     async fn offer(&mut self) -> Result<String, String> {
+        self.audio.add_transceivers(&self.pc.pc);
         let offer = JsFuture::from(self.pc.pc.create_offer())
             .await
             .map_err(js_err)?;
@@ -353,8 +377,12 @@ impl RtcPeer for WebPeer {
         init.set_sdp(&sdp);
         JsFuture::from(self.pc.pc.set_remote_description(&init))
             .await
-            .map(|_| ())
-            .map_err(js_err)
+            .map_err(js_err)?;
+        if kind == SdpKind::Offer {
+            // The offer made one audio transceiver per section: this end's tracks.
+            self.audio.adopt_transceivers(&self.pc.pc);
+        }
+        Ok(())
     }
 
     async fn add_candidate(&mut self, c: IceCandidate) -> Result<(), String> {
@@ -371,13 +399,15 @@ impl RtcPeer for WebPeer {
     }
 
     async fn add_audio_tracks(&mut self, _names: &[String]) -> Result<(), String> {
-        // getUserMedia tracks are not wired yet (issue 13): a link of a swarm that declares
-        // audio tracks fails with this, rather than connecting without its voice.
-        Err(NO_AUDIO.into())
+        // The names are the swarm's declared tracks, which the connection was built with:
+        // added before the offer, or adopted from the remote offer ([`super::audio`]).
+        self.audio.want();
+        Ok(())
     }
 
     async fn send_audio(&mut self, _track: TrackId, _packet: Vec<u8>) -> Result<(), String> {
-        Err(NO_AUDIO.into())
+        // The page's tracks carry the application's MediaStreamTrack, encoded by the browser.
+        Err(TrackError::BrowserSource.to_string())
     }
 
     async fn track_mids(&mut self) -> Vec<(TrackId, String)> {
