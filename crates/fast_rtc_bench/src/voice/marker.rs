@@ -10,13 +10,13 @@
 //! group the strongest tone beats the second by [`MIN_MARGIN`]; otherwise it is counted as
 //! unidentified, never guessed.
 //!
-//! From a code to a frame index: the latest sent frame with that code sent before the decoded
-//! frame arrived. That is the right frame unless the frame took longer than 64 frames
-//! (1.28 s) to arrive; the swarm drops audio that waits behind more than one second
-//! (`MAX_QUEUED_AUDIO`), so it cannot, and the bench also checks that the matched indices
-//! rise in arrival order and that no index is matched twice ([`check`] at the start of a run
-//! sends markers through an encoder and decoder of its own with AudioSender's settings and
-//! requires every one of them to come back right).
+//! From a code to a frame index: the latest frame sent with that code before the decoded frame
+//! arrived. That is the right frame unless it took longer than 64 frames (1.28 s) to arrive,
+//! and the swarm drops audio that would wait behind more than one second (`MAX_QUEUED_AUDIO`).
+//! The bench also counts matched indices that do not rise in arrival order (printed as a
+//! warning; none on loopback), and before any run [`check`] sends markers through an Opus
+//! encoder and decoder of its own with AudioSender's settings and requires every one to come
+//! back as its own index.
 
 use fast_rtc_swarm::media::{FRAME_SAMPLES, SAMPLE_RATE, tone};
 
