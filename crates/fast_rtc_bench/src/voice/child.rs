@@ -1,6 +1,6 @@
 //! The CPU rows' child process: N members in one process, each sending one voice track to all
 //! the others (or, for the baseline, the same mesh without audio), and the process's CPU time
-//! over a window of S seconds.
+//! over a window of S seconds (after half a second of unmeasured sending).
 
 use crate::join::members::{our_member, our_opens};
 use crate::util::runtime;
@@ -9,7 +9,7 @@ use fast_rtc_swarm::{AudioSender, NativeConfig, SwarmConfig, SwarmEvent, SwarmHa
 use serde::{Deserialize, Serialize};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// The hidden `voice-child` subcommand's arguments, as [`run`] passes them.
@@ -25,6 +25,9 @@ pub struct ChildArgs {
     #[arg(long)]
     audio: bool,
 }
+
+/// Unmeasured sending before the window (and the same wait in the baseline).
+const WARM_UP: Duration = Duration::from_millis(500);
 
 /// What the child reports.
 #[derive(Serialize, Deserialize, Clone, Default, Debug)]
@@ -124,35 +127,44 @@ async fn measure(args: &ChildArgs) -> CpuResult {
         .collect();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
+    // The receivers drain from now on, and count from the window's start. The senders first
+    // send WARM_UP frames unmeasured: a track's first frames can overtake its announcement on
+    // `fast`, and the swarm drops audio of a track it does not know to be live yet.
     let window = Duration::from_secs(args.seconds);
     let received = Arc::new(AtomicUsize::new(0));
+    let counting = Arc::new(AtomicBool::new(false));
+    let end = tokio::time::Instant::now() + WARM_UP + window + Duration::from_millis(100);
     let receivers: Vec<_> = members
         .iter()
         .map(|m| {
-            let (m, received) = (m.clone(), received.clone());
-            let end = tokio::time::Instant::now() + window + Duration::from_millis(100);
+            let (m, received, counting) = (m.clone(), received.clone(), counting.clone());
             tokio::spawn(async move {
                 while let Ok(Some(ev)) = tokio::time::timeout_at(end, m.recv()).await {
-                    if matches!(ev, SwarmEvent::Audio { .. }) {
+                    if matches!(ev, SwarmEvent::Audio { .. }) && counting.load(Ordering::Relaxed) {
                         received.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             })
         })
         .collect();
-    let cpu0 = cpu_time::ProcessTime::now();
-    let wall0 = Instant::now();
+    let mut tick = tokio::time::interval(FRAME_DURATION);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let warm_up = (WARM_UP.as_millis() / FRAME_DURATION.as_millis()) as usize;
+    let ticks = (window.as_millis() / FRAME_DURATION.as_millis()) as usize;
+    let mut cpu0 = cpu_time::ProcessTime::now();
+    let mut wall0 = Instant::now();
     let mut sent = 0;
-    if senders.is_empty() {
-        tokio::time::sleep(window).await;
-    } else {
-        let mut tick = tokio::time::interval(FRAME_DURATION);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let ticks = window.as_millis() / FRAME_DURATION.as_millis();
-        for f in 0..ticks as usize {
-            tick.tick().await;
-            for (sender, frames) in senders.iter_mut().zip(&frames) {
-                sent += sender.send(&frames[f % frames.len()]).unwrap_or(0);
+    for f in 0..warm_up + ticks {
+        if f == warm_up {
+            counting.store(true, Ordering::Relaxed);
+            cpu0 = cpu_time::ProcessTime::now();
+            wall0 = Instant::now();
+        }
+        tick.tick().await;
+        for (sender, frames) in senders.iter_mut().zip(&frames) {
+            let links = sender.send(&frames[f % frames.len()]).unwrap_or(0);
+            if f >= warm_up {
+                sent += links;
             }
         }
     }

@@ -67,7 +67,7 @@ pub struct VoiceArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,4")]
     join_members: Vec<usize>,
     /// Runs per join row and kind (one track, none), alternating; medians are printed.
-    #[arg(long, default_value_t = 9)]
+    #[arg(long, default_value_t = 15)]
     join_runs: usize,
     /// Where the JSON results go.
     #[arg(long, default_value = "target/fast_rtc_bench_voice.json")]
@@ -121,6 +121,8 @@ struct Report {
     latency_p50_ms: Option<f64>,
     latency_p99_ms: Option<f64>,
     cpu: Vec<CpuRow>,
+    /// Extra CPU (% of one core) per sending track and per stream, fitted over the CPU rows.
+    cpu_fit_per_track_and_stream: Option<(f64, f64)>,
     join: Vec<JoinRow>,
 }
 
@@ -208,6 +210,13 @@ pub async fn bench(args: VoiceArgs) {
         );
         cpu.push(row);
     }
+    let fit = fit_cpu(&cpu);
+    if let Some((track, stream)) = fit {
+        println!(
+            "fitted over these rows, extra CPU = {track:.2} % per sending track (its encode, once \
+             for all its links) + {stream:.3} % per stream (send, SRTP, UDP, decode), of one core"
+        );
+    }
 
     println!();
     println!(
@@ -266,6 +275,7 @@ pub async fn bench(args: VoiceArgs) {
         latency_p50_ms: latency_p50,
         latency_p99_ms: latency_p99,
         cpu,
+        cpu_fit_per_track_and_stream: fit,
         join,
     };
     if let Some(dir) = args.json.parent() {
@@ -403,6 +413,28 @@ async fn mouth_to_ear(servers: &Servers, room: &str) -> LatencyRun {
         max_ms: latencies.last().copied().unwrap_or(f64::NAN),
         send_call_p50_ms: quantile(&send_call[WARM_UP..], 0.5),
     }
+}
+
+/// Least squares of `extra = N·track + N·(N−1)·stream` over the rows (N senders, each
+/// encoding once; N·(N−1) streams); `None` with fewer than two member counts.
+fn fit_cpu(rows: &[CpuRow]) -> Option<(f64, f64)> {
+    let points: Vec<(f64, f64, f64)> = rows
+        .iter()
+        .filter_map(|r| {
+            let n = r.members as f64;
+            Some((n, n * (n - 1.0), r.voice_percent? - r.baseline_percent?))
+        })
+        .collect();
+    let sum = |f: &dyn Fn(&(f64, f64, f64)) -> f64| points.iter().map(f).sum::<f64>();
+    let (aa, ab, bb) = (
+        sum(&|p| p.0 * p.0),
+        sum(&|p| p.0 * p.1),
+        sum(&|p| p.1 * p.1),
+    );
+    let (ay, by) = (sum(&|p| p.0 * p.2), sum(&|p| p.1 * p.2));
+    let det = aa * bb - ab * ab;
+    (points.len() >= 2 && det.abs() > 1e-9)
+        .then(|| ((ay * bb - by * ab) / det, (aa * by - ab * ay) / det))
 }
 
 /// One CPU row: `runs` windows with voice and `runs` without, alternating, in child processes.
