@@ -155,12 +155,13 @@ async fn measure(args: &ChildArgs) -> CpuResult {
     let mut wall0 = Instant::now();
     let mut sent = 0;
     for f in 0..warm_up + ticks {
+        tick.tick().await;
+        // A tick after the last warm-up frame: it has arrived, uncounted.
         if f == warm_up {
             counting.store(true, Ordering::Relaxed);
             cpu0 = cpu_time::ProcessTime::now();
             wall0 = Instant::now();
         }
-        tick.tick().await;
         for (sender, frames) in senders.iter_mut().zip(&frames) {
             let links = sender.send(&frames[f % frames.len()]).unwrap_or(0);
             if f >= warm_up {
