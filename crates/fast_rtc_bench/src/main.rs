@@ -12,8 +12,12 @@
 //! pre-made offer (SDP + candidates) and hands the joiner one offer from every member; matchbox
 //! assigns an id and tells the others. The table says so beside the figures.
 //!
-//! Each subcommand is a module (`server`, `codec`, `plugin`, `join`, `soak`); `util` holds what
-//! they share.
+//! `cargo run --release -p fast_rtc_bench --features voice -- voice` (`scripts/bench-voice.sh`)
+//! measures voice: mouth-to-ear latency on loopback, CPU per voice stream, and the join time with
+//! one audio track declared vs none (ours only: matchbox has no voice).
+//!
+//! Each subcommand is a module (`server`, `codec`, `plugin`, `join`, `soak`, `voice`); `util`
+//! holds what they share.
 
 // A benchmark binary: failing loudly on a broken setup is the right behaviour.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -24,6 +28,8 @@ mod plugin;
 mod server;
 mod soak;
 mod util;
+#[cfg(feature = "voice")]
+mod voice;
 
 use clap::{Parser, Subcommand};
 
@@ -48,6 +54,14 @@ enum Cmd {
     /// Churn soak: one long-lived member, the others joining and leaving at random (close or
     /// SIGKILL); the mesh must be whole and nothing leaked at the end (see `soak/mod.rs`).
     Soak(soak::SoakArgs),
+    /// Voice: mouth-to-ear latency on loopback, CPU per voice stream, join time with one audio
+    /// track vs none; bevy_fast_rtc only, matchbox has no voice (see `voice/mod.rs`).
+    #[cfg(feature = "voice")]
+    Voice(voice::VoiceArgs),
+    /// One CPU window of `voice` in a child process (used by `voice`).
+    #[cfg(feature = "voice")]
+    #[command(hide = true)]
+    VoiceChild(voice::ChildArgs),
     /// One member of `soak` in a child process (used by `soak`).
     #[command(hide = true)]
     SoakMember(soak::member::MemberArgs),
@@ -99,5 +113,9 @@ fn main() {
         Cmd::JoinChild(args) => join::child::main(args),
         Cmd::Soak(args) => soak::bench(args),
         Cmd::SoakMember(args) => soak::member::main(args),
+        #[cfg(feature = "voice")]
+        Cmd::Voice(args) => util::runtime().block_on(voice::bench(args)),
+        #[cfg(feature = "voice")]
+        Cmd::VoiceChild(args) => voice::child_main(args),
     }
 }

@@ -23,7 +23,7 @@
 //! Why declared tracks and not renegotiation: the join stays ONE round trip with media ready,
 //! and mute/unmute cost one small control message instead of an offer/answer exchange through
 //! the server (two relayed legs, during which a second change would glare). The cost is a few
-//! hundred bytes of SDP per declared track in every offer (the `join` bench's voice row).
+//! hundred bytes of SDP per declared track in every offer (the `voice` bench's join rows time it).
 //!
 //! Audio is mono, 48 kHz, in frames of [`FRAME_SAMPLES`] (20 ms), Opus on the wire. The native
 //! backend (feature `voice`) encodes (`AudioSender`) and decodes; capture and playback are

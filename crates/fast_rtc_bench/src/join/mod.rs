@@ -118,10 +118,25 @@ pub fn bench(args: JoinArgs) {
     net::rerun_in_netns();
 }
 
-struct Servers {
-    ours: fast_rtc_server::ServerHandle,
-    ours_url: String,
+/// The signaling servers of a run: ours, and matchbox's when it takes part.
+pub(crate) struct Servers {
+    pub(crate) ours: fast_rtc_server::ServerHandle,
+    pub(crate) ours_url: String,
     matchbox_url: Option<String>,
+}
+
+impl Servers {
+    /// Our server alone, in this process on 127.0.0.1 (matchbox's is added by `join` in its
+    /// namespace).
+    pub(crate) async fn ours_only() -> Self {
+        let ours = spawn_server().await;
+        let ours_url = format!("ws://{}", ours.local_addr());
+        Servers {
+            ours,
+            ours_url,
+            matchbox_url: None,
+        }
+    }
 }
 
 #[derive(Serialize, Clone)]
@@ -158,22 +173,14 @@ async fn run(args: JoinArgs) {
     } else {
         vec![Lib::Ours]
     };
-    let ours = spawn_server().await;
-    let ours_url = format!("ws://{}", ours.local_addr());
-    let matchbox_url = if in_netns {
+    let mut servers = Servers::ours_only().await;
+    if in_netns {
         let mut server =
             matchbox_signaling::SignalingServer::full_mesh_builder(([127, 0, 0, 1], 0)).build();
         let addr = server.bind().unwrap();
         tokio::spawn(async move { server.serve().await });
-        Some(format!("ws://{addr}"))
-    } else {
-        None
-    };
-    let servers = Servers {
-        ours,
-        ours_url,
-        matchbox_url,
-    };
+        servers.matchbox_url = Some(format!("ws://{addr}"));
+    }
     let rtt = net::loopback_rtt().await;
     let machine = machine();
     println!(
@@ -218,7 +225,11 @@ async fn run(args: JoinArgs) {
             for _ in 0..args.runs {
                 room += 1;
                 let t = match lib {
-                    Lib::Ours => join_ours(&servers, n, delay, &format!("j{room}"), in_netns).await,
+                    Lib::Ours => {
+                        let room = format!("j{room}");
+                        join_ours(&servers, n, delay, &room, in_netns, |r| SwarmConfig::new(r))
+                            .await
+                    }
                     Lib::Matchbox => join_matchbox(&servers, n, delay, &format!("j{room}")).await,
                 };
                 match t {
@@ -457,12 +468,17 @@ fn ratio(ours: Option<f64>, theirs: Option<f64>) -> String {
     }
 }
 
-async fn join_ours(
+/// One join of ours: `n` members join `room` one by one, then the joiner's time from opening
+/// its socket (through a proxy delaying its signaling by `delay`, if not zero) until it has
+/// every member open. Every member and the joiner use `config(room)` (the `voice` bench
+/// declares an audio track in it). `None`: it gave up after [`GIVE_UP`].
+pub(crate) async fn join_ours(
     s: &Servers,
     n: usize,
     delay: Duration,
     room: &str,
     in_netns: bool,
+    config: fn(&str) -> SwarmConfig,
 ) -> Option<Duration> {
     let mut present = Vec::new();
     for i in 0..n {
@@ -470,7 +486,7 @@ async fn join_ours(
             &s.ours_url,
             &format!("p{i}"),
             room,
-            SwarmConfig::new(room),
+            config(room),
             native(in_netns),
         );
         our_opens(&m, i, Instant::now()).await?;
@@ -485,13 +501,7 @@ async fn join_ours(
         format!("ws://{}", net::delay_proxy(upstream, delay).await)
     };
     let t0 = Instant::now();
-    let joiner = our_member(
-        &base,
-        "joiner",
-        room,
-        SwarmConfig::new(room),
-        native(in_netns),
-    );
+    let joiner = our_member(&base, "joiner", room, config(room), native(in_netns));
     let t = our_opens(&joiner, n, t0).await;
     joiner.close();
     for m in &present {
