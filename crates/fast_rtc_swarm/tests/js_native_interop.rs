@@ -1,9 +1,10 @@
 //! Native members and members running the JavaScript reference client
 //! `@mattkrick/fast-rtc-swarm@0.4.1` in one room, through our real signaling server (random
 //! loopback port): the JS members in one page of a real headless Chromium, each native member a
-//! separate process (`examples/echo_peer.rs`, webrtc-rs backend). Every pair opens in both join
+//! separate process (`examples/echo_peer/`, webrtc-rs backend). Every pair opens in both join
 //! orders, data flows both ways on `fast` (text and binary) from the first moment each API
-//! allows, whichever side offered, each side sees the other's `close()`, and the field
+//! allows (for a JS member in the full-mesh tests, the task after its `open` handler: see
+//! `full_mesh`), whichever side offered, each side sees the other's `close()`, and the field
 //! report's scenario (two natives, three JS clients joining 300 ms apart, natives echoing) gets
 //! every echo through.
 //!
@@ -118,11 +119,15 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Both groups of three join at once, one group after the other has its own links open.
-/// `game_channel`: the natives also open the `state` channel, not only `fast`.
+/// `game_channel`: the natives also open the `state` channel, not only `fast`. The natives
+/// greet from their `Open` event; the JS members in the task after their `open` handler,
+/// because Chromium itself may lose a send made in that handler (the `known_bug_` tests below;
+/// it failed this test once in CI: "native-3 <- js-1", with Chromium's `INVALID_STATE` log).
 async fn full_mesh(room_name: &str, first: [&str; 3], second: [&str; 3], game_channel: bool) {
     let all: Vec<&str> = first.iter().chain(&second).copied().collect();
     let mut room = Room::new(room_name).await;
     room.game_channel = game_channel;
+    room.js_greet_later = true;
 
     let start = Instant::now();
     for member in first {

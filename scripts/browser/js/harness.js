@@ -72,9 +72,10 @@ function listen (name, stream, peer) {
 }
 
 // A member that greets every peer in its `open` handler, the first moment the API allows:
-// `hello from NAME` as text, then the same as binary. With `tone`, it also sends a sine of
+// `hello from NAME` as text, then the same as binary (with `greetLater`, in the next task).
+// With `tone`, it also sends a sine of
 // that frequency as stream and track `voice`, and listens to every stream it is sent.
-function join ({ name, url, token, room, tone }) {
+function join ({ name, url, token, room, tone, greetLater }) {
   const streams = tone ? { voice: { voice: { track: toneTrack(tone) } } } : undefined
   const member = new JsMember(url, token, room, (event) => report(name, event), streams)
   member.swarm.on('stream', (stream, streamName, peer) => {
@@ -82,9 +83,15 @@ function join ({ name, url, token, room, tone }) {
     listen(name, stream, peer)
   })
   member.swarm.on('open', (peer) => {
-    const hello = `hello from ${name}`
-    peer.send(hello)
-    peer.send(new TextEncoder().encode(hello).buffer)
+    const greet = () => {
+      const hello = `hello from ${name}`
+      peer.send(hello)
+      peer.send(new TextEncoder().encode(hello).buffer)
+    }
+    // `later`: a task after the open handler, which steps around Chromium's loss of sends
+    // made in the handler of a channel the remote announced (the known_bug_ tests' doc).
+    if (greetLater) setTimeout(greet, 0)
+    else greet()
   })
   member.swarm.on('error', (error, peer) => {
     report(name, { type: 'error', userId: peer ? peer.userId : null, error: String(error) })

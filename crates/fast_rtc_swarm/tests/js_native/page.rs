@@ -88,11 +88,13 @@ impl JsPage {
         self.commands.send(command.to_string()).unwrap();
     }
 
-    /// A new JS member `name` joins `room`; it greets every peer from its `open` handler.
-    pub fn join(&self, name: &str, url: &str, token: &str, room: &str) {
-        self.command(
-            json!({ "cmd": "join", "name": name, "url": url, "token": token, "room": room }),
-        );
+    /// A new JS member `name` joins `room`; it greets every peer from its `open` handler, or
+    /// (`greet_later`) in the task after it.
+    pub fn join(&self, name: &str, url: &str, token: &str, room: &str, greet_later: bool) {
+        self.command(json!({
+            "cmd": "join", "name": name, "url": url, "token": token, "room": room,
+            "greetLater": greet_later
+        }));
     }
 
     /// A new JS member `name` joins `room` sending a sine of `hz` as stream and track `voice`,
