@@ -257,6 +257,8 @@ fn decide<C: Config<Address = UserId>>(
             let hs = p2p.handles_by_address(addr.clone());
             (addr, hs)
         })
+        // ggrs ignores messages from addresses that are not players; so does the verdict.
+        .filter(|(_, hs)| !hs.is_empty())
         .collect();
     let endpoints: Vec<Endpoint<'_>> = handles
         .iter()
@@ -276,6 +278,7 @@ fn decide<C: Config<Address = UserId>>(
     match verdict(
         p2p.current_frame(),
         p2p.max_prediction(),
+        p2p.num_players(),
         g.local(),
         &local_handles,
         &endpoints,

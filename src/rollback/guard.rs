@@ -247,30 +247,28 @@ pub(crate) struct Endpoint<'a> {
 }
 
 /// What ggrs 0.13.0's `update_player_disconnects` would do at frame `current` with these
-/// statuses, one player handle at a time (the same loop as ggrs's, including a disconnect
-/// made earlier in the loop): the first verdict that is not [`Verdict::Safe`], with its
-/// player, or `None` if every step is safe.
+/// statuses of the session's `players` handles (a list of another length, from a peer's
+/// message, is cut or padded), one player handle at a time (the same loop as ggrs's,
+/// including a disconnect made earlier in the loop): the first verdict that is not
+/// [`Verdict::Safe`], with its player, or `None` if every step is safe.
 pub(crate) fn verdict(
     current: i32,
     max_prediction: usize,
+    players: usize,
     local: &[Status],
     local_handles: &[usize],
     endpoints: &[Endpoint<'_>],
 ) -> Option<(usize, Verdict)> {
     let mut local = local.to_vec();
-    let players = local.len().max(
-        endpoints
-            .iter()
-            .map(|e| e.statuses.len())
-            .max()
-            .unwrap_or(0),
-    );
     local.resize(players, Status::UNKNOWN);
     for handle in 0..players {
         let mut connected = true;
         let mut min_confirmed = i32::MAX;
         for e in endpoints {
-            let running = e.handles.iter().all(|h| !local[*h].disconnected);
+            let running = e
+                .handles
+                .iter()
+                .all(|h| local.get(*h).is_none_or(|s| !s.disconnected));
             if !running {
                 continue;
             }
@@ -421,14 +419,14 @@ mod tests {
             },
         ];
         assert_eq!(
-            verdict(88, 8, &local, &[0], &endpoints),
+            verdict(88, 8, 3, &local, &[0], &endpoints),
             Some((2, Verdict::Beyond { from: 78 }))
         );
         // The same report at frame 85: a rollback of 7 frames, within the window.
-        assert_eq!(verdict(85, 8, &local, &[0], &endpoints), None);
+        assert_eq!(verdict(85, 8, 3, &local, &[0], &endpoints), None);
         // At frame 78 it would load the current frame: wait.
         assert_eq!(
-            verdict(78, 8, &local, &[0], &endpoints),
+            verdict(78, 8, 3, &local, &[0], &endpoints),
             Some((2, Verdict::Wait))
         );
     }
@@ -440,14 +438,14 @@ mod tests {
             handles: &[1],
             statuses: &[st(false, 90), st(false, 90), st(true, 77)],
         }];
-        assert_eq!(verdict(120, 8, &local, &[0], &endpoints), None);
+        assert_eq!(verdict(120, 8, 3, &local, &[0], &endpoints), None);
         // An earlier frame than this member's: ggrs re-adjusts, 43 frames back.
         let endpoints = [Endpoint {
             handles: &[1],
             statuses: &[st(false, 90), st(false, 90), st(true, 76)],
         }];
         assert_eq!(
-            verdict(120, 8, &local, &[0], &endpoints),
+            verdict(120, 8, 3, &local, &[0], &endpoints),
             Some((2, Verdict::Beyond { from: 77 }))
         );
     }
@@ -459,7 +457,20 @@ mod tests {
             handles: &[1],
             statuses: &[st(true, 20), st(false, 50)],
         }];
-        assert_eq!(verdict(60, 8, &local, &[0], &endpoints), None);
+        assert_eq!(verdict(60, 8, 2, &local, &[0], &endpoints), None);
+    }
+
+    /// A peer's message may list more players than the session has: the rest is not read.
+    #[test]
+    fn statuses_beyond_the_sessions_players_are_ignored() {
+        let local = [st(false, 50), st(false, 50)];
+        let mut long = vec![st(false, 50); 100];
+        long[50] = st(true, 0);
+        let endpoints = [Endpoint {
+            handles: &[1],
+            statuses: &long,
+        }];
+        assert_eq!(verdict(60, 8, 2, &local, &[0], &endpoints), None);
     }
 
     #[test]
@@ -476,6 +487,6 @@ mod tests {
                 statuses: &[st(false, 55), st(true, 10), st(false, 55)],
             },
         ];
-        assert_eq!(verdict(62, 8, &local, &[0], &endpoints), None);
+        assert_eq!(verdict(62, 8, 3, &local, &[0], &endpoints), None);
     }
 }
