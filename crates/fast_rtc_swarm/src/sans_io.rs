@@ -1123,14 +1123,19 @@ impl SwarmCore {
         }
     }
 
+    /// Sends control message `control` on link `id`'s `fast` channel.
+    fn send_control(&mut self, id: &ConnectionId, control: &Control) {
+        self.command(PeerCommand::Send {
+            id: id.clone(),
+            channel: ChannelId::FAST,
+            payload: Payload::Text(control.encode()),
+        });
+    }
+
     fn control(&mut self, now: Instant, id: &ConnectionId, control: Control) {
         match control {
             Control::Close => self.close_link(id, CloseReason::Remote, false),
-            Control::Ping(n) => self.command(PeerCommand::Send {
-                id: id.clone(),
-                channel: ChannelId::FAST,
-                payload: Payload::Text(Control::Pong(n).encode()),
-            }),
+            Control::Ping(n) => self.send_control(id, &Control::Pong(n)),
             Control::Pong(n) => {
                 let Some(l) = self.links.get_mut(id) else {
                     return;
@@ -1250,11 +1255,7 @@ impl SwarmCore {
             return;
         };
         if tell_remote && link.open_channels.first() == Some(&true) {
-            self.command(PeerCommand::Send {
-                id: id.clone(),
-                channel: ChannelId::FAST,
-                payload: Payload::Text(Control::Close.encode()),
-            });
+            self.send_control(id, &Control::Close);
         }
         self.command(PeerCommand::Close { id: id.clone() });
         let was_open = link.state == LinkState::Open;
@@ -1326,11 +1327,7 @@ impl SwarmCore {
             }
         }
         for (id, n) in pings {
-            self.command(PeerCommand::Send {
-                id,
-                channel: ChannelId::FAST,
-                payload: Payload::Text(Control::Ping(n).encode()),
-            });
+            self.send_control(&id, &Control::Ping(n));
         }
         let expired: Vec<ConnectionId> = self
             .links
@@ -1606,11 +1603,7 @@ impl SwarmCore {
             name: name.to_owned(),
             state: TrackAnnounce::of(state),
         };
-        self.command(PeerCommand::Send {
-            id: id.clone(),
-            channel: ChannelId::FAST,
-            payload: Payload::Text(control.encode()),
-        });
+        self.send_control(id, &control);
         if state.is_some() {
             self.name_media(id, track);
         }
@@ -1644,11 +1637,7 @@ impl SwarmCore {
             },
             Control::MidOffer { mid, name },
         ] {
-            self.command(PeerCommand::Send {
-                id: id.clone(),
-                channel: ChannelId::FAST,
-                payload: Payload::Text(control.encode()),
-            });
+            self.send_control(id, &control);
         }
     }
 
