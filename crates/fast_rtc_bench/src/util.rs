@@ -102,3 +102,34 @@ pub fn rss_kib(process: impl std::fmt::Display) -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// The last line of a child process's stdout that parses as `T` (a child prints its result
+/// as one JSON line last), or why there is none: the child's exit status and last stderr line.
+pub fn child_result<T: serde::de::DeserializeOwned>(
+    out: &std::process::Output,
+) -> Result<T, String> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| {
+            format!(
+                "child exited with {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+            )
+        })
+}
+
+/// Writes a bench's JSON `report` to `path` (making its folder) and says where.
+pub fn write_report(path: &std::path::Path, report: &impl Serialize) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(path, serde_json::to_vec_pretty(report).unwrap()).unwrap();
+    println!();
+    println!("JSON: {}", path.display());
+}

@@ -72,21 +72,7 @@ pub(super) fn run(
         .args(["--seconds", &seconds.to_string()])
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    stdout
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| {
-            ChildResult::failed(format!(
-                "child exited with {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            ))
-        })
+    crate::util::child_result(&out).unwrap_or_else(ChildResult::failed)
 }
 
 /// The hidden `join-child` subcommand's arguments, as [`run`] passes them.

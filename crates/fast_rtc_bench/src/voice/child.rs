@@ -53,21 +53,10 @@ pub fn run(url: &str, members: usize, seconds: u64, audio: bool) -> CpuResult {
         cmd.arg("--audio");
     }
     let out = cmd.output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .unwrap_or_else(|| CpuResult {
-            detail: format!(
-                "child exited with {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-            ),
-            ..CpuResult::default()
-        })
+    crate::util::child_result(&out).unwrap_or_else(|detail| CpuResult {
+        detail,
+        ..CpuResult::default()
+    })
 }
 
 /// Child process: forms the mesh, measures, prints the [`CpuResult`] as one JSON line.

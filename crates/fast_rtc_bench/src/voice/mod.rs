@@ -278,12 +278,7 @@ pub async fn bench(args: VoiceArgs) {
         cpu_fit_per_track_and_stream: fit,
         join,
     };
-    if let Some(dir) = args.json.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    std::fs::write(&args.json, serde_json::to_vec_pretty(&report).unwrap()).unwrap();
-    println!();
-    println!("JSON: {}", args.json.display());
+    crate::util::write_report(&args.json, &report);
     servers.ours.shutdown().await.unwrap();
 }
 
