@@ -2,12 +2,12 @@
 //! RTCPeerConnections and reports [`PeerEvent`]s.
 //!
 //! The handshake decisions are not here: they live once, in
-//! [`SwarmCore`](crate::sans_io::SwarmCore). A backend only does what it is told, in order, per
+//! [`SwarmCore`](fast_rtc_swarm_core::swarm::SwarmCore). A backend only does what it is told, in order, per
 //! connection; both WebRTC backends do it with the same per-connection task
 //! (`connection.rs`). [`MemoryBackend`](crate::memory::MemoryBackend) is a third, in memory.
 
-use crate::sans_io::{PeerCommand, PeerEvent, PeerFailure, Role};
 use fast_rtc_protocol::ConnectionId;
+use fast_rtc_swarm_core::swarm::{PeerCommand, PeerEvent, PeerFailure, Role};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -196,7 +196,7 @@ impl Connections {
             PeerCommand::SendAudio { id, .. } => {
                 // Real-time: a packet that would wait behind a second of others is useless.
                 let (commands, _) = self.peers.get(id)?;
-                if commands.len() >= crate::media::MAX_QUEUED_AUDIO {
+                if commands.len() >= fast_rtc_swarm_core::media::MAX_QUEUED_AUDIO {
                     debug!(%id, "connection behind: dropping an audio packet");
                 } else {
                     let _ = commands.try_send(command);

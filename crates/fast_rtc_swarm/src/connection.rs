@@ -9,11 +9,11 @@
 //! is here.
 
 use crate::backend::{EventSender, NewConnection, SendQueue};
-use crate::config::{ChannelId, Delivery, SwarmConfig};
-use crate::media::TrackId;
 use crate::platform::time::{now, sleep};
-use crate::sans_io::{Payload, PeerCommand, PeerEvent, PeerFailure, Role, SdpKind};
 use fast_rtc_protocol::{ConnectionId, IceCandidate};
+use fast_rtc_swarm_core::config::{ChannelId, Delivery, SwarmConfig};
+use fast_rtc_swarm_core::media::TrackId;
+use fast_rtc_swarm_core::swarm::{Payload, PeerCommand, PeerEvent, PeerFailure, Role, SdpKind};
 use futures_lite::future;
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -70,7 +70,7 @@ pub(crate) trait RtcPeer {
     async fn set_remote(&mut self, kind: SdpKind, sdp: String) -> Result<(), String>;
     /// Adds a remote candidate.
     async fn add_candidate(&mut self, candidate: IceCandidate) -> Result<(), String>;
-    /// Adds one send-and-receive audio track per name ([`crate::media`]), before the offer
+    /// Adds one send-and-receive audio track per name ([`fast_rtc_swarm_core::media`]), before the offer
     /// (an offerer) or before the remote offer (an answerer, whose tracks take the offer's
     /// audio sections in order). Remote audio is reported as [`PeerEvent::Audio`].
     async fn add_audio_tracks(&mut self, names: &[String]) -> Result<(), String>;

@@ -1,9 +1,18 @@
 //! The fast-rtc swarm: a full mesh of WebRTC peers whose members keep pre-made offers parked on
 //! the signaling server, so a joiner connects to every member after ONE signaling round trip.
 //!
-//! - [`sans_io`]: the [`SwarmCore`] state machine, which makes every decision. It has no
-//!   sockets and no timers, and is shared by every backend; [`control`] is its `@fast/`
-//!   sub-protocol on the `fast` channel.
+//! The swarm's decisions are [`fast_rtc_swarm_core`]'s [`SwarmCore`] (no sockets, no
+//! timers, no async runtime, no WebRTC), re-exported here with all of that crate, so
+//! `fast_rtc_swarm::{SwarmConfig, SwarmCore, config, lifecycle, …}` work as they did. This crate
+//! is the shell that drives it; it decides nothing. Its files, from the top down (imports only
+//! go down this list):
+//!
+//! - `start.rs`: [`start`] and [`start_with`], [`Signaling`], [`StartError`];
+//! - `handle.rs`: [`SwarmHandle`], the application's side of a running swarm;
+//! - `peer_loop.rs` and `websocket.rs`: the two loops of the driver future (backend reports
+//!   and timeouts into the core; the built-in WebSocket signaling client);
+//! - `shared.rs`: the state the handle and the driver share, and the drain of the core's
+//!   outputs;
 //! - [`backend`]: the [`Backend`] trait, the seam between the core and WebRTC. Both WebRTC
 //!   backends run one per-connection task written once (`connection.rs`) over a narrow
 //!   per-platform peer; [`memory`] is an in-memory backend for tests.
@@ -11,16 +20,6 @@
 //!   the webrtc-rs backend natively, the browser's `RTCPeerConnection` on wasm, the signaling
 //!   WebSocket, the clock and timers. [`start`] picks the build's backend ([`BackendConfig`] is
 //!   its settings); [`start_with`] takes any backend and a [`Clock`].
-//! - [`config`]: [`SwarmConfig`], channels, ICE servers; [`relay`]: whether a link gathered the
-//!   TURN relay candidate its configuration expects ([`SwarmFault::RelayUnavailable`]).
-//! - [`lifecycle`]: the signaling session as the game sees it ([`SignalingState`]: connecting,
-//!   joined, reconnecting, failed with a [`FailReason`]) and the retry policy.
-//! - [`token`]: what the swarm reads from a signaling token (its expiry and subject).
-//! - [`media`]: voice, as declared audio tracks on every link (Opus natively, the page's
-//!   `MediaStreamTrack`s and playback in the browser).
-//! - [`large`]: messages larger than one data-channel message, split and reassembled on
-//!   reliable channels (up to 16 MiB by default); [`sdp`]: what a member advertises in the
-//!   descriptions it signals (reassembly, game channels).
 //!
 //! ```no_run
 //! use fast_rtc_swarm::{start, ChannelConfig, ChannelId, NativeConfig, Signaling, SwarmConfig, SwarmEvent};
@@ -46,32 +45,34 @@
 
 pub mod backend;
 mod clock;
-pub mod config;
 mod connection;
-pub mod control;
-mod driver;
-pub mod large;
-pub mod lifecycle;
-pub mod media;
+mod handle;
 pub mod memory;
+mod peer_loop;
 pub mod platform;
-pub mod relay;
-pub mod sans_io;
-pub mod sdp;
-mod signaling;
-pub mod token;
+mod shared;
+mod start;
+mod websocket;
+
+pub use fast_rtc_swarm_core;
+/// The core's [`swarm`] module under its former name.
+#[deprecated(
+    note = "the core moved to the fast_rtc_swarm_core crate: use `fast_rtc_swarm::swarm`"
+)]
+pub use fast_rtc_swarm_core::swarm as sans_io;
+pub use fast_rtc_swarm_core::{
+    ChannelConfig, ChannelId, CloseReason, Delivery, FailReason, Fanout, IceServer, IceState,
+    IceTransportPolicy, LinkOrigin, Payload, PeerCommand, PeerEvent, PeerFailure, PeerInfo,
+    ReconnectPolicy, Role, SdpKind, SendError, SignalingState, SwarmConfig, SwarmCore, SwarmEvent,
+    SwarmFault, SwarmOutput, TokenPolicy, TokenRequest, TrackError, TrackId, TrackState,
+};
+pub use fast_rtc_swarm_core::{config, control, large, lifecycle, media, relay, sdp, swarm, token};
 
 pub use backend::{
     Backend, Buffered, DynBackend, EventSender, MAX_BUFFERED_BYTES, MAX_QUEUED_SENDS,
 };
 pub use clock::{Clock, ManualClock};
-pub use config::{ChannelConfig, ChannelId, Delivery, IceServer, IceTransportPolicy, SwarmConfig};
-pub use driver::{MAX_PENDING_EVENTS, MAX_PENDING_SIGNALS, SwarmHandle};
-pub use lifecycle::{FailReason, ReconnectPolicy, SignalingState, TokenPolicy, TokenRequest};
-pub use media::{TrackError, TrackId, TrackState};
+pub use handle::SwarmHandle;
 pub use platform::*;
-pub use sans_io::{
-    CloseReason, Fanout, IceState, LinkOrigin, Payload, PeerCommand, PeerEvent, PeerFailure,
-    PeerInfo, Role, SdpKind, SendError, SwarmCore, SwarmEvent, SwarmFault, SwarmOutput,
-};
-pub use signaling::{Signaling, StartError, start, start_with};
+pub use shared::{MAX_PENDING_EVENTS, MAX_PENDING_SIGNALS};
+pub use start::{Signaling, StartError, start, start_with};

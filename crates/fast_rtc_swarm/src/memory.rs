@@ -17,9 +17,9 @@
 //! ([`PeerFailure::InboxFull`]) rather than growing or blocking.
 
 use crate::backend::{Backend, Buffered, EventSender};
-use crate::config::{ChannelId, SwarmConfig};
-use crate::sans_io::{IceState, PeerCommand, PeerEvent, PeerFailure, Role, SdpKind};
 use fast_rtc_protocol::{ConnectionId, IceCandidate};
+use fast_rtc_swarm_core::config::{ChannelId, SwarmConfig};
+use fast_rtc_swarm_core::swarm::{IceState, PeerCommand, PeerEvent, PeerFailure, Role, SdpKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tracing::debug;

@@ -11,7 +11,9 @@
 //! - `native`: webrtc-rs (smol runtime, ring crypto), async-tungstenite, async-io;
 //! - `web`: the page's `RTCPeerConnection` and `WebSocket` through web-sys, gloo timers.
 
+pub mod access;
 pub(crate) mod frame;
+pub(crate) mod time;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub mod native;
@@ -23,8 +25,9 @@ pub mod web;
 #[cfg(target_arch = "wasm32")]
 use web as this;
 
+pub use access::SwarmAccess;
 pub use this::api::*;
 pub(crate) use this::{
     SEES_PINGS, SENDS_ENCODED_AUDIO, SIGNALING_SCHEMES, SwarmMedia, backend_with_media, random_u64,
-    time, ws,
+    ws,
 };

@@ -1,15 +1,15 @@
 //! Voice on webrtc-rs: Opus tracks on a connection, the decoder of each remote track, and
 //! [`AudioSender`], which encodes the application's frames once for every link.
 
-use super::Context;
+use super::context::Context;
 use crate::backend::EventSender;
-use crate::driver::SwarmHandle;
-use crate::media::{
-    FRAME_DURATION, FRAME_SAMPLES, MAX_AUDIO_PACKET, SAMPLE_RATE, TrackError, TrackId,
-};
-use crate::sans_io::PeerEvent;
+use crate::platform::access::SwarmAccess;
 use bytes::Bytes;
 use fast_rtc_protocol::ConnectionId;
+use fast_rtc_swarm_core::media::{
+    FRAME_DURATION, FRAME_SAMPLES, MAX_AUDIO_PACKET, SAMPLE_RATE, TrackError, TrackId,
+};
+use fast_rtc_swarm_core::swarm::PeerEvent;
 use rtc::media::Sample;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::media_engine::{MIME_TYPE_OPUS, MediaEngine};
@@ -118,7 +118,7 @@ impl LocalAudio {
     /// Adds track `name` (stream and track id: the name, which is how the remote tells the
     /// tracks apart) to `pc`.
     pub(crate) async fn add(pc: &dyn PeerConnection, name: &str) -> Result<Self, String> {
-        let ssrc = super::random_u64() as u32;
+        let ssrc = super::context::random_u64() as u32;
         let track = TrackLocalStaticSample::new(
             super::time::now(),
             MediaStreamTrack::new(
@@ -264,21 +264,22 @@ async fn decode_track(
 }
 
 /// Encodes 20 ms frames of one declared track once and sends them to every open link
-/// ([`SwarmHandle::send_audio`]).
+/// ([`SwarmHandle::send_audio`](crate::SwarmHandle::send_audio)).
 ///
 /// Frames are [`FRAME_SAMPLES`] mono samples at 48 kHz; the encoder is Opus in VoIP mode at
 /// 32 kbit/s with in-band FEC. Capture is the application's: call [`AudioSender::send`] every
 /// 20 ms with the next frame (a microphone callback, a file, a synthesizer).
 pub struct AudioSender {
-    handle: SwarmHandle,
+    handle: Box<dyn SendAudio>,
     track: TrackId,
     encoder: opus::Encoder,
     packet: Vec<u8>,
 }
 
 impl AudioSender {
-    /// Adds `track` to the swarm ([`SwarmHandle::add_track`]) and makes its encoder.
-    pub fn new(handle: &SwarmHandle, track: TrackId) -> Result<Self, TrackError> {
+    /// Adds `track` to the swarm ([`SwarmHandle::add_track`](crate::SwarmHandle::add_track))
+    /// and makes its encoder. `handle` is the swarm's [`SwarmHandle`](crate::SwarmHandle).
+    pub fn new(handle: &impl SwarmAccess, track: TrackId) -> Result<Self, TrackError> {
         let mut encoder =
             opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)
                 .map_err(|e| TrackError::Codec(e.to_string()))?;
@@ -288,7 +289,7 @@ impl AudioSender {
             .map_err(|e| TrackError::Codec(e.to_string()))?;
         handle.add_track(track)?;
         Ok(AudioSender {
-            handle: handle.clone(),
+            handle: Box::new(handle.clone()),
             track,
             encoder,
             packet: vec![0; MAX_AUDIO_PACKET],
@@ -312,5 +313,16 @@ impl AudioSender {
             .map_err(|e| TrackError::Codec(e.to_string()))?;
         self.handle
             .send_audio(self.track, self.packet[..n].to_vec())
+    }
+}
+
+/// The one call [`AudioSender`] makes on its swarm, as an object (so the sender is not generic).
+trait SendAudio: Send + Sync {
+    fn send_audio(&self, track: TrackId, packet: Vec<u8>) -> Result<usize, TrackError>;
+}
+
+impl<S: SwarmAccess> SendAudio for S {
+    fn send_audio(&self, track: TrackId, packet: Vec<u8>) -> Result<usize, TrackError> {
+        SwarmAccess::send_audio(self, track, packet)
     }
 }

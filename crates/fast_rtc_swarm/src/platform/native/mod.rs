@@ -37,7 +37,7 @@
 //! - `hurry.rs`: the wake-ups above;
 //! - `peer.rs`: one RTCPeerConnection as the shared connection task (`connection.rs`) drives it;
 //! - `ws.rs`, `time.rs`: the signaling WebSocket and the shell's clock and timers;
-//! - `audio.rs` (feature `voice`): voice ([`crate::media`]): the Opus tracks of a connection,
+//! - `audio.rs` (feature `voice`): voice ([`fast_rtc_swarm_core::media`]): the Opus tracks of a connection,
 //!   the decoder of each remote track, and `AudioSender`, which encodes a track's frames once
 //!   for every link.
 //! - `tls.rs`: TLS for `wss://` signaling (rustls on ring, Mozilla's roots plus
@@ -46,6 +46,7 @@
 #[cfg(feature = "voice")]
 mod audio;
 mod config;
+mod context;
 mod hurry;
 mod peer;
 mod runtime;
@@ -56,21 +57,15 @@ pub(crate) mod ws;
 #[cfg(feature = "voice")]
 pub use audio::AudioSender;
 pub use config::NativeConfig;
+pub(crate) use context::random_u64;
 
 use crate::backend::{DynBackend, EventSender, NewConnection, TaskBackend};
-use crate::config::SwarmConfig;
+use context::Context;
+use fast_rtc_swarm_core::config::SwarmConfig;
 use peer::NativePeer;
 use runtime::SocketTuning;
 use std::sync::Arc;
 use webrtc::runtime::Runtime;
-
-/// What every connection task of one backend shares.
-pub(crate) struct Context {
-    pub(crate) swarm: SwarmConfig,
-    pub(crate) native: NativeConfig,
-    pub(crate) runtime: Arc<dyn Runtime>,
-    pub(crate) events: EventSender,
-}
 
 /// The native backend could not start.
 #[derive(Debug, thiserror::Error)]
@@ -151,10 +146,20 @@ impl SwarmMedia {
     }
 
     /// This member's track `track` is now in `state` (`None`: removed).
-    pub(crate) fn track_changed(&self, _track: crate::TrackId, _state: Option<crate::TrackState>) {}
+    pub(crate) fn track_changed(
+        &self,
+        _track: fast_rtc_swarm_core::TrackId,
+        _state: Option<fast_rtc_swarm_core::TrackState>,
+    ) {
+    }
 
     /// The swarm told the application `event`.
-    pub(crate) fn observe(&self, _event: &crate::SwarmEvent) {}
+    pub(crate) fn observe(&self, _event: &fast_rtc_swarm_core::SwarmEvent) {}
+
+    /// The key of this swarm's media in the platform: natively none is kept (0).
+    pub(crate) fn key(&self) -> u64 {
+        0
+    }
 }
 
 /// [`platform_backend`] for a swarm started with [`crate::start`], with its media.
@@ -173,8 +178,8 @@ pub(crate) const SENDS_ENCODED_AUDIO: bool = true;
 /// The public names every platform module offers (see [`crate::platform`]).
 pub mod api {
     #[cfg(feature = "voice")]
-    pub use super::AudioSender;
-    pub use super::{NativeConfig, NativeError, platform_backend};
+    pub use crate::platform::native::AudioSender;
+    pub use crate::platform::native::{NativeConfig, NativeError, platform_backend};
 
     /// The settings of this build's backend: [`NativeConfig`] (webrtc-rs).
     pub type BackendConfig = NativeConfig;
@@ -195,8 +200,3 @@ pub(crate) const SIGNALING_SCHEMES: &[&str] = &["ws://", "wss://"];
 /// The signaling socket yields the server's WebSocket pings, so a silent socket can be told
 /// from a quiet one ([`SwarmConfig::signaling_silence_timeout`]).
 pub(crate) const SEES_PINGS: bool = true;
-
-/// 64 random bits (connection id prefixes), from std's randomly keyed hasher.
-pub(crate) fn random_u64() -> u64 {
-    std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), time::now())
-}

@@ -1,19 +1,19 @@
 //! One webrtc-rs RTCPeerConnection as the connection task drives it ([`RtcPeer`]).
 
-use super::Context;
 #[cfg(feature = "voice")]
 use super::audio::{LocalAudio, RemoteNames, track_mids, watch_remote};
+use super::context::Context;
 use super::hurry::{Nudge, flush_dtls_client, settled, wake_driver};
 use crate::backend::EventSender;
 use crate::backend::MAX_BUFFERED_BYTES;
-use crate::config::IceTransportPolicy;
-use crate::config::{ChannelId, Delivery};
 use crate::connection::{Report, RtcChannel, RtcPeer};
-use crate::media::TrackId;
 use crate::platform::time::{now, sleep_until};
-use crate::sans_io::{IceState, Payload, PeerEvent, Role, SdpKind};
 use bytes::BytesMut;
 use fast_rtc_protocol::{ConnectionId, IceCandidate};
+use fast_rtc_swarm_core::config::IceTransportPolicy;
+use fast_rtc_swarm_core::config::{ChannelId, Delivery};
+use fast_rtc_swarm_core::media::TrackId;
+use fast_rtc_swarm_core::swarm::{IceState, Payload, PeerEvent, Role, SdpKind};
 use futures_lite::future;
 use rtc::peer_connection::transport::RTCDtlsRole;
 use std::sync::Arc;
@@ -116,7 +116,7 @@ impl NativePeer {
     /// 200 ms) like the DTLS flights ([`Nudge`]).
     fn nudge_through_turn(&mut self) {
         if self.nudge.is_none()
-            && !crate::relay::turn_urls(&self.shared.swarm.ice_servers).is_empty()
+            && !fast_rtc_swarm_core::relay::turn_urls(&self.shared.swarm.ice_servers).is_empty()
         {
             self.nudge = Some(Nudge::start());
         }

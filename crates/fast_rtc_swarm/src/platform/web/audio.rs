@@ -4,19 +4,19 @@
 //! # Sending
 //!
 //! Every link negotiates one send-and-receive audio transceiver per declared track from its
-//! first description ([`crate::media`]). An offering connection adds them with
+//! first description ([`fast_rtc_swarm_core::media`]). An offering connection adds them with
 //! `addTransceiver("audio", {direction: "sendrecv"})` in declaration order before its offer;
 //! an answering connection takes the audio transceivers the remote offer created, in the
 //! offer's order, and makes them `sendrecv` (JSEP gives an answerer's offer sections only to
 //! transceivers made by `addTrack`, which needs a track at hand, so the answerer adopts the
 //! offer's instead). Either way the `n`-th audio section is the `n`-th declared track, and the
-//! core names it in the signaled SDP ([`crate::sdp::name_audio_streams`]), so a webrtc-rs peer
+//! core names it in the signaled SDP ([`fast_rtc_swarm_core::sdp::name_audio_streams`]), so a webrtc-rs peer
 //! and a browser both map it to the same [`TrackId`].
 //!
 //! The audio itself is the application's `MediaStreamTrack` (a microphone from
 //! `getUserMedia`, a WebAudio graph's `MediaStreamAudioDestinationNode`):
-//! [`SwarmHandle::set_audio_source`]. Each link's sender of a track carries that source
-//! exactly while the core says the track is live ([`SwarmHandle::add_track`], not muted), and
+//! [`BrowserAudio::set_audio_source`]. Each link's sender of a track carries that source
+//! exactly while the core says the track is live ([`SwarmHandle::add_track`](crate::SwarmHandle::add_track), not muted), and
 //! nothing otherwise: mute is `replaceTrack(null)`, not `track.enabled = false`. A disabled
 //! track still sends (silence frames, about 1 kbit/s per link with DTX), and `enabled` is a
 //! property of the application's own track object, shared with whatever else it feeds (a
@@ -28,24 +28,24 @@
 //!
 //! A remote track (`ontrack`) is matched to its [`TrackId`] by its stream id, the declared
 //! name. Each one is played at once through an `<audio>` element of its own (not in the
-//! document) whose volume is the peer's ([`SwarmHandle::set_peer_volume`], 1.0 by default;
+//! document) whose volume is the peer's ([`BrowserAudio::set_peer_volume`], 1.0 by default;
 //! the element takes 0..=1). Its `MediaStream` is there for the application's own WebAudio
-//! graph (spatial panning, level meters): [`SwarmHandle::remote_audio_stream`]. There is no
+//! graph (spatial panning, level meters): [`BrowserAudio::remote_audio_stream`]. There is no
 //! decoded [`SwarmEvent::Audio`] in the browser: the page decodes
 //! and plays Opus itself.
 //!
 //! # State
 //!
 //! The JS objects live in one page-wide table (a thread local) under each swarm's key: a
-//! [`SwarmHandle`] and the backend must be `Send` (a Bevy resource holds the handle), so they
+//! [`SwarmHandle`](crate::SwarmHandle) and the backend must be `Send` (a Bevy resource holds the handle), so they
 //! carry the key, and everything runs on the page's one thread. The table holds, per swarm,
 //! one source per declared track, the senders and remote tracks of each live connection
 //! (removed when its connection closes), and the volume of each peer (removed when it leaves).
 
-use crate::driver::SwarmHandle;
-use crate::media::{TrackError, TrackId, TrackState};
-use crate::sans_io::SwarmEvent;
+use crate::platform::access::SwarmAccess;
 use fast_rtc_protocol::{ConnectionId, UserId};
+use fast_rtc_swarm_core::media::{TrackError, TrackId, TrackState};
+use fast_rtc_swarm_core::swarm::SwarmEvent;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -178,8 +178,13 @@ pub(crate) struct SwarmMedia {
 pub(crate) struct MediaLink(u64);
 
 impl SwarmMedia {
+    /// The key of this swarm's media in the page's state (0: none is kept).
+    pub(crate) fn key(&self) -> u64 {
+        self.key
+    }
+
     /// The media of a swarm started on this platform's backend with `config`'s tracks.
-    pub(crate) fn new(config: &crate::SwarmConfig) -> Self {
+    pub(crate) fn new(config: &fast_rtc_swarm_core::SwarmConfig) -> Self {
         let key = NEXT_KEY.with(|k| {
             let key = k.get();
             k.set(key + 1);
@@ -427,86 +432,108 @@ impl RemoteTracks {
     }
 }
 
-/// The browser's audio calls (wasm only; see [`crate::platform::web::audio`]).
-impl SwarmHandle {
-    /// The media key of this swarm, or why it has none.
-    fn media_key(&self) -> Result<u64, TrackError> {
-        let inner = self.shared().lock();
-        if inner.swarm.is_closed() {
-            return Err(TrackError::Closed);
-        }
-        match inner.media.key {
-            0 => Err(TrackError::NoBrowserMedia),
-            key => Ok(key),
-        }
-    }
-
+/// The browser's audio calls on a swarm's [`SwarmHandle`](crate::SwarmHandle) (wasm only; see
+/// [`crate::platform::web::audio`]): `use fast_rtc_swarm::BrowserAudio` to call them.
+pub trait BrowserAudio: SwarmAccess {
     /// Sets the audio of declared track `track` (browser only): a `MediaStreamTrack` from
     /// `getUserMedia` or a WebAudio graph, or `None` for none. It goes to every link's sender
     /// of the track now and to every later link's, while the track is live
-    /// ([`SwarmHandle::add_track`] starts sending, [`SwarmHandle::mute_track`] stops and
+    /// ([`SwarmHandle::add_track`](crate::SwarmHandle::add_track) starts sending, [`SwarmHandle::mute_track`](crate::SwarmHandle::mute_track) stops and
     /// resumes by `replaceTrack`: the source itself is never stopped or disabled). The swarm
     /// keeps the source until it is replaced or the swarm is dropped; stopping it (ending a
     /// microphone capture) is the application's.
-    pub fn set_audio_source(
+    fn set_audio_source(
         &self,
         track: TrackId,
         source: Option<MediaStreamTrack>,
     ) -> Result<(), TrackError> {
-        let key = self.media_key()?;
-        let index = usize::from(track.0);
-        with_state(key, |s| {
-            let slot = s
-                .sources
-                .get_mut(index)
-                .ok_or(TrackError::NoSuchTrack(track))?;
-            *slot = source;
-            s.update_senders(index);
-            Ok(())
-        })
-        .unwrap_or(Err(TrackError::NoBrowserMedia))
+        set_audio_source(self, track, source)
     }
 
     /// `peer`'s track `track` as received over its open link (browser only): the
     /// `MediaStream` the swarm plays, for a WebAudio graph of the application's. `None` until
     /// the track's RTP stream is negotiated, or if `peer` has no open link.
-    pub fn remote_audio_stream(&self, peer: &UserId, track: TrackId) -> Option<MediaStream> {
-        let key = self.media_key().ok()?;
-        let id = self.shared().lock().swarm.link_to(peer)?;
-        with_state(key, |s| {
-            s.links
-                .get(&id)?
-                .remote
-                .get(usize::from(track.0))?
-                .as_ref()
-                .map(|r| r.stream.clone())
-        })
-        .flatten()
+    fn remote_audio_stream(&self, peer: &UserId, track: TrackId) -> Option<MediaStream> {
+        remote_audio_stream(self, peer, track)
     }
 
     /// How loud `peer`'s tracks play (browser only): 1.0 as sent, 0.0 silent; an `<audio>`
     /// element's volume, so values above 1.0 play as 1.0. Kept for the peer's later links
     /// until it leaves. The plugin's `VoiceVolume` drives this in the browser.
-    pub fn set_peer_volume(&self, peer: &UserId, volume: f32) -> Result<(), TrackError> {
-        let key = self.media_key()?;
-        let link = self.shared().lock().swarm.link_to(peer);
-        with_state(key, |s| {
-            s.volumes.insert(peer.clone(), element_volume(volume));
-            if let Some(id) = &link {
-                s.peer_of.insert(id.clone(), peer.clone());
-            }
-            let ids: Vec<ConnectionId> = s
-                .peer_of
-                .iter()
-                .filter(|(_, p)| *p == peer)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in &ids {
-                s.apply_volume(id);
-            }
-        })
-        .ok_or(TrackError::NoBrowserMedia)
+    fn set_peer_volume(&self, peer: &UserId, volume: f32) -> Result<(), TrackError> {
+        set_peer_volume(self, peer, volume)
     }
+}
+
+impl<S: SwarmAccess> BrowserAudio for S {}
+
+/// The media key of `swarm`, or why it has none.
+fn browser_media_key(swarm: &impl SwarmAccess) -> Result<u64, TrackError> {
+    match swarm.media_key()? {
+        0 => Err(TrackError::NoBrowserMedia),
+        key => Ok(key),
+    }
+}
+
+/// What [`BrowserAudio::set_audio_source`] does.
+fn set_audio_source(
+    swarm: &impl SwarmAccess,
+    track: TrackId,
+    source: Option<MediaStreamTrack>,
+) -> Result<(), TrackError> {
+    let key = browser_media_key(swarm)?;
+    let index = usize::from(track.0);
+    with_state(key, |s| {
+        let slot = s
+            .sources
+            .get_mut(index)
+            .ok_or(TrackError::NoSuchTrack(track))?;
+        *slot = source;
+        s.update_senders(index);
+        Ok(())
+    })
+    .unwrap_or(Err(TrackError::NoBrowserMedia))
+}
+
+/// What [`BrowserAudio::remote_audio_stream`] does.
+fn remote_audio_stream(
+    swarm: &impl SwarmAccess,
+    peer: &UserId,
+    track: TrackId,
+) -> Option<MediaStream> {
+    let key = browser_media_key(swarm).ok()?;
+    let id = swarm.link_to(peer)?;
+    with_state(key, |s| {
+        s.links
+            .get(&id)?
+            .remote
+            .get(usize::from(track.0))?
+            .as_ref()
+            .map(|r| r.stream.clone())
+    })
+    .flatten()
+}
+
+/// What [`BrowserAudio::set_peer_volume`] does.
+fn set_peer_volume(swarm: &impl SwarmAccess, peer: &UserId, volume: f32) -> Result<(), TrackError> {
+    let key = browser_media_key(swarm)?;
+    let link = swarm.link_to(peer);
+    with_state(key, |s| {
+        s.volumes.insert(peer.clone(), element_volume(volume));
+        if let Some(id) = &link {
+            s.peer_of.insert(id.clone(), peer.clone());
+        }
+        let ids: Vec<ConnectionId> = s
+            .peer_of
+            .iter()
+            .filter(|(_, p)| *p == peer)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            s.apply_volume(id);
+        }
+    })
+    .ok_or(TrackError::NoBrowserMedia)
 }
 
 #[cfg(test)]

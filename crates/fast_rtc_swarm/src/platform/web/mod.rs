@@ -22,7 +22,7 @@ pub(crate) use audio::SwarmMedia;
 pub use peer::INBOX;
 
 use crate::backend::{DynBackend, EventSender, NewConnection, TaskBackend};
-use crate::config::SwarmConfig;
+use fast_rtc_swarm_core::config::SwarmConfig;
 use js_sys::Reflect;
 use peer::WebPeer;
 use std::sync::Arc;
@@ -108,7 +108,8 @@ fn launch_backend(
 
 /// The public names every platform module offers (see [`crate::platform`]).
 pub mod api {
-    pub use super::{INBOX, WebConfig, WebError, platform_backend};
+    pub use crate::platform::web::audio::BrowserAudio;
+    pub use crate::platform::web::{INBOX, WebConfig, WebError, platform_backend};
 
     /// The settings of this build's backend: [`WebConfig`] (the browser's `RTCPeerConnection`).
     pub type BackendConfig = WebConfig;

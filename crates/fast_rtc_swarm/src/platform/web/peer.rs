@@ -8,13 +8,13 @@
 //! reason rather than unbounded memory.
 
 use super::audio::{LinkAudio, MediaLink, RemoteTracks};
-use crate::config::{ChannelId, Delivery, IceTransportPolicy, SwarmConfig};
 use crate::connection::{Report, RtcChannel, RtcPeer};
-use crate::media::{TrackError, TrackId};
 use crate::platform::time::sleep;
-use crate::sans_io::{IceState, Payload, PeerEvent, PeerFailure, SdpKind};
 use fast_rtc_protocol::ConnectionId;
 use fast_rtc_protocol::IceCandidate;
+use fast_rtc_swarm_core::config::{ChannelId, Delivery, IceTransportPolicy, SwarmConfig};
+use fast_rtc_swarm_core::media::{TrackError, TrackId};
+use fast_rtc_swarm_core::swarm::{IceState, Payload, PeerEvent, PeerFailure, SdpKind};
 use js_sys::{Array, ArrayBuffer, Reflect, Uint8Array};
 use std::time::Duration;
 use tracing::debug;

@@ -1,166 +1,15 @@
-//! The thin async shell: feeds the [`SwarmCore`] from the backend, the signaling transport and a
-//! timer, and gives the application a [`SwarmHandle`].
-//!
-//! The shell decides nothing: every decision is the [`SwarmCore`]'s. It uses only runtime-agnostic
-//! primitives (async-channel, event-listener, and the [`Clock`]'s timers), so the driver future
-//! runs on any executor: tokio, smol, Bevy's task pools, or the browser's event loop.
+//! [`SwarmHandle`]: the application's side of a running swarm.
 
-use crate::backend::{Buffered, DynBackend, EventReceiver};
-use crate::clock::Clock;
-use crate::config::ChannelId;
-use crate::media::{TrackError, TrackId, TrackState};
-use crate::platform::{SENDS_ENCODED_AUDIO, SwarmMedia};
-use crate::sans_io::{
-    Fanout, Payload, PeerEvent, PeerInfo, SendError, SwarmCore, SwarmEvent, SwarmOutput,
+use crate::backend::Buffered;
+use crate::platform::SENDS_ENCODED_AUDIO;
+use crate::platform::access::SwarmAccess;
+use crate::shared::{Inner, Shared};
+use fast_rtc_protocol::{ClientMsg, ConnectionId, ServerMsg, UserId};
+use fast_rtc_swarm_core::{
+    ChannelId, Fanout, Payload, PeerInfo, SendError, SignalingState, SwarmCore, SwarmEvent,
+    TrackError, TrackId, TrackState,
 };
-use event_listener::Event;
-use fast_rtc_protocol::{ClientMsg, ServerMsg, UserId};
-use futures_lite::future;
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
-use web_time::Instant;
-
-/// Events kept for the application at most before the driver stops reading from peers (which
-/// pushes back on them through SCTP flow control): nothing is dropped, the application must
-/// drain its events.
-pub const MAX_PENDING_EVENTS: usize = 8192;
-/// Outgoing signaling frames kept at most while the signaling transport is slow or down; past
-/// this the oldest are dropped (they are only useful to the current signaling session).
-pub const MAX_PENDING_SIGNALS: usize = 4096;
-
-pub(crate) struct Inner {
-    pub(crate) swarm: SwarmCore,
-    backend: DynBackend,
-    /// What the platform keeps of this swarm's audio (the browser's sources and playback).
-    pub(crate) media: SwarmMedia,
-    signals: VecDeque<ClientMsg>,
-    events: VecDeque<SwarmEvent>,
-    pub(crate) signaling_up: bool,
-    /// The built-in signaling client's token, and how many times it was set.
-    pub(crate) token: String,
-    pub(crate) token_version: u64,
-}
-
-impl Inner {
-    /// Routes everything the swarm produced. Never blocks.
-    pub(crate) fn drain(&mut self) {
-        while let Some(out) = self.swarm.poll_output() {
-            match out {
-                SwarmOutput::Signal(msg) => {
-                    if self.signals.len() >= MAX_PENDING_SIGNALS {
-                        self.signals.pop_front();
-                    }
-                    self.signals.push_back(msg);
-                }
-                SwarmOutput::Command(cmd) => self.backend.execute(cmd),
-                SwarmOutput::Event(ev) => {
-                    self.media.observe(&ev);
-                    self.events.push_back(ev);
-                }
-            }
-        }
-    }
-
-    pub(crate) fn take_signal(&mut self) -> Option<ClientMsg> {
-        self.signals.pop_front()
-    }
-
-    pub(crate) fn clear_signals(&mut self) {
-        self.signals.clear();
-    }
-}
-
-/// State shared by the handle(s) and the driver.
-pub(crate) struct Shared {
-    inner: Mutex<Inner>,
-    /// Where the shell reads the time.
-    pub(crate) clock: Clock,
-    /// The swarm changed (new timer, new outputs): wake the driver.
-    pub(crate) changed: Event,
-    /// New events for the application.
-    events_ready: Event,
-    /// New outgoing signals.
-    pub(crate) signals_ready: Event,
-}
-
-impl Shared {
-    pub(crate) fn new(
-        swarm: SwarmCore,
-        backend: DynBackend,
-        clock: Clock,
-        media: SwarmMedia,
-    ) -> Arc<Self> {
-        Arc::new(Shared {
-            clock,
-            inner: Mutex::new(Inner {
-                swarm,
-                backend,
-                media,
-                signals: VecDeque::new(),
-                events: VecDeque::new(),
-                signaling_up: false,
-                token: String::new(),
-                token_version: 0,
-            }),
-            changed: Event::new(),
-            events_ready: Event::new(),
-            signals_ready: Event::new(),
-        })
-    }
-
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the swarm half-updated in a way that
-        // matters more than losing it; keep going with the data.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Runs `f` on the swarm, routes its outputs and wakes whoever waits on them.
-    pub(crate) fn with_swarm<R>(&self, f: impl FnOnce(&mut SwarmCore, Instant) -> R) -> R {
-        self.with_inner(|inner, now| f(&mut inner.swarm, now))
-    }
-
-    /// Sets the signaling token: the next connection attempt uses it, and the core learns when
-    /// it expires (read from the token at the wall-clock time).
-    pub(crate) fn set_token(&self, token: String) {
-        let expires_in = crate::token::expires_in(&token, self.clock.wall_now());
-        self.with_inner(|inner, now| {
-            inner.token = token;
-            inner.token_version += 1;
-            inner.swarm.token_changed(now, expires_in);
-        });
-        // The signaling loop may be waiting for it.
-        self.changed.notify(usize::MAX);
-    }
-
-    /// [`Shared::with_swarm`] for what also needs the backend.
-    pub(crate) fn with_inner<R>(&self, f: impl FnOnce(&mut Inner, Instant) -> R) -> R {
-        let (r, has_events, has_signals, changed) = {
-            let mut inner = self.lock();
-            let before = (inner.swarm.poll_timeout(), inner.swarm.is_closed());
-            let r = f(&mut inner, self.clock.now());
-            inner.drain();
-            let after = (inner.swarm.poll_timeout(), inner.swarm.is_closed());
-            (
-                r,
-                !inner.events.is_empty(),
-                !inner.signals.is_empty(),
-                before != after,
-            )
-        };
-        // The driver waits on a new deadline or the swarm closing; a send changes neither, so it
-        // does not wake the driver (a context switch per message otherwise).
-        if changed {
-            self.changed.notify(usize::MAX);
-        }
-        if has_events {
-            self.events_ready.notify(usize::MAX);
-        }
-        if has_signals {
-            self.signals_ready.notify(usize::MAX);
-        }
-        r
-    }
-}
+use std::sync::Arc;
 
 /// The application's side of a running swarm. Cheap to clone; every method returns at once.
 ///
@@ -189,12 +38,6 @@ impl Clone for SwarmHandle {
 }
 
 impl SwarmHandle {
-    /// The state it shares with the driver (for the platform's own calls).
-    #[allow(dead_code)] // the browser's audio calls use it
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
-    }
-
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
         SwarmHandle {
             _alive: Arc::new(HandleToken(shared.clone())),
@@ -255,7 +98,7 @@ impl SwarmHandle {
         self.shared.lock().backend.connection_count()
     }
 
-    /// Starts sending on declared audio track `track` ([`crate::media`]):
+    /// Starts sending on declared audio track `track` ([`fast_rtc_swarm_core::media`]):
     /// [`SwarmCore::add_track`]. Natively (feature `voice`), `AudioSender` does this and
     /// encodes the frames.
     ///
@@ -343,7 +186,7 @@ impl SwarmHandle {
     /// The signaling session's state: connecting, joined (the server accepted this member),
     /// reconnecting, or failed with its reason. Every change is also a
     /// [`SwarmEvent::Signaling`].
-    pub fn signaling_state(&self) -> crate::SignalingState {
+    pub fn signaling_state(&self) -> SignalingState {
         self.shared.lock().swarm.signaling_state().clone()
     }
 
@@ -420,74 +263,26 @@ impl SwarmHandle {
     }
 }
 
-/// Feeds backend events and timeouts into the swarm until it is closed. Runs beside the
-/// signaling loop in the driver future.
-pub(crate) async fn peer_loop(shared: Arc<Shared>, events: EventReceiver) {
-    loop {
-        let listener = shared.changed.listen();
-        let (deadline, room, closed) = {
-            let inner = shared.lock();
-            (
-                inner.swarm.poll_timeout(),
-                inner.events.len() < MAX_PENDING_EVENTS,
-                inner.swarm.is_closed(),
-            )
-        };
-        if closed {
-            return;
-        }
-        // A due deadline first: `future::or` below prefers peer events, which under a steady
-        // stream of them would otherwise starve timeouts and pings.
-        if deadline.is_some_and(|at| at <= shared.clock.now()) {
-            shared.with_swarm(|s, now| s.handle_timeout(now));
-            continue;
-        }
-        enum DriverWake {
-            Peer(Option<(fast_rtc_protocol::ConnectionId, PeerEvent)>),
-            Timer,
-            Changed,
-        }
-        let peer = async {
-            if room {
-                DriverWake::Peer(events.recv().await.ok())
-            } else {
-                future::pending().await
-            }
-        };
-        let timer = async {
-            match deadline {
-                Some(at) => {
-                    shared.clock.sleep_until(at).await;
-                    DriverWake::Timer
-                }
-                None => future::pending().await,
-            }
-        };
-        let changed = async {
-            listener.await;
-            DriverWake::Changed
-        };
-        match future::or(peer, future::or(timer, changed)).await {
-            DriverWake::Peer(Some((id, ev))) => {
-                shared.with_swarm(|s, now| s.handle_peer(now, &id, ev))
-            }
-            DriverWake::Peer(None) => return,
-            DriverWake::Timer => shared.with_swarm(|s, now| s.handle_timeout(now)),
-            DriverWake::Changed => {}
-        }
+/// The platform's media code works on a swarm through this (natively `AudioSender`, in the
+/// browser `BrowserAudio`): the handle calls down, the platform never names it.
+impl SwarmAccess for SwarmHandle {
+    fn add_track(&self, track: TrackId) -> Result<(), TrackError> {
+        SwarmHandle::add_track(self, track)
     }
-}
 
-/// Waits until the swarm has an outgoing signal or is closed with none left.
-pub(crate) async fn wait_signal(shared: &Shared) {
-    loop {
-        let listener = shared.signals_ready.listen();
-        {
-            let inner = shared.lock();
-            if !inner.signals.is_empty() || inner.swarm.is_closed() {
-                return;
-            }
+    fn send_audio(&self, track: TrackId, packet: Vec<u8>) -> Result<usize, TrackError> {
+        SwarmHandle::send_audio(self, track, packet)
+    }
+
+    fn link_to(&self, peer: &UserId) -> Option<ConnectionId> {
+        self.shared.lock().swarm.link_to(peer)
+    }
+
+    fn media_key(&self) -> Result<u64, TrackError> {
+        let inner = self.shared.lock();
+        if inner.swarm.is_closed() {
+            return Err(TrackError::Closed);
         }
-        listener.await;
+        Ok(inner.media.key())
     }
 }

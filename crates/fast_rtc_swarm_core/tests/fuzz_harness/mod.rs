@@ -10,7 +10,7 @@
 #![allow(clippy::disallowed_methods)] // picks the virtual clock's start
 
 use fast_rtc_protocol::{ConnectionId, IceCandidate, ServerMsg, Signal, UserId, decode_server};
-use fast_rtc_swarm::{
+use fast_rtc_swarm_core::{
     ChannelConfig, ChannelId, IceState, Payload, PeerCommand, PeerEvent, PeerFailure, SdpKind,
     SwarmConfig, SwarmCore, SwarmEvent, SwarmOutput,
 };

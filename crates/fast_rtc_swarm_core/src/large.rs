@@ -34,7 +34,7 @@
 //! line in its signaled SDP and implement step 2 above; nothing in the reference client does.
 
 use crate::control::Control;
-use crate::sans_io::Payload;
+use crate::swarm::io::Payload;
 
 /// How many data-channel messages a message of `len` bytes takes with parts of at most
 /// `part_size` bytes: 1 if it fits in one, else its header and its parts.

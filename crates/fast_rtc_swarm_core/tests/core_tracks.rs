@@ -7,8 +7,8 @@
 mod net;
 
 use fast_rtc_protocol::UserId;
-use fast_rtc_swarm::media::MAX_AUDIO_PACKET;
-use fast_rtc_swarm::{
+use fast_rtc_swarm_core::media::MAX_AUDIO_PACKET;
+use fast_rtc_swarm_core::{
     ChannelId, PeerEvent, SwarmConfig, SwarmEvent, TrackError, TrackId, TrackState,
 };
 use net::Net;
@@ -239,9 +239,9 @@ fn fast_texts(net: &Net, i: usize, from: usize) -> Vec<String> {
     net.commands[from..]
         .iter()
         .filter_map(|(m, c)| match c {
-            fast_rtc_swarm::PeerCommand::Send {
+            fast_rtc_swarm_core::PeerCommand::Send {
                 channel: ChannelId::FAST,
-                payload: fast_rtc_swarm::Payload::Text(t),
+                payload: fast_rtc_swarm_core::Payload::Text(t),
                 ..
             } if *m == i && t.starts_with("@fast/") => Some(t.clone()),
             _ => None,
@@ -292,7 +292,7 @@ fn the_js_clients_media_naming_makes_a_track_live_but_never_overrides_an_announc
     let seen = net.members[1].events.len();
     let text = |t: &str| PeerEvent::Message {
         channel: ChannelId::FAST,
-        payload: fast_rtc_swarm::Payload::Text(t.into()),
+        payload: fast_rtc_swarm_core::Payload::Text(t.into()),
     };
     report(
         &mut net,

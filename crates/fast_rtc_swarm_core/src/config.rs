@@ -20,8 +20,11 @@ impl ChannelId {
 }
 
 /// Delivery guarantees of a game channel.
+///
+/// Every backend maps each mode onto its data channels (the shell's webrtc-rs and web-sys
+/// peers match on it), so the list is exhaustive on purpose: a new mode is a breaking change
+/// that every backend must handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum Delivery {
     /// Reliable and ordered (like `fast`).
     Reliable,

@@ -11,7 +11,7 @@
 //! policy it may still connect directly, and with `Relay` its handshake timeout closes it.
 
 use crate::config::{IceServer, IceTransportPolicy, SwarmConfig};
-use crate::sans_io::SwarmFault;
+use crate::swarm::io::SwarmFault;
 use fast_rtc_protocol::ConnectionId;
 
 /// Whether `candidate` (an SDP `candidate:` attribute value, as gathered and signaled) is a

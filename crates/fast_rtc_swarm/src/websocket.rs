@@ -1,4 +1,4 @@
-//! The built-in WebSocket signaling client, and how a swarm is started. The loop is the same
+//! The built-in WebSocket signaling client. The loop is the same
 //! natively and in the browser; only the socket differs (`platform::ws`).
 //!
 //! The client connects to `URL?token=TOKEN` with TCP_NODELAY (a member writes several small
@@ -8,199 +8,22 @@
 //! with exponential backoff ([`ReconnectPolicy`](crate::ReconnectPolicy): 250 ms doubling to
 //! 8 s) and rejoins under the same identity (the token's); the swarm parks fresh offers and the
 //! links re-form underneath without the application seeing a close. The core decides when to
-//! retry and when to give up ([`crate::lifecycle`]): a refused token, a full or forbidden room,
+//! retry and when to give up ([`fast_rtc_swarm_core::lifecycle`]): a refused token, a full or forbidden room,
 //! another session with this identity, or the retry budget spent end the swarm with a
 //! [`FailReason`](crate::FailReason), reported as [`SwarmEvent::Signaling`](crate::SwarmEvent::Signaling).
 //! Each attempt uses the latest token ([`SwarmHandle::set_token`]); after a refused token the
-//! loop waits for a new one when the core says so ([`crate::lifecycle#tokens`]).
+//! loop waits for a new one when the core says so ([`fast_rtc_swarm_core::lifecycle#tokens`]).
 
-use crate::backend::{DynBackend, EVENT_QUEUE, EventSender};
-use crate::clock::Clock;
-use crate::config::SwarmConfig;
-use crate::driver::{Shared, SwarmHandle, peer_loop, wait_signal};
-use crate::lifecycle::{Next, Transport};
+use crate::platform::SEES_PINGS;
 use crate::platform::frame::{ConnectError, Frame};
 use crate::platform::ws::{Socket, TlsConnector};
-use crate::platform::{BackendConfig, BackendError, SEES_PINGS, SIGNALING_SCHEMES, SwarmDriver};
-use crate::platform::{SwarmMedia, backend_with_media, random_u64};
-use crate::sans_io::SwarmCore;
+use crate::shared::{Shared, wait_signal};
 use fast_rtc_protocol::{decode_server, encode};
+use fast_rtc_swarm_core::lifecycle::{Next, Transport};
 use futures_lite::future;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, warn};
-
-/// How the swarm reaches the signaling server.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum Signaling {
-    /// The built-in WebSocket client: `url` (`ws://host:port/ws`) and the member's token.
-    WebSocket {
-        /// The server's WebSocket URL, without the token.
-        url: String,
-        /// The member's token (sent as the `token` query parameter).
-        token: String,
-    },
-    /// Bring your own transport: read frames to send with
-    /// [`SwarmHandle::next_signal`] and feed the server's frames to
-    /// [`SwarmHandle::dispatch`]. The swarm joins at once.
-    External,
-}
-
-/// The swarm could not start.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StartError {
-    /// This build's backend could not start (no async runtime natively, no `RTCPeerConnection`
-    /// in the browser).
-    #[error(transparent)]
-    Backend(#[from] BackendError),
-    /// The signaling URL's scheme is not one this build can use.
-    #[error("bad signaling URL {url:?}: expected one of {schemes:?}")]
-    BadUrl {
-        /// The URL given.
-        url: String,
-        /// The schemes this build can use.
-        schemes: &'static [&'static str],
-    },
-}
-
-/// Starts a swarm on this build's backend ([`BackendConfig`]: webrtc-rs natively, the
-/// browser's `RTCPeerConnection` on wasm). Returns its handle and the driver to spawn.
-///
-/// ```no_run
-/// use fast_rtc_swarm::{start, NativeConfig, Signaling, SwarmConfig, SwarmEvent, ChannelId};
-///
-/// # async fn run(token: String) -> Result<(), Box<dyn std::error::Error>> {
-/// let signaling = Signaling::WebSocket { url: "ws://127.0.0.1:8787/ws".into(), token };
-/// let (swarm, driver) = start(SwarmConfig::new("lobby"), NativeConfig::default(), signaling)?;
-/// std::thread::spawn(move || futures_lite::future::block_on(driver));
-/// while let Some(event) = swarm.recv().await {
-///     if let SwarmEvent::Open(peer) = event {
-///         swarm.send(&peer.user_id, ChannelId::FAST, "hello")?;
-///     }
-/// }
-/// # Ok(()) }
-/// ```
-///
-/// Bring your own signaling transport:
-///
-/// ```no_run
-/// use fast_rtc_swarm::{start, NativeConfig, Signaling, SwarmConfig};
-/// use fast_rtc_protocol::{decode_server, encode};
-///
-/// # async fn run(mut my_transport_send: impl FnMut(String), incoming: Vec<String>) -> Result<(), Box<dyn std::error::Error>> {
-/// let (swarm, driver) = start(SwarmConfig::new("lobby"), NativeConfig::default(), Signaling::External)?;
-/// std::thread::spawn(move || futures_lite::future::block_on(driver));
-/// // frames the swarm wants sent (init, offers, candidates, answers, close)
-/// while let Some(frame) = swarm.try_next_signal() {
-///     my_transport_send(encode(&frame));
-/// }
-/// // frames the server sent
-/// for text in incoming {
-///     swarm.dispatch(decode_server(&text)?);
-/// }
-/// # Ok(()) }
-/// ```
-pub fn start(
-    config: SwarmConfig,
-    backend: BackendConfig,
-    signaling: Signaling,
-) -> Result<(SwarmHandle, SwarmDriver), StartError> {
-    let tls = TlsConnector::from_config(&backend)?;
-    // The platform's media of this swarm (the browser's audio sources and playback), shared
-    // by its handle and its backend's connections.
-    let media = SwarmMedia::new(&config);
-    let link = media.link();
-    start_inner(
-        config,
-        signaling,
-        Clock::System,
-        tls,
-        media,
-        |config, events| Ok(backend_with_media(config, backend, events, link)?),
-    )
-}
-
-/// Starts a swarm on a backend of your choice, with a [`Clock`] of your choice: `backend` is
-/// called once with the swarm's configuration and the queue the backend reports to.
-///
-/// This is how a test runs a swarm without sockets and without waiting on real time:
-///
-/// ```
-/// use fast_rtc_swarm::memory::MemoryNet;
-/// use fast_rtc_swarm::{start_with, Clock, ManualClock, Signaling, SwarmConfig};
-///
-/// let net = MemoryNet::new();
-/// let clock = ManualClock::new();
-/// let (swarm, driver) = start_with(
-///     SwarmConfig::new("lobby"),
-///     Signaling::External,
-///     Clock::Manual(clock.clone()),
-///     |config, events| Ok(Box::new(net.backend(config, events))),
-/// )?;
-/// # drop((swarm, driver));
-/// # Ok::<(), fast_rtc_swarm::StartError>(())
-/// ```
-///
-/// A `wss://` server's certificate is checked against the platform's built-in roots only
-/// (natively Mozilla's; [`start`] also trusts `NativeConfig::tls_roots`).
-pub fn start_with(
-    config: SwarmConfig,
-    signaling: Signaling,
-    clock: Clock,
-    backend: impl FnOnce(SwarmConfig, EventSender) -> Result<DynBackend, StartError>,
-) -> Result<(SwarmHandle, SwarmDriver), StartError> {
-    start_inner(
-        config,
-        signaling,
-        clock,
-        TlsConnector::roots_only()?,
-        SwarmMedia::none(),
-        backend,
-    )
-}
-
-/// [`start_with`] with the TLS connector of the signaling socket.
-fn start_inner(
-    config: SwarmConfig,
-    signaling: Signaling,
-    clock: Clock,
-    tls: TlsConnector,
-    media: SwarmMedia,
-    backend: impl FnOnce(SwarmConfig, EventSender) -> Result<DynBackend, StartError>,
-) -> Result<(SwarmHandle, SwarmDriver), StartError> {
-    if let Signaling::WebSocket { url, .. } = &signaling
-        && !SIGNALING_SCHEMES.iter().any(|s| url.starts_with(s))
-    {
-        return Err(StartError::BadUrl {
-            url: url.clone(),
-            schemes: SIGNALING_SCHEMES,
-        });
-    }
-    let (events_tx, events_rx) = async_channel::bounded(EVENT_QUEUE);
-    let backend = backend(config.clone(), events_tx)?;
-    // Makes this member's connection ids unique in the room.
-    let prefix = format!("{:016x}", random_u64());
-    let shared = Shared::new(SwarmCore::new(config, prefix), backend, clock, media);
-    let handle = SwarmHandle::new(shared.clone());
-    let driver: SwarmDriver = match signaling {
-        Signaling::External => {
-            shared.with_swarm(|s, now| s.start(now));
-            Box::pin(peer_loop(shared, events_rx))
-        }
-        Signaling::WebSocket { url, token } => {
-            shared.set_token(token);
-            let peers = peer_loop(shared.clone(), events_rx);
-            let signals = websocket_loop(shared, url, tls);
-            Box::pin(async move {
-                // The signaling loop ends after sending `close`; the peer loop when closed.
-                future::zip(peers, signals).await;
-            })
-        }
-    };
-    Ok((handle, driver))
-}
 
 /// How long one connection attempt (TCP and WebSocket handshake) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -231,9 +54,9 @@ async fn until_new_token(shared: &Shared, version: u64) {
 }
 
 /// Connects, pumps, and reports every attempt and loss to the core, which decides whether and
-/// when to try again ([`crate::lifecycle`]); this loop only waits and dials, with the latest
+/// when to try again ([`fast_rtc_swarm_core::lifecycle`]); this loop only waits and dials, with the latest
 /// token ([`SwarmHandle::set_token`]).
-async fn websocket_loop(shared: Arc<Shared>, url: String, tls: TlsConnector) {
+pub(crate) async fn websocket_loop(shared: Arc<Shared>, url: String, tls: TlsConnector) {
     loop {
         if shared.with_swarm(|s, now| s.handle_transport(now, Transport::Connecting)) == Next::Stop
         {

@@ -6,7 +6,7 @@
 mod net;
 
 use fast_rtc_protocol::{ClientMsg, ServerMsg, Signal, UserId};
-use fast_rtc_swarm::{
+use fast_rtc_swarm_core::{
     ChannelConfig, ChannelId, CloseReason, IceServer, LinkOrigin, Payload, PeerCommand, PeerEvent,
     SendError, SwarmConfig, SwarmCore, SwarmEvent, SwarmFault, SwarmOutput,
 };
@@ -468,7 +468,7 @@ fn reliable_sends_wait_for_their_channel_unreliable_ones_are_refused() {
     s.handle_peer(
         now,
         &"x".into(),
-        fast_rtc_swarm::PeerEvent::ChannelOpen(ChannelId::FAST),
+        fast_rtc_swarm_core::PeerEvent::ChannelOpen(ChannelId::FAST),
     );
     while s.poll_output().is_some() {}
     assert_eq!(s.send(&"peer".into(), reliable, "kept".into()), Ok(()));
@@ -484,7 +484,7 @@ fn reliable_sends_wait_for_their_channel_unreliable_ones_are_refused() {
     s.handle_peer(
         now,
         &"x".into(),
-        fast_rtc_swarm::PeerEvent::ChannelOpen(reliable),
+        fast_rtc_swarm_core::PeerEvent::ChannelOpen(reliable),
     );
     assert_eq!(
         s.poll_output(),
@@ -795,7 +795,9 @@ fn a_hostile_or_broken_large_message_is_a_fault_and_the_channel_goes_on() {
     let now = net.now;
     let header = |size: u64, text: bool| PeerEvent::Message {
         channel: ChannelId::FAST,
-        payload: Payload::Text(fast_rtc_swarm::control::Control::Large { size, text }.encode()),
+        payload: Payload::Text(
+            fast_rtc_swarm_core::control::Control::Large { size, text }.encode(),
+        ),
     };
     let part = |len: usize| PeerEvent::Message {
         channel: ChannelId::FAST,
@@ -897,7 +899,7 @@ fn game_channels_are_opened_only_for_a_peer_that_takes_them() {
                 && matches!(
                     c,
                     PeerCommand::SetRemote {
-                        kind: fast_rtc_swarm::SdpKind::Answer,
+                        kind: fast_rtc_swarm_core::SdpKind::Answer,
                         ..
                     }
                 )

@@ -7,7 +7,7 @@
 use fast_rtc_protocol::{ConnectionId, IceCandidate, ServerMsg, UserId};
 use fast_rtc_server::Limits;
 use fast_rtc_server::hub::{ConnId, Hub, Identity, Output, RoomGrant};
-use fast_rtc_swarm::{
+use fast_rtc_swarm_core::{
     ChannelId, IceState, Payload, PeerCommand, PeerEvent, PeerFailure, Role, SdpKind, SwarmConfig,
     SwarmCore, SwarmEvent, SwarmOutput,
 };
@@ -418,7 +418,7 @@ impl Net {
         v
     }
 
-    pub fn closes(&self, i: usize) -> Vec<(UserId, fast_rtc_swarm::CloseReason)> {
+    pub fn closes(&self, i: usize) -> Vec<(UserId, fast_rtc_swarm_core::CloseReason)> {
         self.members[i]
             .events
             .iter()

@@ -1,0 +1,93 @@
+//! One link: one RTCPeerConnection's state as the core keeps it (handshake, channels, queued
+//! and early data, reassembly, pings, tracks).
+
+use super::io::*;
+use crate::config::{ChannelId, SwarmConfig};
+use crate::large::Reassembly;
+use crate::media::TrackState;
+use fast_rtc_protocol::{ConnectionId, IceCandidate, UserId};
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+use web_time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LinkState {
+    /// Our pre-made offer, not claimed by a joiner yet.
+    Parked,
+    /// Claimed; handshake under way.
+    Connecting,
+    /// `fast` is open.
+    Open,
+}
+
+#[derive(Debug)]
+pub(super) struct Link {
+    pub(super) role: Role,
+    pub(super) state: LinkState,
+    pub(super) remote: Option<UserId>,
+    pub(super) origin: LinkOrigin,
+    pub(super) remote_described: bool,
+    pub(super) pending_candidates: Vec<Option<IceCandidate>>,
+    /// Whether a relay candidate was gathered for this end ([`crate::relay`]).
+    pub(super) relay_gathered: bool,
+    pub(super) deadline: Option<Instant>,
+    pub(super) open_channels: Vec<bool>,
+    pub(super) queued: HashMap<ChannelId, VecDeque<Payload>>,
+    /// Data that arrived on a game channel before `fast` opened, delivered right after Open.
+    pub(super) early: VecDeque<(ChannelId, Payload)>,
+    /// The largest message the remote reassembles, from its session description (0: it does
+    /// not; see [`crate::large`]).
+    pub(super) reassembles: usize,
+    /// Whether the remote takes game channels, from its session description.
+    pub(super) game_channels: bool,
+    /// Large messages being received, by channel.
+    pub(super) assembly: HashMap<ChannelId, Reassembly>,
+    pub(super) opened_at: Option<Instant>,
+    pub(super) next_ping: Option<Instant>,
+    pub(super) ping_seq: u64,
+    pub(super) ping_sent: Option<(u64, Instant)>,
+    pub(super) rtt: Option<Duration>,
+    /// The remote's audio tracks as it announced them, by [`TrackId`].
+    pub(super) remote_tracks: Vec<Option<TrackState>>,
+    /// The mid of each declared track's transceiver, once known ([`PeerEvent::TrackMids`]).
+    pub(super) local_mids: Vec<Option<String>>,
+    /// Whether each track's transceiver was named to the remote (`stream` and `midOffer`).
+    pub(super) media_named: Vec<bool>,
+}
+
+impl Link {
+    pub(super) fn new(config: &SwarmConfig, role: Role, origin: LinkOrigin) -> Link {
+        Link {
+            role,
+            state: LinkState::Parked,
+            remote: None,
+            origin,
+            remote_described: false,
+            pending_candidates: Vec::new(),
+            relay_gathered: false,
+            deadline: None,
+            open_channels: vec![false; config.channels.len() + 1],
+            queued: HashMap::new(),
+            early: VecDeque::new(),
+            reassembles: 0,
+            game_channels: false,
+            assembly: HashMap::new(),
+            opened_at: None,
+            next_ping: None,
+            ping_seq: 0,
+            ping_sent: None,
+            rtt: None,
+            remote_tracks: vec![None; config.audio_tracks.len()],
+            local_mids: vec![None; config.audio_tracks.len()],
+            media_named: vec![false; config.audio_tracks.len()],
+        }
+    }
+
+    pub(super) fn info(&self, id: &ConnectionId) -> Option<PeerInfo> {
+        self.remote.clone().map(|user_id| PeerInfo {
+            user_id,
+            id: id.clone(),
+            origin: self.origin,
+        })
+    }
+}
