@@ -21,7 +21,7 @@ mod browser;
 use browser::*;
 use fast_rtc_protocol::UserId;
 use fast_rtc_swarm::{
-    ChannelId, Payload, SwarmConfig, SwarmEvent, SwarmHandle, TrackError, TrackId,
+    BrowserAudio, ChannelId, Payload, SwarmConfig, SwarmEvent, SwarmHandle, TrackError, TrackId,
 };
 use wasm_bindgen::JsCast;
 use wasm_bindgen_test::{wasm_bindgen_test, wasm_bindgen_test_configure};
