@@ -25,8 +25,8 @@
 //! - [`sdp`]: what a member advertises in the descriptions it signals.
 //!
 //! ```
-//! use fast_rtc_protocol::{ClientMsg, RoomId};
-//! use fast_rtc_swarm_core::{SwarmConfig, SwarmCore, SwarmOutput};
+//! use fast_rtc_protocol::ClientMsg;
+//! use fast_rtc_swarm_core::{PeerCommand, Role, SwarmConfig, SwarmCore, SwarmOutput};
 //! use web_time::Instant;
 //!
 //! let mut core = SwarmCore::new(SwarmConfig::new("lobby"), "a1");
@@ -38,9 +38,14 @@
 //! while let Some(output) = core.poll_output() {
 //!     outputs.push(output);
 //! }
-//! assert!(matches!(&outputs[0], SwarmOutput::Signal(ClientMsg::Init { room_id, .. }) if *room_id == RoomId::from("lobby")));
+//! // It joins the room and makes its pre-made offer (`peer_buffer` is 1 by default).
+//! assert!(outputs.iter().any(|o| matches!(o, SwarmOutput::Signal(ClientMsg::Init { .. }))));
+//! assert!(outputs.iter().any(|o| matches!(
+//!     o,
+//!     SwarmOutput::Command(PeerCommand::Create { role: Role::Offerer, .. })
+//! )));
 //! let _next_wakeup = core.poll_timeout();
-//! ```
+//! //! ```
 
 #![forbid(unsafe_code)]
 
