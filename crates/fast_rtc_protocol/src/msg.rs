@@ -1,6 +1,7 @@
 //! The frames.
 
-use crate::{ConnectionId, ErrorCode, RoomId, UserId};
+use crate::error::ErrorCode;
+use crate::ids::{ConnectionId, RoomId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// Prefix of control messages on the `fast` data channel (`@fast/` + JSON, e.g.

@@ -4,7 +4,8 @@
 //! ("chunks") and hands one from every member to a joiner in a single round trip
 //! (the "pay-it-forward" protocol; `docs/protocol.md` in the repository describes it).
 //!
-//! The crate has two layers:
+//! The crate has two layers, the pure state machine and the async shell around it, plus optional
+//! scale-out:
 //!
 //! - [`hub`]: the pure state machine. Every socket and every room, frames in → frames out, time
 //!   passed in, no IO. Use it directly to embed the protocol in another transport or to test.
@@ -13,6 +14,25 @@
 //!   without a proxy).
 //! - [`cluster`]: optional scale-out. Several instances share rooms over Redis (Valkey); each
 //!   room's hub runs on one owner instance, elected with a lease.
+//!
+//! # Module map
+//!
+//! Imports go one way, down this list's arrows; no file imports back from a file that imports it.
+//!
+//! - `main.rs`: the `fast-rtc-server` binary (`serve`, `token`), on the public API only.
+//! - [`server`]: routes and socket tasks → `owner` (single process) or `cluster::node` (cluster),
+//!   [`auth`], [`tls`], [`metrics`], [`hub`], [`limits`], [`ClusterConfig`].
+//! - `owner`: the single-process owner task, the only task that touches the [`Hub`]; the
+//!   `Event`s socket tasks send it, the `Outbound` frames it queues for them, and `now()`, the
+//!   server's one clock read. Used by [`server`] and by `cluster::node` alike → [`hub`],
+//!   [`metrics`].
+//! - [`cluster`]: `node` (the cluster owner task → `owner`'s events, [`cluster::router`],
+//!   [`cluster::bus`], [`cluster::lease`]), [`cluster::wire`], [`cluster::error`].
+//! - [`auth`]: who may connect ([`Authenticator`], JWTs) → [`hub`]'s identity types.
+//! - [`metrics`]: the Prometheus registry → [`hub`]'s statistics.
+//! - [`tls`]: the TLS listener.
+//! - [`hub`]: the room state machine → [`limits`].
+//! - [`limits`]: the protocol limits.
 //!
 //! Authentication is always on: the shell admits a socket only with a token its
 //! [`Authenticator`] accepts. The built-in [`JwtAuthenticator`] verifies HS256 JWTs whose `sub` is
@@ -37,6 +57,7 @@ pub mod cluster;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+mod owner;
 pub mod server;
 pub mod tls;
 

@@ -1,9 +1,9 @@
 //! The async shell around [`Hub`]: axum routes, one task per socket, one owner task.
 //!
 //! Socket tasks only move frames: they forward what arrives to the owner task over a bounded
-//! channel and write what the owner queues for them. The owner task is the only one that touches
-//! the [`Hub`]; it makes no protocol decisions of its own beyond dropping sockets that cannot keep
-//! up. Routes:
+//! channel and write what the owner queues for them. The owner task (`owner.rs`, or in cluster
+//! mode [`cluster`](crate::cluster)'s node task) is the only one that touches the [`Hub`]; it
+//! makes no protocol decisions of its own beyond dropping sockets that cannot keep up. Routes:
 //!
 //! - `GET /ws?token=…` — the signaling WebSocket. The token is checked before the upgrade
 //!   (HTTP 401 if missing, invalid or expired; 503 when the server is at its connection limit).
@@ -16,9 +16,10 @@
 
 use crate::auth::{AuthError, Authenticator};
 use crate::cluster::ClusterConfig;
-use crate::hub::{ConnId, Hub, Identity, Output, RoomSnapshot, SocketCloseReason};
+use crate::hub::{ConnId, Hub, Identity, RoomSnapshot, SocketCloseReason};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
+use crate::owner::{self, Event, Outbound, now};
 use crate::tls::{TlsConfig, TlsListener};
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -28,27 +29,20 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use fast_rtc_protocol::{RoomId, ServerMsg, encode};
+use fast_rtc_protocol::{RoomId, encode};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
-use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
-
-/// The shell's one clock read; the [`Hub`] gets time only from here.
-#[allow(clippy::disallowed_methods)]
-pub(crate) fn now() -> Instant {
-    Instant::now()
-}
 
 /// WebSocket close code for "going away" (server shutdown), RFC 6455 §7.4.1.
 const CLOSE_GOING_AWAY: u16 = 1001;
@@ -157,40 +151,6 @@ impl ServerHandle {
     }
 }
 
-/// Events from socket tasks (and the metrics route) to the owner task.
-pub(crate) enum Event {
-    Connected {
-        conn: ConnId,
-        identity: Identity,
-        tx: mpsc::Sender<Outbound>,
-    },
-    Text {
-        conn: ConnId,
-        text: axum::extract::ws::Utf8Bytes,
-    },
-    Binary {
-        conn: ConnId,
-        len: usize,
-    },
-    Disconnected {
-        conn: ConnId,
-    },
-    SyncMetrics(oneshot::Sender<()>),
-    /// [`ServerHandle::room`].
-    Snapshot {
-        room: RoomId,
-        reply: oneshot::Sender<Option<RoomSnapshot>>,
-    },
-}
-
-/// What the owner task queues for one socket.
-pub(crate) enum Outbound {
-    Msg(ServerMsg),
-    Close(SocketCloseReason),
-    /// Close with this code and reason (cluster mode: the room moved, or Redis is down).
-    CloseWith(u16, &'static str),
-}
-
 struct Shared<A> {
     config: ServerConfig,
     auth: A,
@@ -274,7 +234,7 @@ impl<A: Authenticator> Server<A> {
             }
             None => {
                 let hub = Hub::new(self.config.limits.clone());
-                tracker.spawn(owner(events_rx, hub, metrics.clone()));
+                tracker.spawn(owner::run(events_rx, hub, metrics.clone()));
             }
         }
 
@@ -525,81 +485,4 @@ async fn socket_task<A>(socket: WebSocket, conn: ConnId, identity: Identity, sha
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), closing).await;
     debug!(conn = conn.0, "socket closed");
-}
-
-/// The only task that touches the hub: applies each event, then drains the hub's outputs.
-async fn owner(mut events: mpsc::Receiver<Event>, mut hub: Hub, metrics: Arc<Metrics>) {
-    let mut sockets: HashMap<ConnId, mpsc::Sender<Outbound>> = HashMap::new();
-    // A wait for an offer ends at most a tenth of its limit late (0.5 s of 5 s by default).
-    let tick = (hub.limits().max_offer_wait / 10).max(Duration::from_millis(10));
-    let mut timeouts = tokio::time::interval(tick);
-    timeouts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        // The next event, or the tick that ends overdue waits for offers. Checked on a tick,
-        // not after every event: finding the hub's next deadline scans every waiting list.
-        let event = tokio::select! {
-            event = events.recv() => event,
-            _ = timeouts.tick() => {
-                let now = now();
-                hub.handle_timeout(now);
-                drain(&mut hub, &mut sockets, &metrics, now);
-                continue;
-            }
-        };
-        let now = now();
-        let Some(event) = event else {
-            return; // every sender is gone: the server is shutting down
-        };
-        match event {
-            Event::Connected { conn, identity, tx } => {
-                sockets.insert(conn, tx);
-                hub.connect(now, conn, identity);
-            }
-            Event::Text { conn, text } => hub.handle_text(now, conn, text.as_str()),
-            Event::Binary { conn, len } => hub.handle_binary(now, conn, len),
-            Event::Disconnected { conn } => {
-                sockets.remove(&conn);
-                hub.disconnect(now, conn);
-            }
-            Event::SyncMetrics(done) => {
-                metrics.sync(&hub);
-                let _ = done.send(());
-            }
-            Event::Snapshot { room, reply } => {
-                let _ = reply.send(hub.room(&room));
-            }
-        }
-        drain(&mut hub, &mut sockets, &metrics, now);
-    }
-}
-
-/// Hands everything the hub produced to the sockets' queues.
-fn drain(
-    hub: &mut Hub,
-    sockets: &mut HashMap<ConnId, mpsc::Sender<Outbound>>,
-    metrics: &Metrics,
-    now: Instant,
-) {
-    while let Some(output) = hub.poll() {
-        match output {
-            Output::Send { to, msg } => {
-                let Some(tx) = sockets.get(&to) else { continue };
-                if let Err(e) = tx.try_send(Outbound::Msg(msg)) {
-                    // Full (the client does not read) or closed (its task is ending): either
-                    // way the socket goes, and its member leaves the room.
-                    if matches!(e, mpsc::error::TrySendError::Full(_)) {
-                        warn!(conn = to.0, "outbound queue full: dropping the socket");
-                        metrics.drop_socket("slow_consumer");
-                    }
-                    sockets.remove(&to);
-                    hub.disconnect(now, to);
-                }
-            }
-            Output::Close { conn, reason } => {
-                if let Some(tx) = sockets.remove(&conn) {
-                    let _ = tx.try_send(Outbound::Close(reason));
-                }
-            }
-        }
-    }
 }

@@ -57,7 +57,7 @@
 //! - [`lease`]: taking, renewing, releasing and reading room leases;
 //! - [`bus`]: the Redis connection task (subscription, publishing, reconnecting);
 //! - `node`: the task that ties them to the hub (the cluster counterpart of the single-process
-//!   owner task);
+//!   owner task in `owner.rs`, with the same events in and frames out);
 //! - [`error`]: the errors, [`ClusterError`].
 
 pub mod bus;

@@ -1,7 +1,7 @@
 //! The cluster-mode owner task: the [`Router`] for this instance's sockets, the [`Hub`] of the
 //! rooms this instance owns, and the Redis side ([`bus`](super::bus), [`lease`](super::lease)).
 //!
-//! It takes the place of the single-process owner task in `server.rs` and, like it, is the only
+//! It takes the place of the single-process owner task (`owner.rs`) and, like it, is the only
 //! task that touches the hub. Socket events go through the router; its forwards go to the local
 //! hub when this instance owns the room, or are published to the owner's channel. Envelopes read
 //! from this instance's channel are inputs for the rooms it owns (from other instances' sockets)
@@ -17,7 +17,7 @@ use super::wire::{self, Envelope, Input, MemberOutput, instance_channel};
 use crate::hub::{ConnId, Hub, Identity, Output, RoomGrant, SocketCloseReason};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::server::{Event, Outbound, now};
+use crate::owner::{Event, Outbound, now};
 use fast_rtc_protocol::{RoomId, ServerMsg, decode_server, encode};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;

@@ -1,0 +1,136 @@
+//! The single-process owner task: the only task that touches the [`Hub`], and the messages
+//! between it and the socket tasks.
+//!
+//! The socket tasks of [`server`](crate::server) send [`Event`]s (a socket opened, a frame
+//! arrived, a socket closed, a metrics or snapshot request) over one bounded channel; the owner
+//! task applies each to the hub, then hands the hub's outputs to the sockets' queues as
+//! [`Outbound`] frames. It makes no protocol decision of its own beyond dropping sockets that
+//! cannot keep up. In cluster mode, [`cluster`](crate::cluster)'s node task takes its place and
+//! speaks the same [`Event`]s and [`Outbound`]s. [`now`] is the server's only clock read.
+
+use crate::hub::{ConnId, Hub, Identity, Output, RoomSnapshot, SocketCloseReason};
+use crate::metrics::Metrics;
+use fast_rtc_protocol::{RoomId, ServerMsg};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tracing::warn;
+
+/// The server's one clock read; the [`Hub`] gets time only from here (through the owner task,
+/// single-process or [cluster](crate::cluster)).
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn now() -> Instant {
+    Instant::now()
+}
+
+/// Events from socket tasks (and the metrics route) to the owner task.
+pub(crate) enum Event {
+    Connected {
+        conn: ConnId,
+        identity: Identity,
+        tx: mpsc::Sender<Outbound>,
+    },
+    Text {
+        conn: ConnId,
+        text: axum::extract::ws::Utf8Bytes,
+    },
+    Binary {
+        conn: ConnId,
+        len: usize,
+    },
+    Disconnected {
+        conn: ConnId,
+    },
+    SyncMetrics(oneshot::Sender<()>),
+    /// [`ServerHandle::room`](crate::ServerHandle::room).
+    Snapshot {
+        room: RoomId,
+        reply: oneshot::Sender<Option<RoomSnapshot>>,
+    },
+}
+
+/// What the owner task queues for one socket.
+pub(crate) enum Outbound {
+    Msg(ServerMsg),
+    Close(SocketCloseReason),
+    /// Close with this code and reason (cluster mode: the room moved, or Redis is down).
+    CloseWith(u16, &'static str),
+}
+
+/// The only task that touches the hub: applies each event, then drains the hub's outputs.
+pub(crate) async fn run(mut events: mpsc::Receiver<Event>, mut hub: Hub, metrics: Arc<Metrics>) {
+    let mut sockets: HashMap<ConnId, mpsc::Sender<Outbound>> = HashMap::new();
+    // A wait for an offer ends at most a tenth of its limit late (0.5 s of 5 s by default).
+    let tick = (hub.limits().max_offer_wait / 10).max(Duration::from_millis(10));
+    let mut timeouts = tokio::time::interval(tick);
+    timeouts.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        // The next event, or the tick that ends overdue waits for offers. Checked on a tick,
+        // not after every event: finding the hub's next deadline scans every waiting list.
+        let event = tokio::select! {
+            event = events.recv() => event,
+            _ = timeouts.tick() => {
+                let now = now();
+                hub.handle_timeout(now);
+                drain(&mut hub, &mut sockets, &metrics, now);
+                continue;
+            }
+        };
+        let now = now();
+        let Some(event) = event else {
+            return; // every sender is gone: the server is shutting down
+        };
+        match event {
+            Event::Connected { conn, identity, tx } => {
+                sockets.insert(conn, tx);
+                hub.connect(now, conn, identity);
+            }
+            Event::Text { conn, text } => hub.handle_text(now, conn, text.as_str()),
+            Event::Binary { conn, len } => hub.handle_binary(now, conn, len),
+            Event::Disconnected { conn } => {
+                sockets.remove(&conn);
+                hub.disconnect(now, conn);
+            }
+            Event::SyncMetrics(done) => {
+                metrics.sync(&hub);
+                let _ = done.send(());
+            }
+            Event::Snapshot { room, reply } => {
+                let _ = reply.send(hub.room(&room));
+            }
+        }
+        drain(&mut hub, &mut sockets, &metrics, now);
+    }
+}
+
+/// Hands everything the hub produced to the sockets' queues.
+fn drain(
+    hub: &mut Hub,
+    sockets: &mut HashMap<ConnId, mpsc::Sender<Outbound>>,
+    metrics: &Metrics,
+    now: Instant,
+) {
+    while let Some(output) = hub.poll() {
+        match output {
+            Output::Send { to, msg } => {
+                let Some(tx) = sockets.get(&to) else { continue };
+                if let Err(e) = tx.try_send(Outbound::Msg(msg)) {
+                    // Full (the client does not read) or closed (its task is ending): either
+                    // way the socket goes, and its member leaves the room.
+                    if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                        warn!(conn = to.0, "outbound queue full: dropping the socket");
+                        metrics.drop_socket("slow_consumer");
+                    }
+                    sockets.remove(&to);
+                    hub.disconnect(now, to);
+                }
+            }
+            Output::Close { conn, reason } => {
+                if let Some(tx) = sockets.remove(&conn) {
+                    let _ = tx.try_send(Outbound::Close(reason));
+                }
+            }
+        }
+    }
+}
