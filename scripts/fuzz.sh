@@ -12,7 +12,7 @@ if [ "$(cargo fuzz --version 2>/dev/null | awk '{ print $2 }')" != "$version" ];
     cargo install cargo-fuzz --version "$version" --locked
 fi
 export RUSTC_BOOTSTRAP=1
-for target in crates/fast_rtc_server/fuzz:hub_frames crates/fast_rtc_swarm/fuzz:core_inputs; do
+for target in crates/fast_rtc_server/fuzz:hub_frames crates/fast_rtc_swarm_core/fuzz:core_inputs; do
     dir="${target%%:*}"
     name="${target##*:}"
     log=$(mktemp)
