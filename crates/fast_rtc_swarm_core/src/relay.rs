@@ -58,15 +58,6 @@ pub(crate) fn gathering_fault(
     })
 }
 
-/// The part of [`SwarmFault::RelayUnavailable`]'s message that says the link cannot connect.
-pub(crate) fn relay_only_note(relay_only: &bool) -> &'static str {
-    if *relay_only {
-        " (relay-only: this link cannot connect)"
-    } else {
-        ""
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,7 +39,7 @@ use workspace::{
 /// Crates whose `src/` still has import circles: check 1 prints their circles but does not fail
 /// on them. It fails when a crate listed here has no circle left (then remove it from the list).
 // issue 21: being untangled
-const NOT_YET_CHECKED: &[&str] = &["fast_rtc_swarm", "bevy_fast_rtc", "fast_rtc_bench"];
+const NOT_YET_CHECKED: &[&str] = &["bevy_fast_rtc", "fast_rtc_bench"];
 
 /// Where `cfg(target_arch` may appear (check 4), relative to the workspace root: the platform
 /// seam of the swarm (`platform/`, one folder per target) and the crate root that declares it.
@@ -198,8 +198,16 @@ fn crate_graph_matches_the_docs() {
     );
 }
 
+/// The crate of the core's time type, pruned from check 3.
+const TIME_TYPE_CRATE: &str = "web-time";
+
 /// Check 3: `cargo tree -p fast_rtc_swarm_core -e normal` lists no async runtime, WebRTC crate
-/// or browser binding (on any target).
+/// or browser binding (on any target), but for what the time *type* brings on wasm.
+///
+/// The core names time with `web_time::Instant` (std's `Instant` natively; on wasm the type
+/// Bevy's `Time<Real>` hands out), and never reads it (its `clippy.toml` bans `now`). On wasm,
+/// web-time's own implementation of `now` uses js-sys: that subtree is pruned here, and web-time
+/// is the one crate allowed to bring it.
 #[test]
 fn core_crate_has_no_runtime_webrtc_or_browser_dependency() {
     let root = workspace_root();
@@ -215,6 +223,8 @@ fn core_crate_has_no_runtime_webrtc_or_browser_dependency() {
             "none",
             "--target",
             "all",
+            "--prune",
+            TIME_TYPE_CRATE,
             "--offline",
             "--locked",
         ])

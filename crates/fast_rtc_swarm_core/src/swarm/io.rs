@@ -282,7 +282,7 @@ pub enum SwarmFault {
     /// connect. Decided in [`crate::relay`].
     #[error(
         "link {id}: ICE gathering ended without a relay candidate from TURN server(s) {servers:?}{}: wrong credentials, unreachable server, or unsupported URL",
-        crate::relay::relay_only_note(.relay_only)
+        relay_only_note(.relay_only)
     )]
     RelayUnavailable {
         /// The link.
@@ -439,4 +439,13 @@ pub enum SwarmOutput {
     Command(PeerCommand),
     /// Tell the application.
     Event(SwarmEvent),
+}
+
+/// The part of [`SwarmFault::RelayUnavailable`]'s message that says the link cannot connect.
+fn relay_only_note(relay_only: &bool) -> &'static str {
+    if *relay_only {
+        " (relay-only: this link cannot connect)"
+    } else {
+        ""
+    }
 }
