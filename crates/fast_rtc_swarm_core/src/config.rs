@@ -159,7 +159,7 @@ pub struct SwarmConfig {
     /// ([`crate::large`]); a peer that does not reassemble (the JavaScript reference client)
     /// only takes messages up to `sctp_message_size`. Larger sends are refused with
     /// [`SendError::TooLarge`](crate::SendError::TooLarge), never dropped silently. Default
-    /// 16 MiB. Keep it at most [`MAX_QUEUED_SENDS`](crate::MAX_QUEUED_SENDS) ×
+    /// 16 MiB. Keep it at most `fast_rtc_swarm::MAX_QUEUED_SENDS` ×
     /// `sctp_message_size` (256 MiB by default): a message must fit in a link's send queue.
     pub max_message_size: usize,
     /// The largest message one data-channel message carries, in bytes: the part size of large

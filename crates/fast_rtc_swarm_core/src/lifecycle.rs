@@ -24,7 +24,7 @@
 //! ahead of it, emits [`TokenRequest::Expiring`]; when the server refuses the token (HTTP
 //! 401) it emits [`TokenRequest::Rejected`] and waits up to [`TokenPolicy::wait_for_token`]
 //! for one before failing [`FailReason::Unauthorized`]. The application answers with
-//! [`SwarmHandle::set_token`](crate::SwarmHandle::set_token); the next connection attempt
+//! `fast_rtc_swarm::SwarmHandle::set_token`; the next connection attempt
 //! uses it (an open session is not interrupted: the server checks the token when a socket
 //! connects).
 
@@ -123,7 +123,7 @@ pub struct TokenPolicy {
     /// that lives shorter than that is asked about at once). `None`: never ask ahead.
     pub refresh_before_expiry: Option<Duration>,
     /// After the server refused the token, wait this long for
-    /// [`SwarmHandle::set_token`](crate::SwarmHandle::set_token) before failing
+    /// `fast_rtc_swarm::SwarmHandle::set_token` before failing
     /// [`FailReason::Unauthorized`] (default 10 s). `Duration::ZERO`: fail at once.
     pub wait_for_token: Duration,
 }
@@ -174,7 +174,7 @@ pub enum Next {
     Proceed,
     /// Try again after this long.
     RetryAfter(Duration),
-    /// Wait for a new token ([`SwarmHandle::set_token`](crate::SwarmHandle::set_token)),
+    /// Wait for a new token (`fast_rtc_swarm::SwarmHandle::set_token`),
     /// then try again at once; the core fails the session if none comes in time.
     AwaitToken,
     /// Stop: the swarm is closed or has failed.

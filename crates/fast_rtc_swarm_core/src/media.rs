@@ -154,7 +154,7 @@ pub enum TrackError {
         "in the browser a track's audio is a MediaStreamTrack (SwarmHandle::set_audio_source), not encoded packets"
     )]
     BrowserSource,
-    /// The browser's audio calls need a swarm started with [`crate::start`] (its backend keeps
+    /// The browser's audio calls need a swarm started with `fast_rtc_swarm::start` (its backend keeps
     /// the sources and playback); this one runs on a backend of the application's.
     #[error("this swarm's backend keeps no browser media (start it with fast_rtc_swarm::start)")]
     NoBrowserMedia,

@@ -63,7 +63,7 @@ impl SwarmCore {
     }
 
     /// Sends `payload` to `peer` on `channel`. A reliable channel that is not open yet keeps the
-    /// message (up to [`SwarmConfig::max_queued_messages`]) and sends it when it opens; an
+    /// message (up to [`SwarmConfig::max_queued_messages`](crate::SwarmConfig::max_queued_messages)) and sends it when it opens; an
     /// unreliable one refuses it.
     pub fn send(
         &mut self,

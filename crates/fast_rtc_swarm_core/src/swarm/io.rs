@@ -119,7 +119,7 @@ pub enum PeerCommand {
         /// The SDP.
         sdp: String,
     },
-    /// An offerer creates its game channels ([`SwarmConfig::channels`], in order, those not
+    /// An offerer creates its game channels ([`SwarmConfig::channels`](crate::SwarmConfig::channels), in order, those not
     /// created yet): the answer said the remote takes them ([`crate::sdp`]).
     OpenChannels {
         /// Connection id.
@@ -149,7 +149,7 @@ pub enum PeerCommand {
         id: ConnectionId,
         /// The track.
         track: TrackId,
-        /// The encoded packet (at most [`MAX_AUDIO_PACKET`] bytes).
+        /// The encoded packet (at most [`MAX_AUDIO_PACKET`](crate::media::MAX_AUDIO_PACKET) bytes).
         packet: Vec<u8>,
     },
     /// Close the connection and release everything it holds.
@@ -248,7 +248,7 @@ pub enum CloseReason {
     ChannelClosed,
     /// The server said the remote left before the link opened.
     RemoteLeft,
-    /// The handshake did not finish within [`SwarmConfig::handshake_timeout`].
+    /// The handshake did not finish within [`SwarmConfig::handshake_timeout`](crate::SwarmConfig::handshake_timeout).
     HandshakeTimeout,
     /// ICE failed (the remote vanished, or no candidate pair works).
     IceFailed,
@@ -322,8 +322,8 @@ pub enum SendError {
     #[error("the peer does not take game channel {0:?}; only fast reaches it")]
     NotTaken(ChannelId),
     /// The message is larger than the limit for its channel and peer:
-    /// [`SwarmConfig::max_message_size`] on a reliable channel to a peer that reassembles large
-    /// messages (or the peer's own, smaller, limit), [`SwarmConfig::sctp_message_size`] on an
+    /// [`SwarmConfig::max_message_size`](crate::SwarmConfig::max_message_size) on a reliable channel to a peer that reassembles large
+    /// messages (or the peer's own, smaller, limit), [`SwarmConfig::sctp_message_size`](crate::SwarmConfig::sctp_message_size) on an
     /// unreliable channel or to a peer that does not reassemble (a JavaScript peer).
     #[error("a {len}-byte message is larger than the {max}-byte limit")]
     TooLarge {
@@ -425,12 +425,12 @@ pub enum SwarmEvent {
         samples: Vec<i16>,
     },
     /// The swarm needs a fresh signaling token: answer with
-    /// [`SwarmHandle::set_token`](crate::SwarmHandle::set_token) (see
+    /// `fast_rtc_swarm::SwarmHandle::set_token` (see
     /// [`crate::lifecycle#tokens`]).
     TokenRequested(TokenRequest),
 }
 
-/// What to do next, from [`SwarmCore::poll_output`].
+/// What to do next, from [`SwarmCore::poll_output`](crate::SwarmCore::poll_output).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SwarmOutput {
     /// Send this frame to the signaling server.

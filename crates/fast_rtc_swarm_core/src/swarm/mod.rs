@@ -122,7 +122,7 @@ impl SwarmCore {
 
     /// The shell's signaling token changed (or was first set); it expires in `expires_in`
     /// if that is known. Ends a wait for a token ([`Next::AwaitToken`]) and schedules the
-    /// next [`TokenRequest::Expiring`].
+    /// next [`TokenRequest::Expiring`](crate::TokenRequest::Expiring).
     pub fn token_changed(&mut self, now: Instant, expires_in: Option<Duration>) {
         if !self.closed {
             self.lifecycle.token_changed(now, expires_in);
