@@ -499,13 +499,7 @@ async fn auth_and_limits_in_cluster_mode() {
     let servers = [limited().await, limited().await, limited().await];
 
     // Tokens.
-    let status = |url: String| async move {
-        match tokio_tungstenite::connect_async(url).await {
-            Ok(_) => 101,
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let status = http::ws_status;
     let forged =
         TokenIssuer::new(&Secret::new("another-secret-another-secret-another-secret").unwrap())
             .issue("mallory", "*", Duration::from_secs(600), SystemTime::now())

@@ -326,13 +326,7 @@ async fn twenty_concurrent_joins_make_one_link_per_pair() {
 #[tokio::test]
 async fn bad_missing_forged_and_expired_tokens_get_401_before_upgrade() {
     let server = start(ServerConfig::default()).await;
-    let status = |url: String| async move {
-        match tokio_tungstenite::connect_async(url).await {
-            Ok(_) => 101,
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let status = http::ws_status;
     let base = server.ws_url();
     assert_eq!(status(base.clone()).await, 401, "missing");
     assert_eq!(status(format!("{base}?token=")).await, 401, "empty");

@@ -187,8 +187,7 @@ impl Coturn {
 
 impl Drop for Coturn {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::stop(&mut self.child);
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -23,3 +23,9 @@ pub mod pki;
 pub mod redis;
 pub mod routes;
 pub mod server_bin;
+
+/// Kills `child` (SIGKILL) and reaps it; nothing to report if it had already exited.
+fn stop(child: &mut std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}

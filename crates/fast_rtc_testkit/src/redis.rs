@@ -109,8 +109,7 @@ impl Redis {
 
     /// Kills it (SIGKILL) and reaps it; [`Redis::start_on`] its port starts it again.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::stop(&mut self.child);
     }
 }
 

@@ -97,8 +97,7 @@ pub fn spawn_announced(cmd: &mut Command) -> Result<(Child, String), ServerBinEr
         None => Err(io::Error::other("stdout was not piped")),
     };
     if let Err(source) = read {
-        let _ = child.kill();
-        let _ = child.wait();
+        crate::stop(&mut child);
         return Err(ServerBinError::Read { program, source });
     }
     Ok((child, line.trim().to_owned()))
@@ -129,8 +128,7 @@ impl ServerProcess {
         match parsed {
             Some((url, addr)) => Ok(ServerProcess { child, url, addr }),
             None => {
-                let _ = child.kill();
-                let _ = child.wait();
+                crate::stop(&mut child);
                 Err(ServerBinError::Unexpected(line))
             }
         }
@@ -158,8 +156,7 @@ impl ServerProcess {
 
     /// Kills it with SIGKILL (no graceful shutdown) and reaps it.
     pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        crate::stop(&mut self.child);
     }
 }
 
