@@ -35,3 +35,16 @@ impl Pki {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_pki_is_new_and_in_pem() {
+        let (a, b) = (Pki::new(TEST_CA).unwrap(), Pki::new(TEST_CA).unwrap());
+        assert!(a.cert_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(a.key_pem.contains("PRIVATE KEY"));
+        assert_ne!(a.ca_der, b.ca_der);
+    }
+}

@@ -165,3 +165,45 @@ impl Drop for ServerProcess {
         self.kill();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A shell child that prints `line`, then waits to be killed.
+    fn announcing(line: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &format!("echo '{line}'; exec sleep 30")]);
+        cmd
+    }
+
+    #[test]
+    fn the_listening_line_gives_the_url_and_the_address() {
+        let server = ServerProcess::spawn(&mut announcing(
+            "fast-rtc-server listening on ws://127.0.0.1:4321/ws",
+        ))
+        .unwrap();
+        assert_eq!(server.url(), "ws://127.0.0.1:4321/ws");
+        assert_eq!(server.addr(), "127.0.0.1:4321".parse().unwrap());
+        let tls = ServerProcess::spawn(&mut announcing(
+            "fast-rtc-server listening on wss://127.0.0.1:4322/ws",
+        ))
+        .unwrap();
+        assert_eq!(tls.addr(), "127.0.0.1:4322".parse().unwrap());
+    }
+
+    #[test]
+    fn another_first_line_is_an_error_that_shows_it() {
+        let err = ServerProcess::spawn(&mut announcing("Address already in use")).unwrap_err();
+        assert!(matches!(err, ServerBinError::Unexpected(ref l) if l == "Address already in use"));
+        let (mut child, line) = spawn_announced(&mut announcing("127.0.0.1:9")).unwrap();
+        assert_eq!(line, "127.0.0.1:9");
+        crate::stop(&mut child);
+    }
+
+    #[test]
+    fn a_missing_program_is_a_spawn_error() {
+        let err = spawn_announced(&mut Command::new("/nonexistent/fast-rtc-server")).unwrap_err();
+        assert!(matches!(err, ServerBinError::Spawn { .. }), "{err}");
+    }
+}
