@@ -8,7 +8,7 @@
 mod support;
 
 use fast_rtc_protocol::{RoomId, UserId};
-use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TlsConfig};
+use fast_rtc_server::{ServerConfig, ServerHandle, TlsConfig};
 use fast_rtc_swarm::{
     ChannelId, FailReason, NativeConfig, NativeError, Payload, ReconnectPolicy, Signaling,
     SignalingState, StartError, SwarmConfig, SwarmEvent, start,
@@ -24,16 +24,11 @@ fn make_pki() -> (Vec<u8>, String, String) {
 }
 
 async fn tls_server(cert_pem: &str, key_pem: &str) -> ServerHandle {
-    init_tracing();
-    let config = ServerConfig {
+    server_with(ServerConfig {
         tls: Some(TlsConfig::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap()),
         ..ServerConfig::default()
-    };
-    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-    Server::new(config, auth)
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    })
+    .await
 }
 
 /// Two members that trust the test CA join over wss://, link over WebRTC and exchange data.
