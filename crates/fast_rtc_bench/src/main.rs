@@ -95,7 +95,7 @@ fn main() {
             .with_filter(tracing_subscriber::EnvFilter::from_default_env())
     });
     tracing_subscriber::registry()
-        .with(join::relay::RouteLayer::filtered())
+        .with(fast_rtc_testkit::routes::RouteLayer::filtered())
         .with(logs)
         .init();
     match cli.command {

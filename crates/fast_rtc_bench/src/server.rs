@@ -12,8 +12,9 @@ use crate::util::{Lib, issuer, machine, median, rss_kib, secret, token};
 use fast_rtc_protocol::{ClientMsg, ConnectionId, IceCandidate, ServerMsg, decode_server, encode};
 use fast_rtc_server::hub::{ConnId, Hub, Identity, Output, RoomGrant};
 use fast_rtc_server::{JwtAuthenticator, Limits, Server, ServerConfig, TokenIssuer};
+use fast_rtc_testkit::redis::Redis;
+use fast_rtc_testkit::server_bin::spawn_announced;
 use futures_util::{SinkExt, StreamExt};
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,20 +120,10 @@ impl ChildServer {
         if let Some(url) = redis {
             cmd.args(["--redis", url]);
         }
-        let mut child = cmd
-            .env("RUST_LOG", "off")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        ChildServer {
-            child,
-            addr: line.trim().to_owned(),
-        }
+        // Its first line is the address it listens on.
+        let (child, addr) =
+            spawn_announced(cmd.env("RUST_LOG", "off").stderr(Stdio::null())).unwrap();
+        ChildServer { child, addr }
     }
 
     /// Resident set size of the server process, in KiB.
@@ -151,58 +142,6 @@ impl Drop for ChildServer {
 /// Resident memory of all the servers, in KiB.
 fn total_rss_kib(servers: &[ChildServer]) -> u64 {
     servers.iter().map(ChildServer::rss_kib).sum()
-}
-
-/// A Redis (or Valkey) server of the bench's own, on a free loopback port, no persistence;
-/// killed on drop.
-struct RedisChild {
-    child: Child,
-    url: String,
-}
-
-impl RedisChild {
-    fn start() -> Self {
-        let binary = ["valkey-server", "redis-server"]
-            .into_iter()
-            .find(|b| {
-                Command::new(b)
-                    .arg("--version")
-                    .stdout(Stdio::null())
-                    .status()
-                    .is_ok()
-            })
-            .expect("neither valkey-server nor redis-server is installed: run scripts/bench-cluster.sh, or pass --redis URL");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(binary)
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Killed on drop, also when it does not come up.
-        let redis = RedisChild {
-            child,
-            url: format!("redis://127.0.0.1:{port}/0"),
-        };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return redis;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("{binary} did not listen on port {port}");
-    }
-}
-
-impl Drop for RedisChild {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -730,10 +669,15 @@ pub async fn bench(args: ServerArgs) {
 
 /// The `server --instances …` table: the same figures for each instance count, side by side.
 async fn cluster_bench(args: ServerArgs, sdp: String) {
-    let own_redis = args.redis.is_none().then(RedisChild::start);
+    // A Redis of the bench's own (no persistence, killed on drop) unless one is given.
+    let own_redis = args.redis.is_none().then(|| {
+        Redis::start().unwrap_or_else(|e| {
+            panic!("{e} (scripts/bench-cluster.sh installs one), or pass --redis URL")
+        })
+    });
     let url = match (&args.redis, &own_redis) {
         (Some(url), _) => url.clone(),
-        (None, Some(r)) => r.url.clone(),
+        (None, Some(r)) => r.url(),
         (None, None) => unreachable!("a Redis was started when none was given"),
     };
     println!(

@@ -7,161 +7,20 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)] // tests read the clock for tokens and deadlines
 
+mod cluster_support;
 mod http;
 
-use fast_rtc_protocol::{ClientMsg, RoomId, ServerMsg, decode_server, encode};
-use fast_rtc_server::{
-    ClusterConfig, JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TokenIssuer,
-};
+use cluster_support::*;
+use fast_rtc_protocol::{ClientMsg, ServerMsg, decode_server, encode};
+use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerHandle, TokenIssuer};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
-const STEP: Duration = Duration::from_secs(15);
-const LEASE: Duration = Duration::from_millis(1500);
-
-/// A Redis server of the test's own, on a free loopback port; killed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    fn binary() -> String {
-        for name in ["valkey-server", "redis-server"] {
-            if Command::new(name)
-                .arg("--version")
-                .stdout(Stdio::null())
-                .status()
-                .is_ok()
-            {
-                return name.into();
-            }
-        }
-        panic!("neither valkey-server nor redis-server is installed: run scripts/redis-test.sh");
-    }
-
-    fn start() -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Self::start_on(port)
-    }
-
-    fn start_on(port: u16) -> Redis {
-        let child = Command::new(Self::binary())
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the Redis server");
-        let redis = Redis { child, port };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return redis;
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("Redis did not listen on port {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn token(sub: &str, room: &str) -> String {
-    TokenIssuer::new(&Secret::new(SECRET).unwrap())
-        .issue(sub, room, Duration::from_secs(600), SystemTime::now())
-        .unwrap()
-}
-
-fn cluster_config(redis: &Redis) -> ServerConfig {
-    ServerConfig {
-        cluster: Some(ClusterConfig {
-            lease: LEASE,
-            ..ClusterConfig::new(redis.url())
-        }),
-        ..ServerConfig::default()
-    }
-}
-
-async fn instance(redis: &Redis) -> ServerHandle {
-    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-    Server::new(cluster_config(redis), auth)
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
-
-/// The `fast-rtc-server` binary in cluster mode, as a child process (to be killed with SIGKILL).
-struct Binary {
-    child: Child,
-    url: String,
-}
-
-impl Binary {
-    fn start(redis: &Redis) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_fast-rtc-server"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--redis", &redis.url()])
-            .args(["--redis-lease-ms", &LEASE.as_millis().to_string()])
-            .env("FAST_RTC_SECRET", SECRET)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("fast-rtc-server listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        Binary { child, url }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
 
 struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
@@ -269,39 +128,13 @@ fn pairs(accepts: impl IntoIterator<Item = (String, String)>) -> HashMap<(String
     pairs
 }
 
-/// Which instance's hub holds `room`, and its snapshot (polls: the last frames may be in flight).
-async fn owner_snapshot(
-    instances: &[&ServerHandle],
-    room: &str,
-    members: usize,
-) -> (usize, fast_rtc_server::RoomSnapshot) {
-    let room = RoomId::from(room);
-    for _ in 0..200 {
-        let mut found = Vec::new();
-        for (i, s) in instances.iter().enumerate() {
-            if let Some(snap) = s.room(&room).await {
-                found.push((i, snap));
-            }
-        }
-        assert!(found.len() <= 1, "two instances hold the room: {found:?}");
-        if let Some((i, snap)) = found.pop()
-            && snap.members.len() == members
-            && snap.members.iter().all(|m| m.links.len() == members - 1)
-        {
-            return (i, snap);
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no instance holds room {room} with {members} fully linked members");
-}
-
 /// 12 members over 3 instances, released together by a barrier: exactly one link per pair, and
 /// exactly one instance holds the room.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
 async fn concurrent_joins_over_three_instances_make_one_link_per_pair() {
     const N: usize = 12;
-    let redis = Redis::start();
+    let redis = start_redis();
     let servers = [
         instance(&redis).await,
         instance(&redis).await,
@@ -355,7 +188,7 @@ async fn concurrent_joins_over_three_instances_make_one_link_per_pair() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
 async fn relays_cross_instances_in_order() {
-    let redis = Redis::start();
+    let redis = start_redis();
     let (a_srv, b_srv) = (instance(&redis).await, instance(&redis).await);
     let mut alice = Client::connect(&a_srv.ws_url(), "alice", "r").await;
     alice.join_until("r", 0).await;
@@ -438,11 +271,11 @@ async fn relays_cross_instances_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
 async fn killed_owner_hands_the_room_over() {
-    let redis = Redis::start();
-    let mut owner = Binary::start(&redis);
+    let redis = start_redis();
+    let mut owner = start_binary(&redis);
     let (b_srv, c_srv) = (instance(&redis).await, instance(&redis).await);
     // The first joiner's instance takes the room.
-    let mut a = Client::connect(&owner.url, "a", "lobby").await;
+    let mut a = Client::connect(owner.url(), "a", "lobby").await;
     a.join_until("lobby", 0).await;
     let mut b = Client::connect(&b_srv.ws_url(), "b", "lobby").await;
     let mut c = Client::connect(&c_srv.ws_url(), "c", "lobby").await;
@@ -462,7 +295,7 @@ async fn killed_owner_hands_the_room_over() {
         "the room is held by the binary, not by b's or c's instance"
     );
 
-    owner.kill9();
+    owner.kill();
     drop(a);
     let (cb, cc) = tokio::join!(b.until_closed(), c.until_closed());
     assert_eq!(cb, Some(CloseCode::Restart), "b is sent to reconnect");
@@ -487,8 +320,8 @@ async fn killed_owner_hands_the_room_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
 async fn redis_restart_closes_rooms_and_they_recover() {
-    let mut redis = Redis::start();
-    let port = redis.port;
+    let mut redis = start_redis();
+    let port = redis.port();
     let (a_srv, b_srv) = (instance(&redis).await, instance(&redis).await);
     let mut a = Client::connect(&a_srv.ws_url(), "a", "r").await;
     a.join_until("r", 0).await;
@@ -505,7 +338,7 @@ async fn redis_restart_closes_rooms_and_they_recover() {
     early.init("r").await;
     assert_eq!(early.until_closed().await, Some(CloseCode::Again));
 
-    let redis = Redis::start_on(port);
+    let redis = fast_rtc_testkit::redis::Redis::start_on(port).unwrap_or_else(|e| panic!("{e}"));
     // The instances reconnect by themselves (backoff at most 2 s); members retry like clients do.
     let mut joined = None;
     for _ in 0..40 {
@@ -566,362 +399,6 @@ impl Client {
     }
 }
 
-/// Two real WebRTC members (fast_rtc_swarm, webrtc-rs on 127.0.0.1) on two different instances
-/// link and exchange data both ways.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
-async fn webrtc_members_on_two_instances_exchange_data() {
-    use fast_rtc_swarm::{ChannelId, NativeConfig, Payload, Signaling, SwarmConfig, SwarmEvent};
-    let redis = Redis::start();
-    let servers = [instance(&redis).await, instance(&redis).await];
-    let member = |i: usize, user: &str| {
-        let signaling = Signaling::WebSocket {
-            url: servers[i].ws_url(),
-            token: token(user, "*"),
-        };
-        let (handle, driver) =
-            fast_rtc_swarm::start(SwarmConfig::new("rtc"), NativeConfig::loopback(), signaling)
-                .unwrap();
-        tokio::spawn(driver);
-        handle
-    };
-    let a = member(0, "a");
-    let b = member(1, "b");
-    let wait = |h: fast_rtc_swarm::SwarmHandle, from: &'static str, text: &'static str| async move {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        let mut opened = false;
-        loop {
-            let ev = tokio::time::timeout_at(deadline, h.recv())
-                .await
-                .unwrap_or_else(|_| panic!("nothing from {from} in 30 s (opened: {opened})"))
-                .unwrap();
-            match ev {
-                SwarmEvent::Open(p) => {
-                    assert_eq!(p.user_id.as_str(), from);
-                    opened = true;
-                    h.send(&from.into(), ChannelId::FAST, text).unwrap();
-                }
-                SwarmEvent::Data {
-                    payload: Payload::Text(t),
-                    ..
-                } => return (h, t),
-                _ => {}
-            }
-        }
-    };
-    let ((a, to_a), (b, to_b)) = tokio::join!(wait(a, "b", "hello b"), wait(b, "a", "hello a"));
-    assert_eq!(to_a, "hello a");
-    assert_eq!(to_b, "hello b");
-    assert_eq!(a.peers().len(), 1);
-    assert_eq!(b.peers().len(), 1);
-    a.close();
-    b.close();
-}
-
-/// A TCP load balancer in front of the instances, for members whose URL must outlive one
-/// instance: every new connection goes to the current target; connections already made stay
-/// where they are (and end when their instance does).
-struct Balancer {
-    addr: std::net::SocketAddr,
-    target: Arc<std::sync::Mutex<std::net::SocketAddr>>,
-    tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
-}
-
-impl Balancer {
-    async fn start(target: std::net::SocketAddr) -> Balancer {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let target = Arc::new(std::sync::Mutex::new(target));
-        let tasks: Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> = Arc::default();
-        let (to, list) = (target.clone(), tasks.clone());
-        let accept = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                let at = *to.lock().unwrap();
-                let Ok(mut server) = TcpStream::connect(at).await else {
-                    continue; // refused: the client sees its connection end and retries
-                };
-                let conn = tokio::spawn(async move {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                });
-                list.lock().unwrap().push(conn.abort_handle());
-            }
-        });
-        tasks.lock().unwrap().push(accept.abort_handle());
-        Balancer {
-            addr,
-            target,
-            tasks,
-        }
-    }
-
-    fn ws_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
-    }
-
-    fn point_to(&self, target: std::net::SocketAddr) {
-        *self.target.lock().unwrap() = target;
-    }
-}
-
-impl Drop for Balancer {
-    fn drop(&mut self) {
-        for t in self.tasks.lock().unwrap().iter() {
-            t.abort();
-        }
-    }
-}
-
-/// A real WebRTC member (fast_rtc_swarm, webrtc-rs on 127.0.0.1) with every event it reported.
-struct Rtc {
-    name: &'static str,
-    handle: fast_rtc_swarm::SwarmHandle,
-    events: Vec<fast_rtc_swarm::SwarmEvent>,
-}
-
-impl Rtc {
-    fn start(url: String, name: &'static str) -> Rtc {
-        use fast_rtc_swarm::{NativeConfig, Signaling, SwarmConfig};
-        let signaling = Signaling::WebSocket {
-            url,
-            token: token(name, "*"),
-        };
-        let (handle, driver) = fast_rtc_swarm::start(
-            SwarmConfig::new("lobby"),
-            NativeConfig::loopback(),
-            signaling,
-        )
-        .unwrap();
-        tokio::spawn(driver);
-        Rtc {
-            name,
-            handle,
-            events: Vec::new(),
-        }
-    }
-
-    fn pump(&mut self) {
-        while let Some(e) = self.handle.try_recv() {
-            self.events.push(e);
-        }
-    }
-
-    /// The last signaling state it reported.
-    fn signaling(&self) -> Option<&fast_rtc_swarm::SignalingState> {
-        self.events.iter().rev().find_map(|e| match e {
-            fast_rtc_swarm::SwarmEvent::Signaling(s) => Some(s),
-            _ => None,
-        })
-    }
-
-    fn joined(&self) -> bool {
-        matches!(
-            self.signaling(),
-            Some(fast_rtc_swarm::SignalingState::Joined)
-        )
-    }
-
-    fn peer_names(&self) -> std::collections::BTreeSet<String> {
-        self.handle
-            .peers()
-            .into_iter()
-            .map(|p| p.user_id.to_string())
-            .collect()
-    }
-
-    /// Joined, with one open link to each of `others` and nothing else: `others.len()` links
-    /// plus the one parked offer of `peer_buffer` 1 (a replaced link left open would make one
-    /// more connection).
-    fn settled(&self, others: &[&str]) -> bool {
-        let want: std::collections::BTreeSet<String> =
-            others.iter().map(|s| s.to_string()).collect();
-        self.joined()
-            && self.handle.signaling_connected()
-            && self.peer_names() == want
-            && self.handle.peers().len() == others.len()
-            && self.handle.connection_count() == others.len() + 1
-    }
-
-    fn closes(&self) -> Vec<&fast_rtc_swarm::SwarmEvent> {
-        self.events
-            .iter()
-            .filter(|e| matches!(e, fast_rtc_swarm::SwarmEvent::Close { .. }))
-            .collect()
-    }
-
-    fn texts_from(&self, from: &str) -> Vec<String> {
-        self.events
-            .iter()
-            .filter_map(|e| match e {
-                fast_rtc_swarm::SwarmEvent::Data {
-                    from: f,
-                    payload: fast_rtc_swarm::Payload::Text(t),
-                    ..
-                } if f.as_str() == from => Some(t.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "{}: signaling {:?} (connected {}), peers {:?}, {} connections",
-            self.name,
-            self.signaling(),
-            self.handle.signaling_connected(),
-            self.peer_names(),
-            self.handle.connection_count()
-        )
-    }
-}
-
-/// Pumps every member's events until `done` holds for all of them (or fails after `within`).
-async fn settle(members: &mut [&mut Rtc], within: Duration, done: impl Fn(&Rtc) -> bool) {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        for m in members.iter_mut() {
-            m.pump();
-        }
-        if members.iter().all(|m| done(m)) {
-            return;
-        }
-        if tokio::time::Instant::now() > deadline {
-            let state: Vec<String> = members.iter().map(|m| m.describe()).collect();
-            panic!("not settled within {within:?}:\n{}", state.join("\n"));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Real WebRTC members (fast_rtc_swarm on webrtc-rs, 127.0.0.1) on three instances; the room's
-/// owner, the real binary, is killed with SIGKILL. Member `a` reaches the instances through a
-/// load balancer (a TCP proxy of the test's own) that points to the owner, and after the kill to
-/// a survivor; `b` and `c` are on the two other instances, at fixed URLs. After the kill every
-/// member is sent to reconnect (1012, or its connection ends), rejoins, and the room forms
-/// again on a surviving instance; a new member `d` joining after the kill links with every
-/// survivor. Throughout, no survivor sees a `Close` (the peer-to-peer links stay up while the
-/// signaling moves), and at the end each has exactly one link per peer: the links of the new
-/// sessions replaced the old ones and nothing was left open (connections = links + 1 parked
-/// offer). Data then flows between every pair, old and new.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
-async fn webrtc_links_survive_a_killed_owner() {
-    use fast_rtc_swarm::ChannelId;
-    let redis = Redis::start();
-    let mut owner = Binary::start(&redis);
-    let owner_addr: std::net::SocketAddr = owner
-        .url
-        .strip_prefix("ws://")
-        .and_then(|u| u.strip_suffix("/ws"))
-        .unwrap()
-        .parse()
-        .unwrap();
-    let (b_srv, c_srv) = (instance(&redis).await, instance(&redis).await);
-    let lb = Balancer::start(owner_addr).await;
-
-    // `a` joins first, through the balancer: the binary takes the room.
-    let mut a = Rtc::start(lb.ws_url(), "a");
-    settle(&mut [&mut a], STEP, Rtc::joined).await;
-    let mut b = Rtc::start(b_srv.ws_url(), "b");
-    let mut c = Rtc::start(c_srv.ws_url(), "c");
-    settle(
-        &mut [&mut a, &mut b, &mut c],
-        Duration::from_secs(30),
-        |m| {
-            let others: Vec<&str> = ["a", "b", "c"]
-                .into_iter()
-                .filter(|n| *n != m.name)
-                .collect();
-            m.settled(&others)
-        },
-    )
-    .await;
-    assert!(
-        b_srv.room(&"lobby".into()).await.is_none() && c_srv.room(&"lobby".into()).await.is_none(),
-        "the room is held by the binary, not by b's or c's instance"
-    );
-    let links_before: Vec<Vec<String>> = [&a, &b, &c]
-        .iter()
-        .map(|m| {
-            m.handle
-                .peers()
-                .into_iter()
-                .map(|p| p.id.to_string())
-                .collect()
-        })
-        .collect();
-
-    owner.kill9();
-    let killed = std::time::Instant::now();
-    lb.point_to(b_srv.local_addr());
-    // Every member notices: its socket ends (a) or is closed with 1012 (b, c).
-    settle(&mut [&mut a, &mut b, &mut c], STEP, |m| !m.joined()).await;
-    // A new member joins after the kill.
-    let mut d = Rtc::start(c_srv.ws_url(), "d");
-    let all = ["a", "b", "c", "d"];
-    settle(
-        &mut [&mut a, &mut b, &mut c, &mut d],
-        Duration::from_secs(60),
-        |m| {
-            let others: Vec<&str> = all.into_iter().filter(|n| *n != m.name).collect();
-            m.settled(&others)
-        },
-    )
-    .await;
-    eprintln!(
-        "room whole again {:?} after the kill (lease {LEASE:?})",
-        killed.elapsed()
-    );
-    for (m, before) in [&a, &b, &c].iter().zip(&links_before) {
-        assert!(
-            m.closes().is_empty(),
-            "{} saw a close: {:?}",
-            m.name,
-            m.closes()
-        );
-        let now: Vec<String> = m
-            .handle
-            .peers()
-            .into_iter()
-            .filter(|p| p.user_id.as_str() != "d")
-            .map(|p| p.id.to_string())
-            .collect();
-        assert!(
-            now.iter().all(|id| !before.contains(id)),
-            "{}: the old links were replaced by the new sessions' ({before:?} -> {now:?})",
-            m.name
-        );
-    }
-    assert!(d.closes().is_empty(), "d saw a close: {:?}", d.closes());
-    // The room is on a surviving instance.
-    owner_snapshot(&[&b_srv, &c_srv], "lobby", 4).await;
-
-    // Data between every pair.
-    let mut members = [a, b, c, d];
-    for m in &members {
-        for to in all.into_iter().filter(|n| *n != m.name) {
-            m.handle
-                .send(&to.into(), ChannelId::FAST, format!("{}>{to}", m.name))
-                .unwrap();
-        }
-    }
-    let mut refs: Vec<&mut Rtc> = members.iter_mut().collect();
-    settle(&mut refs, STEP, |m| {
-        all.into_iter()
-            .filter(|n| *n != m.name)
-            .all(|from| m.texts_from(from).contains(&format!("{from}>{}", m.name)))
-    })
-    .await;
-    for m in &members {
-        assert!(
-            m.closes().is_empty(),
-            "{} saw a close: {:?}",
-            m.name,
-            m.closes()
-        );
-        m.handle.close();
-    }
-}
-
 /// `GET path` on `addr`: the status and the body.
 async fn http_get(addr: std::net::SocketAddr, path: &'static str) -> (u16, String) {
     tokio::task::spawn_blocking(move || http::get(addr, path, STEP))
@@ -956,14 +433,6 @@ async fn wait_metric(addrs: &[std::net::SocketAddr], name: &str, want: i64) {
     panic!("{name}: want {want} on every instance, saw {seen:?}");
 }
 
-fn addr_of(url: &str) -> std::net::SocketAddr {
-    url.strip_prefix("ws://")
-        .and_then(|u| u.strip_suffix("/ws"))
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// `/metrics` of every instance has `fast_rtc_cluster_rooms`, the rooms of the whole cluster,
 /// beside its own `fast_rtc_rooms`: three rooms owned by three instances (one the binary) are
 /// counted 3 everywhere while each instance counts the 1 it owns; the binary killed with SIGKILL,
@@ -973,10 +442,10 @@ fn addr_of(url: &str) -> std::net::SocketAddr {
 #[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
 async fn cluster_room_count_in_metrics() {
     const CLUSTER_ROOMS: &str = "fast_rtc_cluster_rooms";
-    let redis = Redis::start();
-    let mut bin = Binary::start(&redis);
+    let redis = start_redis();
+    let mut bin = start_binary(&redis);
     let (s1, s2) = (instance(&redis).await, instance(&redis).await);
-    let bin_addr = addr_of(&bin.url);
+    let bin_addr = bin.addr();
     let all = [s1.local_addr(), s2.local_addr(), bin_addr];
     wait_metric(&all, CLUSTER_ROOMS, 0).await;
 
@@ -985,7 +454,7 @@ async fn cluster_room_count_in_metrics() {
     m1.join_until("r1", 0).await;
     let mut m2 = Client::connect(&s2.ws_url(), "m2", "*").await;
     m2.join_until("r2", 0).await;
-    let mut m3 = Client::connect(&bin.url, "m3", "*").await;
+    let mut m3 = Client::connect(bin.url(), "m3", "*").await;
     m3.join_until("r3", 0).await;
     let mut m1b = Client::connect(&s2.ws_url(), "m1b", "*").await;
     m1b.join_until("r1", 1).await;
@@ -996,7 +465,7 @@ async fn cluster_room_count_in_metrics() {
     }
 
     // The binary dies with its lease held: r3 drops out of the count when the lease expires.
-    bin.kill9();
+    bin.kill();
     drop(m3);
     wait_metric(&all[..2], CLUSTER_ROOMS, 2).await;
 
@@ -1018,7 +487,7 @@ async fn cluster_room_count_in_metrics() {
 #[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
 async fn auth_and_limits_in_cluster_mode() {
     use fast_rtc_protocol::ErrorCode;
-    let redis = Redis::start();
+    let redis = start_redis();
     let limited = || async {
         let mut config = cluster_config(&redis);
         config.limits.max_members_per_room = 2;
@@ -1030,13 +499,7 @@ async fn auth_and_limits_in_cluster_mode() {
     let servers = [limited().await, limited().await, limited().await];
 
     // Tokens.
-    let status = |url: String| async move {
-        match tokio_tungstenite::connect_async(url).await {
-            Ok(_) => 101,
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let status = http::ws_status;
     let forged =
         TokenIssuer::new(&Secret::new("another-secret-another-secret-another-secret").unwrap())
             .issue("mallory", "*", Duration::from_secs(600), SystemTime::now())

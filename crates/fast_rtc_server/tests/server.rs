@@ -10,9 +10,9 @@ use fast_rtc_server::{
     Claims, JwtAuthenticator, Limits, RoomSnapshot, Secret, Server, ServerConfig, ServerHandle,
     TokenIssuer,
 };
+use fast_rtc_testkit::server_bin::{self, ServerProcess};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpStream;
@@ -326,13 +326,7 @@ async fn twenty_concurrent_joins_make_one_link_per_pair() {
 #[tokio::test]
 async fn bad_missing_forged_and_expired_tokens_get_401_before_upgrade() {
     let server = start(ServerConfig::default()).await;
-    let status = |url: String| async move {
-        match tokio_tungstenite::connect_async(url).await {
-            Ok(_) => 101,
-            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let status = http::ws_status;
     let base = server.ws_url();
     assert_eq!(status(base.clone()).await, 401, "missing");
     assert_eq!(status(format!("{base}?token=")).await, 401, "empty");
@@ -726,8 +720,8 @@ async fn healthz_and_metrics() {
 /// The real binary: no secret → refuses to start; `token` mints what `serve` accepts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_refuses_to_run_without_a_secret_and_serves_with_one() {
-    let bin = env!("CARGO_BIN_EXE_fast-rtc-server");
-    let out = std::process::Command::new(bin)
+    let bin = server_bin::path().unwrap();
+    let out = std::process::Command::new(&bin)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env_remove("FAST_RTC_SECRET")
         .output()
@@ -738,7 +732,7 @@ async fn the_cli_refuses_to_run_without_a_secret_and_serves_with_one() {
         err.contains("no secret") && err.contains("FAST_RTC_SECRET"),
         "{err}"
     );
-    let out = std::process::Command::new(bin)
+    let out = std::process::Command::new(&bin)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .env("FAST_RTC_SECRET", "short")
         .output()
@@ -750,7 +744,7 @@ async fn the_cli_refuses_to_run_without_a_secret_and_serves_with_one() {
     std::fs::create_dir_all(&dir).unwrap();
     let secret_file = dir.join("secret");
     std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
-    let out = std::process::Command::new(bin)
+    let out = std::process::Command::new(&bin)
         .args([
             "token",
             "--sub",
@@ -772,19 +766,15 @@ async fn the_cli_refuses_to_run_without_a_secret_and_serves_with_one() {
     );
     let minted = String::from_utf8(out.stdout).unwrap().trim().to_owned();
 
-    let mut child = std::process::Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("FAST_RTC_SECRET", SECRET)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("ws://127.0.0.1:"), "{line}");
+    let mut child = ServerProcess::spawn(
+        std::process::Command::new(&bin)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("FAST_RTC_SECRET", SECRET)
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    let url = child.url().to_owned();
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("{url}?token={minted}"))
         .await
         .unwrap();

@@ -7,9 +7,9 @@ use fast_rtc_protocol::{ClientMsg, RoomId, encode};
 use fast_rtc_server::{
     JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TlsConfig, TlsError, TokenIssuer,
 };
+use fast_rtc_testkit::pki::{Pki, TEST_CA};
+use fast_rtc_testkit::server_bin::{self, ServerProcess};
 use futures_util::{SinkExt, StreamExt};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-use std::io::{BufRead, BufReader};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,30 +20,6 @@ use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "tls-test-secret-0123456789abcdef0123456789abcdef";
 const STEP: Duration = Duration::from_secs(10);
-
-/// A CA, and a certificate it signed for `127.0.0.1` and `localhost`.
-struct Pki {
-    ca_der: Vec<u8>,
-    cert_pem: String,
-    key_pem: String,
-}
-
-fn make_pki(ca_name: &str) -> Pki {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, ca_name);
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    Pki {
-        ca_der: ca.der().to_vec(),
-        cert_pem: cert.pem(),
-        key_pem: key.serialize_pem(),
-    }
-}
 
 fn token(sub: &str) -> String {
     TokenIssuer::new(&Secret::new(SECRET).unwrap())
@@ -124,7 +100,7 @@ async fn wait_members(server: &ServerHandle, room: &str, n: usize) {
 /// joins, and the stalled one is dropped after the handshake timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wss_serves_trusted_clients_and_failed_handshakes_hurt_nobody_else() {
-    let pki = make_pki("fast-rtc test CA");
+    let pki = Pki::new(TEST_CA).unwrap();
     let mut tls = TlsConfig::from_pem(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes()).unwrap();
     tls.handshake_timeout = Duration::from_millis(500);
     let server = start(tls).await;
@@ -144,7 +120,7 @@ async fn wss_serves_trusted_clients_and_failed_handshakes_hurt_nobody_else() {
         .await
         .unwrap();
     // Another CA: the client rejects the server's certificate.
-    let other = make_pki("some other CA");
+    let other = Pki::new("some other CA").unwrap();
     let refused = wss(&url, &other.ca_der, "mallory").await.unwrap_err();
     assert!(refused.contains("certificate"), "{refused}");
     // Plain ws:// against the TLS port fails too.
@@ -184,14 +160,14 @@ async fn wss_serves_trusted_clients_and_failed_handshakes_hurt_nobody_else() {
 
 #[test]
 fn bad_pem_is_a_clear_error() {
-    let pki = make_pki("fast-rtc test CA");
+    let pki = Pki::new(TEST_CA).unwrap();
     let err = TlsConfig::from_pem(b"not a pem", pki.key_pem.as_bytes()).unwrap_err();
     assert!(matches!(err, TlsError::Certificate { .. }), "{err}");
     assert!(err.to_string().contains("certificate"), "{err}");
     let err = TlsConfig::from_pem(pki.cert_pem.as_bytes(), b"nope").unwrap_err();
     assert!(matches!(err, TlsError::Key { .. }), "{err}");
     // The key of another certificate.
-    let other = make_pki("other");
+    let other = Pki::new("other").unwrap();
     let err = TlsConfig::from_pem(pki.cert_pem.as_bytes(), other.key_pem.as_bytes()).unwrap_err();
     assert!(matches!(err, TlsError::Rejected(_)), "{err}");
     let missing = std::path::Path::new("/nonexistent/fast-rtc/cert.pem");
@@ -210,8 +186,8 @@ fn bad_pem_is_a_clear_error() {
 /// or bad PEM file is a clear error and exit code 2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_serves_tls_and_refuses_bad_pem() {
-    let bin = env!("CARGO_BIN_EXE_fast-rtc-server");
-    let pki = make_pki("fast-rtc test CA");
+    let bin = server_bin::path().unwrap();
+    let pki = Pki::new(TEST_CA).unwrap();
     let dir = std::env::temp_dir().join(format!("fast-rtc-tls-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let (cert, key, bad) = (
@@ -224,7 +200,7 @@ async fn the_cli_serves_tls_and_refuses_bad_pem() {
     std::fs::write(&bad, "-----BEGIN CERTIFICATE-----\nnot base64!\n").unwrap();
 
     let refuse = |cert: &std::path::Path, key: &std::path::Path, want: &str| {
-        let out = std::process::Command::new(bin)
+        let out = std::process::Command::new(&bin)
             .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
             .arg(cert)
             .arg("--tls-key")
@@ -240,7 +216,7 @@ async fn the_cli_serves_tls_and_refuses_bad_pem() {
     refuse(&bad, &key, "bad certificate PEM");
     refuse(&cert, &bad, "bad private key PEM");
     // --tls-cert without --tls-key is a usage error (clap's exit code 2).
-    let out = std::process::Command::new(bin)
+    let out = std::process::Command::new(&bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
         .arg(&cert)
         .env("FAST_RTC_SECRET", SECRET)
@@ -248,28 +224,23 @@ async fn the_cli_serves_tls_and_refuses_bad_pem() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 
-    let mut child = std::process::Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .env("FAST_RTC_SECRET", SECRET)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("wss://127.0.0.1:"), "{line}");
+    let mut server = ServerProcess::spawn(
+        std::process::Command::new(&bin)
+            .args(["serve", "--listen", "127.0.0.1:0", "--tls-cert"])
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .env("FAST_RTC_SECRET", SECRET)
+            .stderr(std::process::Stdio::null()),
+    )
+    .unwrap();
+    let url = server.url().to_owned();
+    assert!(url.starts_with("wss://127.0.0.1:"), "{url}");
     let mut ws = wss(&url, &pki.ca_der, "cli").await.unwrap();
     join(&mut ws, "cli-room").await;
     ws.send(Message::Ping(vec![1u8].into())).await.unwrap();
     let reply = tokio::time::timeout(STEP, ws.next()).await.unwrap();
     assert!(matches!(reply, Some(Ok(_))), "{reply:?}");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    server.kill();
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -7,7 +7,7 @@
 
 mod support;
 
-use fast_rtc_server::{JwtAuthenticator, Limits, Secret, Server, ServerConfig};
+use fast_rtc_server::{Limits, Secret, ServerConfig};
 use fast_rtc_server::{ServerHandle, TokenIssuer};
 use fast_rtc_swarm::{
     FailReason, NativeConfig, ReconnectPolicy, Signaling, SignalingState, SwarmConfig, SwarmEvent,
@@ -15,7 +15,7 @@ use fast_rtc_swarm::{
 };
 use std::time::{Duration, Instant, SystemTime};
 use support::proxy::Proxy;
-use support::{SECRET, collect_until, init_tracing, member, server, token};
+use support::{SECRET, collect_until, init_tracing, member, server, server_with, token};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -147,19 +147,14 @@ async fn a_second_session_with_the_same_identity_replaces_the_first_for_good() {
 
 #[tokio::test]
 async fn a_full_room_fails_room_full() {
-    init_tracing();
-    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-    let config = ServerConfig {
+    let server = server_with(ServerConfig {
         limits: Limits {
             max_members_per_room: 1,
             ..Limits::default()
         },
         ..ServerConfig::default()
-    };
-    let server = Server::new(config, auth)
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    })
+    .await;
     let alice = member(&server, "alice", SwarmConfig::new("r"));
     until_joined(&alice).await;
     let bob = member(&server, "bob", SwarmConfig::new("r"));
@@ -312,16 +307,11 @@ async fn an_expiring_token_is_refreshed_ahead_and_the_next_session_uses_the_new_
 
 /// A server that pings often.
 async fn pinging_server() -> ServerHandle {
-    init_tracing();
-    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-    let config = ServerConfig {
+    server_with(ServerConfig {
         ping_interval: Duration::from_millis(200),
         ..ServerConfig::default()
-    };
-    Server::new(config, auth)
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    })
+    .await
 }
 
 /// A half-open signaling connection (the proxy freezes it: no bytes, no FIN, no RST) is

@@ -8,41 +8,27 @@
 mod support;
 
 use fast_rtc_protocol::{RoomId, UserId};
-use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TlsConfig};
+use fast_rtc_server::{ServerConfig, ServerHandle, TlsConfig};
 use fast_rtc_swarm::{
     ChannelId, FailReason, NativeConfig, NativeError, Payload, ReconnectPolicy, Signaling,
     SignalingState, StartError, SwarmConfig, SwarmEvent, start,
 };
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+use fast_rtc_testkit::pki::{Pki, TEST_CA};
 use std::time::{Duration, Instant};
 use support::*;
 
 /// A CA (DER), and the PEM certificate and key it signed for `127.0.0.1` and `localhost`.
 fn make_pki() -> (Vec<u8>, String, String) {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "fast-rtc test CA");
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
-    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    (ca.der().to_vec(), cert.pem(), key.serialize_pem())
+    let pki = Pki::new(TEST_CA).unwrap();
+    (pki.ca_der, pki.cert_pem, pki.key_pem)
 }
 
 async fn tls_server(cert_pem: &str, key_pem: &str) -> ServerHandle {
-    init_tracing();
-    let config = ServerConfig {
+    server_with(ServerConfig {
         tls: Some(TlsConfig::from_pem(cert_pem.as_bytes(), key_pem.as_bytes()).unwrap()),
         ..ServerConfig::default()
-    };
-    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-    Server::new(config, auth)
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    })
+    .await
 }
 
 /// Two members that trust the test CA join over wss://, link over WebRTC and exchange data.

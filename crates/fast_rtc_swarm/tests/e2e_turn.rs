@@ -19,15 +19,14 @@
 
 mod support;
 
-use fast_rtc_protocol::{ConnectionId, UserId};
+use fast_rtc_protocol::UserId;
 use fast_rtc_swarm::{
     ChannelId, IceServer, IceTransportPolicy, Payload, SignalingState, SwarmConfig, SwarmEvent,
     SwarmFault, SwarmHandle,
 };
-use std::net::UdpSocket;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use fast_rtc_testkit::coturn::Coturn;
+use fast_rtc_testkit::routes::{self, Route, RouteLayer};
+use std::net::Ipv4Addr;
 use std::time::Duration;
 use support::*;
 use tracing_subscriber::Layer;
@@ -35,152 +34,17 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// A coturn on 127.0.0.1 with one long-term-credential user; killed on drop.
-struct Coturn {
-    child: Child,
-    dir: PathBuf,
-    /// `turn:127.0.0.1:PORT?transport=udp`.
-    url: String,
-}
-
-impl Coturn {
-    fn start(user: &str, password: &str) -> Coturn {
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("fast-rtc-coturn-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let empty_conf = dir.join("empty.conf");
-        std::fs::write(&empty_conf, "").unwrap();
-        let log = std::fs::File::create(dir.join("turn.log")).unwrap();
-        let child = Command::new("turnserver")
-            .args([
-                "--no-cli",
-                "--no-tls",
-                "--no-dtls",
-                "--no-tcp",
-                "--no-tcp-relay",
-                "--lt-cred-mech",
-                "--fingerprint",
-                "--realm",
-                "fast-rtc.test",
-                "--listening-ip",
-                "127.0.0.1",
-                "--relay-ip",
-                "127.0.0.1",
-                "--allow-loopback-peers",
-            ])
-            .args(["--user", &format!("{user}:{password}")])
-            .args(["--listening-port", &port.to_string()])
-            // Debian's /etc/turnserver.conf says `syslog`: read an empty file instead, log to stdout.
-            .arg("-c")
-            .arg(&empty_conf)
-            .args(["--log-file", "stdout"])
-            .arg("--pidfile")
-            .arg(dir.join("turn.pid"))
-            .arg("--userdb")
-            .arg(dir.join("turndb"))
-            .stdout(log)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot start `turnserver` ({e}): these tests need Debian's coturn \
-                     (scripts/turn-loopback-test.sh installs it and runs them)"
-                )
-            });
-        let mut coturn = Coturn {
-            child,
-            dir,
-            url: format!("turn:127.0.0.1:{port}?transport=udp"),
-        };
-        coturn.wait_ready(port);
-        coturn
-    }
-
-    /// Waits until coturn answers a STUN binding request on its port.
-    fn wait_ready(&mut self, port: u16) {
-        let probe = UdpSocket::bind("127.0.0.1:0").unwrap();
-        probe
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        // Binding request: type 0x0001, length 0, magic cookie, 12-byte transaction id.
-        let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
-        request.extend_from_slice(b"fastrtcprobe");
-        let mut buf = [0u8; 512];
-        for _ in 0..100 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("turnserver exited at start ({status}):\n{}", self.log());
-            }
-            let _ = probe.send_to(&request, ("127.0.0.1", port));
-            if let Ok(n) = probe.recv(&mut buf)
-                && n >= 2
-                && buf[..2] == [0x01, 0x01]
-            {
-                return;
-            }
-        }
-        panic!("turnserver did not answer on port {port}:\n{}", self.log());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("turn.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// One `selected candidate pair` event of the native backend: (connection id, local type,
-/// remote type).
-type Route = (String, String, String);
-
-static ROUTES: Mutex<Vec<Route>> = Mutex::new(Vec::new());
-
-/// Records the fields of the native backend's `selected candidate pair` events into [`ROUTES`].
-struct RouteLayer;
-
-impl<S: tracing::Subscriber> Layer<S> for RouteLayer {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        #[derive(Default)]
-        struct Fields {
-            message: String,
-            id: String,
-            local: String,
-            remote: String,
-        }
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                let value = format!("{value:?}");
-                match field.name() {
-                    "message" => self.message = value,
-                    "id" => self.id = value,
-                    "local" => self.local = value,
-                    "remote" => self.remote = value,
-                    _ => {}
-                }
-            }
-        }
-        let mut f = Fields::default();
-        event.record(&mut f);
-        if f.message == "selected candidate pair" {
-            ROUTES.lock().unwrap().push((f.id, f.local, f.remote));
-        }
-    }
+fn coturn(user: &str, password: &str) -> Coturn {
+    Coturn::start(Ipv4Addr::LOCALHOST.into(), user, password).unwrap_or_else(|e| {
+        panic!(
+            "{e}\nthese tests need Debian's coturn (scripts/turn-loopback-test.sh installs it and \
+             runs them)"
+        )
+    })
 }
 
 fn init_route_capture() {
-    let routes = RouteLayer.with_filter(tracing_subscriber::filter::Targets::new().with_target(
-        "fast_rtc_swarm::platform::native::peer",
-        tracing::Level::INFO,
-    ));
+    let routes = RouteLayer::filtered();
     let fmt = tracing_subscriber::fmt::layer()
         .with_test_writer()
         .with_filter(
@@ -191,31 +55,6 @@ fn init_route_capture() {
         .with(routes)
         .with(fmt)
         .try_init();
-}
-
-/// The selected pairs recorded for link `id`, waiting up to 5 s for `n` of them.
-async fn routes_of(id: &ConnectionId, n: usize) -> Vec<Route> {
-    let id = id.to_string();
-    for _ in 0..50 {
-        let found: Vec<Route> = ROUTES
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| r.0 == id)
-            .cloned()
-            .collect();
-        if found.len() >= n {
-            return found;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    ROUTES
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|r| r.0 == id)
-        .cloned()
-        .collect()
 }
 
 fn relay_only(room: &str, turn_url: &str, user: &str, credential: &str) -> SwarmConfig {
@@ -243,12 +82,12 @@ async fn events_for(h: &SwarmHandle, d: Duration) -> Vec<SwarmEvent> {
 #[ignore = "needs coturn's `turnserver`: run by scripts/turn-loopback-test.sh with --ignored"]
 async fn a_wrong_turn_password_is_a_typed_fault() {
     init_route_capture();
-    let coturn = Coturn::start("player", "right-password");
+    let coturn = coturn("player", "right-password");
     let server = server().await;
     let good = member(
         &server,
         "good",
-        relay_only("turn-bad", &coturn.url, "player", "right-password"),
+        relay_only("turn-bad", coturn.url(), "player", "right-password"),
     );
     // The good member's parked offer is claimed by the bad one below.
     collect_until(&good, Duration::from_secs(10), |evs| {
@@ -259,7 +98,7 @@ async fn a_wrong_turn_password_is_a_typed_fault() {
     let bad = member(
         &server,
         "bad",
-        relay_only("turn-bad", &coturn.url, "player", "wrong-password"),
+        relay_only("turn-bad", coturn.url(), "player", "wrong-password"),
     );
     let events = collect_until(&bad, Duration::from_secs(20), |evs| {
         evs.iter().any(|e| relay_fault(e).is_some())
@@ -276,12 +115,12 @@ async fn a_wrong_turn_password_is_a_typed_fault() {
             coturn.log()
         );
     };
-    assert_eq!(servers, std::slice::from_ref(&coturn.url));
+    assert_eq!(servers, &[coturn.url().to_owned()]);
     assert!(relay_only);
     let text = events.iter().find_map(relay_fault).unwrap().to_string();
     println!("the fault: {text}");
     assert!(
-        text.contains(&coturn.url) && text.contains(id.as_str()),
+        text.contains(coturn.url()) && text.contains(id.as_str()),
         "{text}"
     );
     assert!(
@@ -310,17 +149,17 @@ async fn a_wrong_turn_password_is_a_typed_fault() {
 #[ignore = "needs coturn's `turnserver`: run by scripts/turn-loopback-test.sh with --ignored"]
 async fn the_right_turn_password_links_through_the_relay() {
     init_route_capture();
-    let coturn = Coturn::start("player", "right-password");
+    let coturn = coturn("player", "right-password");
     let server = server().await;
     let a = member(
         &server,
         "a",
-        relay_only("turn-ok", &coturn.url, "player", "right-password"),
+        relay_only("turn-ok", coturn.url(), "player", "right-password"),
     );
     let b = member(
         &server,
         "b",
-        relay_only("turn-ok", &coturn.url, "player", "right-password"),
+        relay_only("turn-ok", coturn.url(), "player", "right-password"),
     );
     let a_events = wait_open(&a, &["b".into()], Duration::from_secs(20)).await;
     let b_events = wait_open(&b, &["a".into()], Duration::from_secs(20)).await;
@@ -342,9 +181,9 @@ async fn the_right_turn_password_links_through_the_relay() {
         "no data through the relay: {got:?}"
     );
     // Both ends' selected pair is relay to relay.
-    let routes = routes_of(&id, 2).await;
+    let routes = routes::wait_for(&[id.to_string()], 2, Duration::from_secs(5)).await;
     assert_eq!(routes.len(), 2, "selected pairs of {id}: {routes:?}");
-    for (_, local, remote) in &routes {
+    for Route { local, remote, .. } in &routes {
         assert_eq!(
             (local.as_str(), remote.as_str()),
             ("relay", "relay"),

@@ -3,5 +3,29 @@
 //! It depends on no crate of the workspace that uses it as a dev-dependency, so no crate
 //! depends on another through dev-dependencies in a circle. Tests that need several of the
 //! workspace's crates at once live in this crate's `tests/`.
+//!
+//! One module per concern:
+//! - [`server_bin`]: where the `fast-rtc-server` binary is, spawning it (or any child that
+//!   announces itself on its first line of output) and reading its listening line.
+//! - [`redis`]: a Redis (or Valkey) server of the test's own on a free loopback port.
+//! - [`coturn`]: Debian's coturn (`turnserver`) on a free port, with one long-term user.
+//! - [`routes`]: the native backend's `selected candidate pair` events, recorded by a tracing
+//!   layer (relay or direct, read from the event's fields).
+//! - [`pki`]: a test CA and a certificate it signed for `127.0.0.1` and `localhost`.
+//!
+//! The helpers return errors (their callers, tests, turn them into failures with a message);
+//! they stop every child they started when dropped.
 
 #![forbid(unsafe_code)]
+
+pub mod coturn;
+pub mod pki;
+pub mod redis;
+pub mod routes;
+pub mod server_bin;
+
+/// Kills `child` (SIGKILL) and reaps it; nothing to report if it had already exited.
+fn stop(child: &mut std::process::Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -265,8 +265,8 @@ async fn run(args: JoinArgs) {
 
     let coturn = args
         .coturn
-        .then(|| relay::Coturn::start(relay::bench_ip(in_netns)));
-    let turn = coturn.as_ref().map(|c| c.turn.clone()).or_else(|| {
+        .then(|| relay::start_coturn(relay::bench_ip(in_netns)));
+    let turn = coturn.as_ref().map(|(_, turn)| turn.clone()).or_else(|| {
         Some(relay::Turn {
             url: args.turn.clone()?,
             user: args.turn_user.clone()?,

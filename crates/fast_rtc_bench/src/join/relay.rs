@@ -9,7 +9,7 @@
 //! the ICE servers and the relay-only policy. matchbox is not in these rows.
 //!
 //! The route is read from the native backend's `selected candidate pair` tracing event (its
-//! `id`, `local` and `remote` fields, by [`RouteLayer`]): every link of a relay join must show
+//! `id`, `local` and `remote` fields, by `fast_rtc_testkit::routes::RouteLayer`): every link of a relay join must show
 //! `local=relay remote=relay` at both ends, every direct one no relay end.
 
 use super::Servers;
@@ -17,13 +17,11 @@ use super::members::{our_member, our_opens_ids};
 use crate::util::median;
 use fast_rtc_protocol::ConnectionId;
 use fast_rtc_swarm::{IceServer, IceTransportPolicy, NativeConfig, SwarmConfig};
+use fast_rtc_testkit::coturn::Coturn;
+use fast_rtc_testkit::routes::{self, Route};
 use serde::Serialize;
-use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-use tracing_subscriber::Layer;
 
 /// A TURN server and the credentials of one user.
 #[derive(Clone, Debug)]
@@ -33,188 +31,32 @@ pub struct Turn {
     pub credential: String,
 }
 
-/// A coturn started for the run; killed on drop.
-pub struct Coturn {
-    child: Child,
-    dir: PathBuf,
-    pub turn: Turn,
-}
-
-impl Coturn {
-    /// Starts `turnserver` on a free port of `ip` with long-term credentials made for the run.
-    pub fn start(ip: IpAddr) -> Coturn {
-        let port = UdpSocket::bind((ip, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("fast-rtc-bench-coturn-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let user = "bench";
-        // A credential made for the run (std's randomly keyed hasher: no extra crate).
-        let credential = format!(
-            "c{:016x}",
-            std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), port)
-        );
-        let ip_s = ip.to_string();
-        let empty_conf = dir.join("empty.conf");
-        std::fs::write(&empty_conf, "").unwrap();
-        let log = std::fs::File::create(dir.join("turn.log")).unwrap();
-        let mut cmd = Command::new("turnserver");
-        cmd.args([
-            "--no-cli",
-            "--no-tls",
-            "--no-dtls",
-            "--no-tcp",
-            "--no-tcp-relay",
-            "--lt-cred-mech",
-            "--fingerprint",
-            "--realm",
-            "fast-rtc.bench",
-            "--listening-ip",
-            &ip_s,
-            "--relay-ip",
-            &ip_s,
-        ])
-        .args(["--user", &format!("{user}:{credential}")])
-        .args(["--listening-port", &port.to_string()])
-        // Debian's /etc/turnserver.conf says `syslog`: read an empty file instead, log to stdout.
-        .arg("-c")
-        .arg(&empty_conf)
-        .args(["--log-file", "stdout"])
-        .arg("--pidfile")
-        .arg(dir.join("turn.pid"))
-        .arg("--userdb")
-        .arg(dir.join("turndb"))
-        .stdout(log)
-        .stderr(Stdio::null());
-        if ip.is_loopback() {
-            cmd.arg("--allow-loopback-peers");
-        }
-        let child = cmd.spawn().unwrap_or_else(|e| {
-            panic!("cannot start `turnserver` ({e}): install Debian's coturn (scripts/bench-relay.sh does)")
-        });
-        let mut coturn = Coturn {
-            child,
-            dir,
-            turn: Turn {
-                url: format!("turn:{ip}:{port}?transport=udp"),
-                user: user.into(),
-                credential,
-            },
-        };
-        coturn.wait_ready(SocketAddr::new(ip, port));
-        coturn
-    }
-
-    /// Waits until coturn answers a STUN binding request.
-    fn wait_ready(&mut self, addr: SocketAddr) {
-        let probe = UdpSocket::bind((addr.ip(), 0)).unwrap();
-        probe
-            .set_read_timeout(Some(Duration::from_millis(100)))
-            .unwrap();
-        // Binding request: type 0x0001, length 0, magic cookie, 12-byte transaction id.
-        let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
-        request.extend_from_slice(b"fastrtcbench");
-        let mut buf = [0u8; 512];
-        for _ in 0..100 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("turnserver exited at start ({status}):\n{}", self.log());
-            }
-            let _ = probe.send_to(&request, addr);
-            if let Ok(n) = probe.recv(&mut buf)
-                && n >= 2
-                && buf[..2] == [0x01, 0x01]
-            {
-                return;
-            }
-        }
-        panic!("turnserver did not answer at {addr}:\n{}", self.log());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("turn.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// One end's selected pair: (connection id, local candidate type, remote candidate type).
-type Route = (String, String, String);
-
-static ROUTES: Mutex<Vec<Route>> = Mutex::new(Vec::new());
-
-/// Records the fields of the native backend's `selected candidate pair` events.
-pub struct RouteLayer;
-
-impl RouteLayer {
-    /// This layer, seeing only the native backend's peer events at info.
-    pub fn filtered<S>() -> impl Layer<S>
-    where
-        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    {
-        RouteLayer.with_filter(tracing_subscriber::filter::Targets::new().with_target(
-            "fast_rtc_swarm::platform::native::peer",
-            tracing::Level::INFO,
-        ))
-    }
-}
-
-impl<S: tracing::Subscriber> Layer<S> for RouteLayer {
-    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        #[derive(Default)]
-        struct Fields {
-            message: String,
-            id: String,
-            local: String,
-            remote: String,
-        }
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                let value = format!("{value:?}");
-                match field.name() {
-                    "message" => self.message = value,
-                    "id" => self.id = value,
-                    "local" => self.local = value,
-                    "remote" => self.remote = value,
-                    _ => {}
-                }
-            }
-        }
-        let mut f = Fields::default();
-        event.record(&mut f);
-        if f.message == "selected candidate pair" {
-            ROUTES.lock().unwrap().push((f.id, f.local, f.remote));
-        }
-    }
+/// Starts Debian's coturn (`turnserver`) for the run on a free port of `ip`, with a user and a
+/// credential made for the run: the server (killed on drop) and how to reach it.
+pub fn start_coturn(ip: IpAddr) -> (Coturn, Turn) {
+    let user = "bench";
+    // A credential made for the run (std's randomly keyed hasher: no extra crate).
+    let credential = format!(
+        "c{:016x}",
+        std::hash::BuildHasher::hash_one(
+            &std::collections::hash_map::RandomState::new(),
+            std::process::id()
+        )
+    );
+    let coturn = Coturn::start(ip, user, &credential)
+        .unwrap_or_else(|e| panic!("{e} (scripts/bench-relay.sh installs coturn)"));
+    let turn = Turn {
+        url: coturn.url().to_owned(),
+        user: user.into(),
+        credential,
+    };
+    (coturn, turn)
 }
 
 /// The selected pairs recorded for `ids`, waiting up to 2 s for two (both ends) per link.
 async fn routes_of(ids: &[ConnectionId]) -> Vec<Route> {
     let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    let found = || -> Vec<Route> {
-        ROUTES
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|r| ids.contains(&r.0))
-            .cloned()
-            .collect()
-    };
-    for _ in 0..40 {
-        if found().len() >= 2 * ids.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    found()
+    routes::wait_for(&ids, 2 * ids.len(), Duration::from_secs(2)).await
 }
 
 /// How one link's two ends were routed.
@@ -231,12 +73,14 @@ pub struct RouteCount {
 impl RouteCount {
     fn add(&mut self, routes: &[Route], expected_ends: usize) {
         let mut seen = 0;
-        for (_, local, remote) in routes {
+        for route in routes {
             seen += 1;
-            match (local.as_str(), remote.as_str()) {
-                ("relay", "relay") => self.relay += 1,
-                (l, r) if l != "relay" && r != "relay" => self.direct += 1,
-                _ => self.other += 1,
+            if route.is_relay() {
+                self.relay += 1;
+            } else if route.is_direct() {
+                self.direct += 1;
+            } else {
+                self.other += 1;
             }
         }
         self.other += expected_ends.saturating_sub(seen);

@@ -1,5 +1,6 @@
-//! A plain HTTP GET for the server's `/healthz` and `/metrics` in the wire tests.
-#![allow(dead_code, clippy::unwrap_used)]
+//! A plain HTTP GET for the server's `/healthz` and `/metrics` in the wire tests, and the HTTP
+//! status of a WebSocket upgrade.
+#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -22,4 +23,14 @@ pub fn get(addr: SocketAddr, path: &str, timeout: Duration) -> (u16, String) {
         .map(|(_, b)| b.to_owned())
         .unwrap_or_default();
     (status, body)
+}
+
+/// The HTTP status of a WebSocket upgrade to `url`: 101 when it is accepted, else the status of
+/// the refusal (401 for a missing or bad token, for example).
+pub async fn ws_status(url: String) -> u16 {
+    match tokio_tungstenite::connect_async(url).await {
+        Ok(_) => 101,
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("{e}"),
+    }
 }

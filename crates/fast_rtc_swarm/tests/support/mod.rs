@@ -25,9 +25,14 @@ pub fn init_tracing() {
 }
 
 pub async fn server() -> ServerHandle {
+    server_with(ServerConfig::default()).await
+}
+
+/// A server with `config` on a random loopback port, accepting tokens made with [`SECRET`].
+pub async fn server_with(config: ServerConfig) -> ServerHandle {
     init_tracing();
     let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-    Server::new(ServerConfig::default(), auth)
+    Server::new(config, auth)
         .spawn("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()

@@ -1,0 +1,193 @@
+//! A coturn (Debian's `turnserver`) of the test's own: UDP only, on a free port of one address,
+//! with long-term credentials for one user; killed (and its directory removed) on drop.
+//!
+//! Used by the swarm's `tests/e2e_turn.rs` (on 127.0.0.1) and the bench's relay rows (on the
+//! address its members bind). `./scripts/need.sh turnserver coturn` installs it.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+/// The realm coturn is started with.
+pub const REALM: &str = "fast-rtc.test";
+
+/// Why [`Coturn::start`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CoturnError {
+    /// No free UDP port could be picked on the address.
+    #[error("no free UDP port on {ip}: {source}")]
+    Port {
+        /// The address coturn was to listen on.
+        ip: IpAddr,
+        /// The bind error.
+        source: io::Error,
+    },
+    /// Its working directory (config, log, database) could not be made.
+    #[error("cannot prepare coturn's directory {dir}: {source}")]
+    Dir {
+        /// The directory.
+        dir: PathBuf,
+        /// The file-system error.
+        source: io::Error,
+    },
+    /// `turnserver` could not be run.
+    #[error(
+        "cannot start `turnserver` ({source}): install Debian's coturn (`./scripts/need.sh turnserver coturn`)"
+    )]
+    Spawn {
+        /// The spawn error.
+        source: io::Error,
+    },
+    /// `turnserver` exited before it answered.
+    #[error("turnserver exited at start ({status}):\n{log}")]
+    Exited {
+        /// Its exit status.
+        status: ExitStatus,
+        /// Its log.
+        log: String,
+    },
+    /// `turnserver` did not answer a STUN binding request in time (about 10 s).
+    #[error("turnserver did not answer at {addr}:\n{log}")]
+    NoAnswer {
+        /// Where it was asked.
+        addr: SocketAddr,
+        /// Its log.
+        log: String,
+    },
+    /// The STUN probe could not be sent, or the child could not be polled.
+    #[error("cannot probe turnserver at {addr}: {source}")]
+    Probe {
+        /// Where it was asked.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: io::Error,
+    },
+}
+
+/// A running coturn with one long-term-credential user; killed on drop.
+#[derive(Debug)]
+pub struct Coturn {
+    child: Child,
+    dir: PathBuf,
+    url: String,
+}
+
+impl Coturn {
+    /// Starts `turnserver` on a free UDP port of `ip` (listening and relay address), with the
+    /// long-term credentials `user:password`, and waits until it answers a STUN binding request.
+    /// Loopback peers are allowed when `ip` is a loopback address.
+    pub fn start(ip: IpAddr, user: &str, password: &str) -> Result<Coturn, CoturnError> {
+        let port = UdpSocket::bind((ip, 0))
+            .and_then(|s| s.local_addr())
+            .map_err(|source| CoturnError::Port { ip, source })?
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("fast-rtc-coturn-{}-{port}", std::process::id()));
+        let dir_error = |source| CoturnError::Dir {
+            dir: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(dir_error)?;
+        let empty_conf = dir.join("empty.conf");
+        std::fs::write(&empty_conf, "").map_err(dir_error)?;
+        let log = std::fs::File::create(dir.join("turn.log")).map_err(dir_error)?;
+        let ip_s = ip.to_string();
+        let mut cmd = Command::new("turnserver");
+        cmd.args([
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+            "--no-tcp",
+            "--no-tcp-relay",
+            "--lt-cred-mech",
+            "--fingerprint",
+            "--realm",
+            REALM,
+            "--listening-ip",
+            &ip_s,
+            "--relay-ip",
+            &ip_s,
+        ])
+        .args(["--user", &format!("{user}:{password}")])
+        .args(["--listening-port", &port.to_string()])
+        // Debian's /etc/turnserver.conf says `syslog`: read an empty file instead, log to stdout.
+        .arg("-c")
+        .arg(&empty_conf)
+        .args(["--log-file", "stdout"])
+        .arg("--pidfile")
+        .arg(dir.join("turn.pid"))
+        .arg("--userdb")
+        .arg(dir.join("turndb"))
+        .stdout(log)
+        .stderr(Stdio::null());
+        if ip.is_loopback() {
+            cmd.arg("--allow-loopback-peers");
+        }
+        let child = match cmd.spawn() {
+            Ok(child) => child,
+            Err(source) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(CoturnError::Spawn { source });
+            }
+        };
+        // Killed (and its directory removed) on drop, also when it does not come up.
+        let mut coturn = Coturn {
+            child,
+            dir,
+            url: format!("turn:{ip}:{port}?transport=udp"),
+        };
+        coturn.wait_ready(SocketAddr::new(ip, port))?;
+        Ok(coturn)
+    }
+
+    /// Its URL: `turn:IP:PORT?transport=udp`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// What it logged so far (empty if the log cannot be read).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("turn.log")).unwrap_or_default()
+    }
+
+    /// Waits until coturn answers a STUN binding request at `addr` (100 tries, 100 ms apart).
+    fn wait_ready(&mut self, addr: SocketAddr) -> Result<(), CoturnError> {
+        let probe_error = |source| CoturnError::Probe { addr, source };
+        let probe = UdpSocket::bind((addr.ip(), 0)).map_err(probe_error)?;
+        probe
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .map_err(probe_error)?;
+        // Binding request: type 0x0001, length 0, magic cookie, 12-byte transaction id.
+        let mut request = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        request.extend_from_slice(b"fastrtcprobe");
+        let mut buf = [0u8; 512];
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().map_err(probe_error)? {
+                return Err(CoturnError::Exited {
+                    status,
+                    log: self.log(),
+                });
+            }
+            let _ = probe.send_to(&request, addr);
+            if let Ok(n) = probe.recv(&mut buf)
+                && n >= 2
+                && buf[..2] == [0x01, 0x01]
+            {
+                return Ok(());
+            }
+        }
+        Err(CoturnError::NoAnswer {
+            addr,
+            log: self.log(),
+        })
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        crate::stop(&mut self.child);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
