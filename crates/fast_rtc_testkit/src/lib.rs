@@ -1,8 +1,10 @@
 //! Test helpers shared by the workspace's tests and benchmarks. Never published.
 //!
-//! It depends on no crate of the workspace that uses it as a dev-dependency, so no crate
-//! depends on another through dev-dependencies in a circle. Tests that need several of the
-//! workspace's crates at once live in this crate's `tests/`.
+//! It depends on no crate of the workspace, not even as a dev-dependency, so no crate reaches
+//! itself through dev-dependencies. A test that needs several of the workspace's crates lives
+//! in the highest crate it needs (the swarm's `tests/cluster_webrtc.rs`). This crate's own
+//! `tests/architecture.rs` checks the workspace's shape (import circles, the crate graph
+//! against `docs/architecture.md`, the core's dependencies, the `cfg` seam).
 //!
 //! One module per concern:
 //! - [`server_bin`]: where the `fast-rtc-server` binary is, spawning it (or any child that

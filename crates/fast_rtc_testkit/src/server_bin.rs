@@ -4,7 +4,7 @@
 //! The one way tests find the binary is [`path`]: `fast-rtc-server` next to the running test
 //! executable's `deps/` folder, where cargo puts the binaries of the build (for example
 //! `target/debug/fast-rtc-server` beside `target/debug/deps/cluster-HASH`). Cargo builds it
-//! before the server's own integration tests; tests of other crates (this crate's
+//! before the server's own integration tests; tests of other crates (`fast_rtc_swarm`'s
 //! `tests/cluster_webrtc.rs`) need `cargo build -p fast_rtc_server` first, in the same profile
 //! (`scripts/redis-test.sh` does).
 //!

@@ -39,7 +39,7 @@ use workspace::{
 /// Crates whose `src/` still has import circles: check 1 prints their circles but does not fail
 /// on them. It fails when a crate listed here has no circle left (then remove it from the list).
 // issue 21: being untangled
-const NOT_YET_CHECKED: &[&str] = &["bevy_fast_rtc", "fast_rtc_bench"];
+const NOT_YET_CHECKED: &[&str] = &["bevy_fast_rtc"];
 
 /// Where `cfg(target_arch` may appear (check 4), relative to the workspace root: the platform
 /// seam of the swarm (`platform/`, one folder per target) and the crate root that declares it.
@@ -141,8 +141,6 @@ fn no_import_circle_between_files_of_a_crate() {
 
 /// Check 2a: no circle between the workspace's crates, dev-dependencies counted.
 #[test]
-#[ignore = "issue 21: fast_rtc_swarm and fast_rtc_server still dev-depend on each other; the \
-            helpers moving their cross-crate tests to fast_rtc_testkit remove that circle"]
 fn no_circle_between_crates() {
     let root = workspace_root();
     let graph = match crate_graph(&root) {

@@ -4,7 +4,7 @@
 
 use super::members::{Mb, mb_member, native, our_member};
 use super::net::in_netns;
-use super::{GIVE_UP, Servers};
+use super::servers::{GIVE_UP, Servers};
 use crate::util::{Lib, rss_kib, runtime};
 use fast_rtc_swarm::{ChannelConfig, ChannelId, Payload, SwarmConfig, SwarmEvent, SwarmHandle};
 use serde::Serialize;

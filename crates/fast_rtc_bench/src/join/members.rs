@@ -1,6 +1,6 @@
 //! Members of either library, for the join rows and the child scenarios.
 
-use super::GIVE_UP;
+use super::servers::GIVE_UP;
 use crate::util::{issuer, token};
 use fast_rtc_protocol::ConnectionId;
 use fast_rtc_swarm::{NativeConfig, Signaling, SwarmConfig, SwarmEvent, SwarmHandle, start};

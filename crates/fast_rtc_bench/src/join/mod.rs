@@ -47,18 +47,17 @@ pub mod child;
 pub(crate) mod members;
 mod net;
 pub mod relay;
+mod servers;
 
 use crate::util::{Lib, machine, median, runtime, spawn_server};
 use child::{ChildResult, Scenario};
 use fast_rtc_swarm::SwarmConfig;
 use members::{Mb, mb_connected, mb_member, native, our_member, our_opens};
 use serde::Serialize;
+pub(crate) use servers::{GIVE_UP, Servers};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-/// Longest a join, a mesh or a bulk transfer may take before the run counts as failed.
-const GIVE_UP: Duration = Duration::from_secs(20);
 
 /// The `join` subcommand's arguments.
 #[derive(clap::Args, Clone, Debug)]
@@ -116,27 +115,6 @@ pub fn bench(args: JoinArgs) {
         return;
     }
     net::rerun_in_netns();
-}
-
-/// The signaling servers of a run: ours, and matchbox's when it takes part.
-pub(crate) struct Servers {
-    pub(crate) ours: fast_rtc_server::ServerHandle,
-    pub(crate) ours_url: String,
-    matchbox_url: Option<String>,
-}
-
-impl Servers {
-    /// Our server alone, in this process on 127.0.0.1 (matchbox's is added by `join` in its
-    /// namespace).
-    pub(crate) async fn ours_only() -> Self {
-        let ours = spawn_server().await;
-        let ours_url = format!("ws://{}", ours.local_addr());
-        Servers {
-            ours,
-            ours_url,
-            matchbox_url: None,
-        }
-    }
 }
 
 #[derive(Serialize, Clone)]

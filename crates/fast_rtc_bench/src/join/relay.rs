@@ -12,8 +12,8 @@
 //! `id`, `local` and `remote` fields, by `fast_rtc_testkit::routes::RouteLayer`): every link of a relay join must show
 //! `local=relay remote=relay` at both ends, every direct one no relay end.
 
-use super::Servers;
 use super::members::{our_member, our_opens_ids};
+use super::servers::Servers;
 use crate::util::median;
 use fast_rtc_protocol::ConnectionId;
 use fast_rtc_swarm::{IceServer, IceTransportPolicy, NativeConfig, SwarmConfig};

@@ -1,7 +1,7 @@
 //! What the cluster tests share: the secret, the lease, a Redis of the test's own, in-process
 //! instances in cluster mode, the binary in cluster mode, and which instance holds a room.
 //!
-//! Used by this crate's `tests/cluster.rs` and by `fast_rtc_testkit`'s `tests/cluster_webrtc.rs`
+//! Used by this crate's `tests/cluster.rs` and by `fast_rtc_swarm`'s `tests/cluster_webrtc.rs`
 //! (through `#[path]`: those tests need the swarm too, and the server has no dev-dependency on
 //! the swarm; the testkit's library cannot hold this, it may not depend on the server).
 #![allow(dead_code)] // each including test uses a part

@@ -2,10 +2,13 @@
 //! different `fast_rtc_server` instances sharing rooms over a real Redis (or Valkey).
 //!
 //! Here, not in the server's tests, because they need the server and the swarm at once: the
-//! server has no dev-dependency on the swarm (which has one on the server). They share the
-//! server's cluster test helpers (`cluster_support`). Like the server's `tests/cluster.rs` they
+//! swarm has a dev-dependency on the server, and the server none on the swarm (nor on anything
+//! that depends on the swarm), so no crate reaches itself through dev-dependencies. They share
+//! the server's cluster test helpers (`cluster_support`, included by path: the shared test kit
+//! may not depend on the server). Like the server's `tests/cluster.rs` they
 //! are `#[ignore]`d in a plain `cargo test`; `scripts/redis-test.sh` installs Redis, builds the
 //! `fast-rtc-server` binary and runs them with `--ignored`.
+#![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)] // tests read the clock for tokens and deadlines
 
