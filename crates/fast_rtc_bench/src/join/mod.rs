@@ -49,12 +49,12 @@ mod net;
 pub mod relay;
 mod servers;
 
-use crate::util::{Lib, machine, median, runtime, spawn_server};
+use crate::util::{Lib, machine, median, runtime};
 use child::{ChildResult, Scenario};
 use fast_rtc_swarm::SwarmConfig;
 use members::{Mb, mb_connected, mb_member, native, our_member, our_opens};
 use serde::Serialize;
-pub(crate) use servers::{GIVE_UP, Servers};
+pub(crate) use servers::Servers;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -444,7 +444,7 @@ fn ratio(ours: Option<f64>, theirs: Option<f64>) -> String {
 /// One join of ours: `n` members join `room` one by one, then the joiner's time from opening
 /// its socket (through a proxy delaying its signaling by `delay`, if not zero) until it has
 /// every member open. Every member and the joiner use `config(room)` (the `voice` bench
-/// declares an audio track in it). `None`: it gave up after [`GIVE_UP`].
+/// declares an audio track in it). `None`: it gave up after [`GIVE_UP`](servers::GIVE_UP).
 pub(crate) async fn join_ours(
     s: &Servers,
     n: usize,
