@@ -79,15 +79,13 @@
 //! [`Swarm::add_track`] / [`Swarm::mute_track`] (push-to-talk), [`PeerTrack`] and [`PeerAudio`]
 //! messages, and a [`VoiceVolume`] on each peer entity for proximity voice or muting a peer
 //! (see [`voice`]). Natively, the `voice` feature adds Opus (`Swarm::audio_sender`), and the
-//! `cpal` feature a real microphone and speaker (`cpal_audio`: `Microphone`, `Speaker`,
+//! `cpal` feature a real microphone and speaker (in [`voice`]: `Microphone`, `Speaker`,
 //! `CpalVoicePlugin`).
 
 #![forbid(unsafe_code)]
 
 mod codec;
 mod conditions;
-#[cfg(all(feature = "cpal", not(target_arch = "wasm32")))]
-pub mod cpal_audio;
 mod diagnostics;
 mod messages;
 mod plugin;
