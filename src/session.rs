@@ -101,9 +101,6 @@ pub struct Swarm {
     pub(crate) retired: Vec<SwarmHandle>,
     /// Channels whose data goes to a [`ChannelTap`] instead of `PeerData` messages.
     pub(crate) taps: HashMap<ChannelId, TapSender>,
-    /// The rollback window guard of the newest `GgrsSocket` made on this swarm.
-    #[cfg(feature = "ggrs")]
-    pub(crate) rollback_guard: Option<crate::rollback::SharedGuard>,
 }
 
 impl Swarm {
@@ -120,8 +117,6 @@ impl Swarm {
             outbox: VecDeque::new(),
             retired: Vec::new(),
             taps: HashMap::new(),
-            #[cfg(feature = "ggrs")]
-            rollback_guard: None,
         }
     }
 
