@@ -84,6 +84,7 @@
 
 #![forbid(unsafe_code)]
 
+mod backend;
 mod codec;
 mod conditions;
 mod diagnostics;
@@ -97,6 +98,7 @@ mod tap;
 mod typed;
 pub mod voice;
 
+pub use backend::{BackendFactory, SwarmBackend};
 pub use codec::{CodecError, decode, encode};
 pub use conditions::{peer_count_at_least, swarm_joined};
 pub use diagnostics::FastRtcDiagnostics;
@@ -107,7 +109,7 @@ pub use messages::{
     TokenRequested,
 };
 pub use plugin::{FastRtcPlugin, FastRtcSystems};
-pub use session::{BackendFactory, MAX_OUTBOX, Peer, Swarm, SwarmBackend};
+pub use session::{MAX_OUTBOX, Peer, Swarm};
 pub use systems::MAX_EVENTS_PER_FRAME;
 pub use tap::ChannelTap;
 pub use typed::{AppSwarmExt, SwarmBroadcast, SwarmMessage};

@@ -1,62 +1,21 @@
-//! The swarm as a Bevy resource ([`Swarm`]), the [`Peer`] component and the backend choice.
+//! The swarm as a Bevy resource ([`Swarm`]) and the [`Peer`] component.
 
+use crate::backend::SwarmBackend;
 use crate::messages::FastRtcError;
 use crate::tap::{ChannelTap, TapSender};
 use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, TaskPool};
 use fast_rtc_protocol::{ConnectionId, RoomId, UserId};
-use fast_rtc_swarm::memory::MemoryNet;
 use fast_rtc_swarm::{
-    BackendConfig, ChannelId, Clock, DynBackend, EventSender, IceState, Payload, SendError,
-    Signaling, SignalingState, StartError, SwarmConfig, SwarmHandle, TrackError, TrackId, start,
-    start_with,
+    ChannelId, IceState, Payload, SendError, Signaling, SignalingState, SwarmConfig, SwarmHandle,
+    TrackError, TrackId,
 };
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Messages queued for sending in one frame at most; past it, sends are refused with a
 /// [`SwarmError`](crate::SwarmError) message.
 pub const MAX_OUTBOX: usize = 8192;
-
-/// Which backend the plugin's swarm runs on.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum SwarmBackend {
-    /// This build's WebRTC backend with these settings (the default).
-    Platform(BackendConfig),
-    /// A backend of your own, made when the swarm connects (see [`BackendFactory`]).
-    Custom(BackendFactory),
-}
-
-impl Default for SwarmBackend {
-    fn default() -> Self {
-        SwarmBackend::Platform(BackendConfig::default())
-    }
-}
-
-/// Makes a backend for a swarm: called with the swarm's configuration and the queue the
-/// backend reports to, each time the swarm connects.
-#[derive(Clone)]
-pub struct BackendFactory(
-    #[allow(clippy::type_complexity)]
-    pub  Arc<dyn Fn(SwarmConfig, EventSender) -> Result<DynBackend, StartError> + Send + Sync>,
-);
-
-impl BackendFactory {
-    /// Every swarm on the in-memory network `net` ([`MemoryNet`]): no WebRTC, no sockets.
-    pub fn memory(net: MemoryNet) -> Self {
-        BackendFactory(Arc::new(move |config, events| {
-            Ok(Box::new(net.backend(config, events)) as DynBackend)
-        }))
-    }
-}
-
-impl std::fmt::Debug for BackendFactory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BackendFactory(..)")
-    }
-}
 
 /// A remote member with an open link. Spawned on open, despawned on close: attach your own
 /// components (an avatar, a score) to it.
@@ -89,7 +48,6 @@ pub(crate) struct Outgoing {
 pub struct Swarm {
     config: SwarmConfig,
     backend: SwarmBackend,
-    clock: Clock,
     pub(crate) handle: Option<SwarmHandle>,
     pub(crate) identity: Option<UserId>,
     pub(crate) state: SignalingState,
@@ -104,11 +62,10 @@ pub struct Swarm {
 }
 
 impl Swarm {
-    pub(crate) fn new(config: SwarmConfig, backend: SwarmBackend, clock: Clock) -> Self {
+    pub(crate) fn new(config: SwarmConfig, backend: SwarmBackend) -> Self {
         Swarm {
             config,
             backend,
-            clock,
             handle: None,
             identity: None,
             state: SignalingState::Disconnected,
@@ -143,18 +100,7 @@ impl Swarm {
             Signaling::WebSocket { token, .. } => fast_rtc_swarm::token::subject(token),
             _ => None,
         };
-        let started = match &self.backend {
-            SwarmBackend::Platform(backend) => {
-                start(self.config.clone(), backend.clone(), signaling)
-            }
-            SwarmBackend::Custom(factory) => start_with(
-                self.config.clone(),
-                signaling,
-                self.clock.clone(),
-                |config, events| (factory.0)(config, events),
-            ),
-        };
-        let (handle, driver) = started.map_err(|e| FastRtcError::Start(e.to_string()))?;
+        let (handle, driver) = self.backend.start(self.config.clone(), signaling)?;
         // get_or_init: an app without TaskPoolPlugin gets a pool instead of a panic.
         IoTaskPool::get_or_init(TaskPool::new)
             .spawn(driver)
