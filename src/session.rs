@@ -1,14 +1,19 @@
 //! The swarm as a Bevy resource ([`Swarm`]) and the [`Peer`] component.
+//!
+//! `Swarm` is the one owner of the session's state: the running handle, the signaling state
+//! and the last one reported, the peers' entities, the send queue, the swarms replaced by a
+//! new `connect` and the channel taps. The plugin's systems change it only through the
+//! methods here.
 
 use crate::backend::SwarmBackend;
-use crate::messages::FastRtcError;
+use crate::messages::{FastRtcError, SignalingChanged};
 use crate::tap::{ChannelTap, TapSender};
 use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, TaskPool};
 use fast_rtc_protocol::{ConnectionId, RoomId, UserId};
 use fast_rtc_swarm::{
-    ChannelId, IceState, Payload, SendError, Signaling, SignalingState, SwarmConfig, SwarmHandle,
-    TrackError, TrackId,
+    ChannelId, IceState, Payload, SendError, Signaling, SignalingState, SwarmConfig, SwarmEvent,
+    SwarmHandle, TrackError, TrackId,
 };
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -48,17 +53,17 @@ pub(crate) struct Outgoing {
 pub struct Swarm {
     config: SwarmConfig,
     backend: SwarmBackend,
-    pub(crate) handle: Option<SwarmHandle>,
-    pub(crate) identity: Option<UserId>,
-    pub(crate) state: SignalingState,
+    handle: Option<SwarmHandle>,
+    identity: Option<UserId>,
+    state: SignalingState,
     /// The state last reported with a `SignalingChanged`.
-    pub(crate) reported: SignalingState,
-    pub(crate) peers: HashMap<UserId, Entity>,
-    pub(crate) outbox: VecDeque<Outgoing>,
+    reported: SignalingState,
+    peers: HashMap<UserId, Entity>,
+    outbox: VecDeque<Outgoing>,
     /// Swarms replaced by a new `connect`: their peers' `Close` events are still to be read.
-    pub(crate) retired: Vec<SwarmHandle>,
+    retired: Vec<SwarmHandle>,
     /// Channels whose data goes to a [`ChannelTap`] instead of `PeerData` messages.
-    pub(crate) taps: HashMap<ChannelId, TapSender>,
+    taps: HashMap<ChannelId, TapSender>,
 }
 
 impl Swarm {
@@ -259,5 +264,70 @@ impl Swarm {
             payload,
         });
         Ok(())
+    }
+
+    /// The events of the swarms replaced by a new `connect` that still matter: their peers'
+    /// closes (their entities are to be despawned). Every other event of theirs is dropped.
+    pub(crate) fn take_retired_closes(&mut self) -> Vec<SwarmEvent> {
+        std::mem::take(&mut self.retired)
+            .iter()
+            .flat_map(|h| std::iter::from_fn(move || h.try_recv()))
+            .filter(|e| matches!(e, SwarmEvent::Close { .. }))
+            .collect()
+    }
+
+    /// The swarm reported a new signaling state.
+    pub(crate) fn set_state(&mut self, state: SignalingState) {
+        self.state = state;
+    }
+
+    /// The [`SignalingChanged`] to write if the state moved since the last one reported; the
+    /// state counts as reported from now on.
+    pub(crate) fn take_state_change(&mut self) -> Option<SignalingChanged> {
+        if self.state == self.reported {
+            return None;
+        }
+        let from = std::mem::replace(&mut self.reported, self.state.clone());
+        Some(SignalingChanged {
+            from,
+            to: self.state.clone(),
+        })
+    }
+
+    /// A link to `peer` opened and its entity was spawned.
+    pub(crate) fn peer_opened(&mut self, peer: UserId, entity: Entity) {
+        self.peers.insert(peer, entity);
+    }
+
+    /// The link to `peer` closed: its entity (to despawn), if it had one.
+    pub(crate) fn peer_closed(&mut self, peer: &UserId) -> Option<Entity> {
+        self.peers.remove(peer)
+    }
+
+    /// Hands data received on `channel` to the channel's tap. Gives it back when the channel
+    /// is not tapped, or its tap was dropped (the channel is the messages' again).
+    pub(crate) fn route_to_tap(
+        &mut self,
+        channel: ChannelId,
+        from: UserId,
+        payload: Payload,
+    ) -> Option<(UserId, Payload)> {
+        let Some(tap) = self.taps.get(&channel) else {
+            return Some((from, payload));
+        };
+        match tap.push(from, payload) {
+            Ok(()) => None,
+            Err(back) => {
+                self.taps.remove(&channel);
+                Some(back)
+            }
+        }
+    }
+
+    /// What was queued this frame, with the swarm to send it on; without a running swarm the
+    /// queue is dropped and this is `None`.
+    pub(crate) fn take_outbox(&mut self) -> Option<(SwarmHandle, VecDeque<Outgoing>)> {
+        let outbox = std::mem::take(&mut self.outbox);
+        Some((self.handle.clone()?, outbox))
     }
 }
