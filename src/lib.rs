@@ -85,7 +85,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
-mod codec;
+pub mod codec;
 mod conditions;
 mod diagnostics;
 mod messages;
@@ -99,7 +99,7 @@ mod typed;
 pub mod voice;
 
 pub use backend::{BackendFactory, SwarmBackend};
-pub use codec::{CodecError, decode, encode};
+pub use codec::CodecError;
 pub use conditions::{peer_count_at_least, swarm_joined};
 pub use diagnostics::FastRtcDiagnostics;
 /// The `sub` claim of a JWT, read without verifying it: the identity a member will have.
@@ -109,8 +109,7 @@ pub use messages::{
     TokenRequested,
 };
 pub use plugin::{FastRtcPlugin, FastRtcSystems};
-pub use session::{MAX_OUTBOX, Peer, Swarm};
-pub use systems::MAX_EVENTS_PER_FRAME;
+pub use session::{Peer, Swarm};
 pub use tap::ChannelTap;
 pub use typed::{AppSwarmExt, SwarmBroadcast, SwarmMessage};
 pub use voice::{PeerAudio, PeerTrack, TrackChange, VoiceVolume};
