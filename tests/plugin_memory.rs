@@ -327,6 +327,34 @@ fn a_large_message_on_a_reliable_channel_arrives_whole() {
     assert!(seen(&mut room, 1).errors.is_empty());
 }
 
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Chat(String);
+
+#[test]
+#[should_panic(expected = "Declare a channel for each type with `FastRtcPlugin::add_channel`")]
+fn a_second_type_on_one_channel_is_refused_when_registered() {
+    let room = Room::new();
+    let mut plugin = room.plugin();
+    let state = plugin.add_channel(ChannelConfig::unreliable("state"));
+    App::new()
+        .add_plugins((MinimalPlugins, plugin))
+        .add_swarm_message::<Position>(state)
+        .add_swarm_message::<Chat>(state);
+}
+
+#[test]
+fn registering_one_type_twice_or_types_on_their_own_channels_is_fine() {
+    let room = Room::new();
+    let mut plugin = room.plugin();
+    let state = plugin.add_channel(ChannelConfig::unreliable("state"));
+    let chat = plugin.add_channel(ChannelConfig::reliable("chat"));
+    App::new()
+        .add_plugins((MinimalPlugins, plugin))
+        .add_swarm_message::<Position>(state)
+        .add_swarm_message::<Position>(state)
+        .add_swarm_message::<Chat>(chat);
+}
+
 #[test]
 fn the_plugin_builders_reach_the_swarm_config() {
     let room = Room::new();
