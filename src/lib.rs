@@ -81,6 +81,37 @@
 //! (see [`voice`]). Natively, the `voice` feature adds Opus (`Swarm::audio_sender`), and the
 //! `cpal` feature a real microphone and speaker (in [`voice`]: `Microphone`, `Speaker`,
 //! `CpalVoicePlugin`).
+//!
+//! # Settings
+//!
+//! [`FastRtcPlugin`] is built with methods: `with_signaling`, `with_native`/`with_backend`, the
+//! common [`SwarmConfig`](fast_rtc_swarm::SwarmConfig) knobs (`with_peer_buffer`,
+//! `with_ice_servers`, `with_max_message_size`, `with_ping_interval`, ...) and
+//! `with_swarm_config` for the whole configuration. A backend of your own
+//! ([`with_custom_backend`](FastRtcPlugin::with_custom_backend)) comes with the clock the swarm
+//! runs on ([`BackendFactory::memory`] with a `ManualClock` in tests); WebRTC backends run in
+//! real time.
+//!
+//! # Module map
+//!
+//! One concern per file; imports go one way (no file reaches back to a file that uses it):
+//!
+//! - `plugin.rs`: [`FastRtcPlugin`] (its settings, what it adds to the app) and
+//!   [`FastRtcSystems`].
+//! - `backend.rs`: [`SwarmBackend`] and [`BackendFactory`] (a custom backend and its clock).
+//! - `session.rs`: the [`Swarm`] resource, the one owner of the session's state (handle,
+//!   signaling state, peers' entities, send queue, taps), and the [`Peer`] component.
+//! - `systems.rs`: the receive pass (swarm events into messages and entities) and the send
+//!   pass.
+//! - `messages.rs`: the messages ([`PeerOpened`], [`PeerClosed`], [`PeerData`], [`FromPeer`],
+//!   [`SwarmError`], [`SignalingChanged`], [`TokenRequested`]) and [`FastRtcError`].
+//! - `typed.rs`: typed messages ([`AppSwarmExt::add_swarm_message`], [`SwarmBroadcast`]);
+//!   [`codec`]: their encoding and the per-frame limits.
+//! - `tap.rs`: [`ChannelTap`], a channel's data for a consumer outside the ECS.
+//! - `conditions.rs`: run conditions; `diagnostics.rs`: [`FastRtcDiagnostics`].
+//! - [`voice`]: voice messages and volume; the DSP and the cpal devices (a folder).
+//! - `rollback` (feature `ggrs`): the ggrs socket, player handles and `FastRtcGgrsPlugin`
+//!   (a folder).
 
 #![forbid(unsafe_code)]
 
