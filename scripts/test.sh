@@ -30,7 +30,7 @@ cargo clippy -p bevy_fast_rtc --lib --example multiplayer --example rollback --f
 echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet --features bevy_fast_rtc/ggrs,bevy_fast_rtc/cpal,fast_rtc_bench/voice
 echo "== cargo test"
-# (cpal_audio's tests: resampling, mixing, bounded queues; no sound card is a typed error.)
+# (the plugin's voice/ DSP tests: resampling, framing, mixing, bounded queues; its cpal devices: no sound card is a typed error.)
 cargo test --workspace --locked --features bevy_fast_rtc/ggrs,bevy_fast_rtc/cpal,fast_rtc_bench/voice
 echo "== cluster: several server instances sharing rooms over a real Redis"
 ./scripts/redis-test.sh

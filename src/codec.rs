@@ -1,4 +1,5 @@
-//! The codec of typed swarm messages: postcard.
+//! The codec of typed swarm messages (postcard: [`encode`], [`decode`]) and the limits of the
+//! message path ([`MAX_OUTBOX`] sends queued per frame, [`MAX_EVENTS_PER_FRAME`] events read).
 //!
 //! Chosen over bitcode by `cargo run --release -p fast_rtc_bench -- codec` (figures in the
 //! README). For serde types, which is what this API takes, postcard encodes a player state in
@@ -9,6 +10,9 @@
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+pub use crate::session::MAX_OUTBOX;
+pub use crate::systems::MAX_EVENTS_PER_FRAME;
 
 /// A message could not be decoded (or, rarely, encoded).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

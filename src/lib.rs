@@ -79,15 +79,45 @@
 //! [`Swarm::add_track`] / [`Swarm::mute_track`] (push-to-talk), [`PeerTrack`] and [`PeerAudio`]
 //! messages, and a [`VoiceVolume`] on each peer entity for proximity voice or muting a peer
 //! (see [`voice`]). Natively, the `voice` feature adds Opus (`Swarm::audio_sender`), and the
-//! `cpal` feature a real microphone and speaker (`cpal_audio`: `Microphone`, `Speaker`,
+//! `cpal` feature a real microphone and speaker (in [`voice`]: `Microphone`, `Speaker`,
 //! `CpalVoicePlugin`).
+//!
+//! # Settings
+//!
+//! [`FastRtcPlugin`] is built with methods: `with_signaling`, `with_native`/`with_backend`, the
+//! common [`SwarmConfig`](fast_rtc_swarm::SwarmConfig) knobs (`with_peer_buffer`,
+//! `with_ice_servers`, `with_max_message_size`, `with_ping_interval`, ...) and
+//! `with_swarm_config` for the whole configuration. A backend of your own
+//! ([`with_custom_backend`](FastRtcPlugin::with_custom_backend)) comes with the clock the swarm
+//! runs on ([`BackendFactory::memory`] with a `ManualClock` in tests); WebRTC backends run in
+//! real time.
+//!
+//! # Module map
+//!
+//! One concern per file; imports go one way (no file reaches back to a file that uses it):
+//!
+//! - `plugin.rs`: [`FastRtcPlugin`] (its settings, what it adds to the app) and
+//!   [`FastRtcSystems`].
+//! - `backend.rs`: [`SwarmBackend`] and [`BackendFactory`] (a custom backend and its clock).
+//! - `session.rs`: the [`Swarm`] resource, the one owner of the session's state (handle,
+//!   signaling state, peers' entities, send queue, taps), and the [`Peer`] component.
+//! - `systems.rs`: the receive pass (swarm events into messages and entities) and the send
+//!   pass.
+//! - `messages.rs`: the messages ([`PeerOpened`], [`PeerClosed`], [`PeerData`], [`FromPeer`],
+//!   [`SwarmError`], [`SignalingChanged`], [`TokenRequested`]) and [`FastRtcError`].
+//! - `typed.rs`: typed messages ([`AppSwarmExt::add_swarm_message`], [`SwarmBroadcast`]);
+//!   [`codec`]: their encoding and the per-frame limits.
+//! - `tap.rs`: [`ChannelTap`], a channel's data for a consumer outside the ECS.
+//! - `conditions.rs`: run conditions; `diagnostics.rs`: [`FastRtcDiagnostics`].
+//! - [`voice`]: voice messages and volume; the DSP and the cpal devices (a folder).
+//! - `rollback` (feature `ggrs`): the ggrs socket, player handles and `FastRtcGgrsPlugin`
+//!   (a folder).
 
 #![forbid(unsafe_code)]
 
-mod codec;
+mod backend;
+pub mod codec;
 mod conditions;
-#[cfg(all(feature = "cpal", not(target_arch = "wasm32")))]
-pub mod cpal_audio;
 mod diagnostics;
 mod messages;
 mod plugin;
@@ -99,7 +129,8 @@ mod tap;
 mod typed;
 pub mod voice;
 
-pub use codec::{CodecError, decode, encode};
+pub use backend::{BackendFactory, SwarmBackend};
+pub use codec::CodecError;
 pub use conditions::{peer_count_at_least, swarm_joined};
 pub use diagnostics::FastRtcDiagnostics;
 /// The `sub` claim of a JWT, read without verifying it: the identity a member will have.
@@ -109,8 +140,7 @@ pub use messages::{
     TokenRequested,
 };
 pub use plugin::{FastRtcPlugin, FastRtcSystems};
-pub use session::{BackendFactory, MAX_OUTBOX, Peer, Swarm, SwarmBackend};
-pub use systems::MAX_EVENTS_PER_FRAME;
+pub use session::{Peer, Swarm};
 pub use tap::ChannelTap;
 pub use typed::{AppSwarmExt, SwarmBroadcast, SwarmMessage};
 pub use voice::{PeerAudio, PeerTrack, TrackChange, VoiceVolume};

@@ -1,38 +1,37 @@
 //! The plugin: its settings and what it adds to the app.
 
+use crate::backend::{BackendFactory, SwarmBackend};
 use crate::diagnostics;
 use crate::messages::{
     PeerClosed, PeerData, PeerOpened, SignalingChanged, SwarmError, TokenRequested,
 };
-use crate::session::{BackendFactory, Swarm, SwarmBackend};
+use crate::session::Swarm;
 use crate::systems;
 use crate::voice::{PeerAudio, PeerTrack};
 use bevy::prelude::*;
 use fast_rtc_protocol::RoomId;
 use fast_rtc_swarm::{
-    BackendConfig, ChannelConfig, ChannelId, Clock, IceServer, IceTransportPolicy, Signaling,
-    SwarmConfig,
+    BackendConfig, ChannelConfig, ChannelId, IceServer, IceTransportPolicy, ReconnectPolicy,
+    Signaling, SwarmConfig, TokenPolicy,
 };
 use std::time::Duration;
 
 /// Adds a fast-rtc swarm to the app.
 ///
-/// Build it with [`FastRtcPlugin::new`] and the `with_*` methods. Without
+/// Build it with [`FastRtcPlugin::new`] and the `with_*` methods; every knob of the swarm's
+/// [`SwarmConfig`] is reachable, the common ones through their own builder and the rest through
+/// [`with_swarm_config`](FastRtcPlugin::with_swarm_config). Without
 /// [`with_signaling`](FastRtcPlugin::with_signaling), nothing connects until
 /// [`Swarm::connect`] is called (from a menu, say).
 #[derive(Clone, Debug)]
 pub struct FastRtcPlugin {
     /// The swarm's configuration (room, peer buffer, ICE servers, channels, timeouts).
-    pub swarm: SwarmConfig,
-    /// The backend: this build's WebRTC backend with its settings
-    /// ([`NativeConfig`](fast_rtc_swarm::NativeConfig) natively: bind addresses, ICE pacing;
-    /// [`WebConfig`](fast_rtc_swarm::BackendConfig) in the browser), or one of your own.
-    pub backend: SwarmBackend,
-    /// Where the swarm's shell reads the time (tests: a [`ManualClock`](fast_rtc_swarm::ManualClock)).
-    /// Only used with a [`SwarmBackend::Custom`] backend: WebRTC runs in real time.
-    pub clock: Clock,
+    swarm: SwarmConfig,
+    /// The backend: this build's WebRTC backend with its settings, or one of your own with its
+    /// clock.
+    backend: SwarmBackend,
     /// Connect at startup over this signaling.
-    pub signaling: Option<Signaling>,
+    signaling: Option<Signaling>,
 }
 
 impl FastRtcPlugin {
@@ -41,9 +40,23 @@ impl FastRtcPlugin {
         FastRtcPlugin {
             swarm: SwarmConfig::new(room),
             backend: SwarmBackend::default(),
-            clock: Clock::System,
             signaling: None,
         }
+    }
+
+    /// The swarm's configuration as built so far.
+    pub fn swarm_config(&self) -> &SwarmConfig {
+        &self.swarm
+    }
+
+    /// Replaces the whole swarm configuration (room included) with `config`: for the knobs
+    /// without a builder of their own (`max_pending_candidates`, `max_queued_messages`,
+    /// `sctp_message_size`, `signaling_silence_timeout`, ...). Channels and audio tracks
+    /// declared before are replaced too: call it first, then
+    /// [`add_channel`](FastRtcPlugin::add_channel).
+    pub fn with_swarm_config(mut self, config: SwarmConfig) -> Self {
+        self.swarm = config;
+        self
     }
 
     /// Connects at startup to `url` (`ws://host:port/ws`) with `token`.
@@ -63,15 +76,10 @@ impl FastRtcPlugin {
     }
 
     /// Runs the swarm on a backend of your own, e.g. [`BackendFactory::memory`] for tests that
-    /// need no WebRTC and no sockets.
+    /// need no WebRTC and no sockets. The factory carries the clock the swarm's shell reads
+    /// (a [`ManualClock`](fast_rtc_swarm::ManualClock) in tests).
     pub fn with_custom_backend(mut self, factory: BackendFactory) -> Self {
         self.backend = SwarmBackend::Custom(factory);
-        self
-    }
-
-    /// The shell's clock (see [`FastRtcPlugin::clock`]).
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
         self
     }
 
@@ -106,6 +114,32 @@ impl FastRtcPlugin {
         self
     }
 
+    /// The largest message a send accepts, and a peer may send (default 16 MiB; see
+    /// [`SwarmConfig::max_message_size`]).
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.swarm.max_message_size = bytes;
+        self
+    }
+
+    /// How often each open link is pinged to measure its round-trip time (zero: never).
+    pub fn with_ping_interval(mut self, interval: Duration) -> Self {
+        self.swarm.ping_interval = interval;
+        self
+    }
+
+    /// How the built-in signaling client retries, and when it gives up.
+    pub fn with_reconnect(mut self, policy: ReconnectPolicy) -> Self {
+        self.swarm.reconnect = policy;
+        self
+    }
+
+    /// When the built-in signaling client asks for a fresh token
+    /// ([`TokenRequested`](crate::TokenRequested)).
+    pub fn with_token_policy(mut self, policy: TokenPolicy) -> Self {
+        self.swarm.token = policy;
+        self
+    }
+
     /// The native backend's settings (use
     /// [`NativeConfig::loopback`](fast_rtc_swarm::NativeConfig::loopback) for same-machine play).
     #[cfg(not(target_arch = "wasm32"))]
@@ -114,7 +148,8 @@ impl FastRtcPlugin {
         self
     }
 
-    /// This build's backend settings (see [`FastRtcPlugin::backend`]).
+    /// This build's backend settings ([`NativeConfig`](fast_rtc_swarm::NativeConfig)
+    /// natively: bind addresses, ICE pacing; `WebConfig` in the browser).
     pub fn with_backend(mut self, backend: BackendConfig) -> Self {
         self.backend = SwarmBackend::Platform(backend);
         self
@@ -146,31 +181,27 @@ pub enum FastRtcSystems {
 
 impl Plugin for FastRtcPlugin {
     fn build(&self, app: &mut App) {
-        app.insert_resource(Swarm::new(
-            self.swarm.clone(),
-            self.backend.clone(),
-            self.clock.clone(),
-        ))
-        .add_message::<PeerOpened>()
-        .add_message::<PeerClosed>()
-        .add_message::<PeerData>()
-        .add_message::<SwarmError>()
-        .add_message::<SignalingChanged>()
-        .add_message::<TokenRequested>()
-        .add_message::<PeerTrack>()
-        .add_message::<PeerAudio>()
-        .configure_sets(
-            PreUpdate,
-            (FastRtcSystems::Receive, FastRtcSystems::Decode).chain(),
-        )
-        .configure_sets(PostUpdate, FastRtcSystems::Send)
-        .add_systems(PreUpdate, systems::receive.in_set(FastRtcSystems::Receive))
-        .add_systems(
-            PostUpdate,
-            (systems::send, diagnostics::measure)
-                .chain()
-                .in_set(FastRtcSystems::Send),
-        );
+        app.insert_resource(Swarm::new(self.swarm.clone(), self.backend.clone()))
+            .add_message::<PeerOpened>()
+            .add_message::<PeerClosed>()
+            .add_message::<PeerData>()
+            .add_message::<SwarmError>()
+            .add_message::<SignalingChanged>()
+            .add_message::<TokenRequested>()
+            .add_message::<PeerTrack>()
+            .add_message::<PeerAudio>()
+            .configure_sets(
+                PreUpdate,
+                (FastRtcSystems::Receive, FastRtcSystems::Decode).chain(),
+            )
+            .configure_sets(PostUpdate, FastRtcSystems::Send)
+            .add_systems(PreUpdate, systems::receive.in_set(FastRtcSystems::Receive))
+            .add_systems(
+                PostUpdate,
+                (systems::send, diagnostics::measure)
+                    .chain()
+                    .in_set(FastRtcSystems::Send),
+            );
         diagnostics::register(app);
         #[cfg(target_arch = "wasm32")]
         app.add_systems(

@@ -1,62 +1,26 @@
-//! The swarm as a Bevy resource ([`Swarm`]), the [`Peer`] component and the backend choice.
+//! The swarm as a Bevy resource ([`Swarm`]) and the [`Peer`] component.
+//!
+//! `Swarm` is the one owner of the session's state: the running handle, the signaling state
+//! and the last one reported, the peers' entities, the send queue, the swarms replaced by a
+//! new `connect` and the channel taps. The plugin's systems change it only through the
+//! methods here.
 
-use crate::messages::FastRtcError;
+use crate::backend::SwarmBackend;
+use crate::messages::{FastRtcError, SignalingChanged};
 use crate::tap::{ChannelTap, TapSender};
 use bevy::prelude::*;
 use bevy::tasks::{IoTaskPool, TaskPool};
 use fast_rtc_protocol::{ConnectionId, RoomId, UserId};
-use fast_rtc_swarm::memory::MemoryNet;
 use fast_rtc_swarm::{
-    BackendConfig, ChannelId, Clock, DynBackend, EventSender, IceState, Payload, SendError,
-    Signaling, SignalingState, StartError, SwarmConfig, SwarmHandle, TrackError, TrackId, start,
-    start_with,
+    ChannelId, IceState, Payload, SendError, Signaling, SignalingState, SwarmConfig, SwarmEvent,
+    SwarmHandle, TrackError, TrackId,
 };
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Messages queued for sending in one frame at most; past it, sends are refused with a
 /// [`SwarmError`](crate::SwarmError) message.
 pub const MAX_OUTBOX: usize = 8192;
-
-/// Which backend the plugin's swarm runs on.
-#[derive(Clone, Debug)]
-#[non_exhaustive]
-pub enum SwarmBackend {
-    /// This build's WebRTC backend with these settings (the default).
-    Platform(BackendConfig),
-    /// A backend of your own, made when the swarm connects (see [`BackendFactory`]).
-    Custom(BackendFactory),
-}
-
-impl Default for SwarmBackend {
-    fn default() -> Self {
-        SwarmBackend::Platform(BackendConfig::default())
-    }
-}
-
-/// Makes a backend for a swarm: called with the swarm's configuration and the queue the
-/// backend reports to, each time the swarm connects.
-#[derive(Clone)]
-pub struct BackendFactory(
-    #[allow(clippy::type_complexity)]
-    pub  Arc<dyn Fn(SwarmConfig, EventSender) -> Result<DynBackend, StartError> + Send + Sync>,
-);
-
-impl BackendFactory {
-    /// Every swarm on the in-memory network `net` ([`MemoryNet`]): no WebRTC, no sockets.
-    pub fn memory(net: MemoryNet) -> Self {
-        BackendFactory(Arc::new(move |config, events| {
-            Ok(Box::new(net.backend(config, events)) as DynBackend)
-        }))
-    }
-}
-
-impl std::fmt::Debug for BackendFactory {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BackendFactory(..)")
-    }
-}
 
 /// A remote member with an open link. Spawned on open, despawned on close: attach your own
 /// components (an avatar, a score) to it.
@@ -89,29 +53,24 @@ pub(crate) struct Outgoing {
 pub struct Swarm {
     config: SwarmConfig,
     backend: SwarmBackend,
-    clock: Clock,
-    pub(crate) handle: Option<SwarmHandle>,
-    pub(crate) identity: Option<UserId>,
-    pub(crate) state: SignalingState,
+    handle: Option<SwarmHandle>,
+    identity: Option<UserId>,
+    state: SignalingState,
     /// The state last reported with a `SignalingChanged`.
-    pub(crate) reported: SignalingState,
-    pub(crate) peers: HashMap<UserId, Entity>,
-    pub(crate) outbox: VecDeque<Outgoing>,
+    reported: SignalingState,
+    peers: HashMap<UserId, Entity>,
+    outbox: VecDeque<Outgoing>,
     /// Swarms replaced by a new `connect`: their peers' `Close` events are still to be read.
-    pub(crate) retired: Vec<SwarmHandle>,
+    retired: Vec<SwarmHandle>,
     /// Channels whose data goes to a [`ChannelTap`] instead of `PeerData` messages.
-    pub(crate) taps: HashMap<ChannelId, TapSender>,
-    /// The rollback window guard of the newest `GgrsSocket` made on this swarm.
-    #[cfg(feature = "ggrs")]
-    pub(crate) rollback_guard: Option<crate::rollback::SharedGuard>,
+    taps: HashMap<ChannelId, TapSender>,
 }
 
 impl Swarm {
-    pub(crate) fn new(config: SwarmConfig, backend: SwarmBackend, clock: Clock) -> Self {
+    pub(crate) fn new(config: SwarmConfig, backend: SwarmBackend) -> Self {
         Swarm {
             config,
             backend,
-            clock,
             handle: None,
             identity: None,
             state: SignalingState::Disconnected,
@@ -120,8 +79,6 @@ impl Swarm {
             outbox: VecDeque::new(),
             retired: Vec::new(),
             taps: HashMap::new(),
-            #[cfg(feature = "ggrs")]
-            rollback_guard: None,
         }
     }
 
@@ -148,18 +105,7 @@ impl Swarm {
             Signaling::WebSocket { token, .. } => fast_rtc_swarm::token::subject(token),
             _ => None,
         };
-        let started = match &self.backend {
-            SwarmBackend::Platform(backend) => {
-                start(self.config.clone(), backend.clone(), signaling)
-            }
-            SwarmBackend::Custom(factory) => start_with(
-                self.config.clone(),
-                signaling,
-                self.clock.clone(),
-                |config, events| (factory.0)(config, events),
-            ),
-        };
-        let (handle, driver) = started.map_err(|e| FastRtcError::Start(e.to_string()))?;
+        let (handle, driver) = self.backend.start(self.config.clone(), signaling)?;
         // get_or_init: an app without TaskPoolPlugin gets a pool instead of a panic.
         IoTaskPool::get_or_init(TaskPool::new)
             .spawn(driver)
@@ -318,5 +264,70 @@ impl Swarm {
             payload,
         });
         Ok(())
+    }
+
+    /// The events of the swarms replaced by a new `connect` that still matter: their peers'
+    /// closes (their entities are to be despawned). Every other event of theirs is dropped.
+    pub(crate) fn take_retired_closes(&mut self) -> Vec<SwarmEvent> {
+        std::mem::take(&mut self.retired)
+            .iter()
+            .flat_map(|h| std::iter::from_fn(move || h.try_recv()))
+            .filter(|e| matches!(e, SwarmEvent::Close { .. }))
+            .collect()
+    }
+
+    /// The swarm reported a new signaling state.
+    pub(crate) fn set_state(&mut self, state: SignalingState) {
+        self.state = state;
+    }
+
+    /// The [`SignalingChanged`] to write if the state moved since the last one reported; the
+    /// state counts as reported from now on.
+    pub(crate) fn take_state_change(&mut self) -> Option<SignalingChanged> {
+        if self.state == self.reported {
+            return None;
+        }
+        let from = std::mem::replace(&mut self.reported, self.state.clone());
+        Some(SignalingChanged {
+            from,
+            to: self.state.clone(),
+        })
+    }
+
+    /// A link to `peer` opened and its entity was spawned.
+    pub(crate) fn peer_opened(&mut self, peer: UserId, entity: Entity) {
+        self.peers.insert(peer, entity);
+    }
+
+    /// The link to `peer` closed: its entity (to despawn), if it had one.
+    pub(crate) fn peer_closed(&mut self, peer: &UserId) -> Option<Entity> {
+        self.peers.remove(peer)
+    }
+
+    /// Hands data received on `channel` to the channel's tap. Gives it back when the channel
+    /// is not tapped, or its tap was dropped (the channel is the messages' again).
+    pub(crate) fn route_to_tap(
+        &mut self,
+        channel: ChannelId,
+        from: UserId,
+        payload: Payload,
+    ) -> Option<(UserId, Payload)> {
+        let Some(tap) = self.taps.get(&channel) else {
+            return Some((from, payload));
+        };
+        match tap.push(from, payload) {
+            Ok(()) => None,
+            Err(back) => {
+                self.taps.remove(&channel);
+                Some(back)
+            }
+        }
+    }
+
+    /// What was queued this frame, with the swarm to send it on; without a running swarm the
+    /// queue is dropped and this is `None`.
+    pub(crate) fn take_outbox(&mut self) -> Option<(SwarmHandle, VecDeque<Outgoing>)> {
+        let outbox = std::mem::take(&mut self.outbox);
+        Some((self.handle.clone()?, outbox))
     }
 }

@@ -28,12 +28,8 @@ pub(crate) struct Writers<'w> {
 
 /// Writes a [`SignalingChanged`] if the state moved since the last one.
 fn report_state(swarm: &mut Swarm, out: &mut MessageWriter<SignalingChanged>) {
-    if swarm.state != swarm.reported {
-        let from = std::mem::replace(&mut swarm.reported, swarm.state.clone());
-        out.write(SignalingChanged {
-            from,
-            to: swarm.state.clone(),
-        });
+    if let Some(change) = swarm.take_state_change() {
+        out.write(change);
     }
 }
 
@@ -48,12 +44,8 @@ pub(crate) fn receive(
 ) {
     // A swarm replaced by `connect` was closed: its events are all queued already. Only its
     // closes matter (despawn the entities of its peers).
-    let retired: Vec<SwarmEvent> = std::mem::take(&mut swarm.retired)
-        .iter()
-        .flat_map(|h| std::iter::from_fn(move || h.try_recv()))
-        .filter(|e| matches!(e, SwarmEvent::Close { .. }))
-        .collect();
-    let current = swarm.handle.clone();
+    let retired = swarm.take_retired_closes();
+    let current = swarm.handle().cloned();
     // A change made by the app itself (`connect`, `disconnect`).
     report_state(&mut swarm, &mut out.signaling);
     let mut retired = retired.into_iter();
@@ -79,7 +71,7 @@ pub(crate) fn receive(
                         VoiceVolume::default(),
                     ))
                     .id();
-                swarm.peers.insert(info.user_id.clone(), entity);
+                swarm.peer_opened(info.user_id.clone(), entity);
                 out.opened.write(PeerOpened {
                     peer: info.user_id,
                     entity,
@@ -87,7 +79,7 @@ pub(crate) fn receive(
                 });
             }
             SwarmEvent::Close { peer, reason } => {
-                if let Some(entity) = swarm.peers.remove(&peer.user_id) {
+                if let Some(entity) = swarm.peer_closed(&peer.user_id) {
                     commands.entity(entity).despawn();
                     out.closed.write(PeerClosed {
                         peer: peer.user_id,
@@ -103,21 +95,11 @@ pub(crate) fn receive(
                 ..
             } => {
                 let len = payload.len() as u64;
-                let (from, payload) = match swarm.taps.get(&channel) {
-                    Some(tap) => match tap.push(from, payload) {
-                        Ok(()) => {
-                            stats.bytes_in += len;
-                            continue;
-                        }
-                        Err(back) => {
-                            // The tap was dropped: the channel is the messages' again.
-                            swarm.taps.remove(&channel);
-                            back
-                        }
-                    },
-                    None => (from, payload),
+                let Some((from, payload)) = swarm.route_to_tap(channel, from, payload) else {
+                    stats.bytes_in += len;
+                    continue;
                 };
-                let entity = swarm.peers.get(&from).copied();
+                let entity = swarm.peer_entity(&from);
                 stats.bytes_in += len;
                 if let Some(e) = entity {
                     update_peer(&mut commands, &mut peers, e, move |p| p.bytes_in += len);
@@ -130,18 +112,18 @@ pub(crate) fn receive(
                 });
             }
             SwarmEvent::Rtt { user_id, rtt, .. } => {
-                if let Some(e) = swarm.peers.get(&user_id).copied() {
+                if let Some(e) = swarm.peer_entity(&user_id) {
                     update_peer(&mut commands, &mut peers, e, move |p| p.rtt = Some(rtt));
                 }
             }
             SwarmEvent::Connection { user_id, state, .. } => {
-                let entity = user_id.as_ref().and_then(|u| swarm.peers.get(u).copied());
+                let entity = user_id.as_ref().and_then(|u| swarm.peer_entity(u));
                 if let Some(e) = entity {
                     update_peer(&mut commands, &mut peers, e, move |p| p.ice_state = state);
                 }
             }
             SwarmEvent::Signaling(state) => {
-                swarm.state = state;
+                swarm.set_state(state);
                 report_state(&mut swarm, &mut out.signaling);
             }
             SwarmEvent::TokenRequested(request) => {
@@ -166,7 +148,7 @@ pub(crate) fn receive(
                 track,
                 samples,
             } => {
-                let entity = swarm.peers.get(&from).copied();
+                let entity = swarm.peer_entity(&from);
                 // A peer spawned this pass has no volume to read yet: as sent.
                 let gain = entity
                     .and_then(|e| volumes.get(e).ok())
@@ -198,7 +180,7 @@ fn track_changed(
     track: fast_rtc_swarm::TrackId,
     change: TrackChange,
 ) {
-    let entity = swarm.peers.get(&peer).copied();
+    let entity = swarm.peer_entity(&peer);
     out.write(PeerTrack {
         peer,
         entity,
@@ -240,11 +222,9 @@ pub(crate) fn send(
     mut errors: MessageWriter<SwarmError>,
     mut stats: ResMut<FastRtcDiagnostics>,
 ) {
-    let Some(handle) = swarm.handle.clone() else {
-        swarm.outbox.clear();
+    let Some((handle, outbox)) = swarm.take_outbox() else {
         return;
     };
-    let outbox = std::mem::take(&mut swarm.outbox);
     for Outgoing {
         to,
         channel,
@@ -272,7 +252,7 @@ pub(crate) fn send(
         };
         for peer in sent {
             stats.bytes_out += len;
-            if let Some(mut p) = swarm.peers.get(&peer).and_then(|e| peers.get_mut(*e).ok()) {
+            if let Some(mut p) = swarm.peer_entity(&peer).and_then(|e| peers.get_mut(e).ok()) {
                 p.bytes_out += len;
             }
         }

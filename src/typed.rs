@@ -10,7 +10,7 @@ use fast_rtc_protocol::UserId;
 use fast_rtc_swarm::{ChannelId, Payload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::marker::PhantomData;
 
 /// A type that can travel between peers.
@@ -24,6 +24,10 @@ pub(crate) struct TypedChannel<T> {
     _marker: PhantomData<fn() -> T>,
 }
 
+/// Which type each typed channel carries (the type's name), for refusing a second one.
+#[derive(Resource, Default)]
+struct ChannelTypes(HashMap<ChannelId, &'static str>);
+
 /// Registers typed messages on an [`App`].
 pub trait AppSwarmExt {
     /// `T` travels on `channel` (a channel id from
@@ -33,6 +37,12 @@ pub trait AppSwarmExt {
     /// once per peer as a [`SwarmError`]. Registering the same type twice does nothing.
     ///
     /// Give each type its own channel: every message on the channel is decoded as `T`.
+    ///
+    /// # Panics
+    ///
+    /// When another type was registered on `channel` already: a mistake in the app's setup
+    /// (like a plugin added twice), refused when the registration is made rather than seen as
+    /// undecodable messages at run time.
     fn add_swarm_message<T: SwarmMessage>(&mut self, channel: ChannelId) -> &mut Self;
 }
 
@@ -41,6 +51,12 @@ impl AppSwarmExt for App {
         if self.world().contains_resource::<TypedChannel<T>>() {
             return self;
         }
+        let type_name = std::any::type_name::<T>();
+        let mut types = self.world_mut().get_resource_or_init::<ChannelTypes>();
+        if let Some(other) = types.0.get(&channel) {
+            refuse_second_type(channel, other, type_name);
+        }
+        types.0.insert(channel, type_name);
         self.insert_resource(TypedChannel::<T> {
             channel,
             _marker: PhantomData,
@@ -48,6 +64,17 @@ impl AppSwarmExt for App {
         .add_message::<FromPeer<T>>()
         .add_systems(PreUpdate, decode::<T>.in_set(FastRtcSystems::Decode))
     }
+}
+
+/// The panic of a second type on one channel: says what to do instead.
+#[allow(clippy::panic)] // a programmer error at setup, like Bevy's missing-plugin panics
+fn refuse_second_type(channel: ChannelId, registered: &str, type_name: &str) -> ! {
+    panic!(
+        "bevy_fast_rtc: cannot register `{type_name}` on channel {channel:?}: `{registered}` \
+         is registered on it already, and every message on a channel is decoded as its one \
+         type. Declare a channel for each type with `FastRtcPlugin::add_channel` and pass \
+         that channel to `add_swarm_message::<{type_name}>`."
+    )
 }
 
 fn decode<T: SwarmMessage>(

@@ -326,3 +326,90 @@ fn a_large_message_on_a_reliable_channel_arrives_whole() {
     assert!(raw[0].2 == Payload::Binary(big), "it arrived changed");
     assert!(seen(&mut room, 1).errors.is_empty());
 }
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+struct Chat(String);
+
+#[test]
+#[should_panic(expected = "Declare a channel for each type with `FastRtcPlugin::add_channel`")]
+fn a_second_type_on_one_channel_is_refused_when_registered() {
+    let room = Room::new();
+    let mut plugin = room.plugin();
+    let state = plugin.add_channel(ChannelConfig::unreliable("state"));
+    App::new()
+        .add_plugins((MinimalPlugins, plugin))
+        .add_swarm_message::<Position>(state)
+        .add_swarm_message::<Chat>(state);
+}
+
+#[test]
+fn registering_one_type_twice_or_types_on_their_own_channels_is_fine() {
+    let room = Room::new();
+    let mut plugin = room.plugin();
+    let state = plugin.add_channel(ChannelConfig::unreliable("state"));
+    let chat = plugin.add_channel(ChannelConfig::reliable("chat"));
+    App::new()
+        .add_plugins((MinimalPlugins, plugin))
+        .add_swarm_message::<Position>(state)
+        .add_swarm_message::<Position>(state)
+        .add_swarm_message::<Chat>(chat);
+}
+
+#[test]
+fn the_plugin_builders_reach_the_swarm_config() {
+    let room = Room::new();
+    let plugin = room
+        .plugin()
+        .with_max_message_size(1 << 20)
+        .with_ping_interval(Duration::from_secs(3))
+        .with_peer_buffer(2);
+    let config = plugin.swarm_config();
+    assert_eq!(config.max_message_size, 1 << 20);
+    assert_eq!(config.ping_interval, Duration::from_secs(3));
+    assert_eq!(config.peer_buffer, 2);
+    let mut whole = bevy_fast_rtc::swarm::SwarmConfig::new("other");
+    whole.sctp_message_size = 1 << 17;
+    let plugin = plugin.with_swarm_config(whole);
+    assert_eq!(plugin.swarm_config().sctp_message_size, 1 << 17);
+    assert_eq!(plugin.swarm_config().room_id.as_str(), "other");
+}
+
+#[test]
+fn a_smaller_max_message_size_from_the_plugin_refuses_bigger_sends() {
+    let mut room = Room::new();
+    let mut chat = None;
+    for name in ["ann", "bob"] {
+        let mut plugin = room.plugin().with_max_message_size(1000);
+        chat = Some(plugin.add_channel(ChannelConfig::reliable("chat")));
+        let mut app = App::new();
+        app.add_plugins((MinimalPlugins, plugin))
+            .add_swarm_message::<Position>(ChannelId::FAST)
+            .insert_resource(Me(name.to_owned()))
+            .init_resource::<Seen>()
+            .add_systems(Update, seen::record::<Position>);
+        room.join(name, app);
+    }
+    let linked = room.run_until(500, |room| {
+        (0..2).all(|i| room.app(i).world().resource::<Swarm>().peer_count() == 1)
+    });
+    assert!(linked, "the mesh did not form");
+    room.app(0)
+        .world_mut()
+        .resource_mut::<Swarm>()
+        .queue(None, chat.unwrap(), Payload::Binary(vec![1; 2000]))
+        .unwrap();
+    let reported = room.run_until(100, |room| !seen(room, 0).errors.is_empty());
+    assert!(reported, "the oversized broadcast was not reported");
+    let error = &seen(&mut room, 0).errors[0];
+    assert!(
+        matches!(
+            error.error,
+            FastRtcError::Send(SendError::TooLarge {
+                len: 2000,
+                max: 1000
+            })
+        ),
+        "{:?}",
+        error.error
+    );
+}

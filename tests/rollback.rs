@@ -14,8 +14,8 @@ use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 use bevy_fast_rtc::prelude::*;
 use bevy_fast_rtc::rollback::{
-    FastRtcGgrsPlugin, GgrsSocket, LeaveMatch, PlayerDisconnected, SessionEnd, SessionEnded,
-    p2p_session_builder,
+    FastRtcGgrsPlugin, GgrsSocket, LeaveMatch, PlayerDisconnected, RollbackGuard, SessionEnd,
+    SessionEnded, p2p_session_builder,
 };
 use bevy_ggrs::ggrs::{DesyncDetection, GgrsEvent, SessionState};
 use bevy_ggrs::prelude::*;
@@ -104,6 +104,7 @@ fn step(
 fn start_match(
     mut commands: Commands,
     mut swarm: ResMut<Swarm>,
+    mut guard: ResMut<RollbackGuard>,
     session: Option<Res<Session<Cfg>>>,
     mut settings: ResMut<Match>,
 ) {
@@ -114,7 +115,7 @@ fn start_match(
         .unwrap()
         .with_desync_detection_mode(DesyncDetection::On { interval: 10 })
         .with_input_delay(2);
-    let socket = GgrsSocket::new(&mut swarm, settings.channel)
+    let socket = GgrsSocket::new(&mut swarm, &mut guard, settings.channel)
         .unwrap()
         .with_simulated_loss(settings.loss, settings.seed);
     let session = builder.start_p2p_session(socket).unwrap();

@@ -207,7 +207,7 @@ pub fn add(app: &mut App, track: TrackId, talker: Talker, windowed: bool) {
     );
     if windowed {
         #[cfg(feature = "cpal")]
-        app.add_plugins(bevy_fast_rtc::cpal_audio::CpalVoicePlugin::default());
+        app.add_plugins(bevy_fast_rtc::voice::CpalVoicePlugin::default());
         app.add_systems(Startup, setup_panel)
             .add_systems(Update, (add_markers, show_talking).after(listen));
     }
@@ -261,7 +261,7 @@ fn push_to_talk(
 fn send_voice(
     mut voice: ResMut<Voice>,
     time: Res<Time<Real>>,
-    #[cfg(feature = "cpal")] mic: Option<ResMut<bevy_fast_rtc::cpal_audio::Microphone>>,
+    #[cfg(feature = "cpal")] mic: Option<ResMut<bevy_fast_rtc::voice::Microphone>>,
 ) {
     let voice = &mut *voice;
     #[cfg(feature = "cpal")]
@@ -384,9 +384,9 @@ fn show_talking(
     local: Query<(), With<LocalSquare>>,
     mut markers: Query<(&ChildOf, &mut Transform, &mut Visibility), With<TalkMarker>>,
     mut panel: Query<&mut Text, With<VoicePanel>>,
-    #[cfg(feature = "cpal")] mic: Option<Res<bevy_fast_rtc::cpal_audio::Microphone>>,
-    #[cfg(feature = "cpal")] speaker: Option<Res<bevy_fast_rtc::cpal_audio::Speaker>>,
-    #[cfg(feature = "cpal")] devices: Option<Res<bevy_fast_rtc::cpal_audio::AudioDevices>>,
+    #[cfg(feature = "cpal")] mic: Option<Res<bevy_fast_rtc::voice::Microphone>>,
+    #[cfg(feature = "cpal")] speaker: Option<Res<bevy_fast_rtc::voice::Speaker>>,
+    #[cfg(feature = "cpal")] devices: Option<Res<bevy_fast_rtc::voice::AudioDevices>>,
 ) {
     for (parent, mut transform, mut visibility) in &mut markers {
         let level = if local.contains(parent.parent()) {
@@ -418,7 +418,7 @@ fn show_talking(
         "no microphone or speaker: a test tone is sent (build with --features cpal)".to_owned();
     #[cfg(feature = "cpal")]
     let devices_line = {
-        let why = |e: Option<&bevy_fast_rtc::cpal_audio::AudioDeviceError>| {
+        let why = |e: Option<&bevy_fast_rtc::voice::AudioDeviceError>| {
             e.map_or_else(|| "none".to_owned(), |e| format!("none ({e})"))
         };
         let mic = mic.map_or_else(

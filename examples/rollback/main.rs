@@ -21,7 +21,7 @@ use bevy::app::ScheduleRunnerPlugin;
 use bevy::prelude::*;
 use bevy_fast_rtc::prelude::*;
 use bevy_fast_rtc::rollback::{
-    FastRtcGgrsPlugin, GgrsSocket, LeaveMatch, PlayerDisconnected, SessionEnded,
+    FastRtcGgrsPlugin, GgrsSocket, LeaveMatch, PlayerDisconnected, RollbackGuard, SessionEnded,
     p2p_session_builder,
 };
 use bevy_ggrs::ggrs::{DesyncDetection, GgrsEvent};
@@ -140,6 +140,7 @@ fn main_app(url: &str, room: &str, token: String, players: usize, bot: bool) -> 
 fn start_match(
     mut commands: Commands,
     mut swarm: ResMut<Swarm>,
+    mut guard: ResMut<RollbackGuard>,
     session: Option<Res<Session<Config>>>,
     m: Res<Match>,
 ) {
@@ -147,7 +148,7 @@ fn start_match(
         return;
     }
     let started = p2p_session_builder::<Config>(&swarm).and_then(|builder| {
-        let socket = GgrsSocket::new(&mut swarm, m.channel)?;
+        let socket = GgrsSocket::new(&mut swarm, &mut guard, m.channel)?;
         Ok(builder
             .with_desync_detection_mode(DesyncDetection::On { interval: 10 })
             .with_input_delay(2)

@@ -3,7 +3,7 @@
 //! leaves after its last inputs are acknowledged.
 
 use super::guard::{Endpoint, Verdict, rollback_check, verdict};
-use super::socket::{SharedGuard, lock};
+use super::socket::{RollbackGuard, SharedGuard, lock};
 use crate::messages::PeerClosed;
 use crate::session::Swarm;
 use bevy::prelude::*;
@@ -86,16 +86,16 @@ pub(crate) struct Leaving<C: Config> {
     since: Duration,
 }
 
-/// Ends the running session: removed, the swarm forgets its guard, and [`SessionEnded`].
+/// Ends the running session: removed, its guard forgotten, and [`SessionEnded`].
 fn end<C: Config>(
     commands: &mut Commands,
-    swarm: &mut Swarm,
+    guard: &mut RollbackGuard,
     ended: &mut MessageWriter<SessionEnded>,
     reason: SessionEnd,
 ) {
     warn!(?reason, "ggrs: the session ends");
     commands.remove_resource::<Session<C>>();
-    swarm.rollback_guard = None;
+    guard.clear();
     ended.write(SessionEnded { reason });
 }
 
@@ -108,13 +108,13 @@ pub(crate) fn disconnect_departed<C: Config<Address = UserId>>(
     mut commands: Commands,
     mut closed: MessageReader<PeerClosed>,
     session: Option<ResMut<Session<C>>>,
-    swarm: Option<ResMut<Swarm>>,
+    mut rollback: ResMut<RollbackGuard>,
     time: Res<Time<Real>>,
     mut out: MessageWriter<PlayerDisconnected>,
     mut ended: MessageWriter<SessionEnded>,
     mut departed: Local<Vec<(UserId, Duration)>>,
 ) {
-    let (Some(mut session), Some(mut swarm)) = (session, swarm) else {
+    let Some(mut session) = session else {
         closed.clear();
         departed.clear();
         return;
@@ -133,7 +133,7 @@ pub(crate) fn disconnect_departed<C: Config<Address = UserId>>(
             departed.push((c.peer.clone(), now));
         }
     }
-    let Some(guard) = swarm.rollback_guard.clone() else {
+    let Some(guard) = rollback.get() else {
         return;
     };
     let due: Vec<UserId> = departed
@@ -162,7 +162,7 @@ pub(crate) fn disconnect_departed<C: Config<Address = UserId>>(
                 frame: *from,
                 current,
             };
-            end::<C>(&mut commands, &mut swarm, &mut ended, reason);
+            end::<C>(&mut commands, &mut rollback, &mut ended, reason);
             departed.clear();
             return;
         }
@@ -194,18 +194,18 @@ pub(crate) fn disconnect_departed<C: Config<Address = UserId>>(
 pub(crate) fn check_window<C: Config<Address = UserId>>(
     mut commands: Commands,
     session: Option<Res<Session<C>>>,
-    swarm: Option<ResMut<Swarm>>,
+    mut rollback: ResMut<RollbackGuard>,
     time: Res<Time<Real>>,
     mut ended: MessageWriter<SessionEnded>,
     mut waiting_since: Local<Option<Duration>>,
 ) {
-    let (Some(session), Some(mut swarm)) = (session, swarm) else {
+    let Some(session) = session else {
         return;
     };
     let Session::P2P(p2p) = &*session else {
         return;
     };
-    let Some(guard) = swarm.rollback_guard.clone() else {
+    let Some(guard) = rollback.get() else {
         return;
     };
     let Some(decided) = decide(p2p, &guard) else {
@@ -236,7 +236,7 @@ pub(crate) fn check_window<C: Config<Address = UserId>>(
         }
     };
     *waiting_since = None;
-    end::<C>(&mut commands, &mut swarm, &mut ended, reason);
+    end::<C>(&mut commands, &mut rollback, &mut ended, reason);
 }
 
 /// The first held peer's verdict: `None` if nothing is held; `(_, None)` when its reports
@@ -318,6 +318,7 @@ pub(crate) fn farewell<C: Config<Address = UserId>>(
     mut commands: Commands,
     leaving: Option<ResMut<Leaving<C>>>,
     swarm: Option<ResMut<Swarm>>,
+    mut rollback: ResMut<RollbackGuard>,
     time: Res<Time<Real>>,
     mut ended: MessageWriter<SessionEnded>,
 ) {
@@ -342,8 +343,8 @@ pub(crate) fn farewell<C: Config<Address = UserId>>(
         return;
     }
     commands.remove_resource::<Leaving<C>>();
+    rollback.clear();
     if let Some(mut swarm) = swarm {
-        swarm.rollback_guard = None;
         swarm.disconnect();
     }
     debug!(flushed, "ggrs: left the session");

@@ -1,10 +1,10 @@
 //! Rollback netcode over the swarm (feature `ggrs`): a [`ggrs`](bevy_ggrs::ggrs) socket on a swarm channel,
-//! players addressed by [`UserId`], and the glue for [`bevy_ggrs`] (0.22, Bevy 0.19).
+//! players addressed by [`UserId`](fast_rtc_protocol::UserId), and the glue for [`bevy_ggrs`] (0.22, Bevy 0.19).
 //!
 //! ```no_run
 //! use bevy::prelude::*;
 //! use bevy_fast_rtc::prelude::*;
-//! use bevy_fast_rtc::rollback::{FastRtcGgrsPlugin, GgrsSocket, p2p_session_builder};
+//! use bevy_fast_rtc::rollback::{FastRtcGgrsPlugin, GgrsSocket, RollbackGuard, p2p_session_builder};
 //! use bevy_ggrs::prelude::*;
 //!
 //! type Config = GgrsConfig<u8, UserId>;
@@ -15,11 +15,12 @@
 //!     .add_plugins((MinimalPlugins, plugin, GgrsPlugin::<Config>::default()))
 //!     .add_plugins(FastRtcGgrsPlugin::<Config>::default())
 //!     .add_systems(Update, move |mut commands: Commands, mut swarm: ResMut<Swarm>,
+//!                                mut guard: ResMut<RollbackGuard>,
 //!                                session: Option<Res<Session<Config>>>| {
 //!         // Once everyone is here (say, 2 players), start the match.
 //!         if session.is_none() && swarm.peer_count() == 1 {
 //!             let builder = p2p_session_builder::<Config>(&swarm).unwrap();
-//!             let socket = GgrsSocket::new(&mut swarm, ggrs).unwrap();
+//!             let socket = GgrsSocket::new(&mut swarm, &mut guard, ggrs).unwrap();
 //!             let session = builder.start_p2p_session(socket).unwrap();
 //!             commands.insert_resource(Session::P2P(session));
 //!         }
@@ -52,79 +53,24 @@
 //!   [`SessionEnd::RollbackOutOfWindow`]; the game starts a new match instead of crashing.
 //! - Ordering: [`FastRtcGgrsPlugin`] runs bevy_ggrs's frame after the swarm's receive pass,
 //!   so what arrived this frame is rolled in this frame.
+//!
+//! The files: `error.rs` ([`RollbackError`]), `players.rs` (handles), `socket.rs` (the socket
+//! and the [`RollbackGuard`] resource it shares with the plugin), `guard.rs` (the rollback
+//! window's pure decisions), `departure.rs` (the plugin's systems: departures, the window
+//! check, leaving) and `plugin.rs` ([`FastRtcGgrsPlugin`]).
 
 mod departure;
+mod error;
 mod guard;
 mod players;
+mod plugin;
 mod socket;
 
 pub use departure::{
     DEPARTURE_GRACE, FAREWELL_TIMEOUT, HOLD_LIMIT, LeaveMatch, PlayerDisconnected, SessionEnd,
     SessionEnded,
 };
+pub use error::RollbackError;
 pub use players::p2p_session_builder;
-pub(crate) use socket::SharedGuard;
-pub use socket::{GgrsSocket, SOCKET_QUEUE};
-
-use crate::plugin::FastRtcSystems;
-use bevy::prelude::*;
-use bevy_ggrs::RunGgrsSystems;
-use bevy_ggrs::ggrs::{Config, GgrsError};
-use fast_rtc_protocol::UserId;
-use fast_rtc_swarm::ChannelId;
-use std::marker::PhantomData;
-
-/// Why a rollback session could not be set up.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum RollbackError {
-    /// The swarm is not running.
-    #[error("the swarm is not connected")]
-    NotConnected,
-    /// This member's identity is unknown (its token has no `sub`).
-    #[error("this member's identity is unknown (a token without `sub`)")]
-    NoIdentity,
-    /// The channel is not a configured game channel.
-    #[error("channel {0:?} is not a configured game channel")]
-    NoSuchChannel(ChannelId),
-    /// The channel is reliable: ggrs expects datagrams, and retransmitting stale inputs
-    /// only delays the fresh ones.
-    #[error("channel {0:?} is reliable; ggrs needs an unreliable channel")]
-    ReliableChannel(ChannelId),
-    /// ggrs refused the session's settings.
-    #[error(transparent)]
-    Ggrs(#[from] GgrsError),
-}
-
-/// Glue between the swarm and bevy_ggrs for sessions of config `C`: bevy_ggrs's frame runs
-/// after the swarm's receive pass; a peer whose link closes is disconnected in the running
-/// P2P session after [`DEPARTURE_GRACE`] ([`PlayerDisconnected`]); disconnect reports are
-/// checked against the rollback window; [`LeaveMatch`] leaves ([`SessionEnded`]).
-pub struct FastRtcGgrsPlugin<C>(PhantomData<fn() -> C>);
-
-impl<C> Default for FastRtcGgrsPlugin<C> {
-    fn default() -> Self {
-        FastRtcGgrsPlugin(PhantomData)
-    }
-}
-
-impl<C: Config<Address = UserId>> Plugin for FastRtcGgrsPlugin<C> {
-    fn build(&self, app: &mut App) {
-        app.add_message::<PlayerDisconnected>()
-            .add_message::<LeaveMatch>()
-            .add_message::<SessionEnded>()
-            .configure_sets(PreUpdate, RunGgrsSystems.after(FastRtcSystems::Receive))
-            .add_systems(
-                PreUpdate,
-                (
-                    departure::begin_leave::<C>,
-                    departure::farewell::<C>,
-                    departure::disconnect_departed::<C>,
-                    departure::check_window::<C>,
-                )
-                    .chain()
-                    .after(FastRtcSystems::Receive)
-                    .before(RunGgrsSystems),
-            );
-    }
-}
+pub use plugin::FastRtcGgrsPlugin;
+pub use socket::{GgrsSocket, RollbackGuard, SOCKET_QUEUE};

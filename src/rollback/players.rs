@@ -1,6 +1,6 @@
 //! Player handles: every member builds the same session without exchanging a message.
 
-use super::RollbackError;
+use super::error::RollbackError;
 use crate::session::Swarm;
 use bevy_ggrs::ggrs::{Config, PlayerType, SessionBuilder};
 use fast_rtc_protocol::UserId;

@@ -1,10 +1,11 @@
 //! [`GgrsSocket`]: ggrs's [`NonBlockingSocket`] over a swarm channel, players addressed by
 //! [`UserId`], with the rollback window guard on what it receives.
 
-use super::RollbackError;
+use super::error::RollbackError;
 use super::guard::WindowGuard;
 use crate::session::Swarm;
 use crate::tap::ChannelTap;
+use bevy::prelude::Resource;
 use bevy_ggrs::ggrs::{Message, NonBlockingSocket};
 use fast_rtc_protocol::UserId;
 use fast_rtc_swarm::{ChannelId, Delivery, SwarmHandle};
@@ -16,8 +17,32 @@ use tracing::{debug, warn};
 pub const SOCKET_QUEUE: usize = 4096;
 
 /// The guard a socket shares with [`FastRtcGgrsPlugin`](super::FastRtcGgrsPlugin), which
-/// finds it in the [`Swarm`] the socket was made on.
+/// finds it in the [`RollbackGuard`] resource.
 pub(crate) type SharedGuard = Arc<Mutex<WindowGuard>>;
+
+/// The rollback window guard of the newest [`GgrsSocket`], a resource of
+/// [`FastRtcGgrsPlugin`](super::FastRtcGgrsPlugin): [`GgrsSocket::new`] arms it, the plugin's
+/// systems check the running session's disconnects against it, and forget it when the
+/// session ends.
+#[derive(Resource, Default, Debug)]
+pub struct RollbackGuard(Option<SharedGuard>);
+
+impl RollbackGuard {
+    /// Whether a socket's guard is held (a session was started and has not ended).
+    pub fn is_armed(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The newest socket's guard.
+    pub(crate) fn get(&self) -> Option<SharedGuard> {
+        self.0.clone()
+    }
+
+    /// Forgets the guard: the session it guarded ended.
+    pub(crate) fn clear(&mut self) {
+        self.0 = None;
+    }
+}
 
 /// Locks `guard`; a panic elsewhere while it was locked leaves consistent data (every
 /// update is a single step), so a poisoned lock is taken as it is.
@@ -41,24 +66,29 @@ pub struct GgrsSocket {
 
 impl GgrsSocket {
     /// A socket on `channel` (an unreliable game channel of the swarm's configuration), which
-    /// it taps from now on ([`Swarm::tap_channel`]). The swarm keeps the socket's window
-    /// guard for [`FastRtcGgrsPlugin`](super::FastRtcGgrsPlugin): the newest socket's.
-    pub fn new(swarm: &mut Swarm, channel: ChannelId) -> Result<GgrsSocket, RollbackError> {
+    /// it taps from now on ([`Swarm::tap_channel`]). `guard`, the resource of
+    /// [`FastRtcGgrsPlugin`](super::FastRtcGgrsPlugin), keeps the socket's window guard for
+    /// the plugin: the newest socket's.
+    pub fn new(
+        swarm: &mut Swarm,
+        guard: &mut RollbackGuard,
+        channel: ChannelId,
+    ) -> Result<GgrsSocket, RollbackError> {
         let handle = swarm.handle().cloned().ok_or(RollbackError::NotConnected)?;
         match swarm.config().delivery(channel) {
             None => return Err(RollbackError::NoSuchChannel(channel)),
             Some(Delivery::Reliable) => return Err(RollbackError::ReliableChannel(channel)),
             Some(_) => {}
         }
-        let guard = SharedGuard::default();
-        swarm.rollback_guard = Some(guard.clone());
+        let shared = SharedGuard::default();
+        guard.0 = Some(shared.clone());
         Ok(GgrsSocket {
             tap: swarm.tap_channel(channel, SOCKET_QUEUE),
             handle,
             channel,
             loss: None,
             undecodable: 0,
-            guard,
+            guard: shared,
         })
     }
 

@@ -46,8 +46,10 @@ impl Room {
     /// A plugin for this room: memory backend, manual clock, signaling pumped by [`Room::pump`].
     pub fn plugin(&self) -> FastRtcPlugin {
         FastRtcPlugin::new("lobby")
-            .with_custom_backend(BackendFactory::memory(self.net.clone()))
-            .with_clock(Clock::Manual(self.clock.clone()))
+            .with_custom_backend(BackendFactory::memory(
+                self.net.clone(),
+                Clock::Manual(self.clock.clone()),
+            ))
             .with_external_signaling()
     }
 

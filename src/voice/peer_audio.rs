@@ -1,20 +1,5 @@
-//! Voice chat in the ECS: the swarm's audio tracks ([`fast_rtc_swarm::media`]) as messages and a
-//! per-peer volume.
-//!
-//! Declare tracks with [`FastRtcPlugin::add_audio_track`](crate::FastRtcPlugin::add_audio_track)
-//! (every member the same, like channels). Start talking with
-//! [`Swarm::add_track`](crate::Swarm::add_track); natively with the `voice` feature,
-//! `Swarm::audio_sender` adds the track and encodes your 20 ms frames. Mute yourself with
-//! [`Swarm::mute_track`](crate::Swarm::mute_track) (push-to-talk). What peers do with their
-//! tracks arrives as [`PeerTrack`] messages, their audio as [`PeerAudio`] (mono 48 kHz `i16`
-//! frames, for your playback), scaled by the [`VoiceVolume`] of the peer's entity: set it from
-//! distance for proximity voice, or to 0 to mute that peer (its audio is then not written).
-//!
-//! In the browser the page plays the peers' tracks itself (no `PeerAudio` there): a track's
-//! source is a `MediaStreamTrack` (`Swarm::handle()` → `SwarmHandle::set_audio_source`), and
-//! [`VoiceVolume`] sets the volume the page plays each peer at (0..=1: an `<audio>`
-//! element's; see `fast_rtc_swarm::platform::web::audio`), applied in
-//! [`FastRtcSystems::Send`](crate::FastRtcSystems::Send).
+//! The ECS face of voice: [`PeerTrack`] and [`PeerAudio`] messages, the [`VoiceVolume`] of a
+//! peer's entity, and the gain it applies.
 
 use bevy::prelude::{Component, Entity, Message};
 use fast_rtc_protocol::UserId;
@@ -75,9 +60,9 @@ pub struct PeerAudio {
 /// scales [`PeerAudio`]).
 #[cfg(target_arch = "wasm32")]
 pub(crate) fn browser_volume(
-    swarm: bevy::prelude::Res<crate::Swarm>,
+    swarm: bevy::prelude::Res<crate::session::Swarm>,
     changed: bevy::prelude::Query<
-        (&crate::Peer, &VoiceVolume),
+        (&crate::session::Peer, &VoiceVolume),
         bevy::prelude::Changed<VoiceVolume>,
     >,
 ) {
