@@ -66,6 +66,7 @@ pub(crate) fn browser_volume(
         bevy::prelude::Changed<VoiceVolume>,
     >,
 ) {
+    use fast_rtc_swarm::BrowserAudio;
     let Some(handle) = swarm.handle() else {
         return;
     };

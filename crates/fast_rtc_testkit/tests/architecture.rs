@@ -36,11 +36,6 @@ use workspace::{
     ARCHITECTURE_DOC, Kind, crate_graph, documented_deps, members, rel, workspace_root,
 };
 
-/// Crates whose `src/` still has import circles: check 1 prints their circles but does not fail
-/// on them. It fails when a crate listed here has no circle left (then remove it from the list).
-// issue 21: being untangled
-const NOT_YET_CHECKED: &[&str] = &["bevy_fast_rtc"];
-
 /// Where `cfg(target_arch` may appear (check 4), relative to the workspace root: the platform
 /// seam of the swarm (`platform/`, one folder per target) and the crate root that declares it.
 /// Everything else picks its target through the seam. Do not add files here to make the check
@@ -76,13 +71,6 @@ fn no_import_circle_between_files_of_a_crate() {
         Ok(m) => m,
         Err(e) => panic!("{e}"),
     };
-    for name in NOT_YET_CHECKED {
-        if !members.iter().any(|m| m.name == *name) {
-            problems.push(format!(
-                "NOT_YET_CHECKED names `{name}`, which is not a workspace member"
-            ));
-        }
-    }
     for member in &members {
         let graph = match file_graph(&member.dir) {
             Ok(g) => g,
@@ -92,26 +80,14 @@ fn no_import_circle_between_files_of_a_crate() {
             }
         };
         let circles = circles(&graph);
-        let listed = NOT_YET_CHECKED.contains(&member.name.as_str());
         if circles.is_empty() {
             println!("{}: no import circle", member.name);
-            if listed {
-                problems.push(format!(
-                    "{} has no import circle any more: remove it from NOT_YET_CHECKED",
-                    member.name
-                ));
-            }
             continue;
         }
         let mut report = format!(
-            "{}: {} import circle(s) between files{}:",
+            "{}: {} import circle(s) between files:",
             member.name,
-            circles.len(),
-            if listed {
-                " (in NOT_YET_CHECKED, not failing)"
-            } else {
-                ""
-            }
+            circles.len()
         );
         for circle in &circles {
             report.push_str(&format!("\n  circle of {} files:", circle.len()));
@@ -131,10 +107,7 @@ fn no_import_circle_between_files_of_a_crate() {
                 }
             }
         }
-        println!("{report}");
-        if !listed {
-            problems.push(report);
-        }
+        problems.push(report);
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
