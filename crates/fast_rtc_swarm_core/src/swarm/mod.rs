@@ -31,6 +31,15 @@
 //! A `leaveSwarm` for a link whose `fast` channel is open is not acted on: the link itself tells
 //! whether the peer is there (a `@fast/{"type":"close"}`, the channel closing, ICE failing). This
 //! keeps links up while a member's signaling socket reconnects.
+//!
+//! # Files
+//!
+//! [`SwarmCore`] is one state machine whose `impl` is split by concern: this file holds the
+//! struct, its getters, `start`, `handle_timeout`, `close` and the output queue; [`io`] its
+//! inputs and outputs; `link.rs` one link's state; `handshake.rs` signaling frames, the
+//! descriptions a member advertises, a link opening and closing; `peer_events.rs` what a backend
+//! reports ([`SwarmCore::handle_peer`]); `data.rs` sending, queueing and large messages;
+//! `fast_channel.rs` the `@fast/` control messages it sends and acts on; `tracks.rs` voice.
 
 mod data;
 mod fast_channel;
