@@ -121,8 +121,8 @@ impl ChildServer {
             cmd.args(["--redis", url]);
         }
         // Its first line is the address it listens on.
-        let (child, addr) =
-            spawn_announced(cmd.env("RUST_LOG", "off").stderr(Stdio::null())).unwrap();
+        let (child, addr) = spawn_announced(cmd.env("RUST_LOG", "off").stderr(Stdio::null()))
+            .unwrap_or_else(|e| panic!("cannot start a server child: {e}"));
         ChildServer { child, addr }
     }
 
