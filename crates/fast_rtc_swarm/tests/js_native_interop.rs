@@ -102,16 +102,45 @@ fn assert_js_took_fast(reports: &[Report]) {
     }
 }
 
-/// Nothing arrived twice, and no member got data from a peer before that peer's open.
+/// Nothing arrived twice, and no member got data from a peer before that peer's open. A
+/// failure lists the links (connection ids) of `to`'s `open` and greeting events from `from`,
+/// which tell two links for the pair from one message delivered twice.
 fn assert_clean(reports: &[Report], members: &[&str]) {
+    let unnamed: Vec<&Report> = reports
+        .iter()
+        .filter(|r| matches!(r.event.kind.as_str(), "open" | "data") && r.event.id.is_none())
+        .collect();
+    assert!(
+        unnamed.is_empty(),
+        "open/data reports without their link's id: {unnamed:?}"
+    );
     for (to, from) in pairs(members) {
+        let links = |kind: &str| -> Vec<String> {
+            reports
+                .iter()
+                .filter(|r| r.member == to && r.event.kind == kind)
+                .filter(|r| r.event.user_id.as_deref() == Some(from))
+                .filter(|r| {
+                    kind == "open" || r.event.payload().is_some_and(|p| is_greeting(&p, from))
+                })
+                .map(|r| r.event.id.clone().unwrap_or_else(|| "?".into()))
+                .collect()
+        };
         assert_eq!(
             count(reports, to, from, &greeting(from)),
             (1, 1),
-            "{to} got {from}'s greeting (text, binary) this many times"
+            "{to} got {from}'s greeting (text, binary) this many times; {to}'s opens for {from} \
+             on links {:?}, the greetings on links {:?}",
+            links("open"),
+            links("data")
         );
     }
     assert_eq!(data_before_open(reports), vec![], "data before open");
+}
+
+/// Whether `payload` is `from`'s greeting, as text or binary.
+fn is_greeting(payload: &Payload, from: &str) -> bool {
+    payload.as_bytes() == greeting(from).as_bytes()
 }
 
 fn ms(d: Duration) -> f64 {

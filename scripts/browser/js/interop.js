@@ -32,14 +32,14 @@ export class JsMember {
     }
     this.ws.onmessage = (e) => this.swarm.dispatch(JSON.parse(e.data))
     // `label`: the channel the client took for the link (it takes the first one announced).
-    this.swarm.on('open', (peer) => this.push({ type: 'open', userId: peer.userId, label: peer.dataChannel?.label }))
+    this.swarm.on('open', (peer) => this.push({ type: 'open', userId: peer.userId, id: peer.id, label: peer.dataChannel?.label }))
     this.swarm.on('close', (peer) => this.push({ type: 'close', userId: peer.userId }))
     this.swarm.on('data', async (data, peer) => {
       if (typeof data === 'string') {
-        this.push({ type: 'data', userId: peer.userId, text: data })
+        this.push({ type: 'data', userId: peer.userId, id: peer.id, text: data })
       } else {
         const buf = data instanceof Blob ? await data.arrayBuffer() : data
-        this.push({ type: 'data', userId: peer.userId, bytes: Array.from(new Uint8Array(buf)) })
+        this.push({ type: 'data', userId: peer.userId, id: peer.id, bytes: Array.from(new Uint8Array(buf)) })
       }
     })
   }

@@ -194,7 +194,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     let origin = format!("{:?}", peer.origin);
                     report(
                         json,
-                        json!({ "type": "open", "userId": peer.user_id.to_string(), "origin": origin }),
+                        json!({
+                            "type": "open",
+                            "userId": peer.user_id.to_string(),
+                            "id": peer.id.to_string(),
+                            "origin": origin,
+                        }),
                         Some(format!("open {}", peer.user_id)),
                     );
                     send(&peer.user_id, ChannelId::FAST, HELLO.into());
@@ -204,13 +209,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 SwarmEvent::Data {
                     from,
+                    id,
                     channel,
                     payload,
-                    ..
                 } => {
                     let mut event = payload_json(&payload);
                     event["type"] = "data".into();
                     event["userId"] = from.to_string().into();
+                    event["id"] = id.to_string().into();
                     event["channel"] = channel.0.into();
                     report(json, event, None);
                     if let Some(echo) = echo_of(payload) {

@@ -18,6 +18,8 @@ pub struct Event {
     /// The peer the event is about (the token's `sub`, on both sides).
     #[serde(rename = "userId")]
     pub user_id: Option<String>,
+    /// The link (connection id) of an `open` or `data` event: two links for one pair show here.
+    pub id: Option<String>,
     pub text: Option<String>,
     pub bytes: Option<Vec<u8>>,
     pub error: Option<String>,
