@@ -11,7 +11,7 @@
 //! distance for proximity voice, or to 0 to mute that peer (its audio is then not written).
 //!
 //! In the browser the page plays the peers' tracks itself (no `PeerAudio` there): a track's
-//! source is a `MediaStreamTrack` (`Swarm::handle()` → `SwarmHandle::set_audio_source`), and
+//! source is a `MediaStreamTrack` (`Swarm::handle()` → `BrowserAudio::set_audio_source`), and
 //! [`VoiceVolume`] sets the volume the page plays each peer at (0..=1: an `<audio>`
 //! element's; see `fast_rtc_swarm::platform::web::audio`), applied in
 //! [`FastRtcSystems::Send`](crate::FastRtcSystems::Send).

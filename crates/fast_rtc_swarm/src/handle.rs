@@ -103,13 +103,13 @@ impl SwarmHandle {
     /// encodes the frames.
     ///
     /// In the browser the track's audio is a `MediaStreamTrack` given with
-    /// `SwarmHandle::set_audio_source`; it is sent while the track is live.
+    /// `BrowserAudio::set_audio_source`; it is sent while the track is live.
     pub fn add_track(&self, track: TrackId) -> Result<(), TrackError> {
         self.set_track(track, |s| s.add_track(track))
     }
 
     /// Mutes or unmutes an added track: [`SwarmCore::mute_track`]. In the browser a muted
-    /// track's senders send nothing (see `SwarmHandle::set_audio_source`).
+    /// track's senders send nothing (see `BrowserAudio::set_audio_source`).
     pub fn mute_track(&self, track: TrackId, muted: bool) -> Result<(), TrackError> {
         self.set_track(track, |s| s.mute_track(track, muted))
     }
@@ -148,7 +148,7 @@ impl SwarmHandle {
     /// Sends one encoded audio packet (20 ms of Opus) to every open link:
     /// [`SwarmCore::send_audio`]. Refused in the browser with
     /// [`TrackError::BrowserSource`]: there a track's audio is a `MediaStreamTrack` the
-    /// browser encodes itself (`SwarmHandle::set_audio_source`).
+    /// browser encodes itself (`BrowserAudio::set_audio_source`).
     pub fn send_audio(&self, track: TrackId, packet: Vec<u8>) -> Result<usize, TrackError> {
         if !SENDS_ENCODED_AUDIO {
             return Err(TrackError::BrowserSource);

@@ -31,10 +31,10 @@
 //!
 //! The browser backend (`platform::web`, its `audio` module) uses the page's own codec and
 //! playback instead: a track's source is a `MediaStreamTrack`
-//! (`SwarmHandle::set_audio_source`), a muted track's senders send nothing
+//! (`BrowserAudio::set_audio_source`), a muted track's senders send nothing
 //! (`replaceTrack(null)`), and a peer's track plays through an `<audio>` element at the peer's
-//! volume (`SwarmHandle::set_peer_volume`; its `MediaStream`:
-//! `SwarmHandle::remote_audio_stream`). There, [`SwarmEvent::Audio`] is never reported and
+//! volume (`BrowserAudio::set_peer_volume`; its `MediaStream`:
+//! `BrowserAudio::remote_audio_stream`). There, [`SwarmEvent::Audio`] is never reported and
 //! `SwarmHandle::send_audio` is refused with [`TrackError::BrowserSource`]. Both ends map a
 //! received track to its [`TrackId`] by the stream id the signaled SDP gives its audio section,
 //! the declared name ([`crate::sdp::name_audio_streams`]).
@@ -149,9 +149,9 @@ pub enum TrackError {
     #[error("the swarm is closed")]
     Closed,
     /// In the browser a track's audio is a `MediaStreamTrack` the browser encodes
-    /// (`SwarmHandle::set_audio_source`), not packets or frames from Rust.
+    /// (`BrowserAudio::set_audio_source`), not packets or frames from Rust.
     #[error(
-        "in the browser a track's audio is a MediaStreamTrack (SwarmHandle::set_audio_source), not encoded packets"
+        "in the browser a track's audio is a MediaStreamTrack (BrowserAudio::set_audio_source), not encoded packets"
     )]
     BrowserSource,
     /// The browser's audio calls need a swarm started with `fast_rtc_swarm::start` (its backend keeps

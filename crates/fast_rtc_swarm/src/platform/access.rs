@@ -7,7 +7,7 @@ use fast_rtc_swarm_core::{TrackError, TrackId};
 
 /// A running swarm as the platform's media code sees it (natively `AudioSender`, in the
 /// browser `BrowserAudio`). [`SwarmHandle`](crate::SwarmHandle) is the one implementation.
-pub trait SwarmAccess: Clone + Send + Sync + 'static {
+pub trait SwarmAccess: Send + Sync + 'static {
     /// Starts sending on declared track `track` (see `SwarmHandle::add_track`).
     fn add_track(&self, track: TrackId) -> Result<(), TrackError>;
     /// Sends one encoded audio packet on `track` to every open link; returns to how many (see

@@ -270,7 +270,7 @@ async fn decode_track(
 /// 32 kbit/s with in-band FEC. Capture is the application's: call [`AudioSender::send`] every
 /// 20 ms with the next frame (a microphone callback, a file, a synthesizer).
 pub struct AudioSender {
-    handle: Box<dyn SendAudio>,
+    handle: Box<dyn SwarmAccess>,
     track: TrackId,
     encoder: opus::Encoder,
     packet: Vec<u8>,
@@ -279,7 +279,7 @@ pub struct AudioSender {
 impl AudioSender {
     /// Adds `track` to the swarm ([`SwarmHandle::add_track`](crate::SwarmHandle::add_track))
     /// and makes its encoder. `handle` is the swarm's [`SwarmHandle`](crate::SwarmHandle).
-    pub fn new(handle: &impl SwarmAccess, track: TrackId) -> Result<Self, TrackError> {
+    pub fn new(handle: &(impl SwarmAccess + Clone), track: TrackId) -> Result<Self, TrackError> {
         let mut encoder =
             opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)
                 .map_err(|e| TrackError::Codec(e.to_string()))?;
@@ -313,16 +313,5 @@ impl AudioSender {
             .map_err(|e| TrackError::Codec(e.to_string()))?;
         self.handle
             .send_audio(self.track, self.packet[..n].to_vec())
-    }
-}
-
-/// The one call [`AudioSender`] makes on its swarm, as an object (so the sender is not generic).
-trait SendAudio: Send + Sync {
-    fn send_audio(&self, track: TrackId, packet: Vec<u8>) -> Result<usize, TrackError>;
-}
-
-impl<S: SwarmAccess> SendAudio for S {
-    fn send_audio(&self, track: TrackId, packet: Vec<u8>) -> Result<usize, TrackError> {
-        SwarmAccess::send_audio(self, track, packet)
     }
 }

@@ -447,93 +447,70 @@ pub trait BrowserAudio: SwarmAccess {
         track: TrackId,
         source: Option<MediaStreamTrack>,
     ) -> Result<(), TrackError> {
-        set_audio_source(self, track, source)
+        let key = browser_media_key(self)?;
+        let index = usize::from(track.0);
+        with_state(key, |s| {
+            let slot = s
+                .sources
+                .get_mut(index)
+                .ok_or(TrackError::NoSuchTrack(track))?;
+            *slot = source;
+            s.update_senders(index);
+            Ok(())
+        })
+        .unwrap_or(Err(TrackError::NoBrowserMedia))
     }
 
     /// `peer`'s track `track` as received over its open link (browser only): the
     /// `MediaStream` the swarm plays, for a WebAudio graph of the application's. `None` until
     /// the track's RTP stream is negotiated, or if `peer` has no open link.
     fn remote_audio_stream(&self, peer: &UserId, track: TrackId) -> Option<MediaStream> {
-        remote_audio_stream(self, peer, track)
+        let key = browser_media_key(self).ok()?;
+        let id = self.link_to(peer)?;
+        with_state(key, |s| {
+            s.links
+                .get(&id)?
+                .remote
+                .get(usize::from(track.0))?
+                .as_ref()
+                .map(|r| r.stream.clone())
+        })
+        .flatten()
     }
 
     /// How loud `peer`'s tracks play (browser only): 1.0 as sent, 0.0 silent; an `<audio>`
     /// element's volume, so values above 1.0 play as 1.0. Kept for the peer's later links
     /// until it leaves. The plugin's `VoiceVolume` drives this in the browser.
     fn set_peer_volume(&self, peer: &UserId, volume: f32) -> Result<(), TrackError> {
-        set_peer_volume(self, peer, volume)
+        let key = browser_media_key(self)?;
+        let link = self.link_to(peer);
+        with_state(key, |s| {
+            s.volumes.insert(peer.clone(), element_volume(volume));
+            if let Some(id) = &link {
+                s.peer_of.insert(id.clone(), peer.clone());
+            }
+            let ids: Vec<ConnectionId> = s
+                .peer_of
+                .iter()
+                .filter(|(_, p)| *p == peer)
+                .map(|(id, _)| id.clone())
+                .collect();
+            for id in &ids {
+                s.apply_volume(id);
+            }
+        })
+        .ok_or(TrackError::NoBrowserMedia)
     }
 }
 
 impl<S: SwarmAccess> BrowserAudio for S {}
 
 /// The media key of `swarm`, or why it has none.
-fn browser_media_key(swarm: &impl SwarmAccess) -> Result<u64, TrackError> {
+fn browser_media_key(swarm: &(impl SwarmAccess + ?Sized)) -> Result<u64, TrackError> {
     match swarm.media_key()? {
         0 => Err(TrackError::NoBrowserMedia),
         key => Ok(key),
     }
-}
-
-/// What [`BrowserAudio::set_audio_source`] does.
-fn set_audio_source(
-    swarm: &impl SwarmAccess,
-    track: TrackId,
-    source: Option<MediaStreamTrack>,
-) -> Result<(), TrackError> {
-    let key = browser_media_key(swarm)?;
-    let index = usize::from(track.0);
-    with_state(key, |s| {
-        let slot = s
-            .sources
-            .get_mut(index)
-            .ok_or(TrackError::NoSuchTrack(track))?;
-        *slot = source;
-        s.update_senders(index);
-        Ok(())
-    })
-    .unwrap_or(Err(TrackError::NoBrowserMedia))
-}
-
-/// What [`BrowserAudio::remote_audio_stream`] does.
-fn remote_audio_stream(
-    swarm: &impl SwarmAccess,
-    peer: &UserId,
-    track: TrackId,
-) -> Option<MediaStream> {
-    let key = browser_media_key(swarm).ok()?;
-    let id = swarm.link_to(peer)?;
-    with_state(key, |s| {
-        s.links
-            .get(&id)?
-            .remote
-            .get(usize::from(track.0))?
-            .as_ref()
-            .map(|r| r.stream.clone())
-    })
-    .flatten()
-}
-
-/// What [`BrowserAudio::set_peer_volume`] does.
-fn set_peer_volume(swarm: &impl SwarmAccess, peer: &UserId, volume: f32) -> Result<(), TrackError> {
-    let key = browser_media_key(swarm)?;
-    let link = swarm.link_to(peer);
-    with_state(key, |s| {
-        s.volumes.insert(peer.clone(), element_volume(volume));
-        if let Some(id) = &link {
-            s.peer_of.insert(id.clone(), peer.clone());
-        }
-        let ids: Vec<ConnectionId> = s
-            .peer_of
-            .iter()
-            .filter(|(_, p)| *p == peer)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &ids {
-            s.apply_volume(id);
-        }
-    })
-    .ok_or(TrackError::NoBrowserMedia)
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub enum WebError {
 /// is `Send` like the native one and a Bevy resource can own the swarm.
 ///
 /// Used on its own, the backend keeps its swarm's audio to itself: the browser's audio calls
-/// on the handle ([`SwarmHandle::set_audio_source`](crate::SwarmHandle::set_audio_source))
+/// on the handle ([`BrowserAudio::set_audio_source`](audio::BrowserAudio::set_audio_source))
 /// need a swarm started with [`start`](crate::start). Remote tracks still play.
 pub fn platform_backend(
     swarm: SwarmConfig,
