@@ -80,7 +80,9 @@ pub(crate) trait RtcPeer {
     /// (reported as [`PeerEvent::TrackMids`]).
     async fn track_mids(&mut self) -> Vec<(TrackId, String)>;
     /// The next report. Platform-internal wake-ups are handled inside; `None` once the
-    /// platform reports nothing more.
+    /// platform reports nothing more. Must be cancel-safe: the connection task drops this
+    /// future whenever a command is ready first, so a wake-up taken and not yet handled is
+    /// kept for the next call, never lost.
     async fn next_report(&mut self) -> Option<Report<Self::RawChannel>>;
     /// Closes the connection and releases everything it holds.
     async fn close(self);

@@ -53,6 +53,14 @@ impl NativeMember {
             .args(["--json", "--hello-binary", "--stdin"])
             .args((!game_channel).then_some("--fast-only"))
             .args(tone.map(|hz| format!("--tone={hz}")))
+            // The swarm's own debug lines, printed if the test fails (the handshake's and the
+            // tracks' steps); RUST_LOG overrides.
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| {
+                    "warn,fast_rtc_swarm=debug,fast_rtc_swarm_core=debug".into()
+                }),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -117,7 +125,19 @@ impl Drop for NativeMember {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            let stderr = self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default();
+            // Without webrtc-rs's DTLS warnings about extensions it does not know (a dozen
+            // per handshake with a browser), which would crowd out the swarm's own lines.
+            let stderr = self
+                .stderr
+                .lock()
+                .map(|l| {
+                    l.iter()
+                        .filter(|line| !line.contains("Unsupported Extension Type"))
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                })
+                .unwrap_or_default();
             eprintln!("== {} stderr\n{stderr}", self.name);
         }
     }

@@ -60,6 +60,12 @@ pub(crate) struct NativePeer {
     dtls_client: bool,
     /// Whether a first offer/answer exchange completed: a later offer is a renegotiation.
     negotiated: bool,
+    /// The wake-up [`RtcPeer::next_report`] took and has not finished handling. The connection
+    /// task drops that future whenever a command comes first (an audio packet every 20 ms),
+    /// possibly in the middle of an `await`: the next call handles this wake-up again
+    /// instead of losing it (a lost remote track or remote-announced channel). Every
+    /// handling below may run twice.
+    waking: Option<PeerWake>,
     /// The declared audio tracks' sending ends, by [`TrackId`].
     #[cfg(feature = "voice")]
     audio: Vec<LocalAudio>,
@@ -103,6 +109,7 @@ impl NativePeer {
             nudge: None,
             dtls_client: false,
             negotiated: false,
+            waking: None,
             #[cfg(feature = "voice")]
             audio: Vec::new(),
             #[cfg(feature = "voice")]
@@ -128,9 +135,81 @@ impl NativePeer {
         self.held.push(dc.clone());
         NativeChannel { dc, readiness }
     }
+
+    /// Waits for the next wake-up: a channel the remote announced, a milestone, or the
+    /// nudge's timer. Cancel-safe: each branch takes its item in its last step.
+    async fn next_wake(&self) -> PeerWake {
+        let channel = async {
+            match self.channels_announced.recv().await {
+                Ok(dc) => PeerWake::Channel(dc),
+                Err(_) => future::pending().await,
+            }
+        };
+        let milestone = async {
+            match self.milestones.recv().await {
+                Ok(m) => PeerWake::Milestone(m),
+                Err(_) => future::pending().await,
+            }
+        };
+        let nudge = async {
+            match &self.nudge {
+                Some(n) => {
+                    sleep_until(n.at).await;
+                    PeerWake::Nudge
+                }
+                None => future::pending().await,
+            }
+        };
+        future::or(channel, future::or(milestone, nudge)).await
+    }
+
+    /// Handles one wake-up; a channel the remote announced is the only one that makes a
+    /// report. May run twice for one wake-up ([`NativePeer::waking`]).
+    async fn handle_wake(&mut self, wake: PeerWake) -> Option<Report<Arc<dyn DataChannel>>> {
+        match wake {
+            PeerWake::Channel(dc) => {
+                let label = dc.label().await.unwrap_or_default();
+                return Some(Report::Channel { label, raw: dc });
+            }
+            PeerWake::Milestone(Milestone::IceConnected) => {
+                if log_route(&self.id, self.pc.as_ref()).await {
+                    // Through TURN, webrtc-rs hands each DTLS flight to the relay only at
+                    // the driver's next wake-up (~200 ms per flight once ICE is
+                    // connected): wake it through the handshake as after DTLS.
+                    self.nudge = Some(Nudge::start());
+                }
+                if self.dtls_client {
+                    flush_dtls_client(&self.id, self.pc.as_ref(), &self.shared.native.udp_addrs)
+                        .await;
+                }
+            }
+            PeerWake::Milestone(Milestone::DtlsConnected) => self.nudge = Some(Nudge::start()),
+            // Below, as after every milestone: a remote track whose own milestone did not fit
+            // the queue is resolved by whichever milestone is in it.
+            #[cfg(feature = "voice")]
+            PeerWake::Milestone(Milestone::RemoteTrack) => {}
+            PeerWake::Nudge => {
+                // Done once settled, or when the connection is gone; else the next step.
+                let done = settled(self.pc.as_ref(), &self.held).await
+                    || !wake_driver(&self.id, self.pc.as_ref()).await;
+                self.nudge = if done {
+                    None
+                } else {
+                    self.nudge.take().and_then(Nudge::next)
+                };
+                return None;
+            }
+        }
+        #[cfg(feature = "voice")]
+        if !self.audio.is_empty() {
+            track_mids(self.pc.as_ref(), &self.audio, &self.remote_names).await;
+        }
+        None
+    }
 }
 
 /// What woke [`NativePeer::next_report`].
+#[derive(Clone)]
 enum PeerWake {
     Channel(Arc<dyn DataChannel>),
     Milestone(Milestone),
@@ -270,62 +349,18 @@ impl RtcPeer for NativePeer {
 
     async fn next_report(&mut self) -> Option<Report<Self::RawChannel>> {
         loop {
-            let channel = async {
-                match self.channels_announced.recv().await {
-                    Ok(dc) => PeerWake::Channel(dc),
-                    Err(_) => future::pending().await,
+            let wake = match self.waking.clone() {
+                Some(wake) => wake,
+                None => {
+                    let wake = self.next_wake().await;
+                    self.waking = Some(wake.clone());
+                    wake
                 }
             };
-            let milestone = async {
-                match self.milestones.recv().await {
-                    Ok(m) => PeerWake::Milestone(m),
-                    Err(_) => future::pending().await,
-                }
-            };
-            let nudge = async {
-                match &self.nudge {
-                    Some(n) => {
-                        sleep_until(n.at).await;
-                        PeerWake::Nudge
-                    }
-                    None => future::pending().await,
-                }
-            };
-            match future::or(channel, future::or(milestone, nudge)).await {
-                PeerWake::Channel(dc) => {
-                    let label = dc.label().await.unwrap_or_default();
-                    return Some(Report::Channel { label, raw: dc });
-                }
-                PeerWake::Milestone(Milestone::IceConnected) => {
-                    if log_route(&self.id, self.pc.as_ref()).await {
-                        // Through TURN, webrtc-rs hands each DTLS flight to the relay only at
-                        // the driver's next wake-up (~200 ms per flight once ICE is
-                        // connected): wake it through the handshake as after DTLS.
-                        self.nudge = Some(Nudge::start());
-                    }
-                    if self.dtls_client {
-                        flush_dtls_client(
-                            &self.id,
-                            self.pc.as_ref(),
-                            &self.shared.native.udp_addrs,
-                        )
-                        .await;
-                    }
-                }
-                PeerWake::Milestone(Milestone::DtlsConnected) => self.nudge = Some(Nudge::start()),
-                #[cfg(feature = "voice")]
-                PeerWake::Milestone(Milestone::RemoteTrack) => {
-                    track_mids(self.pc.as_ref(), &self.audio, &self.remote_names).await;
-                }
-                PeerWake::Nudge => {
-                    self.nudge = self.nudge.take().and_then(Nudge::next);
-                    // Done once settled, or when the connection is gone.
-                    if settled(self.pc.as_ref(), &self.held).await
-                        || !wake_driver(&self.id, self.pc.as_ref()).await
-                    {
-                        self.nudge = None;
-                    }
-                }
+            let report = self.handle_wake(wake).await;
+            self.waking = None;
+            if report.is_some() {
+                return report;
             }
         }
     }
