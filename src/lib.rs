@@ -136,8 +136,8 @@ pub use diagnostics::FastRtcDiagnostics;
 /// The `sub` claim of a JWT, read without verifying it: the identity a member will have.
 pub use fast_rtc_swarm::token::subject as token_subject;
 pub use messages::{
-    FastRtcError, FromPeer, PeerClosed, PeerData, PeerOpened, SignalingChanged, SwarmError,
-    TokenRequested,
+    ConnectionChange, FastRtcError, FromPeer, PeerClosed, PeerConnectionChanged, PeerData,
+    PeerOpened, SignalingChanged, SwarmError, TokenRequested,
 };
 pub use plugin::{FastRtcPlugin, FastRtcSystems};
 pub use session::{Peer, Swarm};

@@ -26,6 +26,32 @@ pub struct PeerClosed {
     pub reason: CloseReason,
 }
 
+/// What happened to an open peer's path ([`PeerConnectionChanged`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionChange {
+    /// The path was lost (a network change, a NAT rebinding): reliable data waits while ICE
+    /// restarts look for a new path (see `fast_rtc_swarm::swarm#ice-restarts`). The peer and
+    /// its entity stay; a [`PeerClosed`] follows only if no path is found within
+    /// `SwarmConfig::restore_timeout`.
+    Interrupted,
+    /// The path is back, after `outage`.
+    Restored {
+        /// How long the peer was unreachable.
+        outage: std::time::Duration,
+    },
+}
+
+/// An open peer's path was lost or restored; its entity stays.
+#[derive(Message, Debug, Clone)]
+pub struct PeerConnectionChanged {
+    /// The remote member.
+    pub peer: UserId,
+    /// Its entity, if it is still open.
+    pub entity: Option<Entity>,
+    /// What happened.
+    pub change: ConnectionChange,
+}
+
 /// Raw data from a peer, on any channel (typed channels also produce [`FromPeer`]).
 #[derive(Message, Debug, Clone)]
 pub struct PeerData {

@@ -3,7 +3,8 @@
 use crate::backend::{BackendFactory, SwarmBackend};
 use crate::diagnostics;
 use crate::messages::{
-    PeerClosed, PeerData, PeerOpened, SignalingChanged, SwarmError, TokenRequested,
+    PeerClosed, PeerConnectionChanged, PeerData, PeerOpened, SignalingChanged, SwarmError,
+    TokenRequested,
 };
 use crate::session::Swarm;
 use crate::systems;
@@ -184,6 +185,7 @@ impl Plugin for FastRtcPlugin {
         app.insert_resource(Swarm::new(self.swarm.clone(), self.backend.clone()))
             .add_message::<PeerOpened>()
             .add_message::<PeerClosed>()
+            .add_message::<PeerConnectionChanged>()
             .add_message::<PeerData>()
             .add_message::<SwarmError>()
             .add_message::<SignalingChanged>()

@@ -2,7 +2,8 @@
 
 use crate::diagnostics::FastRtcDiagnostics;
 use crate::messages::{
-    PeerClosed, PeerData, PeerOpened, SignalingChanged, SwarmError, TokenRequested,
+    ConnectionChange, PeerClosed, PeerConnectionChanged, PeerData, PeerOpened, SignalingChanged,
+    SwarmError, TokenRequested,
 };
 use crate::session::{Outgoing, Peer, Swarm};
 use crate::voice::{PeerAudio, PeerTrack, TrackChange, VoiceVolume, scaled};
@@ -18,6 +19,7 @@ pub const MAX_EVENTS_PER_FRAME: usize = 8192;
 pub(crate) struct Writers<'w> {
     opened: MessageWriter<'w, PeerOpened>,
     closed: MessageWriter<'w, PeerClosed>,
+    connection: MessageWriter<'w, PeerConnectionChanged>,
     data: MessageWriter<'w, PeerData>,
     errors: MessageWriter<'w, SwarmError>,
     signaling: MessageWriter<'w, SignalingChanged>,
@@ -121,6 +123,22 @@ pub(crate) fn receive(
                 if let Some(e) = entity {
                     update_peer(&mut commands, &mut peers, e, move |p| p.ice_state = state);
                 }
+            }
+            SwarmEvent::Interrupted { user_id, .. } => {
+                out.connection.write(PeerConnectionChanged {
+                    entity: swarm.peer_entity(&user_id),
+                    peer: user_id,
+                    change: ConnectionChange::Interrupted,
+                });
+            }
+            SwarmEvent::Restored {
+                user_id, outage, ..
+            } => {
+                out.connection.write(PeerConnectionChanged {
+                    entity: swarm.peer_entity(&user_id),
+                    peer: user_id,
+                    change: ConnectionChange::Restored { outage },
+                });
             }
             SwarmEvent::Signaling(state) => {
                 swarm.set_state(state);

@@ -204,6 +204,7 @@ impl Connections {
                 return None;
             }
             PeerCommand::SetRemote { id, .. }
+            | PeerCommand::RestartIce { id }
             | PeerCommand::OpenChannels { id }
             | PeerCommand::AddCandidate { id, .. }
             | PeerCommand::Send { id, .. } => id.clone(),

@@ -66,6 +66,9 @@ pub(crate) trait RtcPeer {
     async fn offer(&mut self) -> Result<String, String>;
     /// Creates an answer, sets it as local description and returns its SDP.
     async fn answer(&mut self) -> Result<String, String>;
+    /// Restarts ICE (fresh credentials and candidates), creates the offer that carries the
+    /// restart, sets it as local description and returns its SDP.
+    async fn restart_offer(&mut self) -> Result<String, String>;
     /// Sets the remote description.
     async fn set_remote(&mut self, kind: SdpKind, sdp: String) -> Result<(), String>;
     /// Adds a remote candidate.
@@ -268,6 +271,14 @@ impl<C: RtcChannel> Connection<'_, C> {
                     .await;
                 }
                 self.report_mids(peer).await;
+            }
+            PeerCommand::RestartIce { .. } => {
+                let sdp = peer.restart_offer().await?;
+                self.emit(PeerEvent::LocalDescription {
+                    kind: SdpKind::Offer,
+                    sdp,
+                })
+                .await;
             }
             PeerCommand::AddCandidate {
                 candidate: Some(candidate),

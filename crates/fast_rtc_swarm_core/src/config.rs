@@ -180,6 +180,17 @@ pub struct SwarmConfig {
     /// the token's expiry, and after the server refused it
     /// ([`crate::lifecycle#tokens`]).
     pub token: TokenPolicy,
+    /// How long an open link whose path was lost (ICE `disconnected` or `failed`) may take
+    /// to come back through ICE restarts before it closes with
+    /// [`CloseReason::RestoreTimeout`](crate::CloseReason::RestoreTimeout)
+    /// ([`crate::swarm#ice-restarts`]). Default 20 s. Zero turns restarts off: a link then
+    /// closes when ICE fails, as it always does with a peer that does not take restarts
+    /// (the JavaScript reference client).
+    pub restore_timeout: Duration,
+    /// While a link is interrupted, how long its offerer waits for the answer to one ICE
+    /// restart and its checks before it restarts again (the first restart goes at once).
+    /// Default 2 s.
+    pub restart_interval: Duration,
 }
 
 /// The default [`SwarmConfig::max_message_size`]: 16 MiB.
@@ -210,6 +221,8 @@ impl SwarmConfig {
             reconnect: ReconnectPolicy::default(),
             signaling_silence_timeout: Some(Duration::from_secs(35)),
             token: TokenPolicy::default(),
+            restore_timeout: Duration::from_secs(20),
+            restart_interval: Duration::from_secs(2),
         }
     }
 

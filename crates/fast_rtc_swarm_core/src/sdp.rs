@@ -29,6 +29,10 @@ pub const REASSEMBLY_ATTRIBUTE: &str = "x-fast-rtc-reassembly";
 /// The attribute (a flag) by which a member says it takes game channels.
 pub const CHANNELS_ATTRIBUTE: &str = "x-fast-rtc-channels";
 
+/// The attribute (a flag) by which a member says it takes ICE restarts on an open link
+/// (a new offer on the link's id, relayed by the server; [`crate::swarm#ice-restarts`]).
+pub const RESTART_ATTRIBUTE: &str = "x-fast-rtc-restart";
+
 /// This project's extensions, as one end of a link advertises them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Extensions {
@@ -36,6 +40,8 @@ pub struct Extensions {
     pub reassembly: Option<usize>,
     /// Whether it takes game channels.
     pub game_channels: bool,
+    /// Whether it takes ICE restarts.
+    pub restart: bool,
 }
 
 impl Extensions {
@@ -51,6 +57,7 @@ impl Extensions {
             match name {
                 REASSEMBLY_ATTRIBUTE => ext.reassembly = value.trim().parse().ok(),
                 CHANNELS_ATTRIBUTE => ext.game_channels = true,
+                RESTART_ATTRIBUTE => ext.restart = true,
                 _ => {}
             }
         }
@@ -66,6 +73,9 @@ impl Extensions {
         }
         if self.game_channels {
             lines.push_str(&format!("a={CHANNELS_ATTRIBUTE}\r\n"));
+        }
+        if self.restart {
+            lines.push_str(&format!("a={RESTART_ATTRIBUTE}\r\n"));
         }
         if lines.is_empty() {
             return sdp.to_owned();
@@ -183,13 +193,14 @@ mod tests {
     const BOTH: Extensions = Extensions {
         reassembly: Some(16 << 20),
         game_channels: true,
+        restart: true,
     };
 
     #[test]
     fn the_lines_go_before_the_first_media_section_and_are_read_back() {
         let sdp = BOTH.add_to(OFFER);
         assert!(sdp.contains(
-            "a=group:BUNDLE 0\r\na=x-fast-rtc-reassembly:16777216\r\na=x-fast-rtc-channels\r\nm=application"
+            "a=group:BUNDLE 0\r\na=x-fast-rtc-reassembly:16777216\r\na=x-fast-rtc-channels\r\na=x-fast-rtc-restart\r\nm=application"
         ));
         assert_eq!(Extensions::read(&sdp), BOTH);
         assert_eq!(Extensions::read(OFFER), Extensions::default());
@@ -206,7 +217,7 @@ mod tests {
         assert_eq!(Extensions::read(&in_media), Extensions::default());
         let only_size = Extensions {
             reassembly: Some(5),
-            game_channels: false,
+            ..Extensions::default()
         };
         let malformed = only_size.add_to(OFFER).replace(":5", ":lots");
         assert_eq!(Extensions::read(&malformed), Extensions::default());

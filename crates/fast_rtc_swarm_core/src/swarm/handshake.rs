@@ -73,6 +73,7 @@ impl SwarmCore {
             ServerMsg::Answer { id, sdp } => match self.links.get(&id) {
                 Some(l) if l.role == Role::Offerer && l.state != LinkState::Parked => {
                     self.remote_description(&id, SdpKind::Answer, sdp);
+                    self.restart_answered(&id);
                 }
                 _ => self.unexpected(format!(
                     "answer for {id}, which is not a claimed offer of ours"
@@ -113,6 +114,7 @@ impl SwarmCore {
         Extensions {
             reassembly: (max > self.config.sctp_message_size).then_some(max),
             game_channels: !self.config.channels.is_empty(),
+            restart: !self.config.restore_timeout.is_zero(),
         }
         .add_to(&sdp)
     }
@@ -132,6 +134,7 @@ impl SwarmCore {
         l.remote_described = true;
         l.reassembles = ext.reassembly.unwrap_or(0);
         l.game_channels = ext.game_channels && has_channels;
+        l.restartable = ext.restart;
         let open_channels = kind == SdpKind::Answer && l.role == Role::Offerer && l.game_channels;
         let pending = std::mem::take(&mut l.pending_candidates);
         if open_channels {

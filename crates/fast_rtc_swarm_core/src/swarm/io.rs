@@ -152,6 +152,15 @@ pub enum PeerCommand {
         /// The encoded packet (at most [`MAX_AUDIO_PACKET`](crate::media::MAX_AUDIO_PACKET) bytes).
         packet: Vec<u8>,
     },
+    /// Restart ICE on an open connection whose path was lost (fresh ICE credentials, a new
+    /// gathering), then create an offer, set it as local description and report
+    /// [`PeerEvent::LocalDescription`]: the remote answers it on the same link. Only sent
+    /// to the link's offerer, and only when the remote advertised that it takes restarts
+    /// ([`crate::sdp::RESTART_ATTRIBUTE`]).
+    RestartIce {
+        /// Connection id.
+        id: ConnectionId,
+    },
     /// Close the connection and release everything it holds.
     Close {
         /// Connection id.
@@ -250,8 +259,13 @@ pub enum CloseReason {
     RemoteLeft,
     /// The handshake did not finish within [`SwarmConfig::handshake_timeout`](crate::SwarmConfig::handshake_timeout).
     HandshakeTimeout,
-    /// ICE failed (the remote vanished, or no candidate pair works).
+    /// ICE failed (the remote vanished, or no candidate pair works), on a link that could
+    /// not restart ICE (a peer that does not take restarts: the JS client; or
+    /// [`SwarmConfig::restore_timeout`](crate::SwarmConfig::restore_timeout) zero).
     IceFailed,
+    /// The link's path was lost and ICE restarts did not bring it back within
+    /// [`SwarmConfig::restore_timeout`](crate::SwarmConfig::restore_timeout).
+    RestoreTimeout,
     /// The backend could not carry out an operation.
     Backend(PeerFailure),
 }
@@ -384,6 +398,26 @@ pub enum SwarmEvent {
         id: ConnectionId,
         /// The new state.
         state: IceState,
+    },
+    /// An open link lost its path (ICE `disconnected` or `failed`: a network change, a NAT
+    /// rebinding, a lost TURN allocation): data sent on it waits (reliable channels) while
+    /// ICE restarts look for a new path. Followed by [`SwarmEvent::Restored`], or by
+    /// [`SwarmEvent::Close`] with [`CloseReason::RestoreTimeout`]. Only for links whose
+    /// remote takes restarts ([`crate::swarm#ice-restarts`]).
+    Interrupted {
+        /// The peer.
+        user_id: UserId,
+        /// The link.
+        id: ConnectionId,
+    },
+    /// An interrupted link has a path again; the peer, its channels and its tracks stayed.
+    Restored {
+        /// The peer.
+        user_id: UserId,
+        /// The link.
+        id: ConnectionId,
+        /// How long it was interrupted.
+        outage: Duration,
     },
     /// Something went wrong; the swarm goes on.
     Fault(SwarmFault),

@@ -53,6 +53,24 @@ pub(super) struct Link {
     pub(super) local_mids: Vec<Option<String>>,
     /// Whether each track's transceiver was named to the remote (`stream` and `midOffer`).
     pub(super) media_named: Vec<bool>,
+    /// Whether the remote takes ICE restarts, from its session description.
+    pub(super) restartable: bool,
+    /// Since when, and until when, an open link has had no path ([`super::restart`]).
+    pub(super) outage: Option<Outage>,
+}
+
+/// An open link without a path, being restored by ICE restarts.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Outage {
+    /// When the path was lost.
+    pub(super) since: Instant,
+    /// When the link closes if it has no path by then.
+    pub(super) deadline: Instant,
+    /// When the offerer restarts ICE next (`None` at the answerer, and while a restart
+    /// waits for its answer).
+    pub(super) next_restart: Option<Instant>,
+    /// Whether a restart's offer waits for its answer (no other restart meanwhile).
+    pub(super) awaiting_answer: bool,
 }
 
 impl Link {
@@ -80,6 +98,8 @@ impl Link {
             remote_tracks: vec![None; config.audio_tracks.len()],
             local_mids: vec![None; config.audio_tracks.len()],
             media_named: vec![false; config.audio_tracks.len()],
+            restartable: false,
+            outage: None,
         }
     }
 

@@ -32,6 +32,24 @@
 //! whether the peer is there (a `@fast/{"type":"close"}`, the channel closing, ICE failing). This
 //! keeps links up while a member's signaling socket reconnects.
 //!
+//! # ICE restarts
+//!
+//! An open link whose ICE connection is lost (`disconnected`, or `failed`: a player's network
+//! changed, a NAT forgot its mapping, a TURN allocation was lost) is not closed when its
+//! remote takes restarts (it advertises [`crate::sdp::RESTART_ATTRIBUTE`]; every member of
+//! this crate does unless [`SwarmConfig::restore_timeout`] is zero). Both ends report
+//! [`SwarmEvent::Interrupted`]. The link's offerer restarts ICE
+//! ([`PeerCommand::RestartIce`]: fresh credentials and candidates) and sends the new offer on
+//! the link's own connection id through the signaling server, which relays it like any
+//! signal of a live link; the answerer answers it on the same connection, so the DTLS
+//! session, the SCTP association, the channels, the tracks and the peer all stay. Only the
+//! offerer restarts (no glare); it restarts again every [`SwarmConfig::restart_interval`]
+//! once the previous restart was answered, until ICE is connected again
+//! ([`SwarmEvent::Restored`]) or [`SwarmConfig::restore_timeout`] ran out (the link closes
+//! with [`CloseReason::RestoreTimeout`]). Reliable data sent meanwhile waits in SCTP and
+//! arrives in order after the restore. A peer that does not take restarts (the JavaScript
+//! reference client) is closed when ICE fails, as before ([`CloseReason::IceFailed`]).
+//!
 //! # Files
 //!
 //! [`SwarmCore`] is one state machine whose `impl` is split by concern: this file holds the
@@ -39,7 +57,8 @@
 //! inputs and outputs; `link.rs` one link's state; `handshake.rs` signaling frames, the
 //! descriptions a member advertises, a link opening and closing; `peer_events.rs` what a backend
 //! reports ([`SwarmCore::handle_peer`]); `data.rs` sending, queueing and large messages;
-//! `fast_channel.rs` the `@fast/` control messages it sends and acts on; `tracks.rs` voice.
+//! `fast_channel.rs` the `@fast/` control messages it sends and acts on; `restart.rs` keeping
+//! open links through ICE restarts; `tracks.rs` voice.
 
 mod data;
 mod fast_channel;
@@ -47,6 +66,7 @@ mod handshake;
 pub mod io;
 mod link;
 mod peer_events;
+mod restart;
 mod tracks;
 
 pub use io::{
@@ -197,7 +217,7 @@ impl SwarmCore {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.links
             .values()
-            .flat_map(|l| [l.deadline, l.next_ping])
+            .flat_map(|l| [l.deadline, l.next_ping, l.outage.and_then(|o| o.due())])
             .chain([self.lifecycle.poll_timeout()])
             .flatten()
             .min()
@@ -276,8 +296,9 @@ impl SwarmCore {
     }
 
     /// Closes links whose handshake took longer than [`SwarmConfig::handshake_timeout`], pings
-    /// open links whose ping is due, asks for a token about to expire, and fails a wait for a
-    /// token that has run out.
+    /// open links whose ping is due, restarts ICE on interrupted links and closes those whose
+    /// [`SwarmConfig::restore_timeout`] ran out ([ICE restarts](self#ice-restarts)), asks for a
+    /// token about to expire, and fails a wait for a token that has run out.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.closed {
             return;
@@ -312,6 +333,7 @@ impl SwarmCore {
         for id in expired {
             self.close_link(&id, CloseReason::HandshakeTimeout, false);
         }
+        self.restarts_due(now);
     }
 
     /// The open link to `peer` (the newest, if there are two).

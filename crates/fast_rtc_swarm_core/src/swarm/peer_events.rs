@@ -42,9 +42,7 @@ impl SwarmCore {
                     id: id.clone(),
                     state,
                 });
-                if state == IceState::Failed {
-                    self.close_link(id, CloseReason::IceFailed, false);
-                }
+                self.ice_state(now, id, state);
             }
             PeerEvent::ChannelOpen(channel) => self.channel_open(now, id, channel),
             PeerEvent::ChannelClosed(ChannelId::FAST) => {

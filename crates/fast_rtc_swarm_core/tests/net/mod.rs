@@ -58,6 +58,12 @@ pub struct Net {
     pub backend_errors: Vec<String>,
     /// Every command given to the backend, per member.
     pub commands: Vec<(usize, PeerCommand)>,
+    /// Open links whose path is down ([`Net::interrupt`]): nothing crosses them, and only an
+    /// ICE restart after [`Net::heal`] brings them back.
+    pub cut: HashSet<ConnectionId>,
+    /// Messages sent on a link while it was down, per link, in order: delivered when an ICE
+    /// restart restores it (SCTP retransmits them).
+    held: HashMap<ConnectionId, Vec<(usize, PeerEvent)>>,
 }
 
 impl Net {
@@ -76,6 +82,8 @@ impl Net {
             black_holes: HashSet::new(),
             backend_errors: Vec::new(),
             commands: Vec::new(),
+            cut: HashSet::new(),
+            held: HashMap::new(),
         }
     }
 
@@ -130,6 +138,26 @@ impl Net {
             self.fake_close(i, &id);
         }
         self.members[i].swarm = SwarmCore::new(SwarmConfig::new("dead"), "dead");
+    }
+
+    /// Link `id`'s path goes down (a network change): both ends see ICE `disconnected`.
+    pub fn interrupt(&mut self, id: &ConnectionId) {
+        self.cut.insert(id.clone());
+        let ends: Vec<usize> = self
+            .pcs
+            .keys()
+            .filter(|(_, cid)| cid == id)
+            .map(|(m, _)| *m)
+            .collect();
+        for m in ends {
+            let ev = PeerEvent::IceState(IceState::Disconnected);
+            self.at(self.peer_latency, Delivery::Peer(m, id.clone(), ev));
+        }
+    }
+
+    /// A path exists again for link `id`: its next ICE restart finds it.
+    pub fn heal(&mut self, id: &ConnectionId) {
+        self.cut.remove(id);
     }
 
     fn at(&mut self, delay: Duration, d: Delivery) {
@@ -224,7 +252,25 @@ impl Net {
                     }
                     SdpKind::Answer => {
                         // Both ends described: the connection comes up (ICE, DTLS, SCTP, DCEP).
-                        if self.black_holes.contains(&id) {
+                        if self.black_holes.contains(&id) || self.cut.contains(&id) {
+                            return;
+                        }
+                        if pc.open {
+                            // An ICE restart's answer on an open link with a path again: ICE
+                            // connects; SCTP delivers what waited, in order.
+                            let ends: Vec<usize> = self
+                                .pcs
+                                .keys()
+                                .filter(|(_, cid)| *cid == id)
+                                .map(|(m, _)| *m)
+                                .collect();
+                            for m in ends {
+                                let ev = PeerEvent::IceState(IceState::Connected);
+                                self.at(lat * 2, Delivery::Peer(m, id.clone(), ev));
+                            }
+                            for (m, ev) in self.held.remove(&id).unwrap_or_default() {
+                                self.at(lat * 2, Delivery::Peer(m, id.clone(), ev));
+                            }
                             return;
                         }
                         if let Some(j) = self.other_end(i, &id) {
@@ -299,10 +345,12 @@ impl Net {
                 if let Some(j) = self.other_end(i, &id)
                     && self.pcs.get(&(j, id.clone())).is_some_and(|pc| !pc.closed)
                 {
-                    self.at(
-                        lat,
-                        Delivery::Peer(j, id, PeerEvent::Message { channel, payload }),
-                    );
+                    let ev = PeerEvent::Message { channel, payload };
+                    if self.cut.contains(&id) {
+                        self.held.entry(id).or_default().push((j, ev));
+                    } else {
+                        self.at(lat, Delivery::Peer(j, id, ev));
+                    }
                 }
             }
             // Audio is real-time and unordered with data: delivered at the link latency like
@@ -319,6 +367,15 @@ impl Net {
                         lat,
                         Delivery::Peer(j, id, PeerEvent::Audio { track, samples }),
                     );
+                }
+            }
+            // A new offer with fresh credentials, answered on the same link.
+            PeerCommand::RestartIce { id } => {
+                if self.pcs.get(&(i, id.clone())).is_some_and(|pc| pc.open) {
+                    self.describe(i, id, SdpKind::Offer);
+                } else {
+                    self.backend_errors
+                        .push(format!("{i}: ICE restart on a link that is not open: {id}"));
                 }
             }
             PeerCommand::Close { id } => self.fake_close(i, &id),

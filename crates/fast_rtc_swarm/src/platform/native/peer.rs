@@ -255,6 +255,11 @@ impl RtcPeer for NativePeer {
         Ok(offer.sdp)
     }
 
+    async fn restart_offer(&mut self) -> Result<String, String> {
+        self.pc.restart_ice().await.map_err(|e| e.to_string())?;
+        self.offer().await
+    }
+
     async fn answer(&mut self) -> Result<String, String> {
         let answer = self
             .pc

@@ -24,7 +24,7 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     Event, MessageEvent, RtcConfiguration, RtcDataChannel, RtcDataChannelEvent, RtcDataChannelInit,
     RtcDataChannelState, RtcDataChannelType, RtcIceCandidateInit, RtcIceConnectionState,
-    RtcIceServer, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcSdpType,
+    RtcIceServer, RtcOfferOptions, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcSdpType,
     RtcSessionDescriptionInit, RtcTrackEvent,
 };
 
@@ -353,6 +353,17 @@ impl RtcPeer for WebPeer {
     async fn offer(&mut self) -> Result<String, String> {
         self.audio.add_transceivers(&self.pc.pc);
         let offer = JsFuture::from(self.pc.pc.create_offer())
+            .await
+            .map_err(js_err)?;
+        let sdp = sdp_of(&offer)?;
+        self.describe(RtcSdpType::Offer, &sdp).await?;
+        Ok(sdp)
+    }
+
+    async fn restart_offer(&mut self) -> Result<String, String> {
+        let options = RtcOfferOptions::new();
+        options.set_ice_restart(true);
+        let offer = JsFuture::from(self.pc.pc.create_offer_with_rtc_offer_options(&options))
             .await
             .map_err(js_err)?;
         let sdp = sdp_of(&offer)?;

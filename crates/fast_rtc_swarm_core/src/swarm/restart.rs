@@ -1,0 +1,105 @@
+//! Keeping open links through ICE restarts ([the module docs](super#ice-restarts)): an open
+//! link that loses its path is restored by its offerer's ICE restarts, or closed once
+//! [`SwarmConfig::restore_timeout`](crate::SwarmConfig::restore_timeout) ran out.
+
+use super::SwarmCore;
+use super::io::*;
+use super::link::{LinkState, Outage};
+use fast_rtc_protocol::ConnectionId;
+use tracing::debug;
+use web_time::Instant;
+
+impl Outage {
+    /// When the core must act on this outage next: the offerer's next restart (not while one
+    /// waits for its answer), or the deadline.
+    pub(super) fn due(&self) -> Option<Instant> {
+        match self.next_restart {
+            Some(t) if !self.awaiting_answer => Some(t.min(self.deadline)),
+            _ => Some(self.deadline),
+        }
+    }
+}
+
+impl SwarmCore {
+    /// Link `id`'s ICE connection is now in `state`.
+    pub(super) fn ice_state(&mut self, now: Instant, id: &ConnectionId, state: IceState) {
+        let restore_timeout = self.config.restore_timeout;
+        let Some(l) = self.links.get_mut(id) else {
+            return;
+        };
+        let restorable = l.state == LinkState::Open && l.restartable && !restore_timeout.is_zero();
+        match state {
+            IceState::Disconnected | IceState::Failed if restorable => {
+                if l.outage.is_some() {
+                    // Still down (a `failed` after the `disconnected`): the restarts go on.
+                    return;
+                }
+                l.outage = Some(Outage {
+                    since: now,
+                    deadline: now + restore_timeout,
+                    next_restart: (l.role == Role::Offerer).then_some(now),
+                    awaiting_answer: false,
+                });
+                debug!(%id, ?state, "the link lost its path: restoring it");
+                if let Some(user_id) = l.remote.clone() {
+                    self.event(SwarmEvent::Interrupted {
+                        user_id,
+                        id: id.clone(),
+                    });
+                }
+                self.restarts_due(now);
+            }
+            IceState::Failed => self.close_link(id, CloseReason::IceFailed, false),
+            IceState::Connected | IceState::Completed => {
+                let Some(outage) = l.outage.take() else {
+                    return;
+                };
+                let outage = now.saturating_duration_since(outage.since);
+                debug!(%id, ?outage, "the link has a path again");
+                if let Some(user_id) = l.remote.clone() {
+                    self.event(SwarmEvent::Restored {
+                        user_id,
+                        id: id.clone(),
+                        outage,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// An answer arrived on link `id`: if it answers a restart, the next restart may follow
+    /// at its time ([`SwarmConfig::restart_interval`](crate::SwarmConfig::restart_interval)
+    /// after the last one) if the path is still down. Never a second offer while one waits
+    /// for its answer: a late answer would then meet the wrong offer.
+    pub(super) fn restart_answered(&mut self, id: &ConnectionId) {
+        if let Some(o) = self.links.get_mut(id).and_then(|l| l.outage.as_mut()) {
+            o.awaiting_answer = false;
+        }
+    }
+
+    /// Restarts ICE on interrupted links whose restart is due, and closes those whose
+    /// deadline passed.
+    pub(super) fn restarts_due(&mut self, now: Instant) {
+        let interval = self.config.restart_interval;
+        let mut restart = Vec::new();
+        let mut expired = Vec::new();
+        for (id, l) in &mut self.links {
+            let Some(o) = l.outage.as_mut() else { continue };
+            if o.deadline <= now {
+                expired.push(id.clone());
+            } else if !o.awaiting_answer && o.next_restart.is_some_and(|t| t <= now) {
+                o.awaiting_answer = true;
+                o.next_restart = Some(now + interval);
+                restart.push(id.clone());
+            }
+        }
+        for id in restart {
+            debug!(%id, "restarting ICE");
+            self.command(PeerCommand::RestartIce { id });
+        }
+        for id in expired {
+            self.close_link(&id, CloseReason::RestoreTimeout, false);
+        }
+    }
+}
