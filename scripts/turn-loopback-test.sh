@@ -10,4 +10,4 @@ cd "$(dirname "$0")/.."
 
 ./scripts/need.sh turnserver coturn
 
-cargo test --locked -p fast_rtc_swarm --test e2e_turn -- --ignored
+cargo test --locked -p fast_rtc_swarm --test e2e_turn --test e2e_restart -- --ignored

@@ -340,8 +340,10 @@ async fn a_half_open_connection_is_noticed_by_silence_and_replaced() {
     .await;
     let noticed_after = frozen_at.elapsed();
     assert_eq!(states(&events), vec![SignalingState::Reconnecting]);
+    // The silence counts from the last ping received, up to one ping interval (200 ms)
+    // before the freeze; timers fire a few ms early or late (796 ms was seen once).
     assert!(
-        noticed_after >= Duration::from_millis(800),
+        noticed_after >= Duration::from_millis(750),
         "noticed before the silence timeout: {noticed_after:?}"
     );
     assert_eq!(until_joined(&h).await, vec![SignalingState::Joined]);

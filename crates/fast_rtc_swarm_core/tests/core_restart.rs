@@ -128,6 +128,27 @@ fn a_lost_path_is_restored_by_the_offerers_restarts_and_nothing_closes() {
 }
 
 #[test]
+fn the_end_that_did_not_notice_is_told_when_the_restart_begins() {
+    let (mut net, id) = linked(SwarmConfig::new("r"));
+    let (a, b) = (0, 1);
+    // Only the offerer notices; the answerer learns of it from the restart.
+    net.interrupt_at(a, &id);
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(interruptions(&net, a).0, 1);
+    assert_eq!(interruptions(&net, b).0, 1, "the restart's checking");
+    net.heal(&id);
+    net.run_for(Duration::from_secs(3));
+    assert_eq!(interruptions(&net, a).1.len(), 1);
+    assert_eq!(interruptions(&net, b).1.len(), 1);
+    assert!(net.closes(a).is_empty() && net.closes(b).is_empty());
+    // The offerer notices on its own: only its own end, and still only it restarts.
+    net.interrupt_at(b, &id);
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(interruptions(&net, b).0, 2);
+    assert_eq!(restarts(&net, b), 0);
+}
+
+#[test]
 fn a_path_that_never_returns_closes_the_link_at_the_restore_timeout() {
     let mut config = SwarmConfig::new("r");
     config.restore_timeout = Duration::from_secs(5);
@@ -228,4 +249,23 @@ fn a_handshake_that_loses_its_path_before_opening_is_not_restarted() {
     net.run_for(Duration::from_millis(100));
     assert_eq!(restarts(&net, a), 0);
     assert_eq!(interruptions(&net, a).0, 0);
+}
+
+#[test]
+fn a_remote_that_left_the_room_is_closed_when_its_path_goes_not_restarted() {
+    let (mut net, id) = linked(SwarmConfig::new("r"));
+    let (a, b) = (0, 1);
+    // Bob's signaling goes (a killed process): the server tells Alice he left. The open link
+    // stays while its path works...
+    net.drop_signaling(b);
+    net.run_for(Duration::from_secs(1));
+    assert!(net.closes(a).is_empty());
+    // ...and closes as soon as it is lost: no restart could reach him.
+    net.interrupt_at(a, &id);
+    net.run_for(Duration::from_millis(10));
+    assert_eq!(
+        net.closes(a),
+        vec![(UserId::from("bob"), CloseReason::IceFailed)]
+    );
+    assert_eq!(restarts(&net, a), 0);
 }

@@ -71,6 +71,7 @@ pub enum CoturnError {
 pub struct Coturn {
     child: Child,
     dir: PathBuf,
+    addr: SocketAddr,
     url: String,
 }
 
@@ -83,6 +84,13 @@ impl Coturn {
             .and_then(|s| s.local_addr())
             .map_err(|source| CoturnError::Port { ip, source })?
             .port();
+        Coturn::start_at(SocketAddr::new(ip, port), user, password)
+    }
+
+    /// [`Coturn::start`] on the given address: e.g. the address of one that was dropped, to
+    /// restart a TURN server under its clients (their allocations are gone).
+    pub fn start_at(addr: SocketAddr, user: &str, password: &str) -> Result<Coturn, CoturnError> {
+        let (ip, port) = (addr.ip(), addr.port());
         let dir =
             std::env::temp_dir().join(format!("fast-rtc-coturn-{}-{port}", std::process::id()));
         let dir_error = |source| CoturnError::Dir {
@@ -136,10 +144,16 @@ impl Coturn {
         let mut coturn = Coturn {
             child,
             dir,
+            addr,
             url: format!("turn:{ip}:{port}?transport=udp"),
         };
         coturn.wait_ready(SocketAddr::new(ip, port))?;
         Ok(coturn)
+    }
+
+    /// Where it listens (UDP).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// Its URL: `turn:IP:PORT?transport=udp`.

@@ -86,9 +86,16 @@ impl SwarmCore {
                     self.unexpected(format!("candidate for unknown link {id}"));
                 }
             }
-            ServerMsg::LeaveSwarm { id } => match self.links.get(&id).map(|l| l.state) {
-                Some(LinkState::Open) => {
-                    debug!(%id, "leaveSwarm for an open link: the link itself decides");
+            ServerMsg::LeaveSwarm { id } => match self.links.get_mut(&id) {
+                Some(l) if l.state == LinkState::Open => {
+                    // Its signaling is gone: it could not answer an ICE restart, so once its
+                    // path is lost too, it is gone ([`super::restart`]).
+                    l.remote_left = true;
+                    if l.outage.is_some() {
+                        self.close_link(&id, CloseReason::IceFailed, false);
+                    } else {
+                        debug!(%id, "leaveSwarm for an open link: the link itself decides");
+                    }
                 }
                 Some(_) => self.close_link(&id, CloseReason::RemoteLeft, false),
                 None => {}

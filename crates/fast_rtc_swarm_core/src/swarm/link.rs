@@ -55,6 +55,8 @@ pub(super) struct Link {
     pub(super) media_named: Vec<bool>,
     /// Whether the remote takes ICE restarts, from its session description.
     pub(super) restartable: bool,
+    /// Whether the server said the remote left (`leaveSwarm`) while this link was open.
+    pub(super) remote_left: bool,
     /// Since when, and until when, an open link has had no path ([`super::restart`]).
     pub(super) outage: Option<Outage>,
 }
@@ -99,6 +101,7 @@ impl Link {
             local_mids: vec![None; config.audio_tracks.len()],
             media_named: vec![false; config.audio_tracks.len()],
             restartable: false,
+            remote_left: false,
             outage: None,
         }
     }

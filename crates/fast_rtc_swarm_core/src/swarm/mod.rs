@@ -38,7 +38,8 @@
 //! changed, a NAT forgot its mapping, a TURN allocation was lost) is not closed when its
 //! remote takes restarts (it advertises [`crate::sdp::RESTART_ATTRIBUTE`]; every member of
 //! this crate does unless [`SwarmConfig::restore_timeout`] is zero). Both ends report
-//! [`SwarmEvent::Interrupted`]. The link's offerer restarts ICE
+//! [`SwarmEvent::Interrupted`] (an end that had not noticed the loss yet, when the remote's
+//! restart sets its ICE `checking`). The link's offerer restarts ICE
 //! ([`PeerCommand::RestartIce`]: fresh credentials and candidates) and sends the new offer on
 //! the link's own connection id through the signaling server, which relays it like any
 //! signal of a live link; the answerer answers it on the same connection, so the DTLS
@@ -48,7 +49,10 @@
 //! ([`SwarmEvent::Restored`]) or [`SwarmConfig::restore_timeout`] ran out (the link closes
 //! with [`CloseReason::RestoreTimeout`]). Reliable data sent meanwhile waits in SCTP and
 //! arrives in order after the restore. A peer that does not take restarts (the JavaScript
-//! reference client) is closed when ICE fails, as before ([`CloseReason::IceFailed`]).
+//! reference client) is closed when ICE fails, as before ([`CloseReason::IceFailed`]). So
+//! is a remote the server said left the room (`leaveSwarm`), as soon as its path is lost:
+//! with its signaling gone it could not answer a restart (a killed process is reported
+//! closed within the ICE `disconnected` timeout, not the restore timeout).
 //!
 //! # Files
 //!

@@ -27,9 +27,16 @@ impl SwarmCore {
         let Some(l) = self.links.get_mut(id) else {
             return;
         };
-        let restorable = l.state == LinkState::Open && l.restartable && !restore_timeout.is_zero();
+        let open = l.state == LinkState::Open;
+        let restorable = open && l.restartable && !restore_timeout.is_zero() && !l.remote_left;
         match state {
-            IceState::Disconnected | IceState::Failed if restorable => {
+            // A remote that left the room and lost its path is gone: no restart can reach it.
+            IceState::Disconnected | IceState::Failed if open && l.remote_left => {
+                self.close_link(id, CloseReason::IceFailed, false);
+            }
+            // `checking` on an open link: the remote restarted ICE before this end noticed
+            // the loss (its own `disconnected` comes only after seconds of silence).
+            IceState::Disconnected | IceState::Failed | IceState::Checking if restorable => {
                 if l.outage.is_some() {
                     // Still down (a `failed` after the `disconnected`): the restarts go on.
                     return;

@@ -155,6 +155,13 @@ impl Net {
         }
     }
 
+    /// Link `id`'s path goes down, and only member `m`'s end notices it so far.
+    pub fn interrupt_at(&mut self, m: usize, id: &ConnectionId) {
+        self.cut.insert(id.clone());
+        let ev = PeerEvent::IceState(IceState::Disconnected);
+        self.at(self.peer_latency, Delivery::Peer(m, id.clone(), ev));
+    }
+
     /// A path exists again for link `id`: its next ICE restart finds it.
     pub fn heal(&mut self, id: &ConnectionId) {
         self.cut.remove(id);
@@ -247,6 +254,14 @@ impl Net {
                 pc.remote_set = true;
                 match kind {
                     SdpKind::Offer => {
+                        if pc.open {
+                            // A restart's offer on an open link: ICE checks afresh.
+                            let ev = PeerEvent::IceState(IceState::Checking);
+                            self.at(lat, Delivery::Peer(i, id.clone(), ev));
+                        }
+                        let Some(pc) = self.pcs.get_mut(&(i, id.clone())) else {
+                            return;
+                        };
                         pc.local_set = true;
                         self.describe(i, id.clone(), SdpKind::Answer);
                     }

@@ -670,6 +670,12 @@ async fn build_pc(
             Role::Answerer => RTCDtlsRole::default(),
         })
         .with_prflx_acceptance_min_wait(Some(native.ice_prflx_acceptance_wait))
+        // An ICE restart (the core's, on a link that lost its path) rebinds the UDP sockets
+        // and gathers every candidate afresh, at both ends: the old candidates are what no
+        // longer works (an address gone with a network change, a TURN allocation the server
+        // forgot). Without it webrtc-rs re-offers the old candidates and refreshes a dead
+        // allocation (437), and the link never comes back.
+        .with_discard_local_candidates_during_ice_restart(true)
         // webrtc-rs waits 2 s before it may select a relay pair, so that direct pairs can win
         // first. Under the relay-only policy there are no others: no reason to wait (measured
         // by the join bench's relay rows).
