@@ -36,7 +36,7 @@ pub use msg::{CONTROL_PREFIX, ClientMsg, IceCandidate, ServerMsg, Signal};
 use serde::Deserialize;
 
 /// The `type` values a client may send.
-pub const CLIENT_TYPES: &[&str] = &["init", "offer", "candidate", "answer", "close"];
+pub const CLIENT_TYPES: &[&str] = &["init", "offer", "retry", "candidate", "answer", "close"];
 /// The `type` values only the server sends.
 pub const SERVER_ONLY_TYPES: &[&str] = &[
     "accept",

@@ -51,6 +51,18 @@ pub enum ClientMsg {
         /// The SDP.
         sdp: String,
     },
+    /// This project's extension (the JS client never sends it): a fresh offer, with a new
+    /// `id`, for member `to` of the room itself, to retry a link to it whose handshake failed.
+    /// The server pairs it at once (`offerAccepted` back, `accept` to `to`) instead of parking
+    /// it; candidates follow as `candidate` frames of `id`, like any link's.
+    Retry {
+        /// The new link's connection id (unused in the room).
+        id: ConnectionId,
+        /// The member the offer is for.
+        to: UserId,
+        /// The SDP.
+        sdp: String,
+    },
     /// A trickled ICE candidate for link or offer `id`; `None` means end of candidates.
     Candidate {
         /// Connection id.

@@ -475,6 +475,10 @@ impl Hub {
             ClientMsg::Offer { id, .. }
             | ClientMsg::Answer { id, .. }
             | ClientMsg::Candidate { id, .. } => self.check_id(conn, "id", id.as_str(), false),
+            ClientMsg::Retry { id, to, .. } => {
+                self.check_id(conn, "id", id.as_str(), false)
+                    && self.check_id(conn, "to", to.as_str(), false)
+            }
             ClientMsg::Close => true,
         };
         if !valid {
@@ -713,6 +717,7 @@ impl Hub {
         };
         let Some(id) = (match &msg {
             ClientMsg::Offer { id, .. }
+            | ClientMsg::Retry { id, .. }
             | ClientMsg::Candidate { id, .. }
             | ClientMsg::Answer { id, .. } => Some(id.clone()),
             // handled by dispatch
@@ -724,6 +729,14 @@ impl Hub {
             (IdRole::Unused, ClientMsg::Offer { sdp, .. }) => {
                 Self::new_offer(limits, out, room, conn, user, id, sdp);
             }
+            (IdRole::Unused, ClientMsg::Retry { to, sdp, .. }) => {
+                Self::retry(limits, out, room, conn, user, id, &to, sdp);
+            }
+            (_, ClientMsg::Retry { .. }) => out.error(
+                conn,
+                ErrorCode::IdInUse,
+                format!("connection id {id:?} is already used in this room"),
+            ),
             (IdRole::Unused, ClientMsg::Candidate { candidate, .. }) => {
                 let max = limits.max_pending_candidates;
                 if let Some(me) = room.members.get_mut(user) {
@@ -760,7 +773,8 @@ impl Hub {
                     ClientMsg::Candidate { candidate, .. } => {
                         ServerMsg::Candidate { id, candidate }
                     }
-                    ClientMsg::Init { .. } | ClientMsg::Close => return,
+                    // A retry is never relayed (matched above).
+                    ClientMsg::Init { .. } | ClientMsg::Close | ClientMsg::Retry { .. } => return,
                 };
                 out.send(other, relayed);
             }
@@ -782,6 +796,68 @@ impl Hub {
             ),
             (_, ClientMsg::Init { .. } | ClientMsg::Close) => {}
         }
+    }
+
+    /// A retry's offer (`ClientMsg::Retry`): a link from `user` to `to` at once, with the
+    /// candidates `user` sent for `id` before it.
+    #[allow(clippy::too_many_arguments)]
+    fn retry(
+        limits: &Limits,
+        out: &mut Outbox,
+        room: &mut Room,
+        conn: ConnId,
+        user: &UserId,
+        id: ConnectionId,
+        to: &UserId,
+        sdp: String,
+    ) {
+        let Some(to_conn) = room.members.get(to).map(|m| m.conn).filter(|_| to != user) else {
+            out.error(
+                conn,
+                ErrorCode::UnknownLink,
+                format!("no other member {to:?} in this room to retry a link to"),
+            );
+            return;
+        };
+        let Some(me) = room.members.get_mut(user) else {
+            return;
+        };
+        let mut signals = vec![Signal::Offer { sdp }];
+        let mut kept = Vec::new();
+        for (cid, candidate) in me.orphans.drain(..) {
+            if cid == id && signals.len() < limits.max_signals_per_chunk {
+                signals.push(Signal::Candidate { candidate });
+            } else if cid != id {
+                kept.push((cid, candidate));
+            }
+        }
+        me.orphans = kept;
+        me.links.insert(id.clone());
+        if let Some(t) = room.members.get_mut(to) {
+            t.links.insert(id.clone());
+        }
+        room.ids.insert(
+            id.clone(),
+            IdUse::Link {
+                offerer: user.clone(),
+                answerer: to.clone(),
+            },
+        );
+        out.send(
+            conn,
+            ServerMsg::OfferAccepted {
+                id: id.clone(),
+                user_id: to.clone(),
+            },
+        );
+        out.send(
+            to_conn,
+            ServerMsg::Accept {
+                id,
+                user_id: user.clone(),
+                signals,
+            },
+        );
     }
 
     /// An offer with a connection id nobody uses: to the oldest waiting joiner, else queued.

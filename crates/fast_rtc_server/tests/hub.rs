@@ -723,3 +723,77 @@ fn renegotiation_offer_on_a_live_link_is_relayed() {
         }]
     );
 }
+
+#[test]
+fn a_retry_links_two_members_at_once_and_relays_like_any_link() {
+    let mut d = Driver::new();
+    let alice = d.connect("alice");
+    d.init(alice, "r");
+    d.offer(alice, "a1");
+    let bob = d.connect("bob");
+    d.init(bob, "r");
+    d.drain();
+    d.take(alice);
+    d.take(bob);
+    // The a1 handshake failed; Alice retries to Bob with a fresh id. A candidate sent first
+    // goes with the offer.
+    d.candidate(alice, "a2", 7);
+    d.text(
+        alice,
+        r#"{"type":"retry","id":"a2","to":"bob","sdp":"sdp-a2"}"#,
+    );
+    assert_eq!(
+        d.take(bob),
+        vec![ServerMsg::Accept {
+            id: "a2".into(),
+            user_id: "alice".into(),
+            signals: vec![offer("a2"), Signal::Candidate { candidate: cand(7) }],
+        }]
+    );
+    assert_eq!(
+        d.take(alice),
+        vec![ServerMsg::OfferAccepted {
+            id: "a2".into(),
+            user_id: "bob".into()
+        }],
+        "no offerRequest: a retry is not a claimed pre-made offer"
+    );
+    d.answer(bob, "a2");
+    assert!(matches!(&d.take(alice)[..], [ServerMsg::Answer { id, .. }] if id.as_str() == "a2"));
+    // Leaving tells the other end of the retried link too.
+    d.close(bob);
+    let left = d.take(alice);
+    assert!(
+        left.iter()
+            .any(|m| matches!(m, ServerMsg::LeaveSwarm { id } if id.as_str() == "a2")),
+        "{left:?}"
+    );
+}
+
+#[test]
+fn a_retry_to_nobody_or_on_a_used_id_is_refused() {
+    let mut d = Driver::new();
+    let alice = d.connect("alice");
+    d.init(alice, "r");
+    d.offer(alice, "a1");
+    d.drain();
+    d.take(alice);
+    d.text(
+        alice,
+        r#"{"type":"retry","id":"a2","to":"ghost","sdp":"x"}"#,
+    );
+    d.expect_error(alice, ErrorCode::UnknownLink);
+    d.text(
+        alice,
+        r#"{"type":"retry","id":"a2","to":"alice","sdp":"x"}"#,
+    );
+    d.expect_error(alice, ErrorCode::UnknownLink);
+    let bob = d.connect("bob");
+    d.init(bob, "r");
+    d.drain();
+    d.take(alice);
+    d.take(bob);
+    d.text(alice, r#"{"type":"retry","id":"a1","to":"bob","sdp":"x"}"#);
+    d.expect_error(alice, ErrorCode::IdInUse);
+    assert!(d.take(bob).is_empty());
+}

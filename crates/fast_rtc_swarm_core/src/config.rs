@@ -187,6 +187,13 @@ pub struct SwarmConfig {
     /// closes when ICE fails, as it always does with a peer that does not take restarts
     /// (the JavaScript reference client).
     pub restore_timeout: Duration,
+    /// How many times a link whose handshake failed before opening is retried by its offerer
+    /// with a fresh connection ([`crate::swarm#handshake-retries`]). Default 3; zero turns
+    /// retries off.
+    pub handshake_retries: u32,
+    /// The wait before the first retry of a failed handshake; each further retry waits twice
+    /// as long. Default 250 ms.
+    pub retry_backoff: Duration,
     /// While a link is interrupted, how long its offerer waits for the answer to one ICE
     /// restart and its checks before it restarts again (the first restart goes at once).
     /// Default 2 s.
@@ -222,6 +229,8 @@ impl SwarmConfig {
             signaling_silence_timeout: Some(Duration::from_secs(35)),
             token: TokenPolicy::default(),
             restore_timeout: Duration::from_secs(20),
+            handshake_retries: 3,
+            retry_backoff: Duration::from_millis(250),
             restart_interval: Duration::from_secs(2),
         }
     }

@@ -256,6 +256,8 @@ fn handshake_timeout_closes_and_reports() {
     let mut net = Net::new();
     let mut config = SwarmConfig::new("r");
     config.handshake_timeout = Duration::from_secs(2);
+    // Without retries (tests/core_retry.rs has them): the offerer reports at once too.
+    config.handshake_retries = 0;
     net.join("a", config.clone());
     net.run_for(Duration::from_millis(50));
     // a's parked offer is the link b will claim; make it never complete.

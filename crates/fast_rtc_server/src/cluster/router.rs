@@ -299,6 +299,7 @@ impl Router {
                 let (what, id, allow_empty) = match &msg {
                     ClientMsg::Init { room_id, .. } => ("roomId", room_id.as_str(), true),
                     ClientMsg::Offer { id, .. }
+                    | ClientMsg::Retry { id, .. }
                     | ClientMsg::Answer { id, .. }
                     | ClientMsg::Candidate { id, .. } => ("id", id.as_str(), false),
                     ClientMsg::Close => ("", "", true),

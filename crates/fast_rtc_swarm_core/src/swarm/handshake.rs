@@ -86,6 +86,7 @@ impl SwarmCore {
                     self.unexpected(format!("candidate for unknown link {id}"));
                 }
             }
+            ServerMsg::LeaveSwarm { id } if self.retry_left(&id) => {}
             ServerMsg::LeaveSwarm { id } => match self.links.get_mut(&id) {
                 Some(l) if l.state == LinkState::Open => {
                     // Its signaling is gone: it could not answer an ICE restart, so once its
@@ -229,6 +230,7 @@ impl SwarmCore {
             })
             .map(|(other, _)| other.clone())
             .collect();
+        self.retry_done(&info.user_id);
         if older.is_empty() {
             if self.handover.remove(&info.user_id).is_some() {
                 debug!(%id, peer = %info.user_id, "a replacement link opened: handover done");
@@ -302,6 +304,10 @@ impl SwarmCore {
                 }
             }
             self.handover.entry(info.user_id).or_insert(reason);
+            return;
+        }
+        if self.retry_pending(&info.user_id) {
+            debug!(%id, peer = %info.user_id, ?reason, "handshake failed; a retry follows");
             return;
         }
         // Open links report Close; a handshake that never opened reports it too (so the

@@ -53,6 +53,9 @@ pub(super) struct Link {
     pub(super) local_mids: Vec<Option<String>>,
     /// Whether each track's transceiver was named to the remote (`stream` and `midOffer`).
     pub(super) media_named: Vec<bool>,
+    /// The peer this offer retries a failed link to ([`super::retry`]): sent as a `retry`
+    /// frame for it alone, not parked.
+    pub(super) retry_to: Option<UserId>,
     /// Whether the remote takes ICE restarts, from its session description.
     pub(super) restartable: bool,
     /// Whether the server said the remote left (`leaveSwarm`) while this link was open.
@@ -100,6 +103,7 @@ impl Link {
             remote_tracks: vec![None; config.audio_tracks.len()],
             local_mids: vec![None; config.audio_tracks.len()],
             media_named: vec![false; config.audio_tracks.len()],
+            retry_to: None,
             restartable: false,
             remote_left: false,
             outage: None,
@@ -107,7 +111,9 @@ impl Link {
     }
 
     pub(super) fn info(&self, id: &ConnectionId) -> Option<PeerInfo> {
-        self.remote.clone().map(|user_id| PeerInfo {
+        // A retry's offer is for its peer before the server confirms it.
+        let remote = self.remote.clone().or_else(|| self.retry_to.clone());
+        remote.map(|user_id| PeerInfo {
             user_id,
             id: id.clone(),
             origin: self.origin,

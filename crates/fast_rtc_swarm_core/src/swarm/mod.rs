@@ -54,6 +54,19 @@
 //! with its signaling gone it could not answer a restart (a killed process is reported
 //! closed within the ICE `disconnected` timeout, not the restore timeout).
 //!
+//! # Handshake retries
+//!
+//! A link that fails before its `fast` channel opens (the handshake timeout, ICE `failed`, a
+//! backend failure: a DTLS handshake that gave up under loss) is retried by its offerer while
+//! both members remain: after [`SwarmConfig::retry_backoff`], doubling per attempt, it makes
+//! a fresh connection and offer (a new connection id) and sends it as a `retry` frame naming
+//! the peer, which the server pairs at once (an `accept` to the peer, `offerAccepted` back)
+//! instead of parking it. The application is told nothing meanwhile: it sees the peer open
+//! once, or, after [`SwarmConfig::handshake_retries`] retries, closed once with the last
+//! failure's reason. A `leaveSwarm` for the failed link stops the retries (the peer is
+//! reported closed, [`CloseReason::RemoteLeft`]). The answering end has nothing to do: a
+//! retry reaches it as a new `accept`, which every client (the JS one too) answers.
+//!
 //! # Files
 //!
 //! [`SwarmCore`] is one state machine whose `impl` is split by concern: this file holds the
@@ -62,7 +75,7 @@
 //! descriptions a member advertises, a link opening and closing; `peer_events.rs` what a backend
 //! reports ([`SwarmCore::handle_peer`]); `data.rs` sending, queueing and large messages;
 //! `fast_channel.rs` the `@fast/` control messages it sends and acts on; `restart.rs` keeping
-//! open links through ICE restarts; `tracks.rs` voice.
+//! open links through ICE restarts; `retry.rs` retrying failed handshakes; `tracks.rs` voice.
 
 mod data;
 mod fast_channel;
@@ -71,6 +84,7 @@ pub mod io;
 mod link;
 mod peer_events;
 mod restart;
+mod retry;
 mod tracks;
 
 pub use io::{
@@ -102,6 +116,8 @@ pub struct SwarmCore {
     /// signaling reconnect's replacement, whose other end opened first): the application was
     /// not told, and the reason is kept in case the replacement fails too.
     handover: HashMap<UserId, CloseReason>,
+    /// Peers whose link failed before opening and is being retried ([`retry`]).
+    retries: HashMap<UserId, retry::Retry>,
     out: VecDeque<SwarmOutput>,
     lifecycle: Lifecycle,
     started: bool,
@@ -118,6 +134,7 @@ impl SwarmCore {
             links: HashMap::new(),
             local_tracks: vec![None; config.audio_tracks.len()],
             handover: HashMap::new(),
+            retries: HashMap::new(),
             out: VecDeque::new(),
             lifecycle: Lifecycle::new(config.reconnect.clone(), config.token.clone()),
             config,
@@ -222,7 +239,7 @@ impl SwarmCore {
         self.links
             .values()
             .flat_map(|l| [l.deadline, l.next_ping, l.outage.and_then(|o| o.due())])
-            .chain([self.lifecycle.poll_timeout()])
+            .chain([self.lifecycle.poll_timeout(), self.next_retry()])
             .flatten()
             .min()
     }
@@ -335,9 +352,10 @@ impl SwarmCore {
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
-            self.close_link(&id, CloseReason::HandshakeTimeout, false);
+            self.link_failed(now, &id, CloseReason::HandshakeTimeout);
         }
         self.restarts_due(now);
+        self.retries_due(now);
     }
 
     /// The open link to `peer` (the newest, if there are two).
@@ -374,6 +392,7 @@ impl SwarmCore {
         if self.started {
             self.signal(ClientMsg::Close);
         }
+        self.retries.clear();
         let ids: Vec<ConnectionId> = self.links.keys().cloned().collect();
         for id in &ids {
             self.close_link(id, CloseReason::Local, true);

@@ -22,11 +22,13 @@ impl SwarmCore {
         let state = link.state;
         match event {
             PeerEvent::LocalDescription { kind, sdp } => {
+                let retry_to = link.retry_to.clone().filter(|_| state == LinkState::Parked);
                 let id = id.clone();
                 let sdp = self.advertise(&sdp);
-                self.signal(match kind {
-                    SdpKind::Offer => ClientMsg::Offer { id, sdp },
-                    SdpKind::Answer => ClientMsg::Answer { id, sdp },
+                self.signal(match (kind, retry_to) {
+                    (SdpKind::Offer, Some(to)) => ClientMsg::Retry { id, to, sdp },
+                    (SdpKind::Offer, None) => ClientMsg::Offer { id, sdp },
+                    (SdpKind::Answer, _) => ClientMsg::Answer { id, sdp },
                 });
             }
             PeerEvent::LocalCandidate(candidate) => {
@@ -141,7 +143,7 @@ impl SwarmCore {
             }
             PeerEvent::Failed(error) => {
                 warn!(%id, %error, "peer connection failed");
-                self.close_link(id, CloseReason::Backend(error), false);
+                self.link_failed(now, id, CloseReason::Backend(error));
             }
         }
     }

@@ -56,7 +56,7 @@ impl SwarmCore {
                 }
                 self.restarts_due(now);
             }
-            IceState::Failed => self.close_link(id, CloseReason::IceFailed, false),
+            IceState::Failed => self.link_failed(now, id, CloseReason::IceFailed),
             IceState::Connected | IceState::Completed => {
                 let Some(outage) = l.outage.take() else {
                     return;

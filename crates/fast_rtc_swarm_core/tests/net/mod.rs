@@ -54,6 +54,8 @@ pub struct Net {
     pub open_delay: HashMap<usize, Duration>,
     /// Links (connection ids) whose handshake never completes.
     pub black_holes: HashSet<ConnectionId>,
+    /// Whether no handshake completes at all (a path that loses every DTLS flight).
+    pub black_hole_all: bool,
     /// Backend failures observed (a command the fake could not carry out).
     pub backend_errors: Vec<String>,
     /// Every command given to the backend, per member.
@@ -80,6 +82,7 @@ impl Net {
             peer_latency: Duration::from_millis(1),
             open_delay: HashMap::new(),
             black_holes: HashSet::new(),
+            black_hole_all: false,
             backend_errors: Vec::new(),
             commands: Vec::new(),
             cut: HashSet::new(),
@@ -267,7 +270,10 @@ impl Net {
                     }
                     SdpKind::Answer => {
                         // Both ends described: the connection comes up (ICE, DTLS, SCTP, DCEP).
-                        if self.black_holes.contains(&id) || self.cut.contains(&id) {
+                        if self.black_hole_all
+                            || self.black_holes.contains(&id)
+                            || self.cut.contains(&id)
+                        {
                             return;
                         }
                         if pc.open {
