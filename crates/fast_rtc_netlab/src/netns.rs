@@ -1,0 +1,98 @@
+//! Network namespaces: making, entering, emptying and deleting the lab's own, and finding the
+//! ones a run left behind (by their name's prefix).
+
+use crate::cmd;
+use crate::error::LabError;
+use nix::sched::CloneFlags;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use std::fs::File;
+
+/// Where `ip netns` keeps its named namespaces.
+const NETNS_DIR: &str = "/run/netns";
+
+/// Makes the namespace `name` with its loopback up and IPv6 off (the lab is IPv4; no router
+/// solicitations on its links).
+pub(crate) fn add(name: &str) -> Result<(), LabError> {
+    cmd::ip(&["netns", "add", name])?;
+    cmd::ip_in(name, &["link", "set", "lo", "up"])?;
+    sysctl(name, "net.ipv6.conf.all.disable_ipv6=1")?;
+    sysctl(name, "net.ipv6.conf.default.disable_ipv6=1")?;
+    Ok(())
+}
+
+/// `sysctl -w SETTING` inside `name`.
+pub(crate) fn sysctl(name: &str, setting: &str) -> Result<(), LabError> {
+    cmd::exec_in(name, "sysctl", &["-qw", setting], None).map(drop)
+}
+
+/// Kills (SIGKILL) every process in `name`, then deletes it; what cannot be done is logged.
+/// Its virtual devices (veth, TUN) go with it.
+pub(crate) fn delete(name: &str) {
+    kill_all(name);
+    if let Err(e) = cmd::ip(&["netns", "del", name]) {
+        tracing::warn!(namespace = name, "cannot delete the namespace: {e}");
+    }
+}
+
+/// SIGKILL to every process whose network namespace is `name` (all started in it by the lab's
+/// user: members, servers).
+pub(crate) fn kill_all(name: &str) {
+    let Ok(pids) = cmd::ip(&["netns", "pids", name]) else {
+        return;
+    };
+    for pid in pids.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+        if pid != std::process::id() as i32 {
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    }
+}
+
+/// Runs `f` on a new thread that first enters the namespace `name`: sockets and devices it
+/// makes belong to that namespace (and stay usable from any thread afterwards).
+pub(crate) fn enter<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {
+    let enter_error = |source| LabError::Enter {
+        namespace: name.to_owned(),
+        source,
+    };
+    let file = File::open(format!("{NETNS_DIR}/{name}")).map_err(enter_error)?;
+    std::thread::scope(|scope| {
+        let thread = std::thread::Builder::new()
+            .name(format!("netns {name}"))
+            .spawn_scoped(scope, move || {
+                nix::sched::setns(&file, CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| enter_error(e.into()))?;
+                Ok(f())
+            })
+            .map_err(LabError::Thread)?;
+        thread
+            .join()
+            .map_err(|_| LabError::Panicked(name.to_owned()))?
+    })
+}
+
+/// The named namespaces (`ip netns list`) whose names start with `prefix`.
+pub fn list(prefix: &str) -> Result<Vec<String>, LabError> {
+    Ok(cmd::ip(&["netns", "list"])?
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Deletes every namespace whose name starts with `prefix` (killing what runs in it): what a
+/// run that was killed left behind. Returns their names. An empty prefix is refused (it would
+/// name every namespace of the machine).
+pub fn clean(prefix: &str) -> Result<Vec<String>, LabError> {
+    if prefix.is_empty() {
+        return Err(LabError::Invalid(
+            "an empty prefix would name every namespace".into(),
+        ));
+    }
+    let names = list(prefix)?;
+    for name in &names {
+        delete(name);
+    }
+    Ok(names)
+}
