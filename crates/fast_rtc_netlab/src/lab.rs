@@ -339,9 +339,7 @@ impl Lab {
                 cmd::ip_in(&host, &["link", "set", "lan0", "up"])?;
                 cmd::ip_in(&host, &["route", "add", "default", "via", &lan(1)])?;
                 netns::sysctl(&outside, "net.ipv4.ip_forward=1")?;
-                let rules = format!(
-                    "table ip netlab {{\n  chain postrouting {{\n    type nat hook postrouting priority srcnat; policy accept;\n    oifname \"wan0\" {masquerade}\n  }}\n}}\n"
-                );
+                let rules = nat_rules(masquerade);
                 cmd::exec_in(&outside, "nft", &["-f", "-"], Some(&rules))?;
                 let addr = Ipv4Addr::new(LAN_NET, 168, n, 2);
                 (outside.clone(), addr, Some(outside))
@@ -378,6 +376,27 @@ impl Lab {
             },
         ))
     }
+}
+
+/// The NAT namespace's nftables rules: `masquerade` (with its flags) out of `wan0`, and
+/// unsolicited packets from the WAN dropped before conntrack keeps an entry for them, as a home
+/// router's firewall does. Without that drop, a peer's check that arrives before the host has
+/// sent to that peer leaves an entry holding the host's mapped port for that pair, and the
+/// host's own packets to the peer then get another port: no cone any more.
+fn nat_rules(masquerade: &str) -> String {
+    format!(
+        "table ip netlab {{
+  chain postrouting {{
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname \"wan0\" {masquerade}
+  }}
+  chain input {{
+    type filter hook input priority filter; policy accept;
+    iifname \"wan0\" ct state new drop
+  }}
+}}
+"
+    )
 }
 
 impl Drop for Lab {
