@@ -96,9 +96,10 @@ pub struct LabBuilder {
 }
 
 impl LabBuilder {
-    /// The prefix of every namespace name of this lab (at most 8 ASCII letters or digits).
-    /// Default: the [`PREFIX_ENV`] variable, else `nl` and this process's id. Each lab of a
-    /// process adds a number, so labs in one process never share a name.
+    /// The prefix of every namespace name of this lab (1 to 12 ASCII letters or digits): its
+    /// namespaces are `PREFIX` `x` a number `-` the site's name (`-nat` for its NAT), the
+    /// number counting the labs of this process. Default: the [`PREFIX_ENV`] variable, else
+    /// `nl` and this process's id. [`clean`](crate::netns::clean) finds them by it.
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
         self
@@ -148,7 +149,7 @@ impl LabBuilder {
         let base = format!("{prefix}x{}", LABS.fetch_add(1, Ordering::Relaxed));
         // From here on, a failure drops `lab`, which deletes what was made.
         let mut lab = Lab {
-            prefix: base.clone(),
+            prefix,
             seed: self.seed,
             sites: Vec::new(),
             namespaces: Vec::new(),
@@ -177,10 +178,12 @@ impl LabBuilder {
     fn check(&self, prefix: &str) -> Result<(), LabError> {
         let invalid = |m: String| Err(LabError::Invalid(m));
         if prefix.is_empty()
-            || prefix.len() > 8
+            || prefix.len() > 12
             || !prefix.chars().all(|c| c.is_ascii_alphanumeric())
         {
-            return invalid(format!("prefix {prefix:?}: 1 to 8 ASCII letters or digits"));
+            return invalid(format!(
+                "prefix {prefix:?}: 1 to 12 ASCII letters or digits"
+            ));
         }
         if self.sites.is_empty() || self.sites.len() > 250 {
             return invalid(format!("{} sites: 1 to 250", self.sites.len()));
@@ -257,7 +260,7 @@ impl Lab {
         }
     }
 
-    /// The prefix of all its namespace names.
+    /// The prefix of its namespace names ([`LabBuilder::prefix`]).
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

@@ -71,28 +71,51 @@ pub(crate) fn enter<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> Result
     })
 }
 
-/// The named namespaces (`ip netns list`) whose names start with `prefix`.
+/// Whether `name` is a namespace of a lab with this prefix: `PREFIX` `x` a number `-` …
+/// (another prefix that merely starts the same, `nl12` against `nl123`, is not).
+fn made_with(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('x'))
+        .and_then(|rest| rest.split_once('-'))
+        .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// The namespaces (`ip netns list`) that labs with this prefix made (see
+/// [`LabBuilder::prefix`](crate::lab::LabBuilder::prefix)).
 pub fn list(prefix: &str) -> Result<Vec<String>, LabError> {
     Ok(cmd::ip(&["netns", "list"])?
         .lines()
         .filter_map(|l| l.split_whitespace().next())
-        .filter(|n| n.starts_with(prefix))
+        .filter(|n| made_with(n, prefix))
         .map(str::to_owned)
         .collect())
 }
 
-/// Deletes every namespace whose name starts with `prefix` (killing what runs in it): what a
-/// run that was killed left behind. Returns their names. An empty prefix is refused (it would
-/// name every namespace of the machine).
+/// Deletes every namespace that labs with this prefix made (killing what runs in them): what
+/// a run that was killed left behind. Returns their names.
 pub fn clean(prefix: &str) -> Result<Vec<String>, LabError> {
-    if prefix.is_empty() {
-        return Err(LabError::Invalid(
-            "an empty prefix would name every namespace".into(),
-        ));
-    }
     let names = list(prefix)?;
     for name in &names {
         delete(name);
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::made_with;
+
+    #[test]
+    fn only_a_labs_own_names_match_its_prefix() {
+        assert!(made_with("nl123x0-server", "nl123"));
+        assert!(made_with("nl123x12-a-nat", "nl123"));
+        assert!(
+            !made_with("nl1234x0-server", "nl123"),
+            "another run's prefix"
+        );
+        assert!(!made_with("nl123-server", "nl123"));
+        assert!(!made_with("nl123x-server", "nl123"));
+        assert!(!made_with("other", "nl123"));
+        assert!(!made_with("x0-a", ""), "an empty prefix is not a lab's");
+    }
 }

@@ -69,8 +69,10 @@ fn round_trips_take_twice_the_one_way_delay_and_loss_is_near_its_rate() {
         "80 ms link RTTs: min {:?}, median {:?}, max {:?}",
         rtts[0], rtts[5], rtts[9]
     );
+    // Never faster than the links; the median near them (the WAN's threads add microseconds,
+    // a loaded machine's scheduler may add more to a few).
     assert!(rtts[0] >= 80 * MS, "{rtts:?}");
-    assert!(rtts[9] < 95 * MS, "{rtts:?}");
+    assert!(rtts[5] < 90 * MS, "{rtts:?}");
     let stats = lab.link_stats("a", "b").unwrap();
     assert_eq!(
         (stats.sent, stats.lost, stats.delivered),

@@ -1,11 +1,12 @@
 //! `netlab`: a lab by hand, and the cleanup of a run that was killed.
 //!
 //! ```sh
-//! # Two sites behind cone NATs and a server, 40 ms each way, 1 % loss: prints each site's
+//! # A server, a site behind a cone NAT and one behind a symmetric NAT, 40 ms each way, 1 %
+//! # loss: prints each site's
 //! # namespace and addresses, then keeps the WAN running until Enter, end of input or Ctrl-C.
 //! sudo netlab up --site server=none --site a=cone --site b=symmetric --delay-ms 40 --loss 0.01
 //! sudo ip netns exec <a's namespace> ping 10.77.0.1
-//! # Delete every namespace whose name starts with PREFIX (what a killed run left).
+//! # Delete the namespaces that labs with PREFIX made (what a killed run left).
 //! sudo netlab clean PREFIX
 //! ```
 
@@ -44,9 +45,10 @@ enum Cmd {
         #[arg(long)]
         prefix: Option<String>,
     },
-    /// Deletes every namespace whose name starts with PREFIX, and what runs in them.
+    /// Deletes the namespaces that labs with PREFIX made (`PREFIX` `x` a number `-` …), and
+    /// what runs in them.
     Clean {
-        /// The prefix (not empty).
+        /// The labs' prefix.
         prefix: String,
     },
 }

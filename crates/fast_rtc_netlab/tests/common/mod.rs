@@ -272,13 +272,10 @@ pub fn run(scenario: &Scenario) -> Outcome {
         builder = builder.site(name, scenario.nat);
     }
     let lab = builder.build().unwrap_or_else(|e| panic!("lab: {e}"));
-    let scratch = Scratch(std::env::temp_dir().join(format!(
-        "fast-rtc-netlab-{}-{}",
-        std::process::id(),
-        lab.prefix()
-    )));
-    std::fs::create_dir_all(&scratch.0).unwrap();
     let public = lab.site("server").unwrap();
+    // Named after a namespace of this lab: unique on the machine while the lab lives.
+    let scratch = Scratch(std::env::temp_dir().join(format!("fast-rtc-{}", public.namespace())));
+    std::fs::create_dir_all(&scratch.0).unwrap();
     let public_ip = public.public_addr();
 
     // The signaling server, on the public site.
