@@ -72,8 +72,12 @@ pub(crate) fn enter<T: Send>(name: &str, f: impl FnOnce() -> T + Send) -> Result
 }
 
 /// Whether `name` is a namespace of a lab with this prefix: `PREFIX` `x` a number `-` …
-/// (another prefix that merely starts the same, `nl12` against `nl123`, is not).
+/// (another prefix that merely starts the same, `nl12` against `nl123`, is not; the empty
+/// prefix is no lab's).
 fn made_with(name: &str, prefix: &str) -> bool {
+    if prefix.is_empty() {
+        return false;
+    }
     name.strip_prefix(prefix)
         .and_then(|rest| rest.strip_prefix('x'))
         .and_then(|rest| rest.split_once('-'))
