@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Ice, Scenario, cone_stun_source, run};
+use common::{Ice, Scenario, cone_stun_source, run, symmetric_turn_source};
 use fast_rtc_netlab::{LinkSpec, Nat};
 use std::time::Duration;
 
@@ -72,7 +72,7 @@ fn symmetric_nats_with_turn_link_over_relay_pairs() {
         name: "symmetric NATs, TURN (REST credentials), 80 ms RTT",
         nat: Nat::Symmetric,
         link: WAN,
-        ice: Ice::Turn,
+        ice: Ice::Turn(symmetric_turn_source()),
         members: 2,
     });
     assert_kinds(&outcome, "relay");

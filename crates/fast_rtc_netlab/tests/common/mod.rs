@@ -56,6 +56,23 @@ pub fn cone_stun_source() -> StunSource {
     StunSource::Coturn
 }
 
+/// Who mints the members' TURN credentials in the symmetric-NAT test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TurnSource {
+    /// The test, for each member (TURN REST API, [`turn_rest_credential`]), given with
+    /// `--ice-server turn:… --ice-username … --ice-credential …`.
+    Test,
+    /// The signaling server (`serve --turn URL --turn-secret-file PATH`), in its `joined`
+    /// frame: members get no ICE flag at all.
+    Server,
+}
+
+/// THE HOOK for server-minted TURN credentials: the symmetric-NAT test's source. Switch to
+/// [`TurnSource::Server`] once `fast-rtc-server serve --turn … --turn-secret-file …` has landed.
+pub fn symmetric_turn_source() -> TurnSource {
+    TurnSource::Test
+}
+
 /// What the members are given to get past NATs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ice {
@@ -63,9 +80,9 @@ pub enum Ice {
     None,
     /// A STUN server, from `source`.
     Stun(StunSource),
-    /// coturn as a TURN server with REST API credentials (`use-auth-secret`) minted by the test
-    /// for each member (until the server mints them) and no static password anywhere.
-    Turn,
+    /// coturn as a TURN server with REST API credentials (`use-auth-secret`; no static password
+    /// anywhere), minted by `source`.
+    Turn(TurnSource),
 }
 
 /// One test: the members' NAT, every link's spec, what ICE servers they get.
@@ -278,28 +295,9 @@ pub fn run(scenario: &Scenario) -> Outcome {
     std::fs::create_dir_all(&scratch.0).unwrap();
     let public_ip = public.public_addr();
 
-    // The signaling server, on the public site.
-    let secret_file = scratch.0.join("secret");
-    std::fs::write(&secret_file, random_secret()).unwrap();
-    let server_log = scratch.0.join("server.log");
-    let mut serve = public.command(server_bin::path().unwrap());
-    serve
-        .args([
-            "serve",
-            "--listen",
-            &format!("{public_ip}:{SIGNALING_PORT}"),
-        ])
-        .arg("--secret-file")
-        .arg(&secret_file)
-        .stderr(std::fs::File::create(&server_log).unwrap());
-    if scenario.ice == Ice::Stun(StunSource::Server) {
-        serve.args(["--stun-listen", &format!("{public_ip}:{TURN_PORT}")]);
-    }
-    let server = ServerProcess::spawn(&mut serve).unwrap_or_else(|e| panic!("server: {e}"));
-
     // coturn, for STUN from coturn or TURN.
     let turn_secret = random_secret();
-    let coturn = matches!(scenario.ice, Ice::Stun(StunSource::Coturn) | Ice::Turn).then(|| {
+    let coturn = matches!(scenario.ice, Ice::Stun(StunSource::Coturn) | Ice::Turn(_)).then(|| {
         let probe = public
             .enter(|| UdpSocket::bind((public_ip, 0)))
             .unwrap()
@@ -320,15 +318,42 @@ pub fn run(scenario: &Scenario) -> Outcome {
         .unwrap_or_else(|e| panic!("coturn: {e}"))
     });
 
+    // The signaling server, on the public site.
+    let secret_file = scratch.0.join("secret");
+    std::fs::write(&secret_file, random_secret()).unwrap();
+    let server_log = scratch.0.join("server.log");
+    let mut serve = public.command(server_bin::path().unwrap());
+    serve
+        .args([
+            "serve",
+            "--listen",
+            &format!("{public_ip}:{SIGNALING_PORT}"),
+        ])
+        .arg("--secret-file")
+        .arg(&secret_file)
+        .stderr(std::fs::File::create(&server_log).unwrap());
+    if scenario.ice == Ice::Stun(StunSource::Server) {
+        serve.args(["--stun-listen", &format!("{public_ip}:{TURN_PORT}")]);
+    }
+    if let (Ice::Turn(TurnSource::Server), Some(coturn)) = (scenario.ice, &coturn) {
+        let file = scratch.0.join("turn-secret");
+        std::fs::write(&file, &turn_secret).unwrap();
+        serve
+            .args(["--turn", coturn.url()])
+            .arg("--turn-secret-file")
+            .arg(file);
+    }
+    let server = ServerProcess::spawn(&mut serve).unwrap_or_else(|e| panic!("server: {e}"));
+
     let mut members: Vec<Member> = Vec::new();
     for name in &names {
         let site = lab.site(name).unwrap();
         let ice_args = match scenario.ice {
-            Ice::None | Ice::Stun(StunSource::Server) => Vec::new(),
+            Ice::None | Ice::Stun(StunSource::Server) | Ice::Turn(TurnSource::Server) => Vec::new(),
             Ice::Stun(StunSource::Coturn) => {
                 vec!["--ice-server".into(), coturn.as_ref().unwrap().stun_url()]
             }
-            Ice::Turn => {
+            Ice::Turn(TurnSource::Test) => {
                 let (user, credential) =
                     turn_rest_credential(&turn_secret, name, Duration::from_secs(600));
                 vec![
