@@ -83,6 +83,16 @@ impl Site {
     pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {
         netns::enter(&self.namespace, f)
     }
+
+    /// Starts `f` on a thread inside the host's namespace and returns its handle at once: a
+    /// member or a server run in this process (the threads it starts are in the namespace
+    /// too). Join it before the lab is dropped; its sockets go with the namespace.
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<std::thread::JoinHandle<Result<T, LabError>>, LabError> {
+        netns::spawn(&self.namespace, f)
+    }
 }
 
 /// A lab's description: sites, links, the seed. [`build`](Self::build) makes it.
@@ -170,7 +180,7 @@ impl LabBuilder {
             }
         }
         lab.wan = Some(Wan::start(ports, |f, t| specs[f][t], self.seed)?);
-        tracing::info!(prefix = %base, sites = lab.sites.len(), "lab up");
+        tracing::info!(namespaces = %format!("{base}-*"), sites = lab.sites.len(), "lab up");
         Ok(lab)
     }
 
@@ -307,7 +317,9 @@ impl Lab {
     /// Makes a namespace and remembers it (for the teardown).
     fn add_namespace(&mut self, name: String) -> Result<String, LabError> {
         netns::add(&name)?;
+        // Deleted on drop from here on, even if configuring it fails.
         self.namespaces.push(name.clone());
+        netns::configure(&name)?;
         Ok(name)
     }
 
@@ -412,6 +424,6 @@ impl Drop for Lab {
         for ns in self.namespaces.drain(..).rev() {
             netns::delete(&ns);
         }
-        tracing::info!(prefix = %self.prefix, "lab down");
+        tracing::info!(prefix = %self.prefix, "lab down: its namespaces are deleted");
     }
 }

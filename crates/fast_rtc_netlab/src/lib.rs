@@ -51,6 +51,11 @@
 //! // A socket of the site's own, bound from this process.
 //! let socket = alice.enter(|| std::net::UdpSocket::bind((alice.addr(), 0)))??;
 //! socket.send_to(b"hi", (server.public_addr(), 9))?;
+//! // A thread inside Bob's site for as long as it runs (a member in this process): the
+//! // threads it starts, and their sockets, are in the site too.
+//! let bob = lab.site("bob")?.addr();
+//! let member = lab.site("bob")?.spawn(move || std::net::UdpSocket::bind((bob, 0)).is_ok())?;
+//! assert!(member.join().map_err(|_| "panicked")??);
 //! println!("{:?}", lab.link_stats("alice", "server")?);
 //! # Ok(())
 //! # }

@@ -7,14 +7,19 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::fs::File;
+use std::thread::JoinHandle;
 
 /// Where `ip netns` keeps its named namespaces.
 const NETNS_DIR: &str = "/run/netns";
 
-/// Makes the namespace `name` with its loopback up and IPv6 off (the lab is IPv4; no router
-/// solicitations on its links).
+/// Makes the namespace `name` (empty: see [`configure`]).
 pub(crate) fn add(name: &str) -> Result<(), LabError> {
-    cmd::ip(&["netns", "add", name])?;
+    cmd::ip(&["netns", "add", name]).map(drop)
+}
+
+/// Brings the loopback of namespace `name` up and turns IPv6 off (the lab is IPv4; no router
+/// solicitations on its links).
+pub(crate) fn configure(name: &str) -> Result<(), LabError> {
     cmd::ip_in(name, &["link", "set", "lo", "up"])?;
     sysctl(name, "net.ipv6.conf.all.disable_ipv6=1")?;
     sysctl(name, "net.ipv6.conf.default.disable_ipv6=1")?;
@@ -46,6 +51,30 @@ pub(crate) fn kill_all(name: &str) {
             let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
+}
+
+/// Starts `f` on a new thread that first enters the namespace `name`, and returns at once: for
+/// what runs as long as the lab (a member, a server, in this process). The thread's own
+/// threads are born in the namespace too.
+pub(crate) fn spawn<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<JoinHandle<Result<T, LabError>>, LabError> {
+    let namespace = name.to_owned();
+    let file = File::open(format!("{NETNS_DIR}/{name}")).map_err(|source| LabError::Enter {
+        namespace: namespace.clone(),
+        source,
+    })?;
+    std::thread::Builder::new()
+        .name(format!("netns {name}"))
+        .spawn(move || {
+            nix::sched::setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| LabError::Enter {
+                namespace,
+                source: e.into(),
+            })?;
+            Ok(f())
+        })
+        .map_err(LabError::Thread)
 }
 
 /// Runs `f` on a new thread that first enters the namespace `name`: sockets and devices it

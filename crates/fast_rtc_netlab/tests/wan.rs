@@ -195,6 +195,22 @@ fn dropping_the_lab_deletes_its_namespaces_and_what_runs_in_them() {
         .arg("60")
         .spawn()
         .unwrap();
+    // A thread of this process inside a site: it binds there, and its own threads are there.
+    let b = lab.site("b").unwrap().clone();
+    let addr = b.addr();
+    let bound = lab
+        .site("b")
+        .unwrap()
+        .spawn(move || std::thread::spawn(move || UdpSocket::bind((addr, 0))).join())
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    assert_eq!(bound.ip(), b.addr());
     drop(lab);
     assert!(fast_rtc_netlab::list(&prefix).unwrap().is_empty());
     // Killed by the teardown, not by us.
@@ -212,4 +228,55 @@ fn dropping_the_lab_deletes_its_namespaces_and_what_runs_in_them() {
         "{bad:?}"
     );
     assert!(fast_rtc_netlab::list("nltdrop").unwrap().is_empty());
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, TUN, nftables): scripts/netlab-test.sh"]
+fn a_lab_that_fails_half_way_deletes_what_it_made() {
+    // Learn this process's next lab number, then make the namespace its second site would
+    // take (for the next 20 numbers, in case other tests build labs meanwhile).
+    let probe = Lab::builder()
+        .prefix("nltfail")
+        .site("a", Nat::None)
+        .build()
+        .unwrap();
+    let n: u32 = probe.sites()[0].namespace()["nltfailx".len()..]
+        .split('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    drop(probe);
+    let squatters: Vec<String> = (n + 1..=n + 20)
+        .map(|k| format!("nltfailx{k}-b-nat"))
+        .collect();
+    for name in &squatters {
+        let status = std::process::Command::new("ip")
+            .args(["netns", "add", name])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    // Site a (behind a NAT: two namespaces, a veth pair, nftables, a TUN device) is made,
+    // then site b's NAT namespace exists already: the build fails.
+    let failed = Lab::builder()
+        .prefix("nltfail")
+        .site("a", Nat::Cone)
+        .site("b", Nat::Symmetric)
+        .build();
+    let left = fast_rtc_netlab::list("nltfail").unwrap();
+    for name in &squatters {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", name])
+            .status();
+    }
+    let err = failed.unwrap_err();
+    println!("a lab that fails half-way: {err}");
+    assert!(
+        matches!(err, fast_rtc_netlab::LabError::Command { .. }),
+        "{err}"
+    );
+    let mut left: Vec<&String> = left.iter().filter(|n| !squatters.contains(n)).collect();
+    left.sort();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
