@@ -19,7 +19,8 @@ pub struct LinkStats {
     pub sent: u64,
     /// Dropped by the link's loss draw.
     pub lost: u64,
-    /// Dropped because the destination's queue was full ([`QUEUE_BOUND`]).
+    /// Dropped because the destination's queue was full ([`QUEUE_BOUND`]) or its device
+    /// refused the write.
     pub overflowed: u64,
     /// Written to the destination.
     pub delivered: u64,
