@@ -42,6 +42,8 @@ echo "== TURN: native members in network namespaces linked only through a real c
 ./scripts/turn-test.sh
 echo "== TURN on loopback: a wrong password is a typed fault, the right one links relay to relay"
 ./scripts/turn-loopback-test.sh
+echo "== network lab: members in namespaces across a user-space WAN (delay, loss, NATs), coturn"
+./scripts/netlab-test.sh
 echo "== multiplayer example, headless, 3 bots, voice (must meet and hear every bot and exit 0)"
 cargo run --locked --features voice --example multiplayer -- --headless --bots 3 --seconds 10
 echo "== rollback example, headless, 2 bots (a 3-player bevy_ggrs match with no desync)"

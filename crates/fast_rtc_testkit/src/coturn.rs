@@ -1,5 +1,7 @@
-//! A coturn (Debian's `turnserver`) of the test's own: UDP only, on a free port of one address,
-//! with long-term credentials for one user; killed (and its directory removed) on drop.
+//! A coturn (Debian's `turnserver`) of the test's own: UDP only, on one address, with
+//! long-term credentials for one user or a TURN REST API secret ([`CoturnAuth`]), optionally
+//! inside a network namespace ([`CoturnOptions::wrapper`]); killed (and its directory removed)
+//! on drop.
 //!
 //! Used by the swarm's `tests/e2e_turn.rs` (on 127.0.0.1) and the bench's relay rows (on the
 //! address its members bind). `./scripts/need.sh turnserver coturn` installs it.
@@ -66,13 +68,50 @@ pub enum CoturnError {
     },
 }
 
-/// A running coturn with one long-term-credential user; killed on drop.
+/// How clients authenticate to a [`Coturn`].
+#[derive(Clone, Debug)]
+pub enum CoturnAuth {
+    /// One long-term-credential user (`--lt-cred-mech --user USER:PASSWORD`).
+    User {
+        /// The username.
+        user: String,
+        /// Its password.
+        password: String,
+    },
+    /// The TURN REST API scheme (`--use-auth-secret --static-auth-secret SECRET`): a username
+    /// `EXPIRY:NAME` (unix seconds) with the credential base64(HMAC-SHA1(SECRET, username)),
+    /// refused once EXPIRY has passed.
+    Secret(String),
+}
+
+/// Where and how to start a [`Coturn`] ([`Coturn::start_with`]).
+#[derive(Debug)]
+pub struct CoturnOptions {
+    /// Its listening and relay address.
+    pub ip: IpAddr,
+    /// Its UDP port; `None` picks a free one on `ip` (which must then be an address of this
+    /// process's network namespace).
+    pub port: Option<u16>,
+    /// How clients authenticate.
+    pub auth: CoturnAuth,
+    /// Words put before `turnserver` (`ip netns exec NAMESPACE` to run it inside a network
+    /// namespace); empty to run it directly.
+    pub wrapper: Vec<String>,
+    /// The socket the readiness probe is sent from; `None` binds one on `ip`. Give one bound
+    /// inside the namespace when coturn runs in another.
+    pub probe: Option<UdpSocket>,
+    /// Peer addresses it may relay to (`--allowed-peer-ip`, `A-B` ranges), besides loopback
+    /// ones when `ip` is a loopback address.
+    pub allowed_peers: Vec<String>,
+}
+
+/// A running coturn; killed (and its directory removed) on drop.
 #[derive(Debug)]
 pub struct Coturn {
     child: Child,
     dir: PathBuf,
-    addr: SocketAddr,
     url: String,
+    addr: SocketAddr,
 }
 
 impl Coturn {
@@ -80,19 +119,50 @@ impl Coturn {
     /// long-term credentials `user:password`, and waits until it answers a STUN binding request.
     /// Loopback peers are allowed when `ip` is a loopback address.
     pub fn start(ip: IpAddr, user: &str, password: &str) -> Result<Coturn, CoturnError> {
-        let port = UdpSocket::bind((ip, 0))
-            .and_then(|s| s.local_addr())
-            .map_err(|source| CoturnError::Port { ip, source })?
-            .port();
-        Coturn::start_at(SocketAddr::new(ip, port), user, password)
+        Coturn::start_with(CoturnOptions {
+            ip,
+            port: None,
+            auth: CoturnAuth::User {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            },
+            wrapper: Vec::new(),
+            probe: None,
+            allowed_peers: Vec::new(),
+        })
     }
 
     /// [`Coturn::start`] on the given address: e.g. the address of one that was dropped, to
     /// restart a TURN server under its clients (their allocations are gone).
     pub fn start_at(addr: SocketAddr, user: &str, password: &str) -> Result<Coturn, CoturnError> {
-        let (ip, port) = (addr.ip(), addr.port());
-        let dir =
-            std::env::temp_dir().join(format!("fast-rtc-coturn-{}-{port}", std::process::id()));
+        Coturn::start_with(CoturnOptions {
+            ip: addr.ip(),
+            port: Some(addr.port()),
+            auth: CoturnAuth::User {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            },
+            wrapper: Vec::new(),
+            probe: None,
+            allowed_peers: Vec::new(),
+        })
+    }
+
+    /// Starts `turnserver` as `options` say, and waits until it answers a STUN binding request
+    /// sent from the probe socket.
+    pub fn start_with(options: CoturnOptions) -> Result<Coturn, CoturnError> {
+        let ip = options.ip;
+        let port = match options.port {
+            Some(port) => port,
+            None => UdpSocket::bind((ip, 0))
+                .and_then(|s| s.local_addr())
+                .map_err(|source| CoturnError::Port { ip, source })?
+                .port(),
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "fast-rtc-coturn-{}-{ip}-{port}",
+            std::process::id()
+        ));
         let dir_error = |source| CoturnError::Dir {
             dir: dir.clone(),
             source,
@@ -102,14 +172,20 @@ impl Coturn {
         std::fs::write(&empty_conf, "").map_err(dir_error)?;
         let log = std::fs::File::create(dir.join("turn.log")).map_err(dir_error)?;
         let ip_s = ip.to_string();
-        let mut cmd = Command::new("turnserver");
+        let mut cmd = match options.wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg("turnserver");
+                cmd
+            }
+            None => Command::new("turnserver"),
+        };
         cmd.args([
             "--no-cli",
             "--no-tls",
             "--no-dtls",
             "--no-tcp",
             "--no-tcp-relay",
-            "--lt-cred-mech",
             "--fingerprint",
             "--realm",
             REALM,
@@ -117,19 +193,30 @@ impl Coturn {
             &ip_s,
             "--relay-ip",
             &ip_s,
-        ])
-        .args(["--user", &format!("{user}:{password}")])
-        .args(["--listening-port", &port.to_string()])
-        // Debian's /etc/turnserver.conf says `syslog`: read an empty file instead, log to stdout.
-        .arg("-c")
-        .arg(&empty_conf)
-        .args(["--log-file", "stdout"])
-        .arg("--pidfile")
-        .arg(dir.join("turn.pid"))
-        .arg("--userdb")
-        .arg(dir.join("turndb"))
-        .stdout(log)
-        .stderr(Stdio::null());
+        ]);
+        match &options.auth {
+            CoturnAuth::User { user, password } => {
+                cmd.arg("--lt-cred-mech")
+                    .args(["--user", &format!("{user}:{password}")]);
+            }
+            CoturnAuth::Secret(secret) => {
+                cmd.args(["--use-auth-secret", "--static-auth-secret", secret]);
+            }
+        }
+        for range in &options.allowed_peers {
+            cmd.args(["--allowed-peer-ip", range]);
+        }
+        cmd.args(["--listening-port", &port.to_string()])
+            // Debian's /etc/turnserver.conf says `syslog`: read an empty file instead, log to stdout.
+            .arg("-c")
+            .arg(&empty_conf)
+            .args(["--log-file", "stdout"])
+            .arg("--pidfile")
+            .arg(dir.join("turn.pid"))
+            .arg("--userdb")
+            .arg(dir.join("turndb"))
+            .stdout(log)
+            .stderr(Stdio::null());
         if ip.is_loopback() {
             cmd.arg("--allow-loopback-peers");
         }
@@ -140,20 +227,32 @@ impl Coturn {
                 return Err(CoturnError::Spawn { source });
             }
         };
+        let addr = SocketAddr::new(ip, port);
         // Killed (and its directory removed) on drop, also when it does not come up.
         let mut coturn = Coturn {
             child,
             dir,
-            addr,
             url: format!("turn:{ip}:{port}?transport=udp"),
+            addr,
         };
-        coturn.wait_ready(SocketAddr::new(ip, port))?;
+        let probe = match options.probe {
+            Some(probe) => probe,
+            None => {
+                UdpSocket::bind((ip, 0)).map_err(|source| CoturnError::Probe { addr, source })?
+            }
+        };
+        coturn.wait_ready(&probe)?;
         Ok(coturn)
     }
 
-    /// Where it listens (UDP).
+    /// Its UDP address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Its URL as a STUN server: `stun:IP:PORT`.
+    pub fn stun_url(&self) -> String {
+        format!("stun:{}", self.addr)
     }
 
     /// Its URL: `turn:IP:PORT?transport=udp`.
@@ -166,10 +265,11 @@ impl Coturn {
         std::fs::read_to_string(self.dir.join("turn.log")).unwrap_or_default()
     }
 
-    /// Waits until coturn answers a STUN binding request at `addr` (100 tries, 100 ms apart).
-    fn wait_ready(&mut self, addr: SocketAddr) -> Result<(), CoturnError> {
+    /// Waits until coturn answers a STUN binding request sent from `probe` (100 tries, 100 ms
+    /// apart).
+    fn wait_ready(&mut self, probe: &UdpSocket) -> Result<(), CoturnError> {
+        let addr = self.addr;
         let probe_error = |source| CoturnError::Probe { addr, source };
-        let probe = UdpSocket::bind((addr.ip(), 0)).map_err(probe_error)?;
         probe
             .set_read_timeout(Some(Duration::from_millis(100)))
             .map_err(probe_error)?;

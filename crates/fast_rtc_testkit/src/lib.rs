@@ -10,9 +10,11 @@
 //! - [`server_bin`]: where the `fast-rtc-server` binary is, spawning it (or any child that
 //!   announces itself on its first line of output) and reading its listening line.
 //! - [`redis`]: a Redis (or Valkey) server of the test's own on a free loopback port.
-//! - [`coturn`]: Debian's coturn (`turnserver`) on a free port, with one long-term user.
+//! - [`coturn`]: Debian's coturn (`turnserver`) on a free port, with one long-term user or a
+//!   TURN REST API secret, optionally inside a network namespace (the network lab's tests).
 //! - [`routes`]: the native backend's `selected candidate pair` events, recorded by a tracing
-//!   layer (relay or direct, read from the event's fields).
+//!   layer (candidate types and addresses, read from the event's fields; `echo_peer` reports
+//!   them in its `open` events).
 //! - [`pki`]: a test CA and a certificate it signed for `127.0.0.1` and `localhost`.
 //!
 //! The helpers return errors (their callers, tests, turn them into failures with a message);

@@ -1,5 +1,6 @@
 //! How links were routed: the native backend's `selected candidate pair` tracing events (their
-//! `id`, `local` and `remote` fields), recorded by [`RouteLayer`] into one process-wide list.
+//! `id`, `local`, `remote`, `local_addr` and `remote_addr` fields), recorded by [`RouteLayer`]
+//! into one process-wide list.
 //!
 //! Read from the event's fields, not from formatted text. Used by the swarm's
 //! `tests/e2e_turn.rs` and the bench's relay rows to check that a link went relay to relay.
@@ -23,6 +24,10 @@ pub struct Route {
     pub local: String,
     /// The remote candidate's type.
     pub remote: String,
+    /// The local candidate's address (`IP:PORT`; a relay candidate's is on the TURN server).
+    pub local_addr: String,
+    /// The remote candidate's address.
+    pub remote_addr: String,
 }
 
 impl Route {
@@ -65,6 +70,8 @@ impl<S: tracing::Subscriber> Layer<S> for RouteLayer {
             id: String,
             local: String,
             remote: String,
+            local_addr: String,
+            remote_addr: String,
         }
         impl tracing::field::Visit for Fields {
             fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
@@ -74,6 +81,8 @@ impl<S: tracing::Subscriber> Layer<S> for RouteLayer {
                     "id" => self.id = value,
                     "local" => self.local = value,
                     "remote" => self.remote = value,
+                    "local_addr" => self.local_addr = value,
+                    "remote_addr" => self.remote_addr = value,
                     _ => {}
                 }
             }
@@ -88,6 +97,8 @@ impl<S: tracing::Subscriber> Layer<S> for RouteLayer {
                     id: f.id,
                     local: f.local,
                     remote: f.remote,
+                    local_addr: f.local_addr,
+                    remote_addr: f.remote_addr,
                 });
         }
     }

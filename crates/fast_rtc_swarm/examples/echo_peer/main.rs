@@ -13,7 +13,8 @@
 //! `--fast-only` leaves `state` out.
 //!
 //! For test harnesses (`tests/js_native_interop.rs`): `--json` prints one JSON object per line
-//! on stdout for each event (`open`, `close`, `data`, `send_error`, `fault`), `--hello-binary`
+//! on stdout for each event (`open`, `close`, `data`, `send_error`, `fault`, `signaling`: the
+//! signaling session's state, `Joined` once the server took it into the room), `--hello-binary`
 //! also sends the hello as a binary message, and `--stdin` reads commands from stdin (`close`
 //! leaves the room; end of input does too), so a harness can close it at a moment of its
 //! choosing.
@@ -26,6 +27,12 @@
 //! For TURN tests (`scripts/turn-test.sh`): `--ice-server URL` (repeatable) with
 //! `--ice-username`/`--ice-credential`, `--relay-only` (relay candidates only) and `--bind ADDR`
 //! (the local UDP address to bind instead of `127.0.0.1:0`).
+//!
+//! Each `open` event also names the link's selected candidate pair, as the native backend
+//! logged it from webrtc-rs's stats when ICE connected (recorded by the test kit's
+//! `RouteLayer`): `local` and `remote` are the candidate types (`host`, `srflx`, `prflx`,
+//! `relay`), `localAddr` and `remoteAddr` their addresses (`null` if none was recorded). The
+//! network lab's tests (`crates/fast_rtc_netlab/tests/`) read them.
 
 #[cfg(feature = "voice")]
 mod voice;
@@ -35,7 +42,9 @@ use fast_rtc_swarm::{
     ChannelConfig, ChannelId, IceServer, IceTransportPolicy, NativeConfig, Payload, Signaling,
     SwarmConfig, SwarmEvent, SwarmHandle, TrackId, start,
 };
+use fast_rtc_testkit::routes::{self, RouteLayer};
 use serde_json::{Value, json};
+use tracing_subscriber::prelude::*;
 
 const HELLO: &str = "hello from native";
 const ECHO: &str = "echo:";
@@ -134,11 +143,15 @@ fn payload_json(payload: &Payload) -> Value {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter),
         )
-        .with_writer(std::io::stderr)
+        .with(RouteLayer::filtered())
         .init();
     let mut config = SwarmConfig::new(args.room);
     if !args.fast_only {
@@ -192,6 +205,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             match event {
                 SwarmEvent::Open(peer) => {
                     let origin = format!("{:?}", peer.origin);
+                    // Logged when ICE connected, before the channels opened.
+                    let route = routes::recorded(&[peer.id.to_string()]).pop();
+                    let via = route
+                        .as_ref()
+                        .map(|r| format!(" via {} -> {}", r.local, r.remote))
+                        .unwrap_or_default();
                     report(
                         json,
                         json!({
@@ -199,8 +218,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                             "userId": peer.user_id.to_string(),
                             "id": peer.id.to_string(),
                             "origin": origin,
+                            "local": route.as_ref().map(|r| &r.local),
+                            "remote": route.as_ref().map(|r| &r.remote),
+                            "localAddr": route.as_ref().map(|r| &r.local_addr),
+                            "remoteAddr": route.as_ref().map(|r| &r.remote_addr),
                         }),
-                        Some(format!("open {}", peer.user_id)),
+                        Some(format!("open {}{via}", peer.user_id)),
                     );
                     send(&peer.user_id, ChannelId::FAST, HELLO.into());
                     if args.hello_binary {
@@ -257,6 +280,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     json,
                     json!({ "type": "track", "userId": peer.to_string(), "state": "removed" }),
                     Some(format!("{peer} removed a track")),
+                ),
+                SwarmEvent::Signaling(state) => report(
+                    json,
+                    json!({ "type": "signaling", "state": format!("{state:?}") }),
+                    Some(format!("signaling: {state:?}")),
                 ),
                 SwarmEvent::Fault(fault) => {
                     report(

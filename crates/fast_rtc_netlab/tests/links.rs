@@ -1,0 +1,79 @@
+//! Real WebRTC links across the lab: two `echo_peer` members on their own sites, the signaling
+//! server (and coturn, for STUN or TURN) on a public one. Each test asserts that every link
+//! opened, that data crossed both ways (each member's hello came back echoed), and the kind of
+//! the selected candidate pair at both ends; it prints the join time (the joiner's start to its
+//! first open) and the pairs. Needs root: `#[ignore]`d in a plain `cargo test`;
+//! `scripts/netlab-test.sh` runs them (`FAST_RTC_NETLAB_SEED` picks the loss draws' seed).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+
+mod common;
+
+use common::{Ice, Scenario, cone_stun_source, run, symmetric_turn_source};
+use fast_rtc_netlab::{LinkSpec, Nat};
+use std::time::Duration;
+
+/// 40 ms one way on every link: 80 ms round trips.
+const WAN: LinkSpec = LinkSpec::delay(Duration::from_millis(40));
+
+/// One link between the two members, opened at both ends, whose selected pair is of `kind`.
+fn assert_kinds(outcome: &common::Outcome, kind: &str) {
+    assert_eq!(outcome.ends.len(), 2, "one link, two ends: {outcome:?}");
+    assert_eq!(outcome.links.len(), 1, "one link, two ends: {outcome:?}");
+    assert!(
+        outcome.links.iter().all(|(_, k)| *k == kind),
+        "expected a {kind} pair: {outcome:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, TUN, nftables): scripts/netlab-test.sh"]
+fn no_nat_80ms_rtt_links_over_host_pairs() {
+    let outcome = run(&Scenario {
+        name: "no NAT, 80 ms RTT, 0 % loss",
+        nat: Nat::None,
+        link: WAN,
+        ice: Ice::None,
+        members: 2,
+    });
+    assert_kinds(&outcome, "host");
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, TUN, nftables): scripts/netlab-test.sh"]
+fn no_nat_80ms_rtt_3_percent_loss_links_over_host_pairs() {
+    let outcome = run(&Scenario {
+        name: "no NAT, 80 ms RTT, 3 % loss each way",
+        nat: Nat::None,
+        link: WAN.with_loss(0.03),
+        ice: Ice::None,
+        members: 2,
+    });
+    assert_kinds(&outcome, "host");
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, TUN, nftables): scripts/netlab-test.sh"]
+fn cone_nats_with_stun_link_over_server_reflexive_pairs() {
+    let outcome = run(&Scenario {
+        name: "cone NATs, STUN, 80 ms RTT",
+        nat: Nat::Cone,
+        link: WAN,
+        ice: Ice::Stun(cone_stun_source()),
+        members: 2,
+    });
+    assert_kinds(&outcome, "srflx");
+}
+
+#[test]
+#[ignore = "needs root (network namespaces, TUN, nftables): scripts/netlab-test.sh"]
+fn symmetric_nats_with_turn_link_over_relay_pairs() {
+    let outcome = run(&Scenario {
+        name: "symmetric NATs, TURN (REST credentials), 80 ms RTT",
+        nat: Nat::Symmetric,
+        link: WAN,
+        ice: Ice::Turn(symmetric_turn_source()),
+        members: 2,
+    });
+    assert_kinds(&outcome, "relay");
+}
