@@ -429,6 +429,7 @@ mod tests {
         assert_eq!(r.binary(c, 3), []);
         let joined = ServerMsg::Joined {
             user_id: "alice".into(),
+            ice_servers: None,
         };
         assert_eq!(
             r.delivered(c, &joined),
@@ -447,6 +448,7 @@ mod tests {
             c,
             &ServerMsg::Joined {
                 user_id: "alice".into(),
+                ice_servers: None,
             },
         );
         assert_eq!(
