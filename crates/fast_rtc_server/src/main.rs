@@ -175,6 +175,9 @@ struct TokenArgs {
     secret: SecretArgs,
 }
 
+/// The most tungstenite may log (it traces every frame's payload).
+const TUNGSTENITE_CAP: &str = "tungstenite=debug";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -217,7 +220,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+                // tungstenite traces whole frames, and `joined` carries TURN credentials:
+                // never below debug, whatever RUST_LOG says.
+                .add_directive(TUNGSTENITE_CAP.parse().unwrap_or_default()),
         )
         .init();
     let config = ServerConfig {
@@ -290,7 +296,11 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let mut server = Server::new(config, JwtAuthenticator::new(&secret));
         if let Some(socket) = stun_socket {
             let stun_addr = socket.local_addr().map_err(|e| e.to_string())?;
-            println!("fast-rtc-server STUN on udp://{stun_addr}");
+            // A reader may have stopped after the first line: never fail on this one.
+            let _ = writeln!(
+                std::io::stdout(),
+                "fast-rtc-server STUN on udp://{stun_addr}"
+            );
             server = server.with_stun_socket(socket);
         }
         let _ = std::io::stdout().flush();
