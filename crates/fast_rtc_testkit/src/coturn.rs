@@ -1,5 +1,7 @@
 //! A coturn (Debian's `turnserver`) of the test's own: UDP only, on a free port of one address,
-//! with long-term credentials for one user; killed (and its directory removed) on drop.
+//! with long-term credentials for one user ([`Coturn::start`]) or coturn's TURN REST API
+//! (`use-auth-secret` + `static-auth-secret`, [`Coturn::start_with_secret`]); killed (and its
+//! directory removed) on drop.
 //!
 //! Used by the swarm's `tests/e2e_turn.rs` (on 127.0.0.1) and the bench's relay rows (on the
 //! address its members bind). `./scripts/need.sh turnserver coturn` installs it.
@@ -66,7 +68,15 @@ pub enum CoturnError {
     },
 }
 
-/// A running coturn with one long-term-credential user; killed on drop.
+/// How coturn authenticates.
+enum Auth<'a> {
+    /// One long-term-credential user.
+    User { user: &'a str, password: &'a str },
+    /// Time-limited credentials minted with this `static-auth-secret`.
+    Secret(&'a str),
+}
+
+/// A running coturn; killed on drop.
 #[derive(Debug)]
 pub struct Coturn {
     child: Child,
@@ -79,6 +89,18 @@ impl Coturn {
     /// long-term credentials `user:password`, and waits until it answers a STUN binding request.
     /// Loopback peers are allowed when `ip` is a loopback address.
     pub fn start(ip: IpAddr, user: &str, password: &str) -> Result<Coturn, CoturnError> {
+        Self::start_with(ip, Auth::User { user, password })
+    }
+
+    /// Starts `turnserver` like [`Coturn::start`], but taking the TURN REST API's
+    /// time-limited credentials (`use-auth-secret`): username `<unix expiry>:<name>`,
+    /// password `base64(HMAC-SHA1(secret, username))`, refused once the expiry has passed.
+    /// The secret goes in coturn's config file (mode 0600), not on its command line.
+    pub fn start_with_secret(ip: IpAddr, secret: &str) -> Result<Coturn, CoturnError> {
+        Self::start_with(ip, Auth::Secret(secret))
+    }
+
+    fn start_with(ip: IpAddr, auth: Auth<'_>) -> Result<Coturn, CoturnError> {
         let port = UdpSocket::bind((ip, 0))
             .and_then(|s| s.local_addr())
             .map_err(|source| CoturnError::Port { ip, source })?
@@ -90,8 +112,12 @@ impl Coturn {
             source,
         };
         std::fs::create_dir_all(&dir).map_err(dir_error)?;
-        let empty_conf = dir.join("empty.conf");
-        std::fs::write(&empty_conf, "").map_err(dir_error)?;
+        let conf = dir.join("turnserver.conf");
+        let conf_text = match &auth {
+            Auth::User { .. } => String::new(),
+            Auth::Secret(secret) => format!("use-auth-secret\nstatic-auth-secret={secret}\n"),
+        };
+        write_private(&conf, &conf_text).map_err(dir_error)?;
         let log = std::fs::File::create(dir.join("turn.log")).map_err(dir_error)?;
         let ip_s = ip.to_string();
         let mut cmd = Command::new("turnserver");
@@ -101,7 +127,6 @@ impl Coturn {
             "--no-dtls",
             "--no-tcp",
             "--no-tcp-relay",
-            "--lt-cred-mech",
             "--fingerprint",
             "--realm",
             REALM,
@@ -110,11 +135,11 @@ impl Coturn {
             "--relay-ip",
             &ip_s,
         ])
-        .args(["--user", &format!("{user}:{password}")])
         .args(["--listening-port", &port.to_string()])
-        // Debian's /etc/turnserver.conf says `syslog`: read an empty file instead, log to stdout.
+        // Debian's /etc/turnserver.conf says `syslog`: read our own file instead (empty, or
+        // the REST API secret), log to stdout.
         .arg("-c")
-        .arg(&empty_conf)
+        .arg(&conf)
         .args(["--log-file", "stdout"])
         .arg("--pidfile")
         .arg(dir.join("turn.pid"))
@@ -122,6 +147,10 @@ impl Coturn {
         .arg(dir.join("turndb"))
         .stdout(log)
         .stderr(Stdio::null());
+        if let Auth::User { user, password } = auth {
+            cmd.arg("--lt-cred-mech")
+                .args(["--user", &format!("{user}:{password}")]);
+        }
         if ip.is_loopback() {
             cmd.arg("--allow-loopback-peers");
         }
@@ -183,6 +212,16 @@ impl Coturn {
             log: self.log(),
         })
     }
+}
+
+/// Writes `text` to `path`, readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 impl Drop for Coturn {
