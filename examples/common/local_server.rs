@@ -108,7 +108,9 @@ pub(crate) fn signaling(
         .map_err(|e| format!("cannot bind the embedded STUN server: {e}"))?;
     let config = ServerConfig {
         ice: IceConfig {
-            stun_listen: Some(StunListen::new(stun.local_addr().map_err(|e| e.to_string())?)),
+            stun_listen: Some(StunListen::new(
+                stun.local_addr().map_err(|e| e.to_string())?,
+            )),
             ..IceConfig::default()
         },
         ..ServerConfig::default()
