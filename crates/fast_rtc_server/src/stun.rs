@@ -301,6 +301,25 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any datagram, and any body behind a Binding request's header: an answer, nothing,
+        /// or an error, never a panic.
+        #[test]
+        fn any_datagram_is_handled_without_panicking(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+            claimed in proptest::prelude::any::<u16>(),
+        ) {
+            let from: SocketAddr = "192.0.2.1:3478".parse().unwrap();
+            let _ = answer(&bytes, from);
+            let mut m = vec![0x00, 0x01];
+            m.extend_from_slice(&claimed.to_be_bytes());
+            m.extend_from_slice(&[0x21, 0x12, 0xa4, 0x42]);
+            m.extend_from_slice(b"transaction!");
+            m.extend_from_slice(&bytes);
+            let _ = answer(&m, from);
+        }
+    }
+
     #[test]
     fn only_binding_requests_are_answered() {
         let from: SocketAddr = "127.0.0.1:1".parse().unwrap();
