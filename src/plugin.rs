@@ -90,7 +90,9 @@ impl FastRtcPlugin {
         self
     }
 
-    /// Adds a STUN or TURN server.
+    /// Adds a STUN or TURN server. Without any, the swarm uses the servers its signaling server
+    /// hands out (`serve --stun-listen`, `--turn`); with any, only the application's are used
+    /// (`fast_rtc_swarm_core::ice`).
     pub fn with_ice_server(mut self, server: IceServer) -> Self {
         self.swarm.ice_servers.push(server);
         self

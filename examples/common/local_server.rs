@@ -5,7 +5,9 @@
 //! gets its URL and token from its query string), so each `main.rs` declares this module for
 //! non-wasm32 targets only.
 use bevy::log::info;
-use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, TokenIssuer};
+use fast_rtc_server::{
+    IceConfig, JwtAuthenticator, Secret, Server, ServerConfig, StunListen, TokenIssuer,
+};
 use std::time::{Duration, SystemTime};
 
 /// The demos' default signaling URL: a server on this machine, started if none answers.
@@ -99,13 +101,31 @@ pub(crate) fn signaling(
         .build()
         .map_err(|e| e.to_string())?;
     let auth = JwtAuthenticator::new(&secret);
+    // Its own STUN server too, handed to every player in `joined` (players with
+    // `--ice-server` use theirs instead): on 3478 of the same address, else any free port.
+    let stun = std::net::UdpSocket::bind((addr.ip(), 3478))
+        .or_else(|_| std::net::UdpSocket::bind((addr.ip(), 0)))
+        .map_err(|e| format!("cannot bind the embedded STUN server: {e}"))?;
+    let config = ServerConfig {
+        ice: IceConfig {
+            stun_listen: Some(StunListen::new(
+                stun.local_addr().map_err(|e| e.to_string())?,
+            )),
+            ..IceConfig::default()
+        },
+        ..ServerConfig::default()
+    };
+    let server = Server::new(config, auth).with_stun_socket(stun);
     let handle = runtime
-        .block_on(Server::new(ServerConfig::default(), auth).spawn(addr))
+        .block_on(server.spawn(addr))
         .map_err(|e| format!("cannot start the embedded signaling server: {e}"))?;
     info!("embedded signaling server at {}", handle.ws_url());
     println!(
-        "started a local signaling server at {} (secret in {})",
+        "started a local signaling server at {} with its STUN server on udp://{} (secret in {})",
         handle.ws_url(),
+        handle
+            .stun_addr()
+            .map_or_else(|| "-".to_owned(), |a| a.to_string()),
         secret_file().display()
     );
     std::mem::forget(handle); // it lives as long as the process

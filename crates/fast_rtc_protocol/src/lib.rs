@@ -7,8 +7,9 @@
 //! may be `null`, `roomId` a string or a number).
 //!
 //! - [`ClientMsg`]: what a member sends (`init`, `offer`, `candidate`, `answer`, `close`).
-//! - [`ServerMsg`]: what the server sends (`accept`, `offerAccepted`, `offerRequest`, `joined`, relayed
-//!   `offer`/`answer`/`candidate`, `leaveSwarm`, `signal_error`).
+//! - [`ServerMsg`]: what the server sends (`accept`, `offerAccepted`, `offerRequest`, `joined`,
+//!   `iceServers`, relayed `offer`/`answer`/`candidate`, `leaveSwarm`, `signal_error`).
+//! - [`IceServer`]: a STUN or TURN server as the server hands it out (`RTCIceServer`'s shape).
 //! - [`decode_client`] / [`decode_server`] parse one frame; a frame that is not valid becomes a
 //!   [`DecodeError`] that says which [`ErrorCode`] the server answers with. Decoding never panics.
 //!
@@ -26,10 +27,12 @@
 #![forbid(unsafe_code)]
 
 mod error;
+mod ice;
 mod ids;
 mod msg;
 
 pub use error::{DecodeError, ErrorCode};
+pub use ice::IceServer;
 pub use ids::{ConnectionId, RoomId, UserId};
 pub use msg::{CONTROL_PREFIX, ClientMsg, IceCandidate, ServerMsg, Signal};
 
@@ -43,6 +46,7 @@ pub const SERVER_ONLY_TYPES: &[&str] = &[
     "offerAccepted",
     "offerRequest",
     "joined",
+    "iceServers",
     "leaveSwarm",
     "signal_error",
 ];
@@ -66,6 +70,7 @@ pub fn decode_server(text: &str) -> Result<ServerMsg, DecodeError> {
         "offerAccepted",
         "offerRequest",
         "joined",
+        "iceServers",
         "leaveSwarm",
         "signal_error",
         "offer",

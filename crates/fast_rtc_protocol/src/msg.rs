@@ -1,6 +1,7 @@
 //! The frames.
 
 use crate::error::ErrorCode;
+use crate::ice::IceServer;
 use crate::ids::{ConnectionId, RoomId, UserId};
 use serde::{Deserialize, Serialize};
 
@@ -132,6 +133,19 @@ pub enum ServerMsg {
     Joined {
         /// This member's identity in the room.
         user_id: UserId,
+        /// The STUN and TURN servers this member may use, TURN credentials minted for it
+        /// (`iceServers`, in `RTCIceServer` shape). Absent when the server hands out none: a
+        /// client then uses its own configuration.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ice_servers: Option<Vec<IceServer>>,
+    },
+    /// Fresh ICE servers for this member, replacing those of its `joined` (or of the previous
+    /// `iceServers`): the server sends them before the TURN credentials it minted expire.
+    /// Connections made earlier keep what they have. This project's extension, ignored by the
+    /// JavaScript reference client.
+    IceServers {
+        /// The servers, TURN credentials freshly minted.
+        ice_servers: Vec<IceServer>,
     },
     /// Relayed from the other end of live link `id` (renegotiation).
     Offer {

@@ -116,11 +116,32 @@ fn encodes_frames_js_client_reads() {
         &encode(&ServerMsg::OfferRequest),
         json!({"type":"offerRequest"}),
     );
+    // Without ICE servers `joined` is exactly what it was: no `iceServers` key at all.
     same_json(
         &encode(&ServerMsg::Joined {
             user_id: "u1".into(),
+            ice_servers: None,
         }),
         json!({"type":"joined","userId":"u1"}),
+    );
+    same_json(
+        &encode(&ServerMsg::Joined {
+            user_id: "u1".into(),
+            ice_servers: Some(vec![
+                IceServer::stun("stun:s.example:3478"),
+                IceServer::turn("turn:t.example:3478?transport=udp", "1700000000:u1", "cred"),
+            ]),
+        }),
+        json!({"type":"joined","userId":"u1","iceServers":[
+            {"urls":["stun:s.example:3478"]},
+            {"urls":["turn:t.example:3478?transport=udp"],"username":"1700000000:u1","credential":"cred"}
+        ]}),
+    );
+    same_json(
+        &encode(&ServerMsg::IceServers {
+            ice_servers: vec![IceServer::stun("stun:s.example:3478")],
+        }),
+        json!({"type":"iceServers","iceServers":[{"urls":["stun:s.example:3478"]}]}),
     );
     same_json(
         &encode(&ServerMsg::LeaveSwarm { id: "a1".into() }),
@@ -152,6 +173,14 @@ fn server_frames_round_trip() {
         ServerMsg::OfferRequest,
         ServerMsg::Joined {
             user_id: "me".into(),
+            ice_servers: None,
+        },
+        ServerMsg::Joined {
+            user_id: "me".into(),
+            ice_servers: Some(vec![IceServer::turn("turn:t:1", "9:me", "c")]),
+        },
+        ServerMsg::IceServers {
+            ice_servers: vec![],
         },
         ServerMsg::LeaveSwarm { id: "z".into() },
         ServerMsg::Candidate {

@@ -586,8 +586,10 @@ impl Hub {
         // The acknowledgement comes first, so the joiner knows it is in before any `accept`.
         self.out.send(
             conn,
+            // The shell adds the member's ICE servers (crate::ice) as it writes the frame.
             ServerMsg::Joined {
                 user_id: user.clone(),
+                ice_servers: None,
             },
         );
         // One pre-made offer from every member present, or a place on its waiting list.

@@ -21,13 +21,15 @@
 //!
 //! - `main.rs`: the `fast-rtc-server` binary (`serve`, `token`), on the public API only.
 //! - [`server`]: routes and socket tasks → `owner` (single process) or `cluster::node` (cluster),
-//!   [`auth`], [`tls`], [`metrics`], [`hub`], [`limits`], [`ClusterConfig`].
+//!   [`auth`], [`tls`], [`metrics`], [`hub`], [`limits`], [`ice`], [`stun`], [`ClusterConfig`].
 //! - `owner`: the single-process owner task, the only task that touches the [`Hub`]; the
 //!   `Event`s socket tasks send it, the `Outbound` frames it queues for them, and `now()`, the
 //!   server's one clock read. Used by [`server`] and by `cluster::node` alike → [`hub`],
 //!   [`metrics`].
 //! - [`cluster`]: `node` (the cluster owner task → `owner`'s events, [`cluster::router`],
 //!   [`cluster::bus`], [`cluster::lease`]), [`cluster::wire`], [`cluster::error`].
+//! - [`ice`]: the STUN/TURN servers handed to each member, TURN credentials minted for it.
+//! - [`stun`]: the built-in STUN server (UDP) → [`metrics`].
 //! - [`auth`]: who may connect ([`Authenticator`], JWTs) → [`hub`]'s identity types.
 //! - [`metrics`]: the Prometheus registry → [`hub`]'s statistics.
 //! - [`tls`]: the TLS listener.
@@ -55,10 +57,12 @@
 pub mod auth;
 pub mod cluster;
 pub mod hub;
+pub mod ice;
 pub mod limits;
 pub mod metrics;
 mod owner;
 pub mod server;
+pub mod stun;
 pub mod tls;
 
 pub use auth::{
@@ -66,6 +70,7 @@ pub use auth::{
 };
 pub use cluster::{ClusterConfig, ClusterError};
 pub use hub::{ConnId, Hub, Identity, MemberSnapshot, Output, RoomGrant, RoomSnapshot};
+pub use ice::{IceConfig, IceConfigError, StunAdvertise, StunListen, TurnConfig, TurnSecret};
 pub use limits::Limits;
 pub use server::{Server, ServerConfig, ServerHandle};
 pub use tls::{TlsConfig, TlsError};

@@ -2,7 +2,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use fast_rtc_server::{
-    ClusterConfig, JwtAuthenticator, Limits, Secret, Server, ServerConfig, TlsConfig, TokenIssuer,
+    ClusterConfig, IceConfig, JwtAuthenticator, Limits, Secret, Server, ServerConfig,
+    StunAdvertise, StunListen, TlsConfig, TokenIssuer, TurnConfig, TurnSecret,
 };
 use std::io::Write;
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print a token signed with the secret, for `ws://HOST/ws?token=TOKEN`.
     Token(TokenArgs),
 }
@@ -114,6 +115,49 @@ struct ServeArgs {
     /// unusable after its owner instance dies.
     #[arg(long, default_value_t = 5000, requires = "redis")]
     redis_lease_ms: u64,
+    /// A STUN server handed to every member in `joined` (`stun:HOST:PORT`); repeatable.
+    #[arg(long = "stun", value_name = "URL")]
+    stun: Vec<String>,
+    /// A TURN server handed to every member with credentials minted for it (coturn's
+    /// `use-auth-secret`), e.g. `turn:turn.example.com:3478?transport=udp`; repeatable.
+    /// Needs --turn-secret-file.
+    #[arg(long = "turn", value_name = "URL", requires = "turn_secret_file")]
+    turn: Vec<String>,
+    /// File holding coturn's `static-auth-secret` (surrounding whitespace is ignored).
+    #[arg(long, value_name = "PATH", requires = "turn")]
+    turn_secret_file: Option<PathBuf>,
+    /// How long minted TURN credentials are valid (`90s`, `30m`, `1h`, or seconds; at least
+    /// 2 s). Members get fresh ones after half of it.
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    turn_ttl: Duration,
+    /// Answer STUN Binding requests on this UDP address (e.g. `0.0.0.0:3478`) and hand it out
+    /// to every member.
+    #[arg(long, value_name = "ADDR")]
+    stun_listen: Option<SocketAddr>,
+    /// The `HOST:PORT` members are told to reach --stun-listen at. Default: the host each
+    /// member used to reach this server (its request's `Host`), with the --stun-listen port.
+    #[arg(long, value_name = "HOST:PORT", requires = "stun_listen")]
+    stun_advertise: Option<String>,
+}
+
+/// `90s`, `30m`, `1h`, `2d`, or a number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 90s, 30m or 1h"))?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
+    };
+    Ok(Duration::from_secs(n.saturating_mul(unit)))
 }
 
 #[derive(Args)]
@@ -131,10 +175,13 @@ struct TokenArgs {
     secret: SecretArgs,
 }
 
+/// The most tungstenite may log (it traces every frame's payload).
+const TUNGSTENITE_CAP: &str = "tungstenite=debug";
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Token(args) => token(args),
     };
     match result {
@@ -173,7 +220,10 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"))
+                // tungstenite traces whole frames, and `joined` carries TURN credentials:
+                // never below debug, whatever RUST_LOG says.
+                .add_directive(TUNGSTENITE_CAP.parse().unwrap_or_default()),
         )
         .init();
     let config = ServerConfig {
@@ -201,6 +251,36 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(cluster) = &config.cluster {
         cluster.client().map_err(|e| e.to_string())?;
     }
+    let turn = match &args.turn_secret_file {
+        Some(path) => Some(TurnConfig {
+            urls: args.turn.clone(),
+            secret: TurnSecret::from_file(path).map_err(|e| e.to_string())?,
+            ttl: args.turn_ttl,
+        }),
+        None => None,
+    };
+    let config = ServerConfig {
+        ice: IceConfig {
+            stun: args.stun.clone(),
+            turn,
+            stun_listen: args.stun_listen.map(|addr| StunListen {
+                advertise: match &args.stun_advertise {
+                    Some(host) => StunAdvertise::Explicit(host.clone()),
+                    None => StunAdvertise::RequestHost,
+                },
+                ..StunListen::new(addr)
+            }),
+        },
+        ..config
+    };
+    config.ice.validate().map_err(|e| e.to_string())?;
+    let stun_socket = match &config.ice.stun_listen {
+        Some(stun) => Some(
+            std::net::UdpSocket::bind(stun.addr)
+                .map_err(|e| format!("cannot listen for STUN on udp {}: {e}", stun.addr))?,
+        ),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -210,10 +290,21 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        // One machine-readable line on stdout, for scripts and tests that listen on port 0.
+        // One machine-readable line on stdout, for scripts and tests that listen on port 0
+        // (then one for the STUN server, when it runs).
         println!("fast-rtc-server listening on {scheme}://{addr}/ws");
+        let mut server = Server::new(config, JwtAuthenticator::new(&secret));
+        if let Some(socket) = stun_socket {
+            let stun_addr = socket.local_addr().map_err(|e| e.to_string())?;
+            // A reader may have stopped after the first line: never fail on this one.
+            let _ = writeln!(
+                std::io::stdout(),
+                "fast-rtc-server STUN on udp://{stun_addr}"
+            );
+            server = server.with_stun_socket(socket);
+        }
         let _ = std::io::stdout().flush();
-        Server::new(config, JwtAuthenticator::new(&secret))
+        server
             .serve(listener, shutdown_signal())
             .await
             .map_err(|e| format!("server failed: {e}"))

@@ -51,6 +51,9 @@ pub struct Metrics {
     /// Sockets dropped by the shell (by reason: `ping_timeout`, `slow_consumer`,
     /// `write_timeout`, `transport_error`).
     pub dropped: Family<ReasonLabel, Counter>,
+    /// Packets at the built-in STUN server (by result: `answered`, `malformed`,
+    /// `rate_limited`, `ignored`).
+    pub stun: Family<ReasonLabel, Counter>,
     /// Cluster mode only: rooms with a live lease over the whole cluster.
     cluster_rooms: Option<Gauge>,
     last: Mutex<Stats>,
@@ -79,6 +82,7 @@ impl Metrics {
             errors: Family::default(),
             refused: Family::default(),
             dropped: Family::default(),
+            stun: Family::default(),
             cluster_rooms: None,
             last: Mutex::new(Stats::default()),
             registry: Registry::default(),
@@ -123,6 +127,11 @@ impl Metrics {
             "Sockets dropped by the server, by reason",
             m.dropped.clone(),
         );
+        registry.register(
+            "stun_packets",
+            "Packets at the built-in STUN server, by result",
+            m.stun.clone(),
+        );
         Metrics { registry, ..m }
     }
 
@@ -161,6 +170,15 @@ impl Metrics {
         self.dropped
             .get_or_create(&ReasonLabel {
                 reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts a packet at the built-in STUN server.
+    pub fn stun_packet(&self, result: &str) {
+        self.stun
+            .get_or_create(&ReasonLabel {
+                reason: result.to_owned(),
             })
             .inc();
     }

@@ -24,6 +24,13 @@ pub(crate) fn now() -> Instant {
     Instant::now()
 }
 
+/// The server's one wall-clock read: the expiry stamped into the TURN credentials it mints
+/// ([`crate::ice`]).
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn wall_clock() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}
+
 /// Events from socket tasks (and the metrics route) to the owner task.
 pub(crate) enum Event {
     Connected {

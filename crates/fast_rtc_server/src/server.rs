@@ -17,6 +17,7 @@
 use crate::auth::{AuthError, Authenticator};
 use crate::cluster::ClusterConfig;
 use crate::hub::{ConnId, Hub, Identity, RoomSnapshot, SocketCloseReason};
+use crate::ice::{IceConfig, IceIssuer};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::owner::{self, Event, Outbound, now};
@@ -25,11 +26,11 @@ use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::ListenerExt;
-use fast_rtc_protocol::{RoomId, encode};
+use fast_rtc_protocol::{RoomId, ServerMsg, encode};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::future::Future;
@@ -79,6 +80,11 @@ pub struct ServerConfig {
     /// Share rooms with other instances over Redis ([`crate::cluster`]); `None` (the default)
     /// holds every room in this process.
     pub cluster: Option<ClusterConfig>,
+    /// The STUN/TURN servers handed to each member in `joined` (and refreshed before minted
+    /// TURN credentials expire), and the built-in STUN server ([`crate::ice`],
+    /// [`crate::stun`]). The default hands out none. In cluster mode each instance mints for
+    /// the members connected to it.
+    pub ice: IceConfig,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +97,7 @@ impl Default for ServerConfig {
             write_timeout: Duration::from_secs(10),
             tls: None,
             cluster: None,
+            ice: IceConfig::default(),
         }
     }
 }
@@ -99,6 +106,8 @@ impl Default for ServerConfig {
 pub struct Server<A> {
     config: ServerConfig,
     auth: A,
+    /// The built-in STUN server's socket, bound by the caller ([`Server::with_stun_socket`]).
+    stun_socket: Option<std::net::UdpSocket>,
 }
 
 /// A server running on the current tokio runtime, from [`Server::spawn`].
@@ -108,6 +117,8 @@ pub struct ServerHandle {
     secure: bool,
     stop: CancellationToken,
     task: JoinHandle<std::io::Result<()>>,
+    /// Where the built-in STUN server answers, if it runs.
+    stun_addr: Option<SocketAddr>,
     /// The owner task's inbox, weak so that the handle does not keep the owner alive.
     events: mpsc::WeakSender<Event>,
 }
@@ -116,6 +127,12 @@ impl ServerHandle {
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The UDP address the built-in STUN server answers on
+    /// ([`IceConfig::stun_listen`](crate::ice::IceConfig::stun_listen)), if it runs.
+    pub fn stun_addr(&self) -> Option<SocketAddr> {
+        self.stun_addr
     }
 
     /// The signaling WebSocket URL, without the token: `ws://ADDR/ws`, or `wss://ADDR/ws` with
@@ -156,6 +173,7 @@ struct Shared<A> {
     auth: A,
     events: mpsc::Sender<Event>,
     metrics: Arc<Metrics>,
+    ice: IceIssuer,
     slots: Arc<Semaphore>,
     next_conn: AtomicU64,
     stop: CancellationToken,
@@ -165,14 +183,34 @@ struct Shared<A> {
 impl<A: Authenticator> Server<A> {
     /// A server with `config` that admits whoever `auth` accepts.
     pub fn new(config: ServerConfig, auth: A) -> Self {
-        Server { config, auth }
+        Server {
+            config,
+            auth,
+            stun_socket: None,
+        }
+    }
+
+    /// Runs the built-in STUN server on `socket` (bound by the caller, e.g. to print its
+    /// address before serving) instead of binding
+    /// [`StunListen::addr`](crate::ice::StunListen::addr). Only used when
+    /// [`IceConfig::stun_listen`](crate::ice::IceConfig::stun_listen) is set.
+    pub fn with_stun_socket(mut self, socket: std::net::UdpSocket) -> Self {
+        self.stun_socket = Some(socket);
+        self
     }
 
     /// Binds `addr` and runs the server on the current tokio runtime until
     /// [`ServerHandle::shutdown`].
-    pub async fn spawn(self, addr: SocketAddr) -> std::io::Result<ServerHandle> {
+    pub async fn spawn(mut self, addr: SocketAddr) -> std::io::Result<ServerHandle> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
+        if let (Some(stun), None) = (&self.config.ice.stun_listen, &self.stun_socket) {
+            self.stun_socket = Some(std::net::UdpSocket::bind(stun.addr)?);
+        }
+        let stun_addr = match &self.stun_socket {
+            Some(socket) if self.config.ice.stun_listen.is_some() => Some(socket.local_addr()?),
+            _ => None,
+        };
         let secure = self.config.tls.is_some();
         let stop = CancellationToken::new();
         let signal = stop.clone();
@@ -188,6 +226,7 @@ impl<A: Authenticator> Server<A> {
             secure,
             stop,
             task,
+            stun_addr,
             events: weak,
         })
     }
@@ -213,6 +252,10 @@ impl<A: Authenticator> Server<A> {
     ) -> std::io::Result<()> {
         let stop = CancellationToken::new();
         let tls = self.config.tls.clone();
+        self.config
+            .ice
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let metrics = Arc::new(if self.config.cluster.is_some() {
             Metrics::for_cluster()
         } else {
@@ -238,7 +281,29 @@ impl<A: Authenticator> Server<A> {
             }
         }
 
+        let stun_port = match &self.config.ice.stun_listen {
+            Some(stun) => {
+                let socket = match self.stun_socket {
+                    Some(socket) => socket,
+                    None => std::net::UdpSocket::bind(stun.addr)?,
+                };
+                socket.set_nonblocking(true)?;
+                let socket = tokio::net::UdpSocket::from_std(socket)?;
+                let port = socket.local_addr()?.port();
+                tracker.spawn(crate::stun::run(
+                    socket,
+                    stun.rate_per_second,
+                    stun.burst,
+                    metrics.clone(),
+                    stop.clone(),
+                ));
+                Some(port)
+            }
+            None => None,
+        };
+        let ice = IceIssuer::new(&self.config.ice, stun_port);
         let shared = Arc::new(Shared {
+            ice,
             slots: Arc::new(Semaphore::new(self.config.max_connections)),
             config: self.config,
             auth: self.auth,
@@ -306,6 +371,7 @@ struct WsQuery {
 async fn ws_route<A: Authenticator>(
     State(shared): State<Arc<Shared<A>>>,
     Query(query): Query<WsQuery>,
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     let identity = match query.token {
@@ -337,6 +403,11 @@ async fn ws_route<A: Authenticator>(
             .into_response();
     };
     let conn = ConnId(shared.next_conn.fetch_add(1, Ordering::Relaxed));
+    // The host the member used, to name the built-in STUN server after it (crate::ice).
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
     let max = shared.config.limits.transport_max_bytes();
     let task_shared = shared.clone();
     // Frames are small: a small read buffer (tungstenite's default is 128 KiB per socket), eager
@@ -349,7 +420,7 @@ async fn ws_route<A: Authenticator>(
         .on_upgrade(move |socket| {
             let tracker = task_shared.tracker.clone();
             tracker.track_future(async move {
-                socket_task(socket, conn, identity, &task_shared).await;
+                socket_task(socket, conn, identity, host, &task_shared).await;
                 drop(slot);
             })
         })
@@ -371,8 +442,18 @@ async fn metrics_route<A: Authenticator>(State(shared): State<Arc<Shared<A>>>) -
 }
 
 /// Moves frames between one socket and the owner task; decides nothing about the protocol.
-async fn socket_task<A>(socket: WebSocket, conn: ConnId, identity: Identity, shared: &Shared<A>) {
+/// It adds the member's ICE servers to its `joined` frame, minted here ([`IceIssuer`]) so that
+/// in cluster mode the instance the member is connected to mints them, and after `joined`
+/// sends fresh ones every [`IceIssuer::refresh_every`].
+async fn socket_task<A>(
+    socket: WebSocket,
+    conn: ConnId,
+    identity: Identity,
+    host: Option<String>,
+    shared: &Shared<A>,
+) {
     let config = &shared.config;
+    let user = identity.user_id.clone();
     let (tx, mut rx) = mpsc::channel(config.outbound_queue.max(1));
     debug!(conn = conn.0, user = %identity.user_id, "socket open");
     if shared
@@ -388,6 +469,8 @@ async fn socket_task<A>(socket: WebSocket, conn: ConnId, identity: Identity, sha
     let mut ping = tokio::time::interval_at(tokio::time::Instant::from_std(now() + period), period);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = now();
+    // When to send fresh ICE servers (armed by `joined`, with TURN only).
+    let mut ice_refresh: Option<tokio::time::Instant> = None;
 
     let close: Option<(u16, &str)> = loop {
         tokio::select! {
@@ -400,6 +483,16 @@ async fn socket_task<A>(socket: WebSocket, conn: ConnId, identity: Identity, sha
                 let mut then_close = None;
                 loop {
                     match next {
+                        Some(Outbound::Msg(ServerMsg::Joined { user_id, .. })) => {
+                            let ice_servers =
+                                shared.ice.servers_for(&user, host.as_deref(), owner::wall_clock());
+                            ice_refresh = shared
+                                .ice
+                                .refresh_every()
+                                .map(|every| tokio::time::Instant::from_std(now() + every));
+                            let msg = ServerMsg::Joined { user_id, ice_servers };
+                            batch.push(Message::Text(encode(&msg).into()));
+                        }
                         Some(Outbound::Msg(msg)) => batch.push(Message::Text(encode(&msg).into())),
                         Some(Outbound::Close(SocketCloseReason::Replaced)) => {
                             then_close = Some(Some((CLOSE_NORMAL, "duplicate_identity")));
@@ -451,6 +544,23 @@ async fn socket_task<A>(socket: WebSocket, conn: ConnId, identity: Identity, sha
                 };
                 if shared.events.send(event).await.is_err() {
                     break Some((CLOSE_GOING_AWAY, "server shutting down"));
+                }
+            }
+            () = tokio::time::sleep_until(ice_refresh.unwrap_or_else(|| tokio::time::Instant::from_std(now()))), if ice_refresh.is_some() => {
+                ice_refresh = shared
+                    .ice
+                    .refresh_every()
+                    .map(|every| tokio::time::Instant::from_std(now() + every));
+                let Some(ice_servers) =
+                    shared.ice.servers_for(&user, host.as_deref(), owner::wall_clock())
+                else {
+                    continue;
+                };
+                let fresh = Message::Text(encode(&ServerMsg::IceServers { ice_servers }).into());
+                debug!(conn = conn.0, "fresh ICE servers sent");
+                let sent = tokio::time::timeout(config.write_timeout, sink.send(fresh)).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break None;
                 }
             }
             _ = ping.tick() => {

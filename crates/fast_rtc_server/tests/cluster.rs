@@ -12,7 +12,10 @@ mod http;
 
 use cluster_support::*;
 use fast_rtc_protocol::{ClientMsg, ServerMsg, decode_server, encode};
-use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerHandle, TokenIssuer};
+use fast_rtc_server::{
+    IceConfig, JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TokenIssuer,
+    TurnConfig, TurnSecret,
+};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -570,4 +573,83 @@ async fn auth_and_limits_in_cluster_mode() {
     let linked = c.join_until_more(1).await;
     assert_eq!(linked, ["d"]);
     drop((a, b, d, x));
+}
+
+/// Each instance mints the ICE credentials of the members connected to it: a member on an
+/// instance that does not own the room gets `joined` (forwarded from the owner) with its own
+/// instance's servers and credentials for its identity, and fresh ones from that instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs redis-server or valkey-server: run scripts/redis-test.sh"]
+async fn ice_servers_are_minted_by_the_members_own_instance() {
+    let redis = start_redis();
+    let with_turn = |url: &str| ServerConfig {
+        ice: IceConfig {
+            turn: Some(TurnConfig {
+                urls: vec![url.to_owned()],
+                secret: TurnSecret::new("cluster-turn-secret").unwrap(),
+                ttl: Duration::from_secs(2),
+            }),
+            ..IceConfig::default()
+        },
+        ..cluster_config(&redis)
+    };
+    let a_srv = instance_with(with_turn("turn:a.test:3478")).await;
+    let b_srv = instance_with(with_turn("turn:b.test:3478")).await;
+    let mut alice = Client::connect(&a_srv.ws_url(), "alice", "r").await;
+    alice.offer().await;
+    alice.init("r").await;
+    // Alice's instance owns the room: her `joined` comes from it.
+    match alice.next().await {
+        Ok(ServerMsg::Joined {
+            ice_servers: Some(servers),
+            ..
+        }) => {
+            assert_eq!(servers[0].urls, ["turn:a.test:3478"]);
+            assert!(servers[0].username.ends_with(":alice"), "{servers:?}");
+        }
+        other => panic!("alice: {other:?}"),
+    }
+    let mut bob = Client::connect(&b_srv.ws_url(), "bob", "r").await;
+    bob.init("r").await;
+    let mut fresh = 0;
+    let mut joined = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while fresh < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "bob: joined {joined}, fresh {fresh}"
+        );
+        match bob.next().await {
+            Ok(ServerMsg::Joined {
+                ice_servers: Some(servers),
+                user_id,
+            }) => {
+                assert_eq!(user_id.as_str(), "bob");
+                assert_eq!(
+                    servers[0].urls,
+                    ["turn:b.test:3478"],
+                    "minted by bob's instance"
+                );
+                assert!(servers[0].username.ends_with(":bob"), "{servers:?}");
+                let want = fast_rtc_server::ice::turn_credential(
+                    &TurnSecret::new("cluster-turn-secret").unwrap(),
+                    &servers[0].username,
+                );
+                assert_eq!(servers[0].credential, want);
+                joined = true;
+            }
+            Ok(ServerMsg::IceServers { ice_servers }) => {
+                assert!(joined, "fresh servers before joined");
+                assert_eq!(ice_servers[0].urls, ["turn:b.test:3478"]);
+                assert!(ice_servers[0].username.ends_with(":bob"));
+                fresh += 1;
+            }
+            Ok(ServerMsg::Joined {
+                ice_servers: None, ..
+            }) => panic!("bob's joined has no iceServers"),
+            Ok(_) => {}
+            Err(code) => panic!("bob closed: {code:?}"),
+        }
+    }
+    drop((alice, bob));
 }

@@ -149,7 +149,8 @@ async fn joined_is_the_first_frame_of_a_join() {
     assert_eq!(
         alice.recv().await,
         ServerMsg::Joined {
-            user_id: "alice".into()
+            user_id: "alice".into(),
+            ice_servers: None,
         },
         "an empty room acknowledges the join under the token's identity"
     );
@@ -160,7 +161,8 @@ async fn joined_is_the_first_frame_of_a_join() {
     assert_eq!(
         bob.recv().await,
         ServerMsg::Joined {
-            user_id: "bob".into()
+            user_id: "bob".into(),
+            ice_servers: None,
         }
     );
     assert!(matches!(bob.recv().await, ServerMsg::Accept { .. }));

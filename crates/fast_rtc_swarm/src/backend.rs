@@ -6,7 +6,7 @@
 //! connection; both WebRTC backends do it with the same per-connection task
 //! (`connection.rs`). [`MemoryBackend`](crate::memory::MemoryBackend) is a third, in memory.
 
-use fast_rtc_protocol::ConnectionId;
+use fast_rtc_protocol::{ConnectionId, IceServer};
 use fast_rtc_swarm_core::swarm::{PeerCommand, PeerEvent, PeerFailure, Role};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -100,6 +100,8 @@ impl SendQueue {
 pub(crate) struct NewConnection {
     pub(crate) id: ConnectionId,
     pub(crate) role: Role,
+    /// The STUN/TURN servers the core chose for it ([`fast_rtc_swarm_core::ice`]).
+    pub(crate) ice_servers: Vec<IceServer>,
     pub(crate) commands: async_channel::Receiver<PeerCommand>,
     pub(crate) queue: Arc<SendQueue>,
 }
@@ -176,7 +178,11 @@ impl Connections {
     /// `Close` drops the connection's sender, which ends its task after what was queued before.
     pub(crate) fn route(&mut self, command: PeerCommand) -> Option<NewConnection> {
         let id = match &command {
-            PeerCommand::Create { id, role } => {
+            PeerCommand::Create {
+                id,
+                role,
+                ice_servers,
+            } => {
                 // Unbounded as a type, bounded by the length check below: a bounded
                 // async-channel allocates all its slots up front (~0.4 MiB per connection).
                 let (tx, rx) = async_channel::unbounded();
@@ -185,6 +191,7 @@ impl Connections {
                 return Some(NewConnection {
                     id: id.clone(),
                     role: *role,
+                    ice_servers: ice_servers.clone(),
                     commands: rx,
                     queue,
                 });

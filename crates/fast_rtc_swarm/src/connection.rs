@@ -116,6 +116,7 @@ pub(crate) async fn run<P: RtcPeer, F: Future<Output = Result<P, String>>>(
         role,
         commands,
         queue,
+        .. // the ICE servers went to `build`
     } = new;
     let result = match build().await {
         Ok(peer) => {

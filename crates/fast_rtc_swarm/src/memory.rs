@@ -155,7 +155,7 @@ impl Backend for MemoryBackend {
         let me = self.id;
         let mut net = self.net.lock();
         match command {
-            PeerCommand::Create { id, role } => {
+            PeerCommand::Create { id, role, .. } => {
                 let ends = net.links.entry(id.clone()).or_default();
                 match role {
                     Role::Offerer => ends.offerer = Some(me),

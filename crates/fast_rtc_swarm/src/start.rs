@@ -14,8 +14,8 @@ use crate::websocket::websocket_loop;
 use fast_rtc_swarm_core::{SwarmConfig, SwarmCore};
 use futures_lite::future;
 
-/// How the swarm reaches the signaling server.
-#[derive(Clone, Debug)]
+/// How the swarm reaches the signaling server. `Debug` prints the token as `<redacted>`.
+#[derive(Clone)]
 #[non_exhaustive]
 pub enum Signaling {
     /// The built-in WebSocket client: `url` (`ws://host:port/ws`) and the member's token.
@@ -29,6 +29,19 @@ pub enum Signaling {
     /// [`SwarmHandle::next_signal`] and feed the server's frames to
     /// [`SwarmHandle::dispatch`]. The swarm joins at once.
     External,
+}
+
+impl std::fmt::Debug for Signaling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Signaling::WebSocket { url, .. } => f
+                .debug_struct("WebSocket")
+                .field("url", url)
+                .field("token", &"<redacted>")
+                .finish(),
+            Signaling::External => f.write_str("External"),
+        }
+    }
 }
 
 /// The swarm could not start.
@@ -184,4 +197,23 @@ fn start_inner(
         }
     };
     Ok((handle, driver))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Signaling;
+
+    #[test]
+    fn debug_hides_the_token() {
+        let s = Signaling::WebSocket {
+            url: "ws://127.0.0.1:8787/ws".into(),
+            token: "eyJhbGciOiJIUzI1NiJ9.secret-part".into(),
+        };
+        let text = format!("{s:?}");
+        assert!(
+            text.contains("127.0.0.1:8787") && text.contains("<redacted>"),
+            "{text}"
+        );
+        assert!(!text.contains("secret-part"), "{text}");
+    }
 }

@@ -2,6 +2,7 @@
 
 use crate::lifecycle::{ReconnectPolicy, TokenPolicy};
 use crate::media::TrackId;
+pub use fast_rtc_protocol::IceServer;
 use fast_rtc_protocol::RoomId;
 use std::time::Duration;
 
@@ -78,39 +79,6 @@ impl ChannelConfig {
     }
 }
 
-/// A STUN or TURN server, with credentials for TURN.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct IceServer {
-    /// `stun:host:port`, `turn:host:port?transport=udp`, …
-    pub urls: Vec<String>,
-    /// TURN username (empty for STUN).
-    pub username: String,
-    /// TURN credential (empty for STUN).
-    pub credential: String,
-}
-
-impl IceServer {
-    /// A STUN server.
-    pub fn stun(url: impl Into<String>) -> Self {
-        IceServer {
-            urls: vec![url.into()],
-            ..Default::default()
-        }
-    }
-    /// A TURN server with credentials.
-    pub fn turn(
-        url: impl Into<String>,
-        username: impl Into<String>,
-        credential: impl Into<String>,
-    ) -> Self {
-        IceServer {
-            urls: vec![url.into()],
-            username: username.into(),
-            credential: credential.into(),
-        }
-    }
-}
-
 /// Which ICE candidates may be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum IceTransportPolicy {
@@ -130,7 +98,12 @@ pub struct SwarmConfig {
     /// Pre-made offers kept parked on the server (fast-rtc's `peerBuffer`, default 1). Must be
     /// below the server's `max_chunks_per_member` (default 8).
     pub peer_buffer: usize,
-    /// STUN/TURN servers; empty means host candidates only (LAN, loopback).
+    /// The application's own STUN/TURN servers. They take precedence: when this list is not
+    /// empty, the swarm uses exactly it and ignores the servers the signaling server hands
+    /// out. When it is empty (the default), the swarm uses the signaling server's (its
+    /// `joined` frame's `iceServers`, refreshed by `iceServers` frames before their TURN
+    /// credentials expire), and with none from there either, host candidates only (LAN,
+    /// loopback). See [`crate::ice`].
     pub ice_servers: Vec<IceServer>,
     /// Which candidates may be used.
     pub ice_transport_policy: IceTransportPolicy,

@@ -15,6 +15,8 @@
 //!   audio tracks. The **drain contract** is on [`SwarmCore`]'s module docs: after every input,
 //!   call [`SwarmCore::poll_output`] until `None`, then [`SwarmCore::poll_timeout`].
 //! - [`config`]: [`SwarmConfig`], channels ([`ChannelConfig`], [`ChannelId`]), ICE servers.
+//! - [`ice`]: which STUN/TURN servers a new connection uses (the application's or the
+//!   signaling server's) and when pre-made offers are made.
 //! - [`lifecycle`]: the signaling session as the game sees it ([`SignalingState`]) and the
 //!   retry and token policies.
 //! - [`token`]: what the swarm reads from a signaling token (its expiry and subject).
@@ -25,7 +27,7 @@
 //! - [`sdp`]: what a member advertises in the descriptions it signals.
 //!
 //! ```
-//! use fast_rtc_protocol::ClientMsg;
+//! use fast_rtc_protocol::{ClientMsg, IceServer, ServerMsg};
 //! use fast_rtc_swarm_core::{PeerCommand, Role, SwarmConfig, SwarmCore, SwarmOutput};
 //! use web_time::Instant;
 //!
@@ -38,11 +40,20 @@
 //! while let Some(output) = core.poll_output() {
 //!     outputs.push(output);
 //! }
-//! // It joins the room and makes its pre-made offer (`peer_buffer` is 1 by default).
+//! // It joins the room.
 //! assert!(outputs.iter().any(|o| matches!(o, SwarmOutput::Signal(ClientMsg::Init { .. }))));
+//! // The server accepts it and hands it a STUN server; with no ICE servers of its own, the
+//! // swarm makes its pre-made offer now (`peer_buffer` is 1 by default), with that server.
+//! let stun = IceServer::stun("stun:signaling.example:3478");
+//! core.handle_signal(now, ServerMsg::Joined {
+//!     user_id: "me".into(),
+//!     ice_servers: Some(vec![stun.clone()]),
+//! });
+//! let outputs: Vec<_> = std::iter::from_fn(|| core.poll_output()).collect();
 //! assert!(outputs.iter().any(|o| matches!(
 //!     o,
-//!     SwarmOutput::Command(PeerCommand::Create { role: Role::Offerer, .. })
+//!     SwarmOutput::Command(PeerCommand::Create { role: Role::Offerer, ice_servers, .. })
+//!         if ice_servers == &[stun.clone()]
 //! )));
 //! let _next_wakeup = core.poll_timeout();
 //! //! ```
@@ -51,6 +62,7 @@
 
 pub mod config;
 pub mod control;
+pub mod ice;
 pub mod large;
 pub mod lifecycle;
 pub mod media;
@@ -60,6 +72,7 @@ pub mod swarm;
 pub mod token;
 
 pub use config::{ChannelConfig, ChannelId, Delivery, IceServer, IceTransportPolicy, SwarmConfig};
+pub use ice::IceSource;
 pub use lifecycle::{FailReason, ReconnectPolicy, SignalingState, TokenPolicy, TokenRequest};
 pub use media::{TrackError, TrackId, TrackState};
 pub use swarm::{

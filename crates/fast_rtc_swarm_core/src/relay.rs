@@ -40,16 +40,18 @@ pub fn turn_urls(servers: &[IceServer]) -> Vec<String> {
 }
 
 /// The fault to report when link `id`'s gathering has ended, `relay_gathered` saying whether
-/// it produced a relay candidate; `None` when nothing was expected or one came.
+/// it produced a relay candidate; `None` when nothing was expected or one came. `ice_servers`
+/// are the link's own ([`crate::ice`]).
 pub(crate) fn gathering_fault(
     config: &SwarmConfig,
+    ice_servers: &[IceServer],
     id: &ConnectionId,
     relay_gathered: bool,
 ) -> Option<SwarmFault> {
     if relay_gathered {
         return None;
     }
-    let servers = turn_urls(&config.ice_servers);
+    let servers = turn_urls(ice_servers);
     let relay_only = config.ice_transport_policy == IceTransportPolicy::Relay;
     (relay_only || !servers.is_empty()).then(|| SwarmFault::RelayUnavailable {
         id: id.clone(),
@@ -101,15 +103,21 @@ mod tests {
         let id = ConnectionId::new("c-1");
         let mut config = SwarmConfig::new("room");
         // Host candidates only, nothing expected.
-        assert_eq!(gathering_fault(&config, &id, false), None);
+        assert_eq!(
+            gathering_fault(&config, &config.ice_servers, &id, false),
+            None
+        );
         config
             .ice_servers
             .push(IceServer::stun("stun:127.0.0.1:3478"));
-        assert_eq!(gathering_fault(&config, &id, false), None);
+        assert_eq!(
+            gathering_fault(&config, &config.ice_servers, &id, false),
+            None
+        );
         // Relay-only without any TURN server can never link.
         config.ice_transport_policy = IceTransportPolicy::Relay;
         assert_eq!(
-            gathering_fault(&config, &id, false),
+            gathering_fault(&config, &config.ice_servers, &id, false),
             Some(SwarmFault::RelayUnavailable {
                 id: id.clone(),
                 servers: vec![],
@@ -122,13 +130,16 @@ mod tests {
             .push(IceServer::turn("turn:127.0.0.1:3478", "u", "p"));
         config.ice_transport_policy = IceTransportPolicy::All;
         assert_eq!(
-            gathering_fault(&config, &id, false),
+            gathering_fault(&config, &config.ice_servers, &id, false),
             Some(SwarmFault::RelayUnavailable {
                 id: id.clone(),
                 servers: vec!["turn:127.0.0.1:3478".into()],
                 relay_only: false
             })
         );
-        assert_eq!(gathering_fault(&config, &id, true), None);
+        assert_eq!(
+            gathering_fault(&config, &config.ice_servers, &id, true),
+            None
+        );
     }
 }

@@ -503,6 +503,14 @@ fn candidates_before_the_description_are_held_until_it_is_set() {
     let mut s = SwarmCore::new(SwarmConfig::new("r"), "me");
     let now = Instant::now();
     s.start(now);
+    // Without ICE servers of its own, the pre-made offer is made once joined.
+    s.handle_signal(
+        now,
+        ServerMsg::Joined {
+            user_id: "me".into(),
+            ice_servers: None,
+        },
+    );
     let mut offer_id = None;
     while let Some(o) = s.poll_output() {
         if let SwarmOutput::Command(PeerCommand::Create { id, .. }) = o {

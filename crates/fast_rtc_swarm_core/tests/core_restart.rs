@@ -235,6 +235,7 @@ fn a_handshake_that_loses_its_path_before_opening_is_not_restarted() {
             PeerCommand::Create {
                 id,
                 role: Role::Offerer,
+                ..
             } if *m == a => Some(id.clone()),
             _ => None,
         })

@@ -20,6 +20,7 @@ fn first_offer(net: &Net, member: usize) -> ConnectionId {
             PeerCommand::Create {
                 id,
                 role: Role::Offerer,
+                ..
             } if *m == member => Some(id.clone()),
             _ => None,
         })

@@ -148,6 +148,20 @@ impl Coturn {
         })
     }
 
+    /// Starts `turnserver` like [`Coturn::start`], but taking the TURN REST API's
+    /// time-limited credentials (`use-auth-secret`): username `<unix expiry>:<name>`,
+    /// password `base64(HMAC-SHA1(secret, username))`, refused once the expiry has passed.
+    pub fn start_with_secret(ip: IpAddr, secret: &str) -> Result<Coturn, CoturnError> {
+        Coturn::start_with(CoturnOptions {
+            ip,
+            port: None,
+            auth: CoturnAuth::Secret(secret.to_owned()),
+            wrapper: Vec::new(),
+            probe: None,
+            allowed_peers: Vec::new(),
+        })
+    }
+
     /// Starts `turnserver` as `options` say, and waits until it answers a STUN binding request
     /// sent from the probe socket.
     pub fn start_with(options: CoturnOptions) -> Result<Coturn, CoturnError> {
@@ -168,8 +182,16 @@ impl Coturn {
             source,
         };
         std::fs::create_dir_all(&dir).map_err(dir_error)?;
-        let empty_conf = dir.join("empty.conf");
-        std::fs::write(&empty_conf, "").map_err(dir_error)?;
+        // The secret goes in the config file (mode 0600), not on the command line, where any
+        // user of the machine could read it.
+        let conf = dir.join("turnserver.conf");
+        let conf_text = match &options.auth {
+            CoturnAuth::User { .. } => String::new(),
+            CoturnAuth::Secret(secret) => {
+                format!("use-auth-secret\nstatic-auth-secret={secret}\n")
+            }
+        };
+        write_private(&conf, &conf_text).map_err(dir_error)?;
         let log = std::fs::File::create(dir.join("turn.log")).map_err(dir_error)?;
         let ip_s = ip.to_string();
         let mut cmd = match options.wrapper.split_first() {
@@ -199,17 +221,15 @@ impl Coturn {
                 cmd.arg("--lt-cred-mech")
                     .args(["--user", &format!("{user}:{password}")]);
             }
-            CoturnAuth::Secret(secret) => {
-                cmd.args(["--use-auth-secret", "--static-auth-secret", secret]);
-            }
+            CoturnAuth::Secret(_) => {} // in the config file
         }
         for range in &options.allowed_peers {
             cmd.args(["--allowed-peer-ip", range]);
         }
         cmd.args(["--listening-port", &port.to_string()])
-            // Debian's /etc/turnserver.conf says `syslog`: read an empty file instead, log to stdout.
+            // Not Debian's /etc/turnserver.conf (it says `syslog`): our own file; log to stdout.
             .arg("-c")
-            .arg(&empty_conf)
+            .arg(&conf)
             .args(["--log-file", "stdout"])
             .arg("--pidfile")
             .arg(dir.join("turn.pid"))
@@ -297,6 +317,16 @@ impl Coturn {
             log: self.log(),
         })
     }
+}
+
+/// Writes `text` to `path`, readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(text.as_bytes())
 }
 
 impl Drop for Coturn {

@@ -430,6 +430,7 @@ mod tests {
         assert_eq!(r.binary(c, 3), []);
         let joined = ServerMsg::Joined {
             user_id: "alice".into(),
+            ice_servers: None,
         };
         assert_eq!(
             r.delivered(c, &joined),
@@ -448,6 +449,7 @@ mod tests {
             c,
             &ServerMsg::Joined {
                 user_id: "alice".into(),
+                ice_servers: None,
             },
         );
         assert_eq!(

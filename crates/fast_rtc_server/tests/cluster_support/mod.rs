@@ -43,8 +43,14 @@ pub fn cluster_config(redis: &Redis) -> ServerConfig {
 
 /// An in-process instance in cluster mode on a random loopback port.
 pub async fn instance(redis: &Redis) -> ServerHandle {
+    instance_with(cluster_config(redis)).await
+}
+
+/// An in-process instance with `config` (made from [`cluster_config`]) on a random loopback
+/// port.
+pub async fn instance_with(config: ServerConfig) -> ServerHandle {
     let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-    Server::new(cluster_config(redis), auth)
+    Server::new(config, auth)
         .spawn("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap()

@@ -1,11 +1,15 @@
 //! One room of the test: our real signaling server on a random loopback port, the page of JS
 //! members, the native member processes, and the log of all their events.
+//!
+//! The server hands out ICE servers (its own STUN server on 127.0.0.1), as a deployment
+//! across the internet does: every member's `joined` carries `iceServers`, which the JS
+//! reference client must ignore, and which the native members use.
 
 use super::events::{Log, Reporter};
 use super::native::NativeMember;
 use super::page::JsPage;
-use crate::support::{server, token};
-use fast_rtc_server::ServerHandle;
+use crate::support::{server_with, token};
+use fast_rtc_server::{IceConfig, ServerConfig, ServerHandle, StunListen};
 use std::collections::BTreeMap;
 
 pub struct Room {
@@ -27,7 +31,14 @@ pub struct Room {
 
 impl Room {
     pub async fn new(name: &str) -> Room {
-        let server = server().await;
+        let server = server_with(ServerConfig {
+            ice: IceConfig {
+                stun_listen: Some(StunListen::new("127.0.0.1:0".parse().unwrap())),
+                ..IceConfig::default()
+            },
+            ..ServerConfig::default()
+        })
+        .await;
         let (reporter, log) = Log::new();
         let page = JsPage::open(reporter.clone()).await;
         Room {

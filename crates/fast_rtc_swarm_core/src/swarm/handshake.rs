@@ -29,7 +29,13 @@ impl SwarmCore {
                     self.unexpected(format!("second accept for connection {id}"));
                     return;
                 }
-                let mut link = Link::new(&self.config, Role::Answerer, LinkOrigin::Answered);
+                let ice_servers = self.ice_servers().to_vec();
+                let mut link = Link::new(
+                    &self.config,
+                    Role::Answerer,
+                    LinkOrigin::Answered,
+                    ice_servers.clone(),
+                );
                 link.state = LinkState::Connecting;
                 link.remote = Some(user_id);
                 link.deadline = Some(now + self.config.handshake_timeout);
@@ -37,6 +43,7 @@ impl SwarmCore {
                 self.command(PeerCommand::Create {
                     id: id.clone(),
                     role: Role::Answerer,
+                    ice_servers,
                 });
                 for signal in signals {
                     match signal {
@@ -59,9 +66,21 @@ impl SwarmCore {
                 }
             }
             ServerMsg::OfferRequest => self.create_offerer(),
-            ServerMsg::Joined { .. } => {
+            ServerMsg::Joined { ice_servers, .. } => {
+                debug!(
+                    servers = ice_servers.as_ref().map_or(0, Vec::len),
+                    "joined; ICE servers from the signaling server"
+                );
+                self.server_ice = ice_servers;
                 let change = self.lifecycle.joined();
                 self.signaling_changed(change);
+                if std::mem::take(&mut self.offers_await_joined) {
+                    self.top_up_offers();
+                }
+            }
+            ServerMsg::IceServers { ice_servers } => {
+                debug!(servers = ice_servers.len(), "fresh ICE servers");
+                self.server_ice = Some(ice_servers);
             }
             ServerMsg::Offer { id, sdp } => {
                 if self.links.contains_key(&id) {
@@ -183,9 +202,12 @@ impl SwarmCore {
         match candidate {
             Some(c) => l.relay_gathered |= crate::relay::is_relay_candidate(&c.candidate),
             None => {
-                if let Some(fault) =
-                    crate::relay::gathering_fault(&self.config, id, l.relay_gathered)
-                {
+                if let Some(fault) = crate::relay::gathering_fault(
+                    &self.config,
+                    &l.ice_servers,
+                    id,
+                    l.relay_gathered,
+                ) {
                     warn!(%id, %fault, "no relay candidate");
                     self.event(SwarmEvent::Fault(fault));
                 }

@@ -1,7 +1,7 @@
 //! The core's inputs and outputs: what the shell and the backends pass in and carry out, and
 //! what the application is told.
 
-use crate::config::ChannelId;
+use crate::config::{ChannelId, IceServer};
 use crate::lifecycle::{SignalingState, TokenRequest};
 use crate::media::TrackId;
 use fast_rtc_protocol::{ClientMsg, ConnectionId, ErrorCode, IceCandidate, UserId};
@@ -108,6 +108,9 @@ pub enum PeerCommand {
         id: ConnectionId,
         /// Which end.
         role: Role,
+        /// The STUN/TURN servers of this connection, chosen by the core
+        /// ([`crate::ice`]: the application's, else the signaling server's, else none).
+        ice_servers: Vec<IceServer>,
     },
     /// Set the remote description. For an offer, also create an answer, set it as local
     /// description and report [`PeerEvent::LocalDescription`].

@@ -2,7 +2,7 @@
 //! and early data, reassembly, pings, tracks).
 
 use super::io::*;
-use crate::config::{ChannelId, SwarmConfig};
+use crate::config::{ChannelId, IceServer, SwarmConfig};
 use crate::large::Reassembly;
 use crate::media::TrackState;
 use fast_rtc_protocol::{ConnectionId, IceCandidate, UserId};
@@ -30,6 +30,8 @@ pub(super) struct Link {
     pub(super) pending_candidates: Vec<Option<IceCandidate>>,
     /// Whether a relay candidate was gathered for this end ([`crate::relay`]).
     pub(super) relay_gathered: bool,
+    /// The STUN/TURN servers this connection was created with ([`crate::ice`]).
+    pub(super) ice_servers: Vec<IceServer>,
     pub(super) deadline: Option<Instant>,
     pub(super) open_channels: Vec<bool>,
     pub(super) queued: HashMap<ChannelId, VecDeque<Payload>>,
@@ -79,7 +81,12 @@ pub(super) struct Outage {
 }
 
 impl Link {
-    pub(super) fn new(config: &SwarmConfig, role: Role, origin: LinkOrigin) -> Link {
+    pub(super) fn new(
+        config: &SwarmConfig,
+        role: Role,
+        origin: LinkOrigin,
+        ice_servers: Vec<IceServer>,
+    ) -> Link {
         Link {
             role,
             state: LinkState::Parked,
@@ -88,6 +95,7 @@ impl Link {
             remote_described: false,
             pending_candidates: Vec::new(),
             relay_gathered: false,
+            ice_servers,
             deadline: None,
             open_channels: vec![false; config.channels.len() + 1],
             queued: HashMap::new(),

@@ -92,8 +92,9 @@ pub use io::{
     PeerInfo, Role, SdpKind, SendError, SwarmEvent, SwarmFault, SwarmOutput,
 };
 
-use crate::config::SwarmConfig;
+use crate::config::{IceServer, SwarmConfig};
 use crate::control::Control;
+use crate::ice::IceSource;
 use crate::lifecycle::{Lifecycle, Next, SignalingState, Transport};
 use crate::media::TrackState;
 use fast_rtc_protocol::{ClientMsg, ConnectionId, UserId};
@@ -120,6 +121,11 @@ pub struct SwarmCore {
     retries: HashMap<UserId, retry::Retry>,
     out: VecDeque<SwarmOutput>,
     lifecycle: Lifecycle,
+    /// The signaling server's ICE servers: its latest `joined` or `iceServers` frame's list
+    /// (`None` before the first `joined`, or when it hands out none); see [`crate::ice`].
+    server_ice: Option<Vec<IceServer>>,
+    /// The pre-made offers wait for `joined` ([`crate::ice::offers_wait_for_joined`]).
+    offers_await_joined: bool,
     started: bool,
     closed: bool,
 }
@@ -137,6 +143,8 @@ impl SwarmCore {
             retries: HashMap::new(),
             out: VecDeque::new(),
             lifecycle: Lifecycle::new(config.reconnect.clone(), config.token.clone()),
+            server_ice: None,
+            offers_await_joined: false,
             config,
             started: false,
             closed: false,
@@ -151,6 +159,18 @@ impl SwarmCore {
     /// Whether [`SwarmCore::close`] was called (or the signaling session failed).
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+
+    /// The STUN/TURN servers a connection created now would use, and where they come from
+    /// (see [`crate::ice`] for the precedence).
+    pub fn ice_source(&self) -> IceSource {
+        crate::ice::choose(&self.config.ice_servers, self.server_ice.as_deref()).0
+    }
+
+    /// The STUN/TURN servers a connection created now uses ([`SwarmCore::ice_source`] says
+    /// whose they are). Their `Debug` hides TURN credentials.
+    pub fn ice_servers(&self) -> &[IceServer] {
+        crate::ice::choose(&self.config.ice_servers, self.server_ice.as_deref()).1
     }
 
     /// The signaling session's state (see [`crate::lifecycle`]).
@@ -279,7 +299,18 @@ impl SwarmCore {
             }
         }
         self.started = true;
-        for _ in 0..self.config.peer_buffer {
+        if crate::ice::offers_wait_for_joined(&self.config.ice_servers) {
+            // Made on `joined`, with the servers it hands out (crate::ice).
+            self.offers_await_joined = true;
+        } else {
+            self.top_up_offers();
+        }
+    }
+
+    /// Parks pre-made offers until `peer_buffer` of them are parked.
+    fn top_up_offers(&mut self) {
+        let parked = self.parked_offers();
+        for _ in parked..self.config.peer_buffer {
             self.create_offerer();
         }
     }
@@ -291,11 +322,18 @@ impl SwarmCore {
 
     fn create_offerer(&mut self) {
         let id = self.fresh_id();
-        let link = Link::new(&self.config, Role::Offerer, LinkOrigin::Offered);
+        let ice_servers = self.ice_servers().to_vec();
+        let link = Link::new(
+            &self.config,
+            Role::Offerer,
+            LinkOrigin::Offered,
+            ice_servers.clone(),
+        );
         self.links.insert(id.clone(), link);
         self.command(PeerCommand::Create {
             id,
             role: Role::Offerer,
+            ice_servers,
         });
     }
 

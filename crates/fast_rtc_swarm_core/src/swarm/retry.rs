@@ -95,7 +95,13 @@ impl SwarmCore {
             retry.due = None;
             retry.ids.push(id.clone());
             debug!(%id, peer = %user, attempt = retry.attempt, "retrying the link");
-            let mut link = Link::new(&self.config, Role::Offerer, LinkOrigin::Offered);
+            let ice_servers = self.ice_servers().to_vec();
+            let mut link = Link::new(
+                &self.config,
+                Role::Offerer,
+                LinkOrigin::Offered,
+                ice_servers.clone(),
+            );
             link.retry_to = Some(user);
             // Bounded like a claimed handshake, also if the server refuses the retry.
             link.deadline = Some(now + self.config.handshake_timeout);
@@ -103,6 +109,7 @@ impl SwarmCore {
             self.command(PeerCommand::Create {
                 id,
                 role: Role::Offerer,
+                ice_servers,
             });
         }
     }

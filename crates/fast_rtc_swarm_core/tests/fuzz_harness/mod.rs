@@ -9,7 +9,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a harness asserts
 #![allow(clippy::disallowed_methods)] // picks the virtual clock's start
 
-use fast_rtc_protocol::{ConnectionId, IceCandidate, ServerMsg, Signal, UserId, decode_server};
+use fast_rtc_protocol::{
+    ConnectionId, IceCandidate, IceServer, ServerMsg, Signal, UserId, decode_server,
+};
 use fast_rtc_swarm_core::{
     ChannelConfig, ChannelId, IceState, Payload, PeerCommand, PeerEvent, PeerFailure, SdpKind,
     SwarmConfig, SwarmCore, SwarmEvent, SwarmOutput,
@@ -60,6 +62,14 @@ pub fn run(data: &[u8]) -> Reached {
     let mut own: Vec<ConnectionId> = Vec::new();
     let mut bytes = data.iter().copied();
     swarm.start(now);
+    // The server's acknowledgement, first as always: the pre-made offers are made on it.
+    swarm.handle_signal(
+        now,
+        ServerMsg::Joined {
+            user_id: UserId::from("me"),
+            ice_servers: Some(vec![IceServer::stun("stun:127.0.0.1:3478")]),
+        },
+    );
     drain(&mut swarm, &mut own, &mut reached);
     while let Some(op) = bytes.next() {
         let arg = bytes.next().unwrap_or(0);
@@ -101,6 +111,17 @@ pub fn run(data: &[u8]) -> Reached {
                 },
             ),
             2 => swarm.handle_signal(now, ServerMsg::OfferAccepted { id, user_id: user }),
+            // An offer request, or fresh ICE servers (a TURN credential refresh).
+            3 if arg & 0x80 != 0 => swarm.handle_signal(
+                now,
+                ServerMsg::IceServers {
+                    ice_servers: vec![IceServer::turn(
+                        "turn:127.0.0.1:3478?transport=udp",
+                        format!("{arg}:me"),
+                        "credential",
+                    )],
+                },
+            ),
             3 => swarm.handle_signal(now, ServerMsg::OfferRequest),
             4 => swarm.handle_signal(
                 now,

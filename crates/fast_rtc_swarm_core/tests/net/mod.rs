@@ -239,7 +239,7 @@ impl Net {
     fn backend(&mut self, i: usize, cmd: PeerCommand) {
         let lat = self.peer_latency;
         match cmd {
-            PeerCommand::Create { id, role } => {
+            PeerCommand::Create { id, role, .. } => {
                 let pc = self.pcs.entry((i, id.clone())).or_default();
                 pc.role = Some(role);
                 if role == Role::Offerer {

@@ -110,8 +110,8 @@ pub fn platform_backend(
         let task_context = context.clone();
         let task = async move {
             let (id, peer_context) = (new.id.clone(), task_context.clone());
-            let role = new.role;
-            let build = move || NativePeer::build(id, role, peer_context);
+            let (role, ice_servers) = (new.role, new.ice_servers.clone());
+            let build = move || NativePeer::build(id, role, ice_servers, peer_context);
             crate::connection::run(new, build, &task_context.swarm, &task_context.events).await;
         };
         drop(context.runtime.spawn(Box::pin(task)));

@@ -9,7 +9,7 @@ use crate::backend::MAX_BUFFERED_BYTES;
 use crate::connection::{Report, RtcChannel, RtcPeer};
 use crate::platform::time::{now, sleep_until};
 use bytes::BytesMut;
-use fast_rtc_protocol::{ConnectionId, IceCandidate};
+use fast_rtc_protocol::{ConnectionId, IceCandidate, IceServer};
 use fast_rtc_swarm_core::config::IceTransportPolicy;
 use fast_rtc_swarm_core::config::{ChannelId, Delivery};
 use fast_rtc_swarm_core::media::TrackId;
@@ -56,6 +56,8 @@ pub(crate) struct NativePeer {
     /// This side's channels, for telling when the handshake has settled.
     held: Vec<Arc<dyn DataChannel>>,
     nudge: Option<Nudge>,
+    /// Whether the connection has TURN servers ([`NativePeer::nudge_through_turn`]).
+    turn: bool,
     /// Whether this end is the DTLS client (sends the first flight), read from the SDP.
     dtls_client: bool,
     /// Whether a first offer/answer exchange completed: a later offer is a renegotiation.
@@ -75,12 +77,15 @@ pub(crate) struct NativePeer {
 }
 
 impl NativePeer {
-    /// Builds connection `id`'s RTCPeerConnection.
+    /// Builds connection `id`'s RTCPeerConnection with the STUN/TURN servers the core chose
+    /// for it.
     pub(crate) async fn build(
         id: ConnectionId,
         role: Role,
+        ice_servers: Vec<IceServer>,
         shared: Arc<Context>,
     ) -> Result<Self, String> {
+        let turn = !fast_rtc_swarm_core::relay::turn_urls(&ice_servers).is_empty();
         let (channel_tx, channel_rx) = async_channel::bounded(16);
         let (milestone_tx, milestone_rx) = async_channel::bounded(4);
         #[cfg(feature = "voice")]
@@ -96,7 +101,7 @@ impl NativePeer {
         });
         // Boxed: webrtc-rs's builder future is ~20 KiB, and inline it would size every
         // connection task for the connection's whole life.
-        let pc = Box::pin(build_pc(&shared, role, handler))
+        let pc = Box::pin(build_pc(&shared, role, &ice_servers, handler))
             .await
             .map_err(|e| e.to_string())?;
         Ok(NativePeer {
@@ -107,6 +112,7 @@ impl NativePeer {
             milestones: milestone_rx,
             held: Vec::new(),
             nudge: None,
+            turn,
             dtls_client: false,
             negotiated: false,
             waking: None,
@@ -122,9 +128,7 @@ impl NativePeer {
     /// while webrtc-rs handles events, so each can wait for the driver's next timer (up to
     /// 200 ms) like the DTLS flights ([`Nudge`]).
     fn nudge_through_turn(&mut self) {
-        if self.nudge.is_none()
-            && !fast_rtc_swarm_core::relay::turn_urls(&self.shared.swarm.ice_servers).is_empty()
-        {
+        if self.nudge.is_none() && self.turn {
             self.nudge = Some(Nudge::start());
         }
     }
@@ -623,12 +627,12 @@ fn channel_init(delivery: Delivery) -> RTCDataChannelInit {
 async fn build_pc(
     shared: &Context,
     role: Role,
+    ice_servers: &[IceServer],
     handler: Arc<Handler>,
 ) -> webrtc::error::Result<impl PeerConnection + use<>> {
     let swarm = &shared.swarm;
     let native = &shared.native;
-    let ice_servers = swarm
-        .ice_servers
+    let ice_servers = ice_servers
         .iter()
         .map(|s| RTCIceServer {
             urls: s.urls.clone(),

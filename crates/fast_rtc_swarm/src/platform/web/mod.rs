@@ -98,8 +98,9 @@ fn launch_backend(
         let swarm = swarm.clone();
         let events = task_events.clone();
         let id = new.id.clone();
+        let ice_servers = new.ice_servers.clone();
         wasm_bindgen_futures::spawn_local(async move {
-            let build = || WebPeer::build(&swarm, media, id);
+            let build = || WebPeer::build(&swarm, &ice_servers, media, id);
             crate::connection::run(new, build, &swarm, &events).await;
         });
     };

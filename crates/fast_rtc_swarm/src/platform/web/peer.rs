@@ -11,7 +11,7 @@ use super::audio::{LinkAudio, MediaLink, RemoteTracks};
 use crate::connection::{Report, RtcChannel, RtcPeer};
 use crate::platform::time::sleep;
 use fast_rtc_protocol::ConnectionId;
-use fast_rtc_protocol::IceCandidate;
+use fast_rtc_protocol::{IceCandidate, IceServer};
 use fast_rtc_swarm_core::config::{ChannelId, Delivery, IceTransportPolicy, SwarmConfig};
 use fast_rtc_swarm_core::media::{TrackError, TrackId};
 use fast_rtc_swarm_core::swarm::{IceState, Payload, PeerEvent, PeerFailure, SdpKind};
@@ -125,13 +125,17 @@ async fn certificate() -> Option<JsValue> {
     Some(CERTIFICATE.with(|c| c.borrow_mut().get_or_insert(cert).clone()))
 }
 
-fn configuration(swarm: &SwarmConfig, certificate: Option<&JsValue>) -> RtcConfiguration {
+fn configuration(
+    swarm: &SwarmConfig,
+    ice_servers: &[IceServer],
+    certificate: Option<&JsValue>,
+) -> RtcConfiguration {
     let config = RtcConfiguration::new();
     if let Some(cert) = certificate {
         config.set_certificates(&Array::of1(cert));
     }
     let servers = Array::new();
-    for s in &swarm.ice_servers {
+    for s in ice_servers {
         let server = RtcIceServer::new();
         let urls = Array::new();
         for u in &s.urls {
@@ -156,12 +160,14 @@ fn configuration(swarm: &SwarmConfig, certificate: Option<&JsValue>) -> RtcConfi
 
 fn new_pc(
     swarm: &SwarmConfig,
+    ice_servers: &[IceServer],
     inbox: &Inbox,
     certificate: Option<&JsValue>,
     remote: RemoteTracks,
 ) -> Result<Pc, String> {
-    let pc = RtcPeerConnection::new_with_configuration(&configuration(swarm, certificate))
-        .map_err(js_err)?;
+    let pc =
+        RtcPeerConnection::new_with_configuration(&configuration(swarm, ice_servers, certificate))
+            .map_err(js_err)?;
     let on_candidate = {
         let inbox = inbox.clone();
         Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(move |e: RtcPeerConnectionIceEvent| {
@@ -295,10 +301,11 @@ pub(crate) struct WebPeer {
 }
 
 impl WebPeer {
-    /// Creates connection `id`'s `RTCPeerConnection` for `swarm`'s ICE servers, with the
-    /// page's certificate; its audio is part of `media`.
+    /// Creates connection `id`'s `RTCPeerConnection` with the STUN/TURN servers the core chose
+    /// for it, and the page's certificate; its audio is part of `media`.
     pub(crate) async fn build(
         swarm: &SwarmConfig,
+        ice_servers: &[IceServer],
         media: MediaLink,
         id: ConnectionId,
     ) -> Result<Self, String> {
@@ -306,7 +313,13 @@ impl WebPeer {
         let inbox = Inbox { tx };
         let cert = certificate().await;
         let audio = LinkAudio::new(media, id, &swarm.audio_tracks);
-        let pc = new_pc(swarm, &inbox, cert.as_ref(), audio.remote_tracks())?;
+        let pc = new_pc(
+            swarm,
+            ice_servers,
+            &inbox,
+            cert.as_ref(),
+            audio.remote_tracks(),
+        )?;
         Ok(WebPeer {
             pc,
             audio,
