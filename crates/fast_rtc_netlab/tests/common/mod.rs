@@ -50,10 +50,10 @@ pub enum StunSource {
     Server,
 }
 
-/// THE HOOK for the server's own STUN listener: the cone-NAT test's STUN source. Switch to
-/// [`StunSource::Server`] once `fast-rtc-server serve --stun-listen` has landed.
+/// The cone-NAT test's STUN source: the signaling server's own STUN listener, as a deployment
+/// that follows the README runs it ([`StunSource::Coturn`] is kept to compare).
 pub fn cone_stun_source() -> StunSource {
-    StunSource::Coturn
+    StunSource::Server
 }
 
 /// Who mints the members' TURN credentials in the symmetric-NAT test.
@@ -67,10 +67,10 @@ pub enum TurnSource {
     Server,
 }
 
-/// THE HOOK for server-minted TURN credentials: the symmetric-NAT test's source. Switch to
-/// [`TurnSource::Server`] once `fast-rtc-server serve --turn … --turn-secret-file …` has landed.
+/// The symmetric-NAT test's TURN credentials: minted by the signaling server for each member
+/// (no TURN password in any client; [`TurnSource::Test`] is kept to compare).
 pub fn symmetric_turn_source() -> TurnSource {
-    TurnSource::Test
+    TurnSource::Server
 }
 
 /// What the members are given to get past NATs.
