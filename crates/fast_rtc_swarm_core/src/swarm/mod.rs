@@ -56,8 +56,8 @@
 //!
 //! # Handshake retries
 //!
-//! A link that fails before its `fast` channel opens (the handshake timeout, ICE `failed`, a
-//! backend failure: a DTLS handshake that gave up under loss) is retried by its offerer while
+//! A link that fails before its `fast` channel opens (the handshake timeout, ICE `failed`,
+//! `fast` closing, a backend failure: a DTLS handshake that gave up under loss) is retried by its offerer while
 //! both members remain: after [`SwarmConfig::retry_backoff`], doubling per attempt, it makes
 //! a fresh connection and offer (a new connection id) and sends it as a `retry` frame naming
 //! the peer, which the server pairs at once (an `accept` to the peer, `offerAccepted` back)

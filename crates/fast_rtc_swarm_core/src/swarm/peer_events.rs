@@ -47,8 +47,10 @@ impl SwarmCore {
                 self.ice_state(now, id, state);
             }
             PeerEvent::ChannelOpen(channel) => self.channel_open(now, id, channel),
+            // Before the link opened, a failed handshake (webrtc-rs closes the channels when
+            // DTLS gives up): retried like the others ([`super::retry`]).
             PeerEvent::ChannelClosed(ChannelId::FAST) => {
-                self.close_link(id, CloseReason::ChannelClosed, false);
+                self.link_failed(now, id, CloseReason::ChannelClosed);
             }
             PeerEvent::ChannelClosed(channel) => {
                 if let Some(l) = self.links.get_mut(id)
