@@ -14,7 +14,8 @@
 //!
 //! For test harnesses (`tests/js_native_interop.rs`): `--json` prints one JSON object per line
 //! on stdout for each event (`open`, `close`, `data`, `send_error`, `fault`, `signaling`: the
-//! signaling session's state, `Joined` once the server took it into the room), `--hello-binary`
+//! signaling session's state, `Joined` once the server took it into the room; `interrupted` and
+//! `restored` around an ICE restart), `--hello-binary`
 //! also sends the hello as a binary message, and `--stdin` reads commands from stdin (`close`
 //! leaves the room; end of input does too), so a harness can close it at a moment of its
 //! choosing.
@@ -280,6 +281,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     json,
                     json!({ "type": "track", "userId": peer.to_string(), "state": "removed" }),
                     Some(format!("{peer} removed a track")),
+                ),
+                SwarmEvent::Interrupted { user_id, id } => report(
+                    json,
+                    json!({ "type": "interrupted", "userId": user_id.to_string(), "id": id.to_string() }),
+                    Some(format!("the path to {user_id} is lost: restoring it")),
+                ),
+                SwarmEvent::Restored {
+                    user_id,
+                    id,
+                    outage,
+                } => report(
+                    json,
+                    json!({
+                        "type": "restored",
+                        "userId": user_id.to_string(),
+                        "id": id.to_string(),
+                        "outageMs": outage.as_millis() as u64,
+                    }),
+                    Some(format!("the path to {user_id} is back after {outage:?}")),
                 ),
                 SwarmEvent::Signaling(state) => report(
                     json,
