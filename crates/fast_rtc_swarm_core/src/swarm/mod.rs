@@ -258,7 +258,7 @@ impl SwarmCore {
     pub fn poll_timeout(&self) -> Option<Instant> {
         self.links
             .values()
-            .flat_map(|l| [l.deadline, l.next_ping, l.outage.and_then(|o| o.due())])
+            .flat_map(|l| [l.deadline, l.next_ping, l.outage.map(|o| o.due())])
             .chain([self.lifecycle.poll_timeout(), self.next_retry()])
             .flatten()
             .min()

@@ -12,10 +12,10 @@ use web_time::Instant;
 impl Outage {
     /// When the core must act on this outage next: the offerer's next restart (not while one
     /// waits for its answer), or the deadline.
-    pub(super) fn due(&self) -> Option<Instant> {
+    pub(super) fn due(&self) -> Instant {
         match self.next_restart {
-            Some(t) if !self.awaiting_answer => Some(t.min(self.deadline)),
-            _ => Some(self.deadline),
+            Some(t) if !self.awaiting_answer => t.min(self.deadline),
+            _ => self.deadline,
         }
     }
 }

@@ -20,8 +20,6 @@ pub(super) struct Retry {
     /// The links that failed, and the retry under way: a `leaveSwarm` for any of them says
     /// the peer left. Bounded by [`SwarmConfig::handshake_retries`](crate::SwarmConfig::handshake_retries) + 1.
     ids: Vec<ConnectionId>,
-    /// Why the last attempt failed: the reason if the retries run out.
-    reason: CloseReason,
 }
 
 impl SwarmCore {
@@ -57,11 +55,9 @@ impl SwarmCore {
             attempt: 0,
             due: None,
             ids: Vec::new(),
-            reason: reason.clone(),
         });
         retry.attempt += 1;
         retry.due = Some(now + backoff);
-        retry.reason = reason.clone();
         if !retry.ids.contains(id) {
             retry.ids.push(id.clone());
         }
