@@ -211,7 +211,7 @@ impl Connections {
                 return None;
             }
             PeerCommand::SetRemote { id, .. }
-            | PeerCommand::RestartIce { id }
+            | PeerCommand::RestartIce { id, .. }
             | PeerCommand::OpenChannels { id }
             | PeerCommand::AddCandidate { id, .. }
             | PeerCommand::Send { id, .. } => id.clone(),

@@ -10,7 +10,7 @@
 
 use crate::backend::{EventSender, NewConnection, SendQueue};
 use crate::platform::time::{now, sleep};
-use fast_rtc_protocol::{ConnectionId, IceCandidate};
+use fast_rtc_protocol::{ConnectionId, IceCandidate, IceServer};
 use fast_rtc_swarm_core::config::{ChannelId, Delivery, SwarmConfig};
 use fast_rtc_swarm_core::media::TrackId;
 use fast_rtc_swarm_core::swarm::{Payload, PeerCommand, PeerEvent, PeerFailure, Role, SdpKind};
@@ -66,9 +66,9 @@ pub(crate) trait RtcPeer {
     async fn offer(&mut self) -> Result<String, String>;
     /// Creates an answer, sets it as local description and returns its SDP.
     async fn answer(&mut self) -> Result<String, String>;
-    /// Restarts ICE (fresh credentials and candidates), creates the offer that carries the
-    /// restart, sets it as local description and returns its SDP.
-    async fn restart_offer(&mut self) -> Result<String, String>;
+    /// Restarts ICE (fresh credentials and candidates, gathered with `ice_servers`), creates
+    /// the offer that carries the restart, sets it as local description and returns its SDP.
+    async fn restart_offer(&mut self, ice_servers: &[IceServer]) -> Result<String, String>;
     /// Sets the remote description.
     async fn set_remote(&mut self, kind: SdpKind, sdp: String) -> Result<(), String>;
     /// Adds a remote candidate.
@@ -273,8 +273,8 @@ impl<C: RtcChannel> Connection<'_, C> {
                 }
                 self.report_mids(peer).await;
             }
-            PeerCommand::RestartIce { .. } => {
-                let sdp = peer.restart_offer().await?;
+            PeerCommand::RestartIce { ice_servers, .. } => {
+                let sdp = peer.restart_offer(&ice_servers).await?;
                 self.emit(PeerEvent::LocalDescription {
                     kind: SdpKind::Offer,
                     sdp,

@@ -221,7 +221,7 @@ impl Backend for MemoryBackend {
             }
             PeerCommand::AddCandidate { .. } => {}
             // Links in memory never lose their path: a restart finds it at once.
-            PeerCommand::RestartIce { id } => {
+            PeerCommand::RestartIce { id, .. } => {
                 net.report(me, &id, PeerEvent::IceState(IceState::Connected));
             }
             PeerCommand::Send {

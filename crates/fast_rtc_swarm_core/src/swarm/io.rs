@@ -163,6 +163,10 @@ pub enum PeerCommand {
     RestartIce {
         /// Connection id.
         id: ConnectionId,
+        /// The STUN/TURN servers the restart gathers with: the swarm's current choice
+        /// ([`crate::ice`]), so a link older than its TURN credentials allocates with fresh
+        /// ones.
+        ice_servers: Vec<IceServer>,
     },
     /// Close the connection and release everything it holds.
     Close {

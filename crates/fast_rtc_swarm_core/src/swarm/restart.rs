@@ -103,7 +103,11 @@ impl SwarmCore {
         }
         for id in restart {
             debug!(%id, "restarting ICE");
-            self.command(PeerCommand::RestartIce { id });
+            let ice_servers = self.ice_servers().to_vec();
+            if let Some(l) = self.links.get_mut(&id) {
+                l.ice_servers.clone_from(&ice_servers);
+            }
+            self.command(PeerCommand::RestartIce { id, ice_servers });
         }
         for id in expired {
             self.close_link(&id, CloseReason::RestoreTimeout, false);

@@ -391,7 +391,7 @@ impl Net {
                 }
             }
             // A new offer with fresh credentials, answered on the same link.
-            PeerCommand::RestartIce { id } => {
+            PeerCommand::RestartIce { id, .. } => {
                 if self.pcs.get(&(i, id.clone())).is_some_and(|pc| pc.open) {
                     self.describe(i, id, SdpKind::Offer);
                 } else {

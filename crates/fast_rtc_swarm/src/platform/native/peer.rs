@@ -259,7 +259,19 @@ impl RtcPeer for NativePeer {
         Ok(offer.sdp)
     }
 
-    async fn restart_offer(&mut self) -> Result<String, String> {
+    async fn restart_offer(&mut self, ice_servers: &[IceServer]) -> Result<String, String> {
+        // The swarm's current servers (fresh TURN credentials for a link older than its
+        // own): webrtc-rs applies them when the restart's gathering starts.
+        if !ice_servers.is_empty() {
+            let configuration = RTCConfigurationBuilder::default()
+                .with_ice_servers(rtc_ice_servers(ice_servers))
+                .with_ice_transport_policy(ice_policy(self.shared.swarm.ice_transport_policy))
+                .build();
+            self.pc
+                .set_configuration(configuration)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
         self.pc.restart_ice().await.map_err(|e| e.to_string())?;
         self.offer().await
     }
@@ -624,6 +636,26 @@ fn channel_init(delivery: Delivery) -> RTCDataChannelInit {
     }
 }
 
+/// The swarm's ICE servers as webrtc-rs takes them.
+fn rtc_ice_servers(ice_servers: &[IceServer]) -> Vec<RTCIceServer> {
+    ice_servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone(),
+            credential: s.credential.clone(),
+        })
+        .collect()
+}
+
+/// The swarm's ICE transport policy as webrtc-rs takes it.
+fn ice_policy(policy: IceTransportPolicy) -> RTCIceTransportPolicy {
+    match policy {
+        IceTransportPolicy::All => RTCIceTransportPolicy::All,
+        IceTransportPolicy::Relay => RTCIceTransportPolicy::Relay,
+    }
+}
+
 async fn build_pc(
     shared: &Context,
     role: Role,
@@ -632,21 +664,9 @@ async fn build_pc(
 ) -> webrtc::error::Result<impl PeerConnection + use<>> {
     let swarm = &shared.swarm;
     let native = &shared.native;
-    let ice_servers = ice_servers
-        .iter()
-        .map(|s| RTCIceServer {
-            urls: s.urls.clone(),
-            username: s.username.clone(),
-            credential: s.credential.clone(),
-        })
-        .collect();
-    let policy = match swarm.ice_transport_policy {
-        IceTransportPolicy::All => RTCIceTransportPolicy::All,
-        IceTransportPolicy::Relay => RTCIceTransportPolicy::Relay,
-    };
     let configuration = RTCConfigurationBuilder::default()
-        .with_ice_servers(ice_servers)
-        .with_ice_transport_policy(policy)
+        .with_ice_servers(rtc_ice_servers(ice_servers))
+        .with_ice_transport_policy(ice_policy(swarm.ice_transport_policy))
         .build();
     let loopback = native.udp_addrs.iter().any(|a| a.ip().is_loopback());
     let mdns = if native.mdns {

@@ -373,7 +373,11 @@ impl RtcPeer for WebPeer {
         Ok(sdp)
     }
 
-    async fn restart_offer(&mut self) -> Result<String, String> {
+    async fn restart_offer(&mut self, _ice_servers: &[IceServer]) -> Result<String, String> {
+        // The browser gathers with the servers the connection was made with (a page's
+        // setConfiguration needs the swarm's whole configuration, which this peer does not
+        // keep): a browser link older than its TURN credentials restores over STUN or host
+        // pairs only.
         let options = RtcOfferOptions::new();
         options.set_ice_restart(true);
         let offer = JsFuture::from(self.pc.pc.create_offer_with_rtc_offer_options(&options))
