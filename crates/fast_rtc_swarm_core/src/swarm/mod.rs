@@ -40,7 +40,8 @@
 //! this crate does unless [`SwarmConfig::restore_timeout`] is zero). Both ends report
 //! [`SwarmEvent::Interrupted`] (an end that had not noticed the loss yet, when the remote's
 //! restart sets its ICE `checking`). The link's offerer restarts ICE
-//! ([`PeerCommand::RestartIce`]: fresh credentials and candidates) and sends the new offer on
+//! ([`PeerCommand::RestartIce`]: fresh credentials and candidates, gathered with the swarm's
+//! current ICE servers, so with fresh TURN credentials too) and sends the new offer on
 //! the link's own connection id through the signaling server, which relays it like any
 //! signal of a live link; the answerer answers it on the same connection, so the DTLS
 //! session, the SCTP association, the channels, the tracks and the peer all stay. Only the
