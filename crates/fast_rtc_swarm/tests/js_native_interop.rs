@@ -305,8 +305,9 @@ async fn two_browsers_natives_chromium_firefox_full_mesh() {
 /// never arrived; here every JS member must get every echo, of its greeting and of later
 /// messages. The natives have `fast` only.
 ///
-/// KNOWN BUG, skipped by `scripts/browser-test.sh` (`--skip known_bug_`): a JS member's
-/// greeting, sent in its `open` handler, sometimes never reaches a native offerer (1 of 40 runs
+/// KNOWN BUG (Chromium), skipped by `scripts/browser-test.sh` in Chromium (`--skip known_bug_`)
+/// and run in Firefox, where it passed 22 of 22 runs: a JS member's greeting, sent in its
+/// `open` handler, sometimes never reaches a native offerer (1 of 40 runs
 /// here; 2 of 40 with a game channel, below). The message is lost in Chromium, before it is
 /// sent: the browser logs `rtc_data_channel.cc:867] Send failedINVALID_STATE` once per lost
 /// message (set `FAST_RTC_CHROMIUM_LOG` to see the browser's log in passing runs too). For a
@@ -326,8 +327,8 @@ async fn known_bug_field_report_two_natives_three_js_300ms_apart_get_every_echo(
     field_report("field-report", false).await;
 }
 
-/// KNOWN BUG, skipped by `scripts/browser-test.sh` (`--skip known_bug_`): the field report with
-/// natives that have a game channel (`state`) besides `fast`. In 2 of 40 runs (and 1 of 30 with
+/// KNOWN BUG (Chromium), skipped by `scripts/browser-test.sh` in Chromium and run in Firefox
+/// (see above): the field report with natives that have a game channel (`state`) besides `fast`. In 2 of 40 runs (and 1 of 30 with
 /// the browser's log on) a JS member's greeting (the text, or the text and the binary) never
 /// reached one native offerer: Chromium refused to send it (see above: one
 /// `Send failedINVALID_STATE` per lost message, in every such failure). One more run of the 40
