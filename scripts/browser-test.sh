@@ -112,8 +112,8 @@ start_natives() {
             --token "$(token "native-${member#*:}")" --room "${member%%:*}" >> "$work/echo_peer.log" 2>&1 &
         echo_pids+=($!)
     done
-    # The native voice members of tests/web_voice.rs (feature voice: Opus): one that listens to the
-    # page (room voice-b2n), one that plays 660 Hz to it (room voice-n2b).
+    # The native voice members of tests/web_voice.rs (feature voice: Opus): one that listens to
+    # the page (room voice-b2n), one that plays 660 Hz to it (room voice-n2b).
     for room in b2n n2b; do
         tone=()
         [ "$room" = n2b ] && tone=(--tone 660)

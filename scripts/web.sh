@@ -3,8 +3,8 @@
 # profile (Cargo.toml), binds it with wasm-bindgen-cli at the exact version of the wasm-bindgen
 # crate in Cargo.lock (installed if missing, scripts/need-wasm-bindgen.sh), and serves the page
 # (python3's http.server) until Ctrl-C. No wasm-opt: Debian's (binaryen 108) took a minute and
-# made the gzip-compressed module no smaller. The page reads `signaling`, `room` and `token` from its query string; the native
-# demo prints a ready link when it starts its embedded server.
+# made the gzip-compressed module no smaller. The page reads `signaling`, `room` and `token`
+# from its query string; the native demo prints a ready link when it starts its embedded server.
 #
 #   scripts/web.sh                                  # the multiplayer demo
 #   scripts/web.sh rollback --features ggrs         # EXAMPLE [cargo build arguments]
