@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# Browser tests: the swarm's wasm backend in a real headless Chromium, through a real
-# signaling server started here on a free loopback port, with native members beside it and the
-# JavaScript reference client in the page, and native members beside JS reference-client members
-# in a Chromium page (tests/js_native_interop.rs), and voice between the page and native members
-# (tests/web_voice.rs, examples/voice_peer.rs: feature voice, which needs cmake). Called by
-# scripts/test.sh.
+# Browser tests, in headless Chromium and in headless Firefox: the swarm's wasm backend through
+# a real signaling server started here on a free loopback port, with native members beside it
+# and the JavaScript reference client in the page; native members beside JS reference-client
+# members in a browser page (tests/js_native_interop.rs), and in one room with a Chromium page
+# and a Firefox page; and voice between the page and native members (tests/web_voice.rs,
+# examples/voice_peer.rs: feature voice, which needs cmake). Called by scripts/test.sh.
+# FAST_RTC_BROWSERS picks the browsers (default "chromium firefox").
 #
-# Needs what scripts/setup-browser.sh installs (test.sh runs it first): Debian's chromium and
-# chromium-driver, the wasm32-unknown-unknown target, wasm-bindgen-cli at the version of the
-# wasm-bindgen crate in Cargo.lock, and the bundled JS client of the interop test.
+# Needs what scripts/setup-browser.sh installs (test.sh runs it first): Debian's chromium,
+# chromium-driver and firefox-esr, geckodriver, the wasm32-unknown-unknown target,
+# wasm-bindgen-cli at the version of the wasm-bindgen crate in Cargo.lock, and the bundled JS
+# client of the interop test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +29,16 @@ fi
 # No network in here: everything cargo needs was fetched by the steps before.
 export CARGO_NET_OFFLINE=true
 
-for tool in chromium chromedriver wasm-bindgen-test-runner; do
+browsers=${FAST_RTC_BROWSERS:-chromium firefox}
+tools=(wasm-bindgen-test-runner)
+for browser in $browsers; do
+    case $browser in
+        chromium) tools+=(chromium chromedriver) ;;
+        firefox) tools+=(firefox-esr geckodriver) ;;
+        *) echo "browser-test: unknown browser $browser (chromium, firefox)" >&2; exit 1 ;;
+    esac
+done
+for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || { echo "browser-test: $tool not found (see the header of $0)" >&2; exit 1; }
 done
 want=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print }' Cargo.lock)
@@ -41,8 +52,14 @@ cargo build --quiet --release -p fast_rtc_server
 bin="${CARGO_TARGET_DIR:-target}/release/fast-rtc-server"
 work=$(mktemp -d)
 server_pid=""
-cleanup() {
+echo_pids=()
+stop_natives() {
     for p in "${echo_pids[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+    for p in "${echo_pids[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done
+    echo_pids=()
+}
+cleanup() {
+    stop_natives
     if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; fi
     if [ "${status:-0}" -ne 0 ]; then
         echo "== server log"; cat "$work/server.log" || true
@@ -76,46 +93,72 @@ done
 cargo build --quiet -p fast_rtc_swarm --features voice --example echo_peer
 cp "${CARGO_TARGET_DIR:-target}/debug/examples/echo_peer" "$work/echo_peer"
 export FAST_RTC_ECHO_PEER="$work/echo_peer"
-# The native member of the mixed test.
-"$FAST_RTC_ECHO_PEER" --url "ws://127.0.0.1:$port/ws" \
-    --token "$(token native-echo)" --room mixed > "$work/echo_peer.log" 2>&1 &
-echo_pids=($!)
-# Native members for the timing test: one in room timing-1, three in room timing-3.
-for member in timing-1:t1-0 timing-3:t3-0 timing-3:t3-1 timing-3:t3-2; do
-    "$FAST_RTC_ECHO_PEER" --url "ws://127.0.0.1:$port/ws" \
-        --token "$(token "native-${member#*:}")" --room "${member%%:*}" >> "$work/echo_peer.log" 2>&1 &
-    echo_pids+=($!)
-done
 export FAST_RTC_WEB_TEST_TOKEN_TIMING=$(token web-timing)
-# The native voice members of tests/web_voice.rs (feature voice: Opus): one that listens to the
-# page (room voice-b2n), one that plays 660 Hz to it (room voice-n2b).
-cargo build --quiet -p fast_rtc_swarm --features voice --example voice_peer
-cp "${CARGO_TARGET_DIR:-target}/debug/examples/voice_peer" "$work/voice_peer"
 for room in b2n n2b; do
-    tone=()
-    [ "$room" = n2b ] && tone=(--tone 660)
-    "$work/voice_peer" --url "ws://127.0.0.1:$port/ws" --token "$(token "voice-native-$room")" \
-        --room "voice-$room" "${tone[@]}" >> "$work/voice_peer.log" 2>&1 &
-    echo_pids+=($!)
     export "FAST_RTC_WEB_TEST_TOKEN_VOICE_${room^^}=$(token "web-voice-$room")"
 done
-sleep 1 # the native members' offers are parked
+cargo build --quiet -p fast_rtc_swarm --features voice --example voice_peer
+cp "${CARGO_TARGET_DIR:-target}/debug/examples/voice_peer" "$work/voice_peer"
 
-export CHROMEDRIVER=/usr/bin/chromedriver
+# The native members of the wasm tests, started afresh for each browser's run.
+start_natives() {
+    # The native member of the mixed test.
+    "$FAST_RTC_ECHO_PEER" --url "ws://127.0.0.1:$port/ws" \
+        --token "$(token native-echo)" --room mixed >> "$work/echo_peer.log" 2>&1 &
+    echo_pids+=($!)
+    # Native members for the timing test: one in room timing-1, three in room timing-3.
+    for member in timing-1:t1-0 timing-3:t3-0 timing-3:t3-1 timing-3:t3-2; do
+        "$FAST_RTC_ECHO_PEER" --url "ws://127.0.0.1:$port/ws" \
+            --token "$(token "native-${member#*:}")" --room "${member%%:*}" >> "$work/echo_peer.log" 2>&1 &
+        echo_pids+=($!)
+    done
+    # The native voice members of tests/web_voice.rs (feature voice: Opus): one that listens to
+    # the page (room voice-b2n), one that plays 660 Hz to it (room voice-n2b).
+    for room in b2n n2b; do
+        tone=()
+        [ "$room" = n2b ] && tone=(--tone 660)
+        "$work/voice_peer" --url "ws://127.0.0.1:$port/ws" --token "$(token "voice-native-$room")" \
+            --room "voice-$room" "${tone[@]}" >> "$work/voice_peer.log" 2>&1 &
+        echo_pids+=($!)
+    done
+    sleep 1 # the native members' offers are parked
+}
+
 export WASM_BINDGEN_TEST_WEBDRIVER_JSON="$PWD/scripts/browser/webdriver.json"
 export WASM_BINDGEN_TEST_TIMEOUT=60
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner
 status=0
-cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown --test web --test web_interop \
-    --test web_voice -- --nocapture || status=$?
+for browser in $browsers; do
+    # wasm-bindgen-test-runner drives the browser whose driver is named (GECKODRIVER first).
+    case $browser in
+        chromium) driver=(CHROMEDRIVER=/usr/bin/chromedriver) ;;
+        firefox) driver=(GECKODRIVER="$(command -v geckodriver)") ;;
+    esac
+    echo "== browser tests (wasm) in $browser"
+    start_natives
+    env "${driver[@]}" cargo test --locked -p fast_rtc_swarm --target wasm32-unknown-unknown \
+        --test web --test web_interop --test web_voice -- --nocapture || status=$?
+    stop_natives
+done
 
 # Native members (echo_peer processes) and JS reference-client members (a page in a headless
-# Chromium the test starts itself, with webdriver.json's flags) in one room, each test with a
+# browser the test starts itself, with webdriver.json's settings) in one room, each test with a
 # server of its own. Ignored in a plain `cargo test`; one test at a time (2 cores). The
-# known_bug_ tests show an open Chromium bug (see their docs) and are skipped.
-cargo test --locked -p fast_rtc_swarm --test js_native_interop -- --ignored --test-threads=1 \
-    --nocapture --skip known_bug_ || status=$?
-# Voice between a native member (echo_peer --tone) and a JS reference-client member.
-cargo test --locked -p fast_rtc_swarm --features voice --test js_native_voice -- --ignored \
-    --test-threads=1 --nocapture || status=$?
+# known_bug_ tests show an open Chromium bug (see their docs): skipped in Chromium, run in
+# Firefox; two_browsers_ (a Chromium page and a Firefox page in one room) runs once, with the
+# last browser.
+last=${browsers##* }
+both=0
+[[ " $browsers " == *" chromium "* && " $browsers " == *" firefox "* ]] && both=1
+for browser in $browsers; do
+    echo "== native <-> JS reference client in $browser"
+    skip=()
+    [ "$browser" = chromium ] && skip+=(--skip known_bug_)
+    [ "$both" = 1 ] && [ "$browser" = "$last" ] || skip+=(--skip two_browsers_)
+    FAST_RTC_JS_BROWSER=$browser cargo test --locked -p fast_rtc_swarm --test js_native_interop -- \
+        --ignored --test-threads=1 --nocapture "${skip[@]}" || status=$?
+    # Voice between a native member (echo_peer --tone) and a JS reference-client member.
+    FAST_RTC_JS_BROWSER=$browser cargo test --locked -p fast_rtc_swarm --features voice \
+        --test js_native_voice -- --ignored --test-threads=1 --nocapture || status=$?
+done
 exit "$status"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check and test of the workspace: formatting, clippy (warnings are errors), unit,
 # property, wire, WebRTC end-to-end and doc tests, bounded fuzz runs, the browser tests in
-# headless Chromium, then
+# headless Chromium and Firefox, then
 # the multiplayer example headless. This is the README's test command and what CI runs.
 # It installs what it needs (rustfmt and clippy components, and scripts/setup-browser.sh) so it
 # works on a fresh machine.
@@ -16,7 +16,7 @@ echo "== cmake (the voice feature builds libopus from source)"
 echo "== ALSA headers (the cpal feature: a real microphone and speaker)"
 ./scripts/need.sh pkg-config pkg-config
 ./scripts/need.sh pkg-config:alsa libasound2-dev
-echo "== browser test tools (chromium, chromedriver, wasm32 target, wasm-bindgen-cli)"
+echo "== browser test tools (chromium, chromedriver, firefox-esr, geckodriver, wasm32 target, wasm-bindgen-cli)"
 ./scripts/setup-browser.sh
 
 echo "== cargo fmt --check"
@@ -36,7 +36,7 @@ echo "== cluster: several server instances sharing rooms over a real Redis"
 ./scripts/redis-test.sh
 echo "== fuzzing, bounded (cargo-fuzz: hub_frames and core_inputs, 20 s each)"
 ./scripts/fuzz.sh 20
-echo "== browser tests (headless Chromium)"
+echo "== browser tests (headless Chromium and Firefox)"
 ./scripts/browser-test.sh
 echo "== TURN: native members in network namespaces linked only through a real coturn"
 ./scripts/turn-test.sh

@@ -25,7 +25,8 @@ pub(crate) struct Options<'a> {
     pub(crate) bots: usize,
     /// Lifetime of minted tokens, seconds.
     pub(crate) token_ttl: u64,
-    /// The example, for the browser-player hint (`multiplayer`, `rollback`).
+    /// The example and its features, for the browser-player hint (`scripts/web.sh`'s
+    /// arguments: `multiplayer`, `rollback --features ggrs`).
     pub(crate) example: &'a str,
 }
 
@@ -131,7 +132,7 @@ pub(crate) fn signaling(
     std::mem::forget(handle); // it lives as long as the process
     let minter = Minter(TokenIssuer::new(&secret), ttl);
     println!(
-        "a browser player can join: serve the page with `cargo run --example {} --target wasm32-unknown-unknown`, then open\n  http://127.0.0.1:1334/?signaling={}&room={}&token={}",
+        "a browser player can join: serve the page with `./scripts/web.sh {}`, then open\n  http://127.0.0.1:1334/?signaling={}&room={}&token={}",
         args.example,
         args.url,
         args.room,

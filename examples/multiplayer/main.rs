@@ -22,10 +22,10 @@
 //! every bot. Every player of a room must be built with the same features (the track is
 //! declared by all of them, like a channel).
 //!
-//! In a browser (WebGL2), served by `wasm-server-runner` (see the README):
+//! In a browser (WebGL2), built and served by `scripts/web.sh` (see the README):
 //!
 //! ```sh
-//! cargo run --example multiplayer --target wasm32-unknown-unknown
+//! ./scripts/web.sh multiplayer
 //! # then open http://127.0.0.1:1334/?signaling=ws://127.0.0.1:8787/ws&room=demo&token=TOKEN
 //! ```
 //!

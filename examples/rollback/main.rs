@@ -13,8 +13,8 @@
 //! bots); Escape leaves the match (`LeaveMatch`), and a player who leaves is disconnected
 //! while the others play on. Natively a signaling
 //! server is started on 127.0.0.1:8787 if none answers, as in the multiplayer example. In a
-//! browser: `cargo run --features ggrs --example rollback --target wasm32-unknown-unknown`,
-//! then open the page with `?signaling=…&room=…&token=…&players=N`.
+//! browser: `./scripts/web.sh rollback --features ggrs`, then open the page with
+//! `?signaling=…&room=…&token=…&players=N`.
 
 #[cfg(not(target_arch = "wasm32"))]
 use bevy::app::ScheduleRunnerPlugin;

@@ -1,9 +1,9 @@
 //! The page of the JS members: a small HTTP server on a free loopback port serves it (the
 //! bundled `scripts/browser/js/harness.js`) and its control WebSocket, and a headless Chromium
-//! shows it. Commands go to the page over the socket; the page reports every member's events
+//! or Firefox shows it. Commands go to the page over the socket; the page reports every member's events
 //! back as they happen.
 
-use super::chromium::Chromium;
+use super::browser::{Browser, BrowserProcess};
 use super::events::{Event, Report, Reporter, WAIT};
 use axum::Router;
 use axum::extract::State;
@@ -39,15 +39,15 @@ struct Control {
     ready: Arc<Mutex<Option<oneshot::Sender<()>>>>,
 }
 
-/// The page, ready for commands: Chromium has loaded it and granted it the fake microphone.
+/// The page, ready for commands: the browser has loaded it and granted it the fake microphone.
 pub struct JsPage {
     commands: UnboundedSender<String>,
-    _chromium: Chromium,
+    _browser: BrowserProcess,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl JsPage {
-    pub async fn open(log: Reporter) -> JsPage {
+    pub async fn open(browser: Browser, log: Reporter) -> JsPage {
         let bundle_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/harness.bundle.js");
         let bundle = std::fs::read_to_string(&bundle_path).unwrap_or_else(|e| {
             panic!("{bundle_path:?}: {e} (scripts/setup-browser.sh bundles it)")
@@ -72,14 +72,14 @@ impl JsPage {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        let chromium = Chromium::open(&format!("http://{addr}/"));
+        let process = BrowserProcess::open(browser, &format!("http://{addr}/"));
         tokio::time::timeout(WAIT, ready_rx)
             .await
-            .expect("the page did not report ready")
+            .unwrap_or_else(|_| panic!("the page in {} did not report ready", browser.name()))
             .expect("the page's control socket closed before ready");
         JsPage {
             commands,
-            _chromium: chromium,
+            _browser: process,
             server,
         }
     }
