@@ -800,6 +800,27 @@ impl Hub {
         }
     }
 
+    /// Offer `sdp` of `id` and the early candidates `me` sent for it (taken out of its
+    /// orphans, at most a chunk's worth), as the signals of a chunk or an `accept`.
+    fn offer_signals(
+        limits: &Limits,
+        me: &mut Member,
+        id: &ConnectionId,
+        sdp: String,
+    ) -> Vec<Signal> {
+        let mut signals = vec![Signal::Offer { sdp }];
+        let mut kept = Vec::new();
+        for (cid, candidate) in me.orphans.drain(..) {
+            if &cid == id && signals.len() < limits.max_signals_per_chunk {
+                signals.push(Signal::Candidate { candidate });
+            } else if &cid != id {
+                kept.push((cid, candidate));
+            }
+        }
+        me.orphans = kept;
+        signals
+    }
+
     /// A retry's offer (`ClientMsg::Retry`): a link from `user` to `to` at once, with the
     /// candidates `user` sent for `id` before it.
     #[allow(clippy::too_many_arguments)]
@@ -824,16 +845,7 @@ impl Hub {
         let Some(me) = room.members.get_mut(user) else {
             return;
         };
-        let mut signals = vec![Signal::Offer { sdp }];
-        let mut kept = Vec::new();
-        for (cid, candidate) in me.orphans.drain(..) {
-            if cid == id && signals.len() < limits.max_signals_per_chunk {
-                signals.push(Signal::Candidate { candidate });
-            } else if cid != id {
-                kept.push((cid, candidate));
-            }
-        }
-        me.orphans = kept;
+        let signals = Self::offer_signals(limits, me, &id, sdp);
         me.links.insert(id.clone());
         if let Some(t) = room.members.get_mut(to) {
             t.links.insert(id.clone());
@@ -875,16 +887,7 @@ impl Hub {
         let Some(me) = room.members.get_mut(user) else {
             return;
         };
-        let mut signals = vec![Signal::Offer { sdp }];
-        let mut kept = Vec::new();
-        for (cid, candidate) in me.orphans.drain(..) {
-            if cid == id && signals.len() < limits.max_signals_per_chunk {
-                signals.push(Signal::Candidate { candidate });
-            } else if cid != id {
-                kept.push((cid, candidate));
-            }
-        }
-        me.orphans = kept;
+        let signals = Self::offer_signals(limits, me, &id, sdp);
 
         if let Some((joiner, _)) = me.waiting.pop_front() {
             me.links.insert(id.clone());

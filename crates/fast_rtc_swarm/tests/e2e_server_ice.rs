@@ -31,13 +31,11 @@ use fast_rtc_swarm::{
     SwarmHandle,
 };
 use fast_rtc_testkit::coturn::Coturn;
-use fast_rtc_testkit::routes::{self, RouteLayer};
+use fast_rtc_testkit::routes;
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::routes::init_route_capture;
 use support::*;
-use tracing_subscriber::Layer;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 const TURN_SECRET: &str = "server-minted-turn-secret-for-tests";
 
@@ -48,19 +46,6 @@ fn coturn() -> Coturn {
              runs them)"
         )
     })
-}
-
-fn init_route_capture() {
-    let routes = RouteLayer::filtered();
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_test_writer()
-        .with_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        );
-    let _ = tracing_subscriber::registry()
-        .with(routes)
-        .with(fmt)
-        .try_init();
 }
 
 /// A signaling server that mints credentials for `coturn`, valid for `ttl`.

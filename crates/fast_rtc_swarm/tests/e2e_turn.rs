@@ -25,13 +25,11 @@ use fast_rtc_swarm::{
     SwarmFault, SwarmHandle,
 };
 use fast_rtc_testkit::coturn::Coturn;
-use fast_rtc_testkit::routes::{self, Route, RouteLayer};
+use fast_rtc_testkit::routes::{self, Route};
 use std::net::Ipv4Addr;
 use std::time::Duration;
+use support::routes::init_route_capture;
 use support::*;
-use tracing_subscriber::Layer;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 /// A coturn on 127.0.0.1 with one long-term-credential user; killed on drop.
 fn coturn(user: &str, password: &str) -> Coturn {
@@ -41,20 +39,6 @@ fn coturn(user: &str, password: &str) -> Coturn {
              runs them)"
         )
     })
-}
-
-fn init_route_capture() {
-    let routes = RouteLayer::filtered();
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_test_writer()
-        .with_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        );
-    // Once per test binary; support::init_tracing's later try_init is then a no-op.
-    let _ = tracing_subscriber::registry()
-        .with(routes)
-        .with(fmt)
-        .try_init();
 }
 
 fn relay_only(room: &str, turn_url: &str, user: &str, credential: &str) -> SwarmConfig {

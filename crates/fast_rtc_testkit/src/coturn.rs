@@ -84,6 +84,16 @@ pub enum CoturnAuth {
     Secret(String),
 }
 
+impl CoturnAuth {
+    /// One long-term-credential user.
+    pub fn user(user: &str, password: &str) -> Self {
+        CoturnAuth::User {
+            user: user.to_owned(),
+            password: password.to_owned(),
+        }
+    }
+}
+
 /// Where and how to start a [`Coturn`] ([`Coturn::start_with`]).
 #[derive(Debug)]
 pub struct CoturnOptions {
@@ -105,6 +115,21 @@ pub struct CoturnOptions {
     pub allowed_peers: Vec<String>,
 }
 
+impl CoturnOptions {
+    /// Options for a coturn on `ip` with `auth`: a free port, run directly (not in a
+    /// namespace), probed from `ip`, no peers allowed beyond loopback ones.
+    pub fn new(ip: IpAddr, auth: CoturnAuth) -> Self {
+        CoturnOptions {
+            ip,
+            port: None,
+            auth,
+            wrapper: Vec::new(),
+            probe: None,
+            allowed_peers: Vec::new(),
+        }
+    }
+}
+
 /// A running coturn; killed (and its directory removed) on drop.
 #[derive(Debug)]
 pub struct Coturn {
@@ -119,32 +144,15 @@ impl Coturn {
     /// long-term credentials `user:password`, and waits until it answers a STUN binding request.
     /// Loopback peers are allowed when `ip` is a loopback address.
     pub fn start(ip: IpAddr, user: &str, password: &str) -> Result<Coturn, CoturnError> {
-        Coturn::start_with(CoturnOptions {
-            ip,
-            port: None,
-            auth: CoturnAuth::User {
-                user: user.to_owned(),
-                password: password.to_owned(),
-            },
-            wrapper: Vec::new(),
-            probe: None,
-            allowed_peers: Vec::new(),
-        })
+        Coturn::start_with(CoturnOptions::new(ip, CoturnAuth::user(user, password)))
     }
 
     /// [`Coturn::start`] on the given address: e.g. the address of one that was dropped, to
     /// restart a TURN server under its clients (their allocations are gone).
     pub fn start_at(addr: SocketAddr, user: &str, password: &str) -> Result<Coturn, CoturnError> {
         Coturn::start_with(CoturnOptions {
-            ip: addr.ip(),
             port: Some(addr.port()),
-            auth: CoturnAuth::User {
-                user: user.to_owned(),
-                password: password.to_owned(),
-            },
-            wrapper: Vec::new(),
-            probe: None,
-            allowed_peers: Vec::new(),
+            ..CoturnOptions::new(addr.ip(), CoturnAuth::user(user, password))
         })
     }
 
@@ -152,14 +160,10 @@ impl Coturn {
     /// time-limited credentials (`use-auth-secret`): username `<unix expiry>:<name>`,
     /// password `base64(HMAC-SHA1(secret, username))`, refused once the expiry has passed.
     pub fn start_with_secret(ip: IpAddr, secret: &str) -> Result<Coturn, CoturnError> {
-        Coturn::start_with(CoturnOptions {
+        Coturn::start_with(CoturnOptions::new(
             ip,
-            port: None,
-            auth: CoturnAuth::Secret(secret.to_owned()),
-            wrapper: Vec::new(),
-            probe: None,
-            allowed_peers: Vec::new(),
-        })
+            CoturnAuth::Secret(secret.to_owned()),
+        ))
     }
 
     /// Starts `turnserver` as `options` say, and waits until it answers a STUN binding request

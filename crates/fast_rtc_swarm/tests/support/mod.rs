@@ -3,6 +3,7 @@
 #![allow(clippy::disallowed_methods)] // tests read the clock for tokens and deadlines
 
 pub mod proxy;
+pub mod routes;
 pub mod spectrum;
 
 use fast_rtc_protocol::UserId;
