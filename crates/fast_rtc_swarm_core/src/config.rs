@@ -156,7 +156,8 @@ pub struct SwarmConfig {
     /// How long an open link whose path was lost (ICE `disconnected` or `failed`) may take
     /// to come back through ICE restarts before it closes with
     /// [`CloseReason::RestoreTimeout`](crate::CloseReason::RestoreTimeout)
-    /// ([`crate::swarm#ice-restarts`]). Default 20 s. Zero turns restarts off: a link then
+    /// ([`crate::swarm#ice-restarts`]). Default 20 s, at most 24 h (so is
+    /// [`SwarmConfig::restart_interval`]). Zero turns restarts off: a link then
     /// closes when ICE fails, as it always does with a peer that does not take restarts
     /// (the JavaScript reference client).
     pub restore_timeout: Duration,
@@ -165,7 +166,7 @@ pub struct SwarmConfig {
     /// retries off.
     pub handshake_retries: u32,
     /// The wait before the first retry of a failed handshake; each further retry waits twice
-    /// as long. Default 250 ms.
+    /// as long (at most 60 s). Default 250 ms.
     pub retry_backoff: Duration,
     /// While a link is interrupted, how long its offerer waits for the answer to one ICE
     /// restart and its checks before it restarts again (the first restart goes at once).

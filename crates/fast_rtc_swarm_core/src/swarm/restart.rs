@@ -6,8 +6,12 @@ use super::SwarmCore;
 use super::io::*;
 use super::link::{LinkState, Outage};
 use fast_rtc_protocol::ConnectionId;
+use std::time::Duration;
 use tracing::debug;
 use web_time::Instant;
+
+/// The longest restore timeout and restart interval, whatever the configuration says.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 impl Outage {
     /// When the core must act on this outage next: the offerer's next restart (not while one
@@ -23,7 +27,8 @@ impl Outage {
 impl SwarmCore {
     /// Link `id`'s ICE connection is now in `state`.
     pub(super) fn ice_state(&mut self, now: Instant, id: &ConnectionId, state: IceState) {
-        let restore_timeout = self.config.restore_timeout;
+        // Bounded, so that no configured value overflows the clock.
+        let restore_timeout = self.config.restore_timeout.min(MAX_WAIT);
         let Some(l) = self.links.get_mut(id) else {
             return;
         };
@@ -88,7 +93,7 @@ impl SwarmCore {
     /// Restarts ICE on interrupted links whose restart is due, and closes those whose
     /// deadline passed.
     pub(super) fn restarts_due(&mut self, now: Instant) {
-        let interval = self.config.restart_interval;
+        let interval = self.config.restart_interval.min(MAX_WAIT);
         let mut restart = Vec::new();
         let mut expired = Vec::new();
         for (id, l) in &mut self.links {

@@ -7,8 +7,12 @@ use super::SwarmCore;
 use super::io::*;
 use super::link::{Link, LinkState};
 use fast_rtc_protocol::{ConnectionId, UserId};
+use std::time::Duration;
 use tracing::debug;
 use web_time::Instant;
+
+/// The longest wait before a retry, whatever the configuration says.
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// A peer whose link failed before opening, being retried.
 #[derive(Debug, Clone)]
@@ -49,7 +53,11 @@ impl SwarmCore {
             self.close_link(id, reason, false);
             return;
         }
-        let backoff = self.config.retry_backoff * 2u32.saturating_pow(attempt);
+        let backoff = self
+            .config
+            .retry_backoff
+            .checked_mul(2u32.saturating_pow(attempt))
+            .map_or(MAX_BACKOFF, |b| b.min(MAX_BACKOFF));
         debug!(%id, peer = %user, ?reason, ?backoff, "handshake failed: retrying");
         let retry = self.retries.entry(user).or_insert_with(|| Retry {
             attempt: 0,
