@@ -14,25 +14,15 @@
 mod support;
 
 use fast_rtc_protocol::UserId;
-use fast_rtc_swarm::{
-    ChannelId, IceServer, IceTransportPolicy, Payload, SwarmConfig, SwarmEvent, SwarmHandle,
-};
+use fast_rtc_swarm::{ChannelId, Payload, SwarmEvent, SwarmHandle};
 use fast_rtc_testkit::coturn::Coturn;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
+use support::turn::relay_only;
 use support::*;
 
 const USER: &str = "player";
 const PASSWORD: &str = "secret";
-
-fn relay_only(room: &str, turn_url: &str) -> SwarmConfig {
-    let mut config = SwarmConfig::new(room);
-    config
-        .ice_servers
-        .push(IceServer::turn(turn_url, USER, PASSWORD));
-    config.ice_transport_policy = IceTransportPolicy::Relay;
-    config
-}
 
 /// Waits for an event matching `pred` on `h`, keeping every event seen in `seen`.
 async fn wait_for(
@@ -82,10 +72,18 @@ async fn a_link_survives_its_turn_server_restarting_by_ice_restart() {
     });
     let (turn_addr, turn_url) = (coturn.addr(), coturn.url().to_owned());
     let server = server().await;
-    let a = member(&server, "a", relay_only("restart", &turn_url));
+    let a = member(
+        &server,
+        "a",
+        relay_only("restart", &turn_url, USER, PASSWORD),
+    );
     // b joins once a's offer is parked: a is the link's offerer.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let b = member(&server, "b", relay_only("restart", &turn_url));
+    let b = member(
+        &server,
+        "b",
+        relay_only("restart", &turn_url, USER, PASSWORD),
+    );
     let mut a_seen = wait_open(&a, &["b".into()], Duration::from_secs(20)).await;
     let mut b_seen = wait_open(&b, &["a".into()], Duration::from_secs(20)).await;
     let id = link_to(&a, "b").expect("a's link to b");

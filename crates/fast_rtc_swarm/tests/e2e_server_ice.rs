@@ -27,14 +27,14 @@ use fast_rtc_protocol::UserId;
 use fast_rtc_server::ice::{turn_credential, turn_username};
 use fast_rtc_server::{IceConfig, ServerConfig, TurnConfig, TurnSecret};
 use fast_rtc_swarm::{
-    ChannelId, IceServer, IceTransportPolicy, Payload, SwarmConfig, SwarmEvent, SwarmFault,
-    SwarmHandle,
+    ChannelId, IceServer, IceTransportPolicy, Payload, SwarmConfig, SwarmEvent, SwarmHandle,
 };
 use fast_rtc_testkit::coturn::Coturn;
 use fast_rtc_testkit::routes;
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::routes::init_route_capture;
+use support::turn::relay_fault;
 use support::*;
 
 const TURN_SECRET: &str = "server-minted-turn-secret-for-tests";
@@ -70,13 +70,6 @@ fn relay_only(room: &str) -> SwarmConfig {
     config.ice_transport_policy = IceTransportPolicy::Relay;
     assert!(config.ice_servers.is_empty());
     config
-}
-
-fn relay_fault(event: &SwarmEvent) -> Option<&SwarmFault> {
-    match event {
-        SwarmEvent::Fault(f @ SwarmFault::RelayUnavailable { .. }) => Some(f),
-        _ => None,
-    }
 }
 
 fn open_ids(events: &[SwarmEvent]) -> Vec<String> {

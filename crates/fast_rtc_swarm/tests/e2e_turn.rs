@@ -20,15 +20,13 @@
 mod support;
 
 use fast_rtc_protocol::UserId;
-use fast_rtc_swarm::{
-    ChannelId, IceServer, IceTransportPolicy, Payload, SignalingState, SwarmConfig, SwarmEvent,
-    SwarmFault, SwarmHandle,
-};
+use fast_rtc_swarm::{ChannelId, Payload, SignalingState, SwarmEvent, SwarmFault, SwarmHandle};
 use fast_rtc_testkit::coturn::Coturn;
 use fast_rtc_testkit::routes::{self, Route};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 use support::routes::init_route_capture;
+use support::turn::{relay_fault, relay_only};
 use support::*;
 
 /// A coturn on 127.0.0.1 with one long-term-credential user; killed on drop.
@@ -39,22 +37,6 @@ fn coturn(user: &str, password: &str) -> Coturn {
              runs them)"
         )
     })
-}
-
-fn relay_only(room: &str, turn_url: &str, user: &str, credential: &str) -> SwarmConfig {
-    let mut config = SwarmConfig::new(room);
-    config
-        .ice_servers
-        .push(IceServer::turn(turn_url, user, credential));
-    config.ice_transport_policy = IceTransportPolicy::Relay;
-    config
-}
-
-fn relay_fault(event: &SwarmEvent) -> Option<&SwarmFault> {
-    match event {
-        SwarmEvent::Fault(f @ SwarmFault::RelayUnavailable { .. }) => Some(f),
-        _ => None,
-    }
 }
 
 /// Every event `h` reports within `d`.

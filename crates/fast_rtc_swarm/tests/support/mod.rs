@@ -5,6 +5,7 @@
 pub mod proxy;
 pub mod routes;
 pub mod spectrum;
+pub mod turn;
 
 use fast_rtc_protocol::UserId;
 use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TokenIssuer};

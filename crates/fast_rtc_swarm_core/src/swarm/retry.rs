@@ -36,12 +36,8 @@ impl SwarmCore {
         let retryable = l.state != LinkState::Open && l.role == Role::Offerer && !self.closed;
         // A refused retry never learns its peer from the server: it knows whom it was for.
         let user = l.remote.clone().or_else(|| l.retry_to.clone());
-        let reachable = |user: &UserId| {
-            self.links.iter().any(|(other, l)| {
-                other != id && l.state == LinkState::Open && l.remote.as_ref() == Some(user)
-            })
-        };
-        let Some(user) = user.filter(|u| retryable && !reachable(u)) else {
+        // A peer with an open link (this one is not open) is reachable: nothing to retry.
+        let Some(user) = user.filter(|u| retryable && self.link_to(u).is_none()) else {
             self.close_link(id, reason, false);
             return;
         };
