@@ -11,7 +11,9 @@
 use crate::util::{Lib, issuer, machine, median, rss_kib, secret, token};
 use fast_rtc_protocol::{ClientMsg, ConnectionId, IceCandidate, ServerMsg, decode_server, encode};
 use fast_rtc_server::hub::{ConnId, Hub, Identity, Output, RoomGrant};
-use fast_rtc_server::{JwtAuthenticator, Limits, Server, ServerConfig, TokenIssuer};
+use fast_rtc_server::{
+    ConnectionLimits, JwtAuthenticator, Limits, Server, ServerConfig, TokenIssuer,
+};
 use fast_rtc_testkit::redis::Redis;
 use fast_rtc_testkit::server_bin::spawn_announced;
 use futures_util::{SinkExt, StreamExt};
@@ -81,6 +83,12 @@ pub async fn serve_child(kind: Lib, room_size: usize, redis: Option<String>) {
                     ..Limits::default()
                 },
                 max_connections: 1_000_000,
+                // Every client of the bench comes from 127.0.0.1.
+                connections: ConnectionLimits {
+                    max_preauth_per_source: 0,
+                    max_sockets_per_source: 0,
+                    ..ConnectionLimits::default()
+                },
                 cluster: redis.map(fast_rtc_server::ClusterConfig::new),
                 ..ServerConfig::default()
             };

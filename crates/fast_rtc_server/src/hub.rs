@@ -141,6 +141,8 @@ pub struct Hub {
     conns: HashMap<ConnId, Conn>,
     rooms: HashMap<RoomId, Room>,
     out: Outbox,
+    /// Each identity's join-rate bucket ([`Limits::joins_per_minute`]).
+    join_rates: HashMap<UserId, JoinRate>,
 }
 
 #[derive(Debug, Default)]
@@ -288,6 +290,8 @@ struct Member {
 struct Chunk {
     id: ConnectionId,
     signals: Vec<Signal>,
+    /// The signals' size as encoded in an `accept` ([`signal_bytes`]).
+    bytes: usize,
 }
 
 impl Hub {
@@ -298,6 +302,7 @@ impl Hub {
             conns: HashMap::new(),
             rooms: HashMap::new(),
             out: Outbox::default(),
+            join_rates: HashMap::new(),
         }
     }
 
@@ -392,7 +397,7 @@ impl Hub {
 
     /// A text frame arrived on `conn`. Frames from unknown sockets are ignored.
     pub fn handle_text(&mut self, now: Instant, conn: ConnId, text: &str) {
-        if !self.admit(now, conn, text.len().min(self.limits.max_frame_bytes)) {
+        if !self.admit(now, conn, text.len()) {
             return;
         }
         if text.len() > self.limits.max_frame_bytes {
@@ -416,7 +421,7 @@ impl Hub {
     /// A binary frame of `len` bytes arrived on `conn`: the protocol is JSON text, so it is
     /// refused.
     pub fn handle_binary(&mut self, now: Instant, conn: ConnId, len: usize) {
-        if self.admit(now, conn, len.min(self.limits.max_frame_bytes)) {
+        if self.admit(now, conn, len) {
             self.out.error(
                 conn,
                 ErrorCode::Malformed,
@@ -531,6 +536,12 @@ impl Hub {
             return;
         };
         let user = c.identity.user_id.clone();
+        if !self.admit_join(now, conn, &user) {
+            return;
+        }
+        let Some(c) = self.conns.get(&conn) else {
+            return;
+        };
         if !c.identity.rooms.allows(&room_id) {
             self.out.error(
                 conn,
@@ -742,6 +753,12 @@ impl Hub {
             (IdRole::Unused, ClientMsg::Candidate { candidate, .. }) => {
                 let max = limits.max_pending_candidates;
                 if let Some(me) = room.members.get_mut(user) {
+                    let more = signal_bytes(&Signal::Candidate {
+                        candidate: candidate.clone(),
+                    });
+                    if !Self::may_park(limits, out, conn, me, more) {
+                        return;
+                    }
                     if me.orphans.len() < max {
                         me.orphans.push((id, candidate));
                     } else {
@@ -801,7 +818,8 @@ impl Hub {
     }
 
     /// Offer `sdp` of `id` and the early candidates `me` sent for it (taken out of its
-    /// orphans, at most a chunk's worth), as the signals of a chunk or an `accept`.
+    /// orphans, at most a chunk's worth in count and in bytes), as the signals of a chunk or an
+    /// `accept`.
     fn offer_signals(
         limits: &Limits,
         me: &mut Member,
@@ -809,12 +827,20 @@ impl Hub {
         sdp: String,
     ) -> Vec<Signal> {
         let mut signals = vec![Signal::Offer { sdp }];
+        let mut bytes = signals.iter().map(signal_bytes).sum::<usize>();
         let mut kept = Vec::new();
         for (cid, candidate) in me.orphans.drain(..) {
-            if &cid == id && signals.len() < limits.max_signals_per_chunk {
-                signals.push(Signal::Candidate { candidate });
-            } else if &cid != id {
+            if &cid != id {
                 kept.push((cid, candidate));
+                continue;
+            }
+            let signal = Signal::Candidate { candidate };
+            let more = signal_bytes(&signal);
+            if signals.len() < limits.max_signals_per_chunk
+                && bytes + more <= limits.max_chunk_bytes
+            {
+                bytes += more;
+                signals.push(signal);
             }
         }
         me.orphans = kept;
@@ -920,9 +946,25 @@ impl Hub {
             );
             out.stats.handouts_waiting += 1;
         } else if me.chunks.len() < limits.max_chunks_per_member {
+            let bytes = signals.iter().map(signal_bytes).sum();
+            if bytes > limits.max_chunk_bytes {
+                out.error(
+                    conn,
+                    ErrorCode::QueueFull,
+                    format!(
+                        "offer {id:?} of {bytes} bytes exceeds {} bytes, the most one parked offer may hold",
+                        limits.max_chunk_bytes
+                    ),
+                );
+                return;
+            }
+            if !Self::may_park(limits, out, conn, me, bytes) {
+                return;
+            }
             me.chunks.push_back(Chunk {
                 id: id.clone(),
                 signals,
+                bytes,
             });
             room.ids.insert(
                 id,
@@ -950,12 +992,27 @@ impl Hub {
         signal: Signal,
     ) {
         let max = limits.max_signals_per_chunk;
-        let chunk = room
-            .members
-            .get_mut(user)
-            .and_then(|m| m.chunks.iter_mut().find(|c| &c.id == id));
+        let Some(me) = room.members.get_mut(user) else {
+            return;
+        };
+        let more = signal_bytes(&signal);
+        if me.chunks.iter().any(|c| &c.id == id) && !Self::may_park(limits, out, conn, me, more) {
+            return;
+        }
+        let chunk = me.chunks.iter_mut().find(|c| &c.id == id);
         match chunk {
-            Some(c) if c.signals.len() < max => c.signals.push(signal),
+            Some(c) if c.bytes + more > limits.max_chunk_bytes => out.error(
+                conn,
+                ErrorCode::QueueFull,
+                format!(
+                    "pending offer {id:?} would exceed {} bytes, the most one offer and its candidates may hold; this signal is dropped",
+                    limits.max_chunk_bytes
+                ),
+            ),
+            Some(c) if c.signals.len() < max => {
+                c.bytes += more;
+                c.signals.push(signal);
+            }
             Some(_) => out.error(
                 conn,
                 ErrorCode::QueueFull,
@@ -996,5 +1053,110 @@ impl Hub {
         }
         self.out.stats.leaves += 1;
         info!(conn = me.conn.0, %user, room = %room_id, "left");
+    }
+}
+
+/// The size of `signal` as encoded in an `accept` frame (JSON, no whitespace): what a parked
+/// offer costs the joiner's socket.
+pub fn signal_bytes(signal: &Signal) -> usize {
+    /// Counts bytes, keeps none.
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail, and a Signal always serializes.
+    let _ = serde_json::to_writer(&mut count, signal);
+    // The separating comma in the array.
+    count.0 + 1
+}
+
+/// One identity's join-rate token bucket.
+#[derive(Debug)]
+struct JoinRate {
+    tokens: f64,
+    last: Instant,
+}
+
+/// Byte budgets and the join rate (issue 23): the bounds on what one member may park and how
+/// often one identity may join.
+impl Hub {
+    /// Bytes `me` holds parked: its pending offers and the candidates sent before their offer.
+    fn parked_bytes(me: &Member) -> usize {
+        let chunks: usize = me.chunks.iter().map(|c| c.bytes).sum();
+        let orphans: usize = me
+            .orphans
+            .iter()
+            .map(|(_, candidate)| {
+                signal_bytes(&Signal::Candidate {
+                    candidate: candidate.clone(),
+                })
+            })
+            .sum();
+        chunks + orphans
+    }
+
+    /// Whether `me` may park `more` bytes within [`Limits::max_parked_bytes_per_member`]; if
+    /// not, `conn` is told (`queue_full`) and nothing is parked.
+    fn may_park(limits: &Limits, out: &mut Outbox, conn: ConnId, me: &Member, more: usize) -> bool {
+        let max = limits.max_parked_bytes_per_member;
+        let held = Self::parked_bytes(me);
+        if held + more <= max {
+            return true;
+        }
+        out.error(
+            conn,
+            ErrorCode::QueueFull,
+            format!(
+                "you have {held} bytes of offers and candidates parked; {more} more would exceed {max} bytes: this signal is dropped"
+            ),
+        );
+        false
+    }
+
+    /// Takes one join from `user`'s bucket ([`Limits::join_burst`],
+    /// [`Limits::joins_per_minute`]); if empty, `conn` gets `rate_limited` and the `init` is
+    /// refused.
+    fn admit_join(&mut self, now: Instant, conn: ConnId, user: &UserId) -> bool {
+        let burst = f64::from(self.limits.join_burst.max(1));
+        let per_second = f64::from(self.limits.joins_per_minute) / 60.0;
+        // Forget identities whose bucket is full again, so the map holds only recent joiners.
+        if self.join_rates.len() > 2 * self.conns.len() + 1024 {
+            self.join_rates.retain(|_, r| {
+                r.tokens + now.saturating_duration_since(r.last).as_secs_f64() * per_second < burst
+            });
+        }
+        let rate = self.join_rates.entry(user.clone()).or_insert(JoinRate {
+            tokens: burst,
+            last: now,
+        });
+        rate.tokens = (rate.tokens
+            + now.saturating_duration_since(rate.last).as_secs_f64() * per_second)
+            .min(burst);
+        rate.last = now;
+        if rate.tokens >= 1.0 {
+            rate.tokens -= 1.0;
+            return true;
+        }
+        let wait_ms = if per_second > 0.0 {
+            ((1.0 - rate.tokens) / per_second * 1000.0).ceil() as u64
+        } else {
+            u64::MAX
+        };
+        self.out.error(
+            conn,
+            ErrorCode::RateLimited,
+            format!(
+                "{user} joined more than {} times in a burst or {} times per minute: init refused; retry in {wait_ms} ms",
+                self.limits.join_burst, self.limits.joins_per_minute
+            ),
+        );
+        false
     }
 }

@@ -20,8 +20,12 @@
 //! Imports go one way, down this list's arrows; no file imports back from a file that imports it.
 //!
 //! - `main.rs`: the `fast-rtc-server` binary (`serve`, `token`), on the public API only.
-//! - [`server`]: routes and socket tasks → `owner` (single process) or `cluster::node` (cluster),
-//!   [`auth`], [`tls`], [`metrics`], [`hub`], [`limits`], [`ice`], [`stun`], [`ClusterConfig`].
+//! - [`server`]: routes and socket tasks → `accept`, `owner` (single process) or
+//!   `cluster::node` (cluster), [`auth`], [`admission`], [`tls`], [`metrics`], [`hub`],
+//!   [`limits`], [`ice`], [`stun`], [`ClusterConfig`].
+//! - `accept`: the accept loop, every connection until its WebSocket upgrade (TLS handshake and
+//!   header deadlines, the pre-authentication cap) → [`admission`], [`tls`], [`metrics`],
+//!   [`limits`].
 //! - `owner`: the single-process owner task, the only task that touches the [`Hub`]; the
 //!   `Event`s socket tasks send it, the `Outbound` frames it queues for them, and `now()`, the
 //!   server's one clock read. Used by [`server`] and by `cluster::node` alike → [`hub`],
@@ -34,6 +38,8 @@
 //! - [`metrics`]: the Prometheus registry → [`hub`]'s statistics.
 //! - [`tls`]: the TLS listener.
 //! - [`hub`]: the room state machine → [`limits`].
+//! - [`admission`]: pure bookkeeping of pending connections and sockets per identity and per
+//!   source.
 //! - [`limits`]: the protocol limits.
 //!
 //! Authentication is always on: the shell admits a socket only with a token its
@@ -54,6 +60,8 @@
 
 #![forbid(unsafe_code)]
 
+mod accept;
+pub mod admission;
 pub mod auth;
 pub mod cluster;
 pub mod hub;
@@ -71,6 +79,6 @@ pub use auth::{
 pub use cluster::{ClusterConfig, ClusterError};
 pub use hub::{ConnId, Hub, Identity, MemberSnapshot, Output, RoomGrant, RoomSnapshot};
 pub use ice::{IceConfig, IceConfigError, StunAdvertise, StunListen, TurnConfig, TurnSecret};
-pub use limits::Limits;
+pub use limits::{ConnectionLimits, Limits};
 pub use server::{Server, ServerConfig, ServerHandle};
 pub use tls::{TlsConfig, TlsError};

@@ -44,6 +44,21 @@ pub struct Limits {
     /// the pair is linked the other way, with the joiner's offer, so a member that never
     /// refills strands nobody. Keep it below the clients' handshake timeout (10 s).
     pub max_offer_wait: Duration,
+    /// Bytes one pending offer may hold: its SDP and its candidates, measured as they are
+    /// encoded in the `accept` frame that hands it to a joiner (`queue_full` past it, to the
+    /// member that parks it; the offer already parked stays usable). It keeps every `accept`
+    /// far below the socket's write buffer ([`Limits::write_buffer_bytes`]), so no joiner is
+    /// ever dropped for an `accept` too large to write.
+    pub max_chunk_bytes: usize,
+    /// Bytes one member may keep parked at once: its pending offers and the candidates it sent
+    /// before their offer (`too_many_offers` or `queue_full` past it).
+    pub max_parked_bytes_per_member: usize,
+    /// `init`s one identity may send at once before [`Limits::joins_per_minute`] applies
+    /// (`rate_limited` past it). Every join asks each member of the room for a new offer, so
+    /// this also bounds the `offerRequest`s that one identity's join churn costs the others.
+    pub join_burst: u32,
+    /// Sustained `init`s per minute per identity, over all its sockets.
+    pub joins_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -61,6 +76,10 @@ impl Default for Limits {
             bytes_per_second: 256 * 1024,
             byte_burst: 1024 * 1024,
             max_offer_wait: Duration::from_secs(5),
+            max_chunk_bytes: 64 * 1024,
+            max_parked_bytes_per_member: 256 * 1024,
+            join_burst: 20,
+            joins_per_minute: 60,
         }
     }
 }
@@ -70,5 +89,70 @@ impl Limits {
     /// `frame_too_large`: four times [`Limits::max_frame_bytes`], at least 1 MiB.
     pub fn transport_max_bytes(&self) -> usize {
         self.max_frame_bytes.saturating_mul(4).max(1 << 20)
+    }
+
+    /// The most one socket's WebSocket layer buffers for writing: twice the largest frame the
+    /// server ever sends (an `accept` of [`Limits::max_chunk_bytes`], or a relayed frame of up
+    /// to [`Limits::max_frame_bytes`]) plus room for its JSON envelope. Every single frame
+    /// fits, so a write fails only when the reader stalls.
+    pub fn write_buffer_bytes(&self) -> usize {
+        self.max_frame_bytes
+            .max(self.max_chunk_bytes)
+            .saturating_add(FRAME_ENVELOPE_BYTES)
+            .saturating_mul(2)
+    }
+}
+
+/// What a server frame adds around the signals it carries (type, ids, field names), at most:
+/// ids are bounded by [`Limits::max_id_bytes`].
+const FRAME_ENVELOPE_BYTES: usize = 4 * 1024;
+
+/// Bounds on connections and sockets, enforced by the shell ([`crate::server`]) before and
+/// around the [`Hub`](crate::Hub): how long and how many connections may wait to be
+/// authenticated, how many sockets one identity or one source address may hold, and how much
+/// one socket may have queued. A per-source cap of 0 turns that cap off (e.g. behind a proxy,
+/// where every connection comes from the proxy's address).
+///
+/// A source is an IPv4 address, or an IPv6 /64 prefix (what one host usually holds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// How long a client may take to send a request's headers, from the moment the server
+    /// waits for them (after accepting, or after the previous response on a kept-alive
+    /// connection). A connection past it is dropped.
+    pub header_read_timeout: Duration,
+    /// Connections not yet upgraded to a signaling socket (TLS handshake, headers, the
+    /// response to `/healthz` or a refused upgrade) at most. At the cap, a new connection
+    /// evicts the oldest pending one of the source that holds the most, so a flood of stalled
+    /// connections from a few sources never keeps an honest client out.
+    pub max_preauth: usize,
+    /// Pending connections (as [`ConnectionLimits::max_preauth`]) one source may hold; its
+    /// next one evicts its own oldest. 0: no per-source cap.
+    pub max_preauth_per_source: usize,
+    /// Open signaling sockets per identity (a token's `sub`), over all rooms: HTTP 429 past
+    /// it, so one token cannot fill the server.
+    pub max_sockets_per_identity: usize,
+    /// Open signaling sockets per source: HTTP 429 past it. 0: no per-source cap.
+    pub max_sockets_per_source: usize,
+    /// How long a socket may stay open without having joined a room (its `init` answered by
+    /// `joined`): past it the socket is closed with code 1008 `init_timeout`.
+    pub init_timeout: Duration,
+    /// Bytes of frames queued for one socket at most (the server's outbound queue, before the
+    /// WebSocket layer). A socket that falls this far behind is dropped (close code 1008),
+    /// like one past [`ServerConfig::outbound_queue`](crate::ServerConfig::outbound_queue)
+    /// frames.
+    pub max_queued_bytes: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(5),
+            max_preauth: 1024,
+            max_preauth_per_source: 128,
+            max_sockets_per_identity: 8,
+            max_sockets_per_source: 1024,
+            init_timeout: Duration::from_secs(15),
+            max_queued_bytes: 4 * 1024 * 1024,
+        }
     }
 }

@@ -2,8 +2,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use fast_rtc_server::{
-    ClusterConfig, IceConfig, JwtAuthenticator, Limits, Secret, Server, ServerConfig,
-    StunAdvertise, StunListen, TlsConfig, TokenIssuer, TurnConfig, TurnSecret,
+    ClusterConfig, ConnectionLimits, IceConfig, JwtAuthenticator, Limits, Secret, Server,
+    ServerConfig, StunAdvertise, StunListen, TlsConfig, TokenIssuer, TurnConfig, TurnSecret,
 };
 use std::io::Write;
 use std::net::SocketAddr;
@@ -106,6 +106,40 @@ struct ServeArgs {
     /// Milliseconds a joiner waits for a member's offer before the pair is linked the other way.
     #[arg(long, default_value_t = Limits::default().max_offer_wait.as_millis() as u64)]
     max_offer_wait_ms: u64,
+    /// Bytes one parked offer and its candidates may hold (an `accept` is never larger).
+    #[arg(long, default_value_t = Limits::default().max_chunk_bytes)]
+    max_chunk_bytes: usize,
+    /// Bytes one member may keep parked (offers and early candidates).
+    #[arg(long, default_value_t = Limits::default().max_parked_bytes_per_member)]
+    max_parked_bytes: usize,
+    /// `init`s one identity may send at once before --joins-per-minute applies.
+    #[arg(long, default_value_t = Limits::default().join_burst)]
+    join_burst: u32,
+    /// Sustained `init`s per minute per identity (each costs every member of the room an
+    /// offer).
+    #[arg(long, default_value_t = Limits::default().joins_per_minute)]
+    joins_per_minute: u32,
+    /// How long a client may take to send a request's headers (`5s`, `500ms`).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// Connections not yet upgraded to a signaling socket, at most; past it the oldest of the
+    /// source holding the most is dropped.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_preauth)]
+    max_preauth: usize,
+    /// Connections not yet upgraded, per source address (IPv4, or IPv6 /64); 0: no cap (e.g.
+    /// behind a proxy).
+    #[arg(long, default_value_t = ConnectionLimits::default().max_preauth_per_source)]
+    max_preauth_per_source: usize,
+    /// Open sockets per identity (the token's `sub`), HTTP 429 past it.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_sockets_per_identity)]
+    max_sockets_per_identity: usize,
+    /// Open sockets per source address (IPv4, or IPv6 /64), HTTP 429 past it; 0: no cap (e.g.
+    /// behind a proxy).
+    #[arg(long, default_value_t = ConnectionLimits::default().max_sockets_per_source)]
+    max_sockets_per_source: usize,
+    /// How long a socket may stay open without joining a room (`15s`); then it is closed.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    init_timeout: Duration,
     /// Share rooms with other instances over this Redis or Valkey (`redis://HOST:PORT/DB`).
     /// Every instance of a cluster needs the same secret and the same Redis. Without it, this
     /// process holds every room itself.
@@ -140,7 +174,7 @@ struct ServeArgs {
     stun_advertise: Option<String>,
 }
 
-/// `90s`, `30m`, `1h`, `2d`, or a number of seconds.
+/// `500ms`, `90s`, `30m`, `1h`, `2d`, or a number of seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
@@ -150,12 +184,15 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = digits
         .parse()
         .map_err(|_| format!("{s:?} is not a duration like 90s, 30m or 1h"))?;
+    if unit == "ms" {
+        return Ok(Duration::from_millis(n));
+    }
     let unit = match unit {
         "s" => 1,
         "m" => 60,
         "h" => 3600,
         "d" => 86_400,
-        _ => return Err(format!("{s:?}: the unit must be s, m, h or d")),
+        _ => return Err(format!("{s:?}: the unit must be ms, s, m, h or d")),
     };
     Ok(Duration::from_secs(n.saturating_mul(unit)))
 }
@@ -237,7 +274,20 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             bytes_per_second: args.bytes_per_second,
             byte_burst: args.byte_burst,
             max_offer_wait: Duration::from_millis(args.max_offer_wait_ms),
+            max_chunk_bytes: args.max_chunk_bytes,
+            max_parked_bytes_per_member: args.max_parked_bytes,
+            join_burst: args.join_burst,
+            joins_per_minute: args.joins_per_minute,
             ..Limits::default()
+        },
+        connections: ConnectionLimits {
+            header_read_timeout: args.header_read_timeout.max(Duration::from_millis(100)),
+            max_preauth: args.max_preauth,
+            max_preauth_per_source: args.max_preauth_per_source,
+            max_sockets_per_identity: args.max_sockets_per_identity,
+            max_sockets_per_source: args.max_sockets_per_source,
+            init_timeout: args.init_timeout.max(Duration::from_millis(100)),
+            ..ConnectionLimits::default()
         },
         ping_interval: Duration::from_secs(args.ping_interval.max(1)),
         max_connections: args.max_connections,

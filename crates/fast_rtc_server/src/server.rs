@@ -6,37 +6,46 @@
 //! makes no protocol decisions of its own beyond dropping sockets that cannot keep up. Routes:
 //!
 //! - `GET /ws?token=…` — the signaling WebSocket. The token is checked before the upgrade
-//!   (HTTP 401 if missing, invalid or expired; 503 when the server is at its connection limit).
+//!   (HTTP 401 if missing, invalid or expired; 429 when its identity or its source address
+//!   already holds its most sockets, [`ConnectionLimits`]; 503 when the server is at its
+//!   connection limit). A socket that has not joined a room within
+//!   [`ConnectionLimits::init_timeout`] is closed (1008 `init_timeout`).
 //! - `GET /healthz` — `ok`.
 //! - `GET /metrics` — Prometheus metrics in OpenMetrics text format.
+//!
+//! Connections are accepted by the shell's own loop (`accept.rs`): before the upgrade each one
+//! has a TLS-handshake and a header-read deadline and counts against the pre-authentication cap
+//! ([`ConnectionLimits::max_preauth`]).
 //!
 //! An embedding program can also read one room's state through [`ServerHandle::room`] (a
 //! [`RoomSnapshot`]: each member's parked offers, waiting joiners and links), e.g. for leak
 //! checks; like `/metrics`, it asks the owner task, which copies it from the [`Hub`].
 
+use crate::accept::Acceptor;
+use crate::admission::{SocketCaps, Source};
 use crate::auth::{AuthError, Authenticator};
 use crate::cluster::ClusterConfig;
 use crate::hub::{ConnId, Hub, Identity, RoomSnapshot, SocketCloseReason};
 use crate::ice::{IceConfig, IceIssuer};
+use crate::limits::ConnectionLimits;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::owner::{self, Event, Outbound, now};
-use crate::tls::{TlsConfig, TlsListener};
+use crate::tls::TlsConfig;
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use fast_rtc_protocol::{RoomId, ServerMsg, encode};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot};
@@ -64,6 +73,9 @@ const EVENT_QUEUE: usize = 4096;
 pub struct ServerConfig {
     /// Protocol limits enforced by the hub.
     pub limits: Limits,
+    /// Bounds on connections before authentication and on sockets after it (deadlines,
+    /// caps per identity and per source, bytes queued per socket).
+    pub connections: ConnectionLimits,
     /// How often the server pings each socket. A socket that has sent nothing (no pong, no
     /// frame) for two intervals is dropped, and its member leaves the room.
     pub ping_interval: Duration,
@@ -91,6 +103,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             limits: Limits::default(),
+            connections: ConnectionLimits::default(),
             ping_interval: Duration::from_secs(15),
             max_connections: 10_000,
             outbound_queue: 1024,
@@ -175,6 +188,8 @@ struct Shared<A> {
     metrics: Arc<Metrics>,
     ice: IceIssuer,
     slots: Arc<Semaphore>,
+    /// Open sockets per identity and per source.
+    caps: Mutex<SocketCaps>,
     next_conn: AtomicU64,
     stop: CancellationToken,
     tracker: TaskTracker,
@@ -302,9 +317,16 @@ impl<A: Authenticator> Server<A> {
             None => None,
         };
         let ice = IceIssuer::new(&self.config.ice, stun_port);
+        let connection_limits = self.config.connections.clone();
+        let write_timeout = self.config.write_timeout;
+        let accept_metrics = metrics.clone();
         let shared = Arc::new(Shared {
             ice,
             slots: Arc::new(Semaphore::new(self.config.max_connections)),
+            caps: Mutex::new(SocketCaps::new(
+                connection_limits.max_sockets_per_identity,
+                connection_limits.max_sockets_per_source,
+            )),
             config: self.config,
             auth: self.auth,
             events,
@@ -322,13 +344,6 @@ impl<A: Authenticator> Server<A> {
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "fast-rtc signaling server listening");
         }
-        // Signaling frames are small and latency-bound: without TCP_NODELAY, Nagle's algorithm
-        // and delayed ACKs add up to ~80 ms to a join (measured by fast_rtc_bench).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
         let graceful = stop.clone();
         let shutdown = async move {
             tokio::select! {
@@ -338,19 +353,16 @@ impl<A: Authenticator> Server<A> {
             info!("shutting down: closing every socket");
             graceful.cancel();
         };
-        let result = match tls {
-            Some(tls) => {
-                let listener = TlsListener::new(listener, &tls);
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
-            None => {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            }
+        let acceptor = Acceptor {
+            app,
+            tls,
+            limits: connection_limits,
+            write_timeout,
+            metrics: accept_metrics,
+            tracker: tracker.clone(),
         };
+        tokio::join!(acceptor.run(listener, stop.clone()), shutdown);
+        let result = Ok(());
         stop.cancel();
         tracker.close();
         if tokio::time::timeout(Duration::from_secs(5), tracker.wait())
@@ -370,6 +382,7 @@ struct WsQuery {
 
 async fn ws_route<A: Authenticator>(
     State(shared): State<Arc<Shared<A>>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -394,6 +407,22 @@ async fn ws_route<A: Authenticator>(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    let source = Source::of(peer.ip());
+    let capped = match shared.caps.lock() {
+        Ok(mut caps) => caps.open(&identity.user_id, source),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    if let Err(refusal) = capped {
+        shared.metrics.refuse(refusal.as_str());
+        debug!(user = %identity.user_id, %peer, error = %refusal, "refused upgrade");
+        return (StatusCode::TOO_MANY_REQUESTS, refusal.to_string()).into_response();
+    }
+    // Counted from here: released when the socket task ends, or if the upgrade never happens.
+    let capped = CapGuard {
+        shared: shared.clone(),
+        user: identity.user_id.clone(),
+        source,
+    };
     let Ok(slot) = shared.slots.clone().try_acquire_owned() else {
         shared.metrics.refuse("server_full");
         return (
@@ -411,19 +440,35 @@ async fn ws_route<A: Authenticator>(
     let max = shared.config.limits.transport_max_bytes();
     let task_shared = shared.clone();
     // Frames are small: a small read buffer (tungstenite's default is 128 KiB per socket), eager
-    // writes, and a write buffer bounded to one frame over the limit.
+    // writes, and a write buffer that holds any two frames the server sends.
     ws.max_message_size(max)
         .max_frame_size(max)
         .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
-        .max_write_buffer_size(max.saturating_mul(2))
+        .max_write_buffer_size(shared.config.limits.write_buffer_bytes())
         .on_upgrade(move |socket| {
             let tracker = task_shared.tracker.clone();
             tracker.track_future(async move {
                 socket_task(socket, conn, identity, host, &task_shared).await;
                 drop(slot);
+                drop(capped);
             })
         })
+}
+
+/// One socket counted in [`Shared::caps`]; uncounted when dropped.
+struct CapGuard<A> {
+    shared: Arc<Shared<A>>,
+    user: fast_rtc_protocol::UserId,
+    source: Source,
+}
+
+impl<A> Drop for CapGuard<A> {
+    fn drop(&mut self) {
+        if let Ok(mut caps) = self.shared.caps.lock() {
+            caps.close(&self.user, self.source);
+        }
+    }
 }
 
 async fn metrics_route<A: Authenticator>(State(shared): State<Arc<Shared<A>>>) -> Response {
@@ -471,6 +516,10 @@ async fn socket_task<A>(
     let mut last_heard = now();
     // When to send fresh ICE servers (armed by `joined`, with TURN only).
     let mut ice_refresh: Option<tokio::time::Instant> = None;
+    // The socket must join a room (`joined` written) by then, or it is closed.
+    let mut init_deadline = Some(tokio::time::Instant::from_std(
+        now() + config.connections.init_timeout,
+    ));
 
     let close: Option<(u16, &str)> = loop {
         tokio::select! {
@@ -484,6 +533,7 @@ async fn socket_task<A>(
                 loop {
                     match next {
                         Some(Outbound::Msg(ServerMsg::Joined { user_id, .. })) => {
+                            init_deadline = None;
                             let ice_servers =
                                 shared.ice.servers_for(&user, host.as_deref(), owner::wall_clock());
                             ice_refresh = shared
@@ -562,6 +612,11 @@ async fn socket_task<A>(
                 if !matches!(sent, Ok(Ok(()))) {
                     break None;
                 }
+            }
+            () = tokio::time::sleep_until(init_deadline.unwrap_or_else(|| tokio::time::Instant::from_std(now()))), if init_deadline.is_some() => {
+                debug!(conn = conn.0, "no room joined within the init timeout: closing the socket");
+                shared.metrics.drop_socket("init_timeout");
+                break Some((CLOSE_POLICY, "init_timeout: send init right after connecting"));
             }
             _ = ping.tick() => {
                 if now().saturating_duration_since(last_heard) >= period * 2 {

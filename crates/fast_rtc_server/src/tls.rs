@@ -1,28 +1,25 @@
 //! Optional TLS for the shell (`wss://`, `https://`), so a small deployment needs no proxy:
 //! rustls on ring, no OpenSSL.
 //!
-//! Handshakes run in tasks of their own, each bounded by [`TlsConfig::handshake_timeout`] and
-//! at most [`MAX_HANDSHAKES`] at once (further connections wait in the kernel's backlog), so a
-//! client that stalls or fails its handshake only loses its own connection. The [`Hub`] never
-//! sees a socket before its handshake is done.
+//! Each handshake runs in its connection's own task, bounded by
+//! [`TlsConfig::handshake_timeout`], and counts against the pre-authentication cap
+//! ([`ConnectionLimits::max_preauth`](crate::limits::ConnectionLimits::max_preauth)), so a
+//! client that stalls or fails its handshake only loses its own connection and never blocks
+//! accepting others. The [`Hub`] never sees a socket before its handshake is done.
 //!
 //! [`Hub`]: crate::hub::Hub
 
-use axum::serve::Listener;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 use tokio_rustls::server::TlsStream;
 use tracing::debug;
-
-/// TLS handshakes in progress at most; past this, accepting waits.
-pub const MAX_HANDSHAKES: usize = 256;
 
 /// The server's certificate chain and key: [`ServerConfig::tls`](crate::ServerConfig::tls).
 #[derive(Clone)]
@@ -136,65 +133,27 @@ impl fmt::Debug for TlsConfig {
     }
 }
 
-/// One handshake's outcome: the connection, or `None` if it failed or timed out.
-type Handshake<L> = Option<(TlsStream<<L as Listener>::Io>, <L as Listener>::Addr)>;
-
-/// A listener whose connections are TLS streams: `inner`'s connections after their handshake.
-pub(crate) struct TlsListener<L: Listener> {
-    inner: L,
-    acceptor: TlsAcceptor,
-    timeout: Duration,
-    handshakes: JoinSet<Handshake<L>>,
-}
-
-impl<L: Listener> TlsListener<L> {
-    pub(crate) fn new(inner: L, tls: &TlsConfig) -> Self {
-        TlsListener {
-            inner,
-            acceptor: TlsAcceptor::from(tls.rustls.clone()),
-            timeout: tls.handshake_timeout,
-            handshakes: JoinSet::new(),
-        }
-    }
-}
-
-impl<L> Listener for TlsListener<L>
+/// Runs the TLS handshake of `tcp` (from `addr`), within `tls`'s handshake timeout: the TLS
+/// stream, or `None` if it failed or timed out (logged at debug level).
+pub(crate) async fn handshake<IO>(
+    tls: &TlsConfig,
+    tcp: IO,
+    addr: SocketAddr,
+) -> Option<TlsStream<IO>>
 where
-    L: Listener,
-    L::Addr: fmt::Display + Send + 'static,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    type Io = TlsStream<L::Io>;
-    type Addr = L::Addr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            tokio::select! {
-                (tcp, addr) = self.inner.accept(), if self.handshakes.len() < MAX_HANDSHAKES => {
-                    let (acceptor, timeout) = (self.acceptor.clone(), self.timeout);
-                    self.handshakes.spawn(async move {
-                        match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-                            Ok(Ok(tls)) => Some((tls, addr)),
-                            Ok(Err(e)) => {
-                                debug!(%addr, error = %e, "TLS handshake failed");
-                                None
-                            }
-                            Err(_) => {
-                                debug!(%addr, "TLS handshake not done within {timeout:?}");
-                                None
-                            }
-                        }
-                    });
-                }
-                Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
-                    if let Ok(Some(conn)) = done {
-                        return conn;
-                    }
-                }
-            }
+    let acceptor = TlsAcceptor::from(tls.rustls.clone());
+    let timeout = tls.handshake_timeout;
+    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            debug!(%addr, error = %e, "TLS handshake failed");
+            None
         }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.inner.local_addr()
+        Err(_) => {
+            debug!(%addr, "TLS handshake not done within {timeout:?}");
+            None
+        }
     }
 }
