@@ -149,6 +149,9 @@ pub struct Hub {
 struct Outbox {
     queue: VecDeque<Output>,
     stats: Stats,
+    /// Sockets told that their parked bytes are over budget: not told again for each further
+    /// signal until one fits (a flood of refused frames gets one error, not one per frame).
+    over_budget: std::collections::HashSet<ConnId>,
 }
 
 impl Outbox {
@@ -388,6 +391,7 @@ impl Hub {
 
     /// The socket is gone: its member (if any) leaves its room. Unknown sockets are ignored.
     pub fn disconnect(&mut self, _now: Instant, conn: ConnId) {
+        self.out.over_budget.remove(&conn);
         if let Some(c) = self.conns.remove(&conn)
             && let ConnState::Joined(room) = c.state
         {
@@ -1056,9 +1060,15 @@ impl Hub {
     }
 }
 
-/// The size of `signal` as encoded in an `accept` frame (JSON, no whitespace): what a parked
-/// offer costs the joiner's socket.
+/// The size of `signal` as encoded in an `accept` frame (JSON, no whitespace, with the comma
+/// that separates it from the next): what a parked offer costs the joiner's socket.
 pub fn signal_bytes(signal: &Signal) -> usize {
+    encoded_bytes(signal) + 1
+}
+
+/// The size of `value` encoded as JSON (as [`fast_rtc_protocol::encode`] writes it), counted
+/// without building the text.
+pub fn encoded_bytes<T: serde::Serialize>(value: &T) -> usize {
     /// Counts bytes, keeps none.
     struct Count(usize);
     impl std::io::Write for Count {
@@ -1071,10 +1081,9 @@ pub fn signal_bytes(signal: &Signal) -> usize {
         }
     }
     let mut count = Count(0);
-    // Writing to a counter cannot fail, and a Signal always serializes.
-    let _ = serde_json::to_writer(&mut count, signal);
-    // The separating comma in the array.
-    count.0 + 1
+    // Writing to a counter cannot fail, and the protocol's types always serialize.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// One identity's join-rate token bucket.
@@ -1103,20 +1112,23 @@ impl Hub {
     }
 
     /// Whether `me` may park `more` bytes within [`Limits::max_parked_bytes_per_member`]; if
-    /// not, `conn` is told (`queue_full`) and nothing is parked.
+    /// not, nothing is parked and `conn` is told (`queue_full`), once until a signal fits again.
     fn may_park(limits: &Limits, out: &mut Outbox, conn: ConnId, me: &Member, more: usize) -> bool {
         let max = limits.max_parked_bytes_per_member;
         let held = Self::parked_bytes(me);
         if held + more <= max {
+            out.over_budget.remove(&conn);
             return true;
         }
-        out.error(
-            conn,
-            ErrorCode::QueueFull,
-            format!(
-                "you have {held} bytes of offers and candidates parked; {more} more would exceed {max} bytes: this signal is dropped"
-            ),
-        );
+        if out.over_budget.insert(conn) {
+            out.error(
+                conn,
+                ErrorCode::QueueFull,
+                format!(
+                    "you have {held} bytes of offers and candidates parked; {more} more would exceed {max} bytes: this signal and every further one are dropped until one fits"
+                ),
+            );
+        }
         false
     }
 

@@ -28,8 +28,9 @@
 //!   [`limits`].
 //! - `owner`: the single-process owner task, the only task that touches the [`Hub`]; the
 //!   `Event`s socket tasks send it, the `Outbound` frames it queues for them, and `now()`, the
-//!   server's one clock read. Used by [`server`] and by `cluster::node` alike → [`hub`],
-//!   [`metrics`].
+//!   server's one clock read. Used by [`server`] and by `cluster::node` alike → `queue`,
+//!   [`hub`], [`metrics`].
+//! - `queue`: the queue from the owner task to one socket task, bounded in frames and bytes.
 //! - [`cluster`]: `node` (the cluster owner task → `owner`'s events, [`cluster::router`],
 //!   [`cluster::bus`], [`cluster::lease`]), [`cluster::wire`], [`cluster::error`].
 //! - [`ice`]: the STUN/TURN servers handed to each member, TURN credentials minted for it.
@@ -69,6 +70,7 @@ pub mod ice;
 pub mod limits;
 pub mod metrics;
 mod owner;
+mod queue;
 pub mod server;
 pub mod stun;
 pub mod tls;

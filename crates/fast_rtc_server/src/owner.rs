@@ -10,6 +10,7 @@
 
 use crate::hub::{ConnId, Hub, Identity, Output, RoomSnapshot, SocketCloseReason};
 use crate::metrics::Metrics;
+use crate::queue::{SocketTx, Weighed};
 use fast_rtc_protocol::{RoomId, ServerMsg};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,7 +37,7 @@ pub(crate) enum Event {
     Connected {
         conn: ConnId,
         identity: Identity,
-        tx: mpsc::Sender<Outbound>,
+        tx: SocketTx<Outbound>,
     },
     Text {
         conn: ConnId,
@@ -65,9 +66,19 @@ pub(crate) enum Outbound {
     CloseWith(u16, &'static str),
 }
 
+impl Weighed for Outbound {
+    /// A frame's encoded size; closing costs nothing.
+    fn bytes(&self) -> usize {
+        match self {
+            Outbound::Msg(msg) => crate::hub::encoded_bytes(msg),
+            Outbound::Close(_) | Outbound::CloseWith(..) => 0,
+        }
+    }
+}
+
 /// The only task that touches the hub: applies each event, then drains the hub's outputs.
 pub(crate) async fn run(mut events: mpsc::Receiver<Event>, mut hub: Hub, metrics: Arc<Metrics>) {
-    let mut sockets: HashMap<ConnId, mpsc::Sender<Outbound>> = HashMap::new();
+    let mut sockets: HashMap<ConnId, SocketTx<Outbound>> = HashMap::new();
     // A wait for an offer ends at most a tenth of its limit late (0.5 s of 5 s by default).
     let tick = (hub.limits().max_offer_wait / 10).max(Duration::from_millis(10));
     let mut timeouts = tokio::time::interval(tick);
@@ -114,7 +125,7 @@ pub(crate) async fn run(mut events: mpsc::Receiver<Event>, mut hub: Hub, metrics
 /// Hands everything the hub produced to the sockets' queues.
 fn drain(
     hub: &mut Hub,
-    sockets: &mut HashMap<ConnId, mpsc::Sender<Outbound>>,
+    sockets: &mut HashMap<ConnId, SocketTx<Outbound>>,
     metrics: &Metrics,
     now: Instant,
 ) {

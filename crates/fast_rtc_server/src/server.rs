@@ -31,6 +31,7 @@ use crate::limits::ConnectionLimits;
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::owner::{self, Event, Outbound, now};
+use crate::queue;
 use crate::tls::TlsConfig;
 use axum::Router;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -499,7 +500,7 @@ async fn socket_task<A>(
 ) {
     let config = &shared.config;
     let user = identity.user_id.clone();
-    let (tx, mut rx) = mpsc::channel(config.outbound_queue.max(1));
+    let (tx, mut rx) = queue::channel(config.outbound_queue, config.connections.max_queued_bytes);
     debug!(conn = conn.0, user = %identity.user_id, "socket open");
     if shared
         .events
@@ -562,8 +563,8 @@ async fn socket_task<A>(
                         break;
                     }
                     match rx.try_recv() {
-                        Ok(out) => next = Some(out),
-                        Err(_) => break,
+                        Some(out) => next = Some(out),
+                        None => break,
                     }
                 }
                 let mut frames = futures_util::stream::iter(batch.into_iter().map(Ok));

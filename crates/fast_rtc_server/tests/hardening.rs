@@ -439,3 +439,90 @@ async fn a_request_without_headers_is_dropped_at_the_header_deadline() {
     assert_eq!((status, body.trim()), (200, "ok"));
     server.shutdown().await.unwrap();
 }
+
+/// A member that stops reading is dropped once the frames queued for it pass
+/// `max_queued_bytes`, long before the frame bound (here 100,000 frames); the member flooding
+/// it keeps its socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_is_dropped_when_its_queue_passes_its_byte_budget() {
+    let server = start(ServerConfig {
+        limits: Limits {
+            frames_per_second: 100_000,
+            frame_burst: 100_000,
+            bytes_per_second: u32::MAX,
+            byte_burst: u32::MAX,
+            ..Limits::default()
+        },
+        outbound_queue: 100_000,
+        connections: ConnectionLimits {
+            max_queued_bytes: 512 * 1024,
+            ..ConnectionLimits::default()
+        },
+        ..ServerConfig::default()
+    })
+    .await;
+    let (mut victim, _) = honest_join(&server, "victim", "r").await;
+    send(
+        &mut victim,
+        &ClientMsg::Offer {
+            id: "v1".into(),
+            sdp: "v=0".into(),
+        },
+    )
+    .await;
+    let deadline = Instant::now() + STEP;
+    while server
+        .room(&"r".into())
+        .await
+        .is_none_or(|r| r.members[0].pending_offers.is_empty())
+    {
+        assert!(Instant::now() < deadline, "v1 never parked");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (mut flooder, _) = honest_join(&server, "flooder", "r").await;
+    assert!(matches!(recv(&mut flooder).await, ServerMsg::Accept { .. }));
+    // The victim never reads again; the flooder relays ~60 KB candidates on link v1.
+    let frame = encode(&ClientMsg::Candidate {
+        id: "v1".into(),
+        candidate: Some(IceCandidate {
+            candidate: "x".repeat(60_000),
+            sdp_mid: None,
+            sdp_m_line_index: Some(0),
+            username_fragment: None,
+        }),
+    });
+    let mut sent = 0;
+    let left = 'flood: loop {
+        assert!(sent < 5_000, "the victim was never dropped");
+        for _ in 0..20 {
+            flooder.send(Message::text(frame.clone())).await.unwrap();
+            sent += 1;
+        }
+        if let Ok(Some(Ok(Message::Text(t)))) =
+            tokio::time::timeout(Duration::from_millis(1), flooder.next()).await
+            && let ServerMsg::LeaveSwarm { id } = decode_server(t.as_str()).unwrap()
+        {
+            break 'flood id;
+        }
+    };
+    assert_eq!(left.as_str(), "v1");
+    eprintln!("victim dropped after {sent} frames of 60 KB");
+    let addr = server.local_addr();
+    let body = tokio::task::spawn_blocking(move || http::get(addr, "/metrics", STEP).1)
+        .await
+        .unwrap();
+    assert!(
+        body.lines()
+            .any(|l| l == "fast_rtc_dropped_total{reason=\"slow_consumer\"} 1"),
+        "{body}"
+    );
+    // The flooder's socket is fine: another member joins and it is asked for an offer.
+    let (_other, _) = honest_join(&server, "other", "r").await;
+    loop {
+        if matches!(recv(&mut flooder).await, ServerMsg::OfferRequest) {
+            break;
+        }
+    }
+    drop(victim);
+    server.shutdown().await.unwrap();
+}

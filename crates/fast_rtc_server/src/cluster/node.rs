@@ -18,6 +18,7 @@ use crate::hub::{ConnId, Hub, Identity, Output, RoomGrant, SocketCloseReason};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
 use crate::owner::{Event, Outbound, now};
+use crate::queue::SocketTx;
 use fast_rtc_protocol::{RoomId, ServerMsg, decode_server, encode};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -52,7 +53,7 @@ struct Node {
     hub: Hub,
     router: Router,
     metrics: Arc<Metrics>,
-    sockets: HashMap<ConnId, mpsc::Sender<Outbound>>,
+    sockets: HashMap<ConnId, SocketTx<Outbound>>,
     /// Redis, while connected.
     leases: Option<Leases>,
     publisher: Option<Publisher>,
