@@ -140,6 +140,10 @@ struct ServeArgs {
     /// How long a socket may stay open without joining a room (`15s`); then it is closed.
     #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
     init_timeout: Duration,
+    /// Bytes of frames queued for one socket at most; a socket that falls further behind is
+    /// dropped.
+    #[arg(long, default_value_t = ConnectionLimits::default().max_queued_bytes)]
+    max_queued_bytes: usize,
     /// Share rooms with other instances over this Redis or Valkey (`redis://HOST:PORT/DB`).
     /// Every instance of a cluster needs the same secret and the same Redis. Without it, this
     /// process holds every room itself.
@@ -287,7 +291,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             max_sockets_per_identity: args.max_sockets_per_identity,
             max_sockets_per_source: args.max_sockets_per_source,
             init_timeout: args.init_timeout.max(Duration::from_millis(100)),
-            ..ConnectionLimits::default()
+            max_queued_bytes: args.max_queued_bytes,
         },
         ping_interval: Duration::from_secs(args.ping_interval.max(1)),
         max_connections: args.max_connections,

@@ -158,6 +158,54 @@ async fn wss_serves_trusted_clients_and_failed_handshakes_hurt_nobody_else() {
     server.shutdown().await.unwrap();
 }
 
+/// 1,000 clients that open TCP and never start their TLS handshake (more than the 256
+/// handshakes the old listener ran at once before it stopped accepting) from other loopback
+/// addresses: a trusted client still joins at once, and the server holds at most
+/// `max_preauth` of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_handshakes_never_block_accepting() {
+    let pki = Pki::new(TEST_CA).unwrap();
+    let tls = TlsConfig::from_pem(pki.cert_pem.as_bytes(), pki.key_pem.as_bytes()).unwrap();
+    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
+    let config = ServerConfig {
+        tls: Some(tls),
+        connections: fast_rtc_server::ConnectionLimits {
+            max_preauth: 128,
+            ..Default::default()
+        },
+        ..ServerConfig::default()
+    };
+    let server = Server::new(config, auth)
+        .spawn("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let url = server.ws_url();
+    let mut stalled = Vec::new();
+    for i in 0..1000u32 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        let from = std::net::Ipv4Addr::new(127, 0, 1, 1 + (i % 20) as u8);
+        socket.bind((from, 0).into()).unwrap();
+        stalled.push(socket.connect(server.local_addr()).await.unwrap());
+    }
+    let started = Instant::now();
+    let mut alice = wss(&url, &pki.ca_der, "alice").await.unwrap();
+    join(&mut alice, "tls").await;
+    wait_members(&server, "tls", 1).await;
+    let took = started.elapsed();
+    eprintln!(
+        "wss join after 1,000 stalled handshakes: {:.1} ms",
+        took.as_secs_f64() * 1e3
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    // The first stalled connections were evicted at once (the handshake timeout is 10 s).
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(1), stalled[0].read(&mut buf))
+        .await
+        .expect("the oldest stalled connection is still open");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    server.shutdown().await.unwrap();
+}
+
 #[test]
 fn bad_pem_is_a_clear_error() {
     let pki = Pki::new(TEST_CA).unwrap();
