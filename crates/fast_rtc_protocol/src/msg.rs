@@ -139,6 +139,17 @@ pub enum ServerMsg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ice_servers: Option<Vec<IceServer>>,
     },
+    /// An operator removed member `user_id` from the room (the server's admin API), for
+    /// `reason`. Sent to the kicked member itself, then to every other member of the room,
+    /// whose links to it also get `leaveSwarm`; the kicked member's socket is then closed (code
+    /// 4001) and its token is refused until it expires. This project's extension, ignored by
+    /// the JavaScript reference client.
+    Kicked {
+        /// The member removed.
+        user_id: UserId,
+        /// The operator's reason, as given.
+        reason: String,
+    },
     /// Fresh ICE servers for this member, replacing those of its `joined` (or of the previous
     /// `iceServers`): the server sends them before the TURN credentials it minted expire.
     /// Connections made earlier keep what they have. This project's extension, ignored by the

@@ -144,6 +144,13 @@ fn encodes_frames_js_client_reads() {
         json!({"type":"iceServers","iceServers":[{"urls":["stun:s.example:3478"]}]}),
     );
     same_json(
+        &encode(&ServerMsg::Kicked {
+            user_id: "u2".into(),
+            reason: "cheating".into(),
+        }),
+        json!({"type":"kicked","userId":"u2","reason":"cheating"}),
+    );
+    same_json(
         &encode(&ServerMsg::LeaveSwarm { id: "a1".into() }),
         json!({"type":"leaveSwarm","id":"a1"}),
     );

@@ -14,6 +14,7 @@
 use fast_rtc_protocol::UserId;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
+use std::time::SystemTime;
 
 /// Where a connection comes from, as the caps count it: an IPv4 address, or the /64 prefix of
 /// an IPv6 address (an IPv4-mapped IPv6 address counts as its IPv4 address).
@@ -211,6 +212,51 @@ fn decrement<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
     }
 }
 
+/// Tokens refused until they expire: those of kicked members ([`crate::admin`]). A token is
+/// known by a digest of its text, never the text itself.
+#[derive(Debug, Default)]
+pub struct Revocations {
+    until: HashMap<TokenKey, SystemTime>,
+}
+
+/// A digest of a token's text (SHA-256).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TokenKey([u8; 32]);
+
+impl TokenKey {
+    /// The key of `token`.
+    pub fn of(token: &str) -> TokenKey {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(digest.as_ref());
+        TokenKey(key)
+    }
+}
+
+impl Revocations {
+    /// Refuses `key` until `until`. Revocations that have expired by `now` are forgotten.
+    pub fn revoke(&mut self, key: TokenKey, until: SystemTime, now: SystemTime) {
+        self.until.retain(|_, t| *t > now);
+        let t = self.until.entry(key).or_insert(until);
+        *t = (*t).max(until);
+    }
+
+    /// Whether `key` is refused at `now`.
+    pub fn is_revoked(&self, key: &TokenKey, now: SystemTime) -> bool {
+        self.until.get(key).is_some_and(|t| *t > now)
+    }
+
+    /// Revocations held (expired ones included until the next [`Revocations::revoke`]).
+    pub fn len(&self) -> usize {
+        self.until.len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.until.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,5 +364,21 @@ mod tests {
                 Ok(())
             );
         }
+    }
+
+    #[test]
+    fn a_revocation_lasts_until_its_expiry_and_is_then_forgotten() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let t = |s| UNIX_EPOCH + Duration::from_secs(s);
+        let mut r = Revocations::default();
+        let (a, b) = (TokenKey::of("token-a"), TokenKey::of("token-b"));
+        assert_ne!(a, b);
+        r.revoke(a, t(100), t(0));
+        assert!(r.is_revoked(&a, t(99)));
+        assert!(!r.is_revoked(&a, t(100)));
+        assert!(!r.is_revoked(&b, t(50)));
+        r.revoke(b, t(300), t(200));
+        assert_eq!(r.len(), 1, "a's expired revocation was forgotten");
+        assert!(r.is_revoked(&b, t(299)));
     }
 }

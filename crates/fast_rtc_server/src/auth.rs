@@ -33,6 +33,14 @@ pub trait Authenticator: Send + Sync + 'static {
     /// The identity of `token`'s holder, or why it is refused.
     fn authenticate(&self, token: &str)
     -> impl Future<Output = Result<Identity, AuthError>> + Send;
+
+    /// When `token` (already accepted by [`Authenticator::authenticate`]) expires, if known:
+    /// how long the server keeps a kicked member's token revoked. The default knows none (the
+    /// revocation then lasts a day).
+    fn expiry(&self, token: &str) -> Option<SystemTime> {
+        let _ = token;
+        None
+    }
 }
 
 /// A secret for HS256 tokens. Its `Debug` does not show it.
@@ -139,6 +147,16 @@ impl JwtAuthenticator {
 impl Authenticator for JwtAuthenticator {
     async fn authenticate(&self, token: &str) -> Result<Identity, AuthError> {
         self.verify(token)
+    }
+
+    fn expiry(&self, token: &str) -> Option<SystemTime> {
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .ok()?
+            .claims;
+        // The leeway: the token is accepted that much past its `exp`.
+        UNIX_EPOCH.checked_add(Duration::from_secs(
+            claims.exp.saturating_add(self.validation.leeway),
+        ))
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Identity {
 pub enum SocketCloseReason {
     /// Another socket joined the same room under the same identity and replaced this one.
     Replaced,
+    /// An operator kicked the member ([`Hub::kick`]).
+    Kicked,
 }
 
 /// What the hub asks the shell to do.
@@ -1170,5 +1172,41 @@ impl Hub {
             ),
         );
         false
+    }
+}
+
+/// Operator actions (the admin API).
+impl Hub {
+    /// Removes `user` from `room_id` on an operator's order: the member gets `kicked` (with
+    /// `reason`), then every other member of the room gets it too, the other ends of its links
+    /// get `leaveSwarm`, and its socket is closed ([`SocketCloseReason::Kicked`]); the hub
+    /// forgets the socket. The kicked socket, or `None` if `user` is not in the room.
+    pub fn kick(
+        &mut self,
+        _now: Instant,
+        room_id: &RoomId,
+        user: &UserId,
+        reason: &str,
+    ) -> Option<ConnId> {
+        let conn = self.rooms.get(room_id)?.members.get(user)?.conn;
+        let kicked = ServerMsg::Kicked {
+            user_id: user.clone(),
+            reason: reason.to_owned(),
+        };
+        self.out.send(conn, kicked.clone());
+        self.out.queue.push_back(Output::Close {
+            conn,
+            reason: SocketCloseReason::Kicked,
+        });
+        self.conns.remove(&conn);
+        self.out.over_budget.remove(&conn);
+        self.leave(room_id, user);
+        if let Some(room) = self.rooms.get(room_id) {
+            for m in room.members.values() {
+                self.out.send(m.conn, kicked.clone());
+            }
+        }
+        info!(conn = conn.0, %user, room = %room_id, reason, "kicked");
+        Some(conn)
     }
 }

@@ -20,9 +20,11 @@
 //! Imports go one way, down this list's arrows; no file imports back from a file that imports it.
 //!
 //! - `main.rs`: the `fast-rtc-server` binary (`serve`, `token`), on the public API only.
-//! - [`server`]: routes and socket tasks → `accept`, `owner` (single process) or
+//! - [`server`]: routes and socket tasks → [`admin`], `accept`, `owner` (single process) or
 //!   `cluster::node` (cluster), [`auth`], [`admission`], [`tls`], [`metrics`], [`hub`],
 //!   [`limits`], [`ice`], [`stun`], [`ClusterConfig`].
+//! - [`admin`]: the admin API's routes (a second listener) → `owner`'s events, [`auth`]'s
+//!   secret, [`metrics`].
 //! - `accept`: the accept loop, every connection until its WebSocket upgrade (TLS handshake and
 //!   header deadlines, the pre-authentication cap) → [`admission`], [`tls`], [`metrics`],
 //!   [`limits`].
@@ -62,6 +64,7 @@
 #![forbid(unsafe_code)]
 
 mod accept;
+pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod cluster;
@@ -75,6 +78,7 @@ pub mod server;
 pub mod stun;
 pub mod tls;
 
+pub use admin::AdminConfig;
 pub use auth::{
     AuthError, Authenticator, Claims, JwtAuthenticator, Secret, SecretError, TokenIssuer,
 };
@@ -82,5 +86,5 @@ pub use cluster::{ClusterConfig, ClusterError};
 pub use hub::{ConnId, Hub, Identity, MemberSnapshot, Output, RoomGrant, RoomSnapshot};
 pub use ice::{IceConfig, IceConfigError, StunAdvertise, StunListen, TurnConfig, TurnSecret};
 pub use limits::{ConnectionLimits, Limits};
-pub use server::{Server, ServerConfig, ServerHandle};
+pub use server::{CLOSE_KICKED, Server, ServerConfig, ServerHandle};
 pub use tls::{TlsConfig, TlsError};

@@ -2,8 +2,9 @@
 
 use clap::{Args, Parser, Subcommand};
 use fast_rtc_server::{
-    ClusterConfig, ConnectionLimits, IceConfig, JwtAuthenticator, Limits, Secret, Server,
-    ServerConfig, StunAdvertise, StunListen, TlsConfig, TokenIssuer, TurnConfig, TurnSecret,
+    AdminConfig, ClusterConfig, ConnectionLimits, IceConfig, JwtAuthenticator, Limits, Secret,
+    Server, ServerConfig, StunAdvertise, StunListen, TlsConfig, TokenIssuer, TurnConfig,
+    TurnSecret,
 };
 use std::io::Write;
 use std::net::SocketAddr;
@@ -144,6 +145,14 @@ struct ServeArgs {
     /// dropped.
     #[arg(long, default_value_t = ConnectionLimits::default().max_queued_bytes)]
     max_queued_bytes: usize,
+    /// Serve the admin API (`/metrics`, `/healthz`, `POST /kick`) on this address, e.g.
+    /// `127.0.0.1:9090`; `/metrics` then leaves the signaling listener. Needs
+    /// --admin-secret-file.
+    #[arg(long, value_name = "ADDR", requires = "admin_secret_file")]
+    admin_listen: Option<SocketAddr>,
+    /// File holding the admin API's bearer secret (at least 32 bytes; not the token secret).
+    #[arg(long, value_name = "PATH", requires = "admin_listen")]
+    admin_secret_file: Option<PathBuf>,
     /// Share rooms with other instances over this Redis or Valkey (`redis://HOST:PORT/DB`).
     /// Every instance of a cluster needs the same secret and the same Redis. Without it, this
     /// process holds every room itself.
@@ -302,6 +311,24 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         }),
         ..ServerConfig::default()
     };
+    let admin = match (args.admin_listen, &args.admin_secret_file) {
+        (Some(listen), Some(path)) => {
+            let raw = std::fs::read(path).map_err(|e| {
+                format!("cannot read the admin secret file {}: {e}", path.display())
+            })?;
+            let secret = Secret::new(raw).map_err(|e| format!("unusable admin secret: {e}"))?;
+            Some(AdminConfig { listen, secret })
+        }
+        _ => None,
+    };
+    let admin_listener = match &admin {
+        Some(a) => Some(
+            std::net::TcpListener::bind(a.listen)
+                .map_err(|e| format!("cannot listen for the admin API on {}: {e}", a.listen))?,
+        ),
+        None => None,
+    };
+    let config = ServerConfig { admin, ..config };
     if let Some(cluster) = &config.cluster {
         cluster.client().map_err(|e| e.to_string())?;
     }
@@ -356,6 +383,14 @@ fn serve(args: ServeArgs) -> Result<(), String> {
                 "fast-rtc-server STUN on udp://{stun_addr}"
             );
             server = server.with_stun_socket(socket);
+        }
+        if let Some(listener) = admin_listener {
+            let admin_addr = listener.local_addr().map_err(|e| e.to_string())?;
+            let _ = writeln!(
+                std::io::stdout(),
+                "fast-rtc-server admin API on http://{admin_addr}"
+            );
+            server = server.with_admin_listener(listener);
         }
         let _ = std::io::stdout().flush();
         server

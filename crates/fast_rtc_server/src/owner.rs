@@ -11,7 +11,7 @@
 use crate::hub::{ConnId, Hub, Identity, Output, RoomSnapshot, SocketCloseReason};
 use crate::metrics::Metrics;
 use crate::queue::{SocketTx, Weighed};
-use fast_rtc_protocol::{RoomId, ServerMsg};
+use fast_rtc_protocol::{RoomId, ServerMsg, UserId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +56,26 @@ pub(crate) enum Event {
         room: RoomId,
         reply: oneshot::Sender<Option<RoomSnapshot>>,
     },
+    /// The admin API's kick ([`crate::admin`]): `revoke` is called with the kicked socket
+    /// before its close is queued, so its token is refused before the client can reconnect.
+    Kick {
+        room: RoomId,
+        user: UserId,
+        reason: String,
+        revoke: Box<dyn FnOnce(ConnId) + Send>,
+        reply: oneshot::Sender<KickOutcome>,
+    },
+}
+
+/// What became of a kick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KickOutcome {
+    /// The member was removed and its socket is closing.
+    Kicked,
+    /// Nobody of that identity is in that room.
+    NotInRoom,
+    /// Cluster mode: not supported yet.
+    Unsupported,
 }
 
 /// What the owner task queues for one socket.
@@ -116,6 +136,22 @@ pub(crate) async fn run(mut events: mpsc::Receiver<Event>, mut hub: Hub, metrics
             }
             Event::Snapshot { room, reply } => {
                 let _ = reply.send(hub.room(&room));
+            }
+            Event::Kick {
+                room,
+                user,
+                reason,
+                revoke,
+                reply,
+            } => {
+                let outcome = match hub.kick(now, &room, &user, &reason) {
+                    Some(conn) => {
+                        revoke(conn);
+                        KickOutcome::Kicked
+                    }
+                    None => KickOutcome::NotInRoom,
+                };
+                let _ = reply.send(outcome);
             }
         }
         drain(&mut hub, &mut sockets, &metrics, now);

@@ -22,7 +22,8 @@
 //! checks; like `/metrics`, it asks the owner task, which copies it from the [`Hub`].
 
 use crate::accept::Acceptor;
-use crate::admission::{SocketCaps, Source};
+use crate::admin::{AdminConfig, AdminState};
+use crate::admission::{Revocations, SocketCaps, Source, TokenKey};
 use crate::auth::{AuthError, Authenticator};
 use crate::cluster::ClusterConfig;
 use crate::hub::{ConnId, Hub, Identity, RoomSnapshot, SocketCloseReason};
@@ -43,11 +44,13 @@ use axum::routing::get;
 use fast_rtc_protocol::{RoomId, ServerMsg, encode};
 use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use std::time::SystemTime;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -61,6 +64,12 @@ const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
 /// WebSocket close code for "normal closure".
 const CLOSE_NORMAL: u16 = 1000;
+/// WebSocket close code for a member an operator removed (the admin API's kick): this
+/// project's, in the private range 4000-4999.
+pub const CLOSE_KICKED: u16 = 4001;
+/// How long a kicked member's token stays revoked when its [`Authenticator`] cannot tell when
+/// it expires.
+const UNKNOWN_EXPIRY_REVOCATION: Duration = Duration::from_secs(24 * 3600);
 /// Read buffer per socket; larger frames are read in several chunks.
 const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// Frames written to one socket per flush at most, when several are queued.
@@ -93,6 +102,10 @@ pub struct ServerConfig {
     /// Share rooms with other instances over Redis ([`crate::cluster`]); `None` (the default)
     /// holds every room in this process.
     pub cluster: Option<ClusterConfig>,
+    /// Serve the admin API ([`crate::admin`]: `/metrics`, `/healthz`, `POST /kick`) on a
+    /// listener of its own with its own bearer secret; `/metrics` then leaves the signaling
+    /// listener. `None` (the default): no admin API, `/metrics` on the signaling listener.
+    pub admin: Option<AdminConfig>,
     /// The STUN/TURN servers handed to each member in `joined` (and refreshed before minted
     /// TURN credentials expire), and the built-in STUN server ([`crate::ice`],
     /// [`crate::stun`]). The default hands out none. In cluster mode each instance mints for
@@ -111,6 +124,7 @@ impl Default for ServerConfig {
             write_timeout: Duration::from_secs(10),
             tls: None,
             cluster: None,
+            admin: None,
             ice: IceConfig::default(),
         }
     }
@@ -122,6 +136,8 @@ pub struct Server<A> {
     auth: A,
     /// The built-in STUN server's socket, bound by the caller ([`Server::with_stun_socket`]).
     stun_socket: Option<std::net::UdpSocket>,
+    /// The admin listener, bound by the caller ([`Server::with_admin_listener`]).
+    admin_listener: Option<std::net::TcpListener>,
 }
 
 /// A server running on the current tokio runtime, from [`Server::spawn`].
@@ -133,6 +149,8 @@ pub struct ServerHandle {
     task: JoinHandle<std::io::Result<()>>,
     /// Where the built-in STUN server answers, if it runs.
     stun_addr: Option<SocketAddr>,
+    /// Where the admin API listens, if it runs.
+    admin_addr: Option<SocketAddr>,
     /// The owner task's inbox, weak so that the handle does not keep the owner alive.
     events: mpsc::WeakSender<Event>,
 }
@@ -147,6 +165,11 @@ impl ServerHandle {
     /// ([`IceConfig::stun_listen`](crate::ice::IceConfig::stun_listen)), if it runs.
     pub fn stun_addr(&self) -> Option<SocketAddr> {
         self.stun_addr
+    }
+
+    /// The address of the admin API ([`ServerConfig::admin`]), if it runs.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// The signaling WebSocket URL, without the token: `ws://ADDR/ws`, or `wss://ADDR/ws` with
@@ -191,6 +214,11 @@ struct Shared<A> {
     slots: Arc<Semaphore>,
     /// Open sockets per identity and per source.
     caps: Mutex<SocketCaps>,
+    /// The token each open socket connected with, and until when it is valid: what a kick
+    /// revokes.
+    tokens: Mutex<HashMap<ConnId, (TokenKey, SystemTime)>>,
+    /// Tokens of kicked members, refused until they expire.
+    revoked: Mutex<Revocations>,
     next_conn: AtomicU64,
     stop: CancellationToken,
     tracker: TaskTracker,
@@ -203,6 +231,7 @@ impl<A: Authenticator> Server<A> {
             config,
             auth,
             stun_socket: None,
+            admin_listener: None,
         }
     }
 
@@ -212,6 +241,14 @@ impl<A: Authenticator> Server<A> {
     /// [`IceConfig::stun_listen`](crate::ice::IceConfig::stun_listen) is set.
     pub fn with_stun_socket(mut self, socket: std::net::UdpSocket) -> Self {
         self.stun_socket = Some(socket);
+        self
+    }
+
+    /// Serves the admin API on `listener` (bound by the caller, e.g. to print its address
+    /// before serving) instead of binding [`AdminConfig::listen`]. Only used when
+    /// [`ServerConfig::admin`] is set.
+    pub fn with_admin_listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.admin_listener = Some(listener);
         self
     }
 
@@ -225,6 +262,13 @@ impl<A: Authenticator> Server<A> {
         }
         let stun_addr = match &self.stun_socket {
             Some(socket) if self.config.ice.stun_listen.is_some() => Some(socket.local_addr()?),
+            _ => None,
+        };
+        if let (Some(admin), None) = (&self.config.admin, &self.admin_listener) {
+            self.admin_listener = Some(std::net::TcpListener::bind(admin.listen)?);
+        }
+        let admin_addr = match &self.admin_listener {
+            Some(l) if self.config.admin.is_some() => Some(l.local_addr()?),
             _ => None,
         };
         let secure = self.config.tls.is_some();
@@ -243,6 +287,7 @@ impl<A: Authenticator> Server<A> {
             stop,
             task,
             stun_addr,
+            admin_addr,
             events: weak,
         })
     }
@@ -328,6 +373,8 @@ impl<A: Authenticator> Server<A> {
                 connection_limits.max_sockets_per_identity,
                 connection_limits.max_sockets_per_source,
             )),
+            tokens: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(Revocations::default()),
             config: self.config,
             auth: self.auth,
             events,
@@ -336,11 +383,47 @@ impl<A: Authenticator> Server<A> {
             stop: stop.clone(),
             tracker: tracker.clone(),
         });
-        let app = Router::new()
+        let admin = match shared.config.admin.clone() {
+            Some(config) => {
+                let listener = match self.admin_listener {
+                    Some(listener) => listener,
+                    None => std::net::TcpListener::bind(config.listen)?,
+                };
+                listener.set_nonblocking(true)?;
+                let listener = TcpListener::from_std(listener)?;
+                if let Ok(addr) = listener.local_addr() {
+                    info!(%addr, "admin API listening");
+                }
+                let revoker = shared.clone();
+                let app = crate::admin::router(AdminState {
+                    secret: config.secret,
+                    events: shared.events.clone(),
+                    metrics: shared.metrics.clone(),
+                    revoke: Arc::new(move |conn| revoke_token(&revoker, conn)),
+                });
+                Some((app, listener))
+            }
+            None => None,
+        };
+        let mut app = Router::new()
             .route("/ws", get(ws_route::<A>))
-            .route("/healthz", get(|| async { "ok" }))
-            .route("/metrics", get(metrics_route::<A>))
-            .with_state(shared);
+            .route("/healthz", get(|| async { "ok" }));
+        // With an admin listener, the metrics are served there only.
+        if admin.is_none() {
+            app = app.route("/metrics", get(metrics_route::<A>));
+        }
+        let app = app.with_state(shared);
+        if let Some((app, listener)) = admin {
+            let acceptor = Acceptor {
+                app,
+                tls: None,
+                limits: connection_limits.clone(),
+                write_timeout,
+                metrics: accept_metrics.clone(),
+                tracker: tracker.clone(),
+            };
+            tracker.spawn(acceptor.run(listener, stop.clone()));
+        }
 
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "fast-rtc signaling server listening");
@@ -388,9 +471,9 @@ async fn ws_route<A: Authenticator>(
     headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let identity = match query.token {
+    let identity = match &query.token {
         None => Err(AuthError::Missing),
-        Some(token) => shared.auth.authenticate(&token).await,
+        Some(token) => shared.auth.authenticate(token).await,
     };
     let identity = match identity {
         Ok(identity) => identity,
@@ -408,6 +491,27 @@ async fn ws_route<A: Authenticator>(
         Ok(ws) => ws,
         Err(rejection) => return rejection.into_response(),
     };
+    // A token accepted above is present.
+    let token = query.token.as_deref().unwrap_or_default();
+    let key = TokenKey::of(token);
+    let revoked = shared
+        .revoked
+        .lock()
+        .map(|r| r.is_revoked(&key, owner::wall_clock()))
+        .unwrap_or(true);
+    if revoked {
+        shared.metrics.refuse("revoked_token");
+        debug!(user = %identity.user_id, "refused upgrade: revoked token");
+        return (
+            StatusCode::UNAUTHORIZED,
+            "this token was revoked: its member was removed by an operator",
+        )
+            .into_response();
+    }
+    let expires = shared
+        .auth
+        .expiry(token)
+        .unwrap_or_else(|| owner::wall_clock() + UNKNOWN_EXPIRY_REVOCATION);
     let source = Source::of(peer.ip());
     let capped = match shared.caps.lock() {
         Ok(mut caps) => caps.open(&identity.user_id, source),
@@ -450,11 +554,32 @@ async fn ws_route<A: Authenticator>(
         .on_upgrade(move |socket| {
             let tracker = task_shared.tracker.clone();
             tracker.track_future(async move {
+                if let Ok(mut tokens) = task_shared.tokens.lock() {
+                    tokens.insert(conn, (key, expires));
+                }
                 socket_task(socket, conn, identity, host, &task_shared).await;
+                if let Ok(mut tokens) = task_shared.tokens.lock() {
+                    tokens.remove(&conn);
+                }
                 drop(slot);
                 drop(capped);
             })
         })
+}
+
+/// Revokes the token socket `conn` connected with, until it expires (a kick).
+fn revoke_token<A>(shared: &Shared<A>, conn: ConnId) {
+    let Some((key, until)) = shared
+        .tokens
+        .lock()
+        .ok()
+        .and_then(|t| t.get(&conn).copied())
+    else {
+        return;
+    };
+    if let Ok(mut revoked) = shared.revoked.lock() {
+        revoked.revoke(key, until, owner::wall_clock());
+    }
 }
 
 /// One socket counted in [`Shared::caps`]; uncounted when dropped.
@@ -473,18 +598,7 @@ impl<A> Drop for CapGuard<A> {
 }
 
 async fn metrics_route<A: Authenticator>(State(shared): State<Arc<Shared<A>>>) -> Response {
-    let (tx, rx) = oneshot::channel();
-    if shared.events.send(Event::SyncMetrics(tx)).await.is_ok() {
-        let _ = rx.await;
-    }
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        shared.metrics.encode(),
-    )
-        .into_response()
+    crate::admin::metrics_text(&shared.events, &shared.metrics).await
 }
 
 /// Moves frames between one socket and the owner task; decides nothing about the protocol.
@@ -547,6 +661,10 @@ async fn socket_task<A>(
                         Some(Outbound::Msg(msg)) => batch.push(Message::Text(encode(&msg).into())),
                         Some(Outbound::Close(SocketCloseReason::Replaced)) => {
                             then_close = Some(Some((CLOSE_NORMAL, "duplicate_identity")));
+                            break;
+                        }
+                        Some(Outbound::Close(SocketCloseReason::Kicked)) => {
+                            then_close = Some(Some((CLOSE_KICKED, "kicked")));
                             break;
                         }
                         Some(Outbound::CloseWith(code, reason)) => {

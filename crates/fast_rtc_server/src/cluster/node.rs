@@ -17,7 +17,7 @@ use super::wire::{self, Envelope, Input, MemberOutput, instance_channel};
 use crate::hub::{ConnId, Hub, Identity, Output, RoomGrant, SocketCloseReason};
 use crate::limits::Limits;
 use crate::metrics::Metrics;
-use crate::owner::{Event, Outbound, now};
+use crate::owner::{Event, KickOutcome, Outbound, now};
 use crate::queue::SocketTx;
 use fast_rtc_protocol::{RoomId, ServerMsg, decode_server, encode};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -158,6 +158,10 @@ impl Node {
             }
             Event::Snapshot { room, reply } => {
                 let _ = reply.send(self.hub.room(&room));
+            }
+            Event::Kick { reply, .. } => {
+                warn!("kick is not supported in cluster mode yet");
+                let _ = reply.send(KickOutcome::Unsupported);
             }
         }
     }
@@ -397,6 +401,9 @@ impl Node {
                     self.hub_conns.remove(&(peer.instance.clone(), peer.conn));
                     let output = match reason {
                         SocketCloseReason::Replaced => MemberOutput::Replaced,
+                        // Never produced here: the node answers kicks `Unsupported` and never
+                        // calls `Hub::kick`. Closing is what matters if it ever is.
+                        SocketCloseReason::Kicked => MemberOutput::Replaced,
                     };
                     let instance = peer.instance;
                     self.tell_member(&instance, peer.conn, output);

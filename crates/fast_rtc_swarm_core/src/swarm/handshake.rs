@@ -78,6 +78,12 @@ impl SwarmCore {
                     self.top_up_offers();
                 }
             }
+            // An operator removed a member (the server's admin API). Its links' other ends also
+            // get `leaveSwarm`, which closes them; the kicked member's own socket is closed
+            // (4001) and its token refused.
+            ServerMsg::Kicked { user_id, reason } => {
+                debug!(%user_id, %reason, "a member was kicked");
+            }
             ServerMsg::IceServers { ice_servers } => {
                 debug!(servers = ice_servers.len(), "fresh ICE servers");
                 self.server_ice = Some(ice_servers);
