@@ -9,7 +9,8 @@
 //!                  attempt    │   │ retry          └──────joined──────────┘    │
 //!                  failed ────┘   │ (backoff)                                  │
 //!                             ▼                                                ▼
-//!                 Failed(Unauthorized | RoomFull | RoomNotAllowed | Replaced | Unreachable | Closed)
+//!                 Failed(Unauthorized | RoomFull | RoomNotAllowed | Replaced | Unreachable | Closed
+//!                        | Kicked)
 //! ```
 //!
 //! `Joined` means the server accepted the `init` (its `joined` frame), not merely that the
@@ -88,6 +89,13 @@ pub enum FailReason {
     /// handle dropped).
     #[error("the swarm was closed")]
     Closed,
+    /// An operator removed this member from the room (the server's `kicked` frame); the
+    /// server refuses its token from then on, so it does not reconnect.
+    #[error("removed from the room by an operator: {reason}")]
+    Kicked {
+        /// The operator's reason, as the server sent it.
+        reason: String,
+    },
 }
 
 /// How a swarm retries its signaling connection.

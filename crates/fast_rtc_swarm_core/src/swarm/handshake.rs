@@ -66,7 +66,11 @@ impl SwarmCore {
                 }
             }
             ServerMsg::OfferRequest => self.create_offerer(),
-            ServerMsg::Joined { ice_servers, .. } => {
+            ServerMsg::Joined {
+                user_id,
+                ice_servers,
+            } => {
+                self.me = Some(user_id);
                 debug!(
                     servers = ice_servers.as_ref().map_or(0, Vec::len),
                     "joined; ICE servers from the signaling server"
@@ -78,12 +82,7 @@ impl SwarmCore {
                     self.top_up_offers();
                 }
             }
-            // An operator removed a member (the server's admin API). Its links' other ends also
-            // get `leaveSwarm`, which closes them; the kicked member's own socket is closed
-            // (4001) and its token refused.
-            ServerMsg::Kicked { user_id, reason } => {
-                debug!(%user_id, %reason, "a member was kicked");
-            }
+            ServerMsg::Kicked { user_id, reason } => self.kicked(user_id, reason),
             ServerMsg::IceServers { ice_servers } => {
                 debug!(servers = ice_servers.len(), "fresh ICE servers");
                 self.server_ice = Some(ice_servers);

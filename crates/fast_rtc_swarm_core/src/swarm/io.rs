@@ -275,6 +275,8 @@ pub enum CloseReason {
     RestoreTimeout,
     /// The backend could not carry out an operation.
     Backend(PeerFailure),
+    /// An operator removed the remote member from the room (the server's `kicked` frame).
+    Kicked,
 }
 
 /// Faults the swarm reports as [`SwarmEvent::Fault`]; none of them stops the swarm.

@@ -82,6 +82,7 @@ mod data;
 mod fast_channel;
 mod handshake;
 pub mod io;
+mod kick;
 mod link;
 mod peer_events;
 mod restart;
@@ -127,6 +128,8 @@ pub struct SwarmCore {
     server_ice: Option<Vec<IceServer>>,
     /// The pre-made offers wait for `joined` ([`crate::ice::offers_wait_for_joined`]).
     offers_await_joined: bool,
+    /// This member's identity, from the server's latest `joined` ([`kick`]).
+    me: Option<UserId>,
     started: bool,
     closed: bool,
 }
@@ -146,6 +149,7 @@ impl SwarmCore {
             lifecycle: Lifecycle::new(config.reconnect.clone(), config.token.clone()),
             server_ice: None,
             offers_await_joined: false,
+            me: None,
             config,
             started: false,
             closed: false,
