@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 /// The most bytes hyper buffers for one connection's request head (hyper's own minimum is
 /// 8 KiB; a signaling request is a few hundred bytes plus the token).
@@ -78,7 +78,11 @@ impl Acceptor {
             let cancel = stop.child_token();
             let (id, evicted) = match gate.lock() {
                 Ok(mut g) => g.admit(Source::of(addr.ip()), cancel.clone()),
-                Err(_) => return, // a task panicked holding the gate: stop serving
+                Err(_) => {
+                    // A task panicked holding the gate: its counts cannot be trusted.
+                    error!("the pre-authentication gate is poisoned: no longer accepting");
+                    return;
+                }
             };
             if let Some(evicted) = evicted {
                 evicted.cancel();
