@@ -504,14 +504,19 @@ impl Hub {
             }
             (ConnState::Lobby(pending), ClientMsg::Close) => pending.clear(),
             (ConnState::Lobby(pending), msg) => {
-                if pending.len() < self.limits.max_frames_before_init {
+                if Self::lobby_fits(&self.limits, pending, &msg) {
                     pending.push_back(msg);
                 } else {
-                    let max = self.limits.max_frames_before_init;
+                    let (max, bytes) = (
+                        self.limits.max_frames_before_init,
+                        self.limits.max_bytes_before_init,
+                    );
                     self.out.error(
                         conn,
                         ErrorCode::QueueFull,
-                        format!("at most {max} frames are kept before init; send init"),
+                        format!(
+                            "at most {max} frames or {bytes} bytes are kept before init; send init"
+                        ),
                     );
                 }
             }
@@ -1098,6 +1103,14 @@ struct JoinRate {
 /// Byte budgets and the join rate (issue 23): the bounds on what one member may park and how
 /// often one identity may join.
 impl Hub {
+    /// Whether `msg` may wait in a socket's lobby beside `pending`
+    /// ([`Limits::max_frames_before_init`], [`Limits::max_bytes_before_init`]).
+    fn lobby_fits(limits: &Limits, pending: &VecDeque<ClientMsg>, msg: &ClientMsg) -> bool {
+        let held: usize = pending.iter().map(encoded_bytes).sum();
+        pending.len() < limits.max_frames_before_init
+            && held + encoded_bytes(msg) <= limits.max_bytes_before_init
+    }
+
     /// Bytes `me` holds parked: its pending offers and the candidates sent before their offer.
     fn parked_bytes(me: &Member) -> usize {
         let chunks: usize = me.chunks.iter().map(|c| c.bytes).sum();

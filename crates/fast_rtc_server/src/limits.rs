@@ -26,6 +26,8 @@ pub struct Limits {
     pub max_pending_candidates: usize,
     /// Frames kept per socket before its `init` (`queue_full`).
     pub max_frames_before_init: usize,
+    /// Bytes of frames kept per socket before its `init` (`queue_full`), as encoded.
+    pub max_bytes_before_init: usize,
     /// Sustained frames per second per socket (`rate_limited` above it).
     pub frames_per_second: u32,
     /// Frames a socket may send at once before the rate applies. A joiner answers every member at
@@ -71,6 +73,7 @@ impl Default for Limits {
             max_signals_per_chunk: 64,
             max_pending_candidates: 64,
             max_frames_before_init: 64,
+            max_bytes_before_init: 256 * 1024,
             frames_per_second: 100,
             frame_burst: 600,
             bytes_per_second: 256 * 1024,

@@ -199,3 +199,26 @@ fn signal_bytes_is_the_encoded_size() {
     };
     assert_eq!(encode(&accept).len() - encode(&one).len(), signal_bytes(&s));
 }
+
+/// Frames kept before `init` are bounded in bytes too (64 frames of 60 KB used to be kept).
+#[test]
+fn frames_before_init_are_bounded_in_bytes() {
+    let limits = Limits {
+        max_bytes_before_init: 100_000,
+        frames_per_second: 1_000_000,
+        frame_burst: 1_000_000,
+        bytes_per_second: u32::MAX,
+        byte_burst: u32::MAX,
+        ..Limits::default()
+    };
+    let mut d = Driver::with_limits(limits);
+    let alice = d.connect("alice");
+    d.text(alice, &big_candidate("a1", 45_000));
+    d.text(alice, &big_candidate("a1", 45_000));
+    assert!(d.take(alice).is_empty());
+    d.text(alice, &big_candidate("a1", 45_000));
+    d.expect_error(alice, ErrorCode::QueueFull);
+    // A small frame still fits.
+    d.candidate(alice, "a1", 1);
+    assert!(d.take(alice).is_empty());
+}

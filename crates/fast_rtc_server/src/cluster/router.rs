@@ -8,7 +8,8 @@
 //! A socket is in one of three states:
 //!
 //! - **lobby**: not in a room. Frames other than `init` are held here (at most
-//!   [`Limits::max_frames_before_init`], as the hub holds them) and answered with the same
+//!   [`Limits::max_frames_before_init`] and [`Limits::max_bytes_before_init`], as the hub
+//!   holds them) and answered with the same
 //!   errors the hub gives before `init` (`frame_too_large`, decode errors, `invalid_field`,
 //!   `queue_full`). A valid `init` makes the router forward, to the owner of its room, a
 //!   `Connect` with the socket's identity, the held frames and the `init`: the owner's hub
@@ -252,7 +253,9 @@ impl Router {
         };
         match &mut sock.state {
             State::Joining { held, .. } => {
-                if held.len() < limits.max_frames_before_init {
+                if held.len() < limits.max_frames_before_init
+                    && held_bytes(held) + text.len() <= limits.max_bytes_before_init
+                {
                     held.push_back(Held::Text(text));
                 } else {
                     out.push(queue_full(conn, limits));
@@ -339,12 +342,17 @@ impl Router {
                     }
                     ClientMsg::Close => held.clear(),
                     _ => {
-                        if held.len() < limits.max_frames_before_init {
+                        let bytes: usize = held.iter().map(String::len).sum();
+                        if held.len() < limits.max_frames_before_init
+                            && bytes + text.len() <= limits.max_bytes_before_init
+                        {
                             held.push_back(text);
                         } else {
-                            let max = limits.max_frames_before_init;
-                            let message =
-                                format!("at most {max} frames are kept before init; send init");
+                            let (max, bytes) =
+                                (limits.max_frames_before_init, limits.max_bytes_before_init);
+                            let message = format!(
+                                "at most {max} frames or {bytes} bytes are kept before init; send init"
+                            );
                             out.push(reply(conn, ErrorCode::QueueFull, message));
                         }
                     }
@@ -361,12 +369,22 @@ fn reply(conn: ConnId, code: ErrorCode, message: String) -> Action {
     }
 }
 
+/// Bytes of text frames held while a join is answered.
+fn held_bytes(held: &VecDeque<Held>) -> usize {
+    held.iter()
+        .map(|h| match h {
+            Held::Text(text) => text.len(),
+            Held::Binary(_) => 0,
+        })
+        .sum()
+}
+
 fn queue_full(conn: ConnId, limits: &Limits) -> Action {
-    let max = limits.max_frames_before_init;
+    let (max, bytes) = (limits.max_frames_before_init, limits.max_bytes_before_init);
     reply(
         conn,
         ErrorCode::QueueFull,
-        format!("at most {max} frames are kept while a join is answered"),
+        format!("at most {max} frames or {bytes} bytes are kept while a join is answered"),
     )
 }
 
