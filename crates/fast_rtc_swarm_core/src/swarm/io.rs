@@ -313,6 +313,16 @@ pub enum SwarmFault {
         /// Whether the policy is relay-only.
         relay_only: bool,
     },
+    /// The remote of link `id` signaled a candidate the link does not take (an address that
+    /// cannot be a peer, or past the link's caps: see [`crate::candidates`]). The candidate is
+    /// ignored; the link goes on with the others.
+    #[error("link {id}: remote candidate refused: {why}")]
+    CandidateRefused {
+        /// The link.
+        id: ConnectionId,
+        /// Why.
+        why: crate::candidates::Refusal,
+    },
 }
 
 /// Why a send was refused.

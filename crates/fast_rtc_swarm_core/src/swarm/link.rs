@@ -28,6 +28,8 @@ pub(super) struct Link {
     pub(super) origin: LinkOrigin,
     pub(super) remote_described: bool,
     pub(super) pending_candidates: Vec<Option<IceCandidate>>,
+    /// What this link admitted of its remote's candidates ([`crate::candidates`]).
+    pub(super) remote_candidates: crate::candidates::RemoteCandidates,
     /// Whether a relay candidate was gathered for this end ([`crate::relay`]).
     pub(super) relay_gathered: bool,
     /// The STUN/TURN servers this connection was created with ([`crate::ice`]).
@@ -94,6 +96,7 @@ impl Link {
             origin,
             remote_described: false,
             pending_candidates: Vec::new(),
+            remote_candidates: Default::default(),
             relay_gathered: false,
             ice_servers,
             deadline: None,
