@@ -498,6 +498,97 @@ fn reliable_sends_wait_for_their_channel_unreliable_ones_are_refused() {
     );
 }
 
+/// Nothing accepted with `Ok` is lost without the application hearing of it: a game channel
+/// that closes while the link stays up fails what waited for it (one `SendFailed` fault with
+/// the count; before, those messages waited forever) and refuses later sends; a message the
+/// backend could not hand on, and one it could not deliver as sent (text that is not UTF-8),
+/// are faults too.
+#[test]
+fn messages_a_closed_channel_or_the_backend_lost_are_reported() {
+    let mut config = SwarmConfig::new("r");
+    let events = config.add_channel(ChannelConfig::reliable("events"));
+    let mut s = SwarmCore::new(config, "me");
+    let now = Instant::now();
+    s.start(now);
+    while s.poll_output().is_some() {}
+    s.handle_signal(
+        now,
+        ServerMsg::Accept {
+            id: "x".into(),
+            user_id: "peer".into(),
+            signals: vec![Signal::Offer {
+                sdp: "o\r\na=x-fast-rtc-channels\r\n".into(),
+            }],
+        },
+    );
+    let x: fast_rtc_protocol::ConnectionId = "x".into();
+    s.handle_peer(now, &x, PeerEvent::ChannelOpen(ChannelId::FAST));
+    while s.poll_output().is_some() {}
+    // Three reliable messages wait for `events` to open; then it closes instead.
+    for text in ["a", "b", "c"] {
+        assert_eq!(s.send(&"peer".into(), events, text.into()), Ok(()));
+    }
+    s.handle_peer(now, &x, PeerEvent::ChannelClosed(events));
+    let faults = |s: &mut SwarmCore| {
+        let mut faults = Vec::new();
+        while let Some(o) = s.poll_output() {
+            if let SwarmOutput::Event(SwarmEvent::Fault(f)) = o {
+                faults.push(f);
+            }
+        }
+        faults
+    };
+    assert_eq!(
+        faults(&mut s),
+        vec![SwarmFault::SendFailed {
+            peer: "peer".into(),
+            channel: events,
+            messages: 3,
+            error: "the channel closed before they could be sent".into(),
+        }]
+    );
+    assert_eq!(
+        s.send(&"peer".into(), events, "d".into()),
+        Err(SendError::ChannelClosed(events))
+    );
+    // The link and its `fast` channel go on.
+    assert_eq!(s.send(&"peer".into(), ChannelId::FAST, "e".into()), Ok(()));
+    assert!(s.link_to(&"peer".into()).is_some());
+    // The backend lost a message it had been handed, and got text that is not UTF-8.
+    s.handle_peer(
+        now,
+        &x,
+        PeerEvent::SendFailed {
+            channel: ChannelId::FAST,
+            error: "closed".into(),
+        },
+    );
+    s.handle_peer(
+        now,
+        &x,
+        PeerEvent::InvalidMessage {
+            channel: ChannelId::FAST,
+            error: "not UTF-8".into(),
+        },
+    );
+    assert_eq!(
+        faults(&mut s),
+        vec![
+            SwarmFault::SendFailed {
+                peer: "peer".into(),
+                channel: ChannelId::FAST,
+                messages: 1,
+                error: "closed".into(),
+            },
+            SwarmFault::InvalidMessage {
+                peer: "peer".into(),
+                channel: ChannelId::FAST,
+                error: "not UTF-8".into(),
+            },
+        ]
+    );
+}
+
 #[test]
 fn candidates_before_the_description_are_held_until_it_is_set() {
     let mut s = SwarmCore::new(SwarmConfig::new("r"), "me");

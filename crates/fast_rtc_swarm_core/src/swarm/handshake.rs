@@ -253,6 +253,9 @@ impl SwarmCore {
         if let Some(open) = l.open_channels.get_mut(usize::from(channel.0)) {
             *open = true;
         }
+        if let Some(closed) = l.closed_channels.get_mut(usize::from(channel.0)) {
+            *closed = false;
+        }
         // Flush what waited for this channel, in order.
         let queued = l.queued.remove(&channel).unwrap_or_default();
         let became_open = channel == ChannelId::FAST && l.state == LinkState::Connecting;

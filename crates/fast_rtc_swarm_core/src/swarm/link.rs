@@ -36,6 +36,8 @@ pub(super) struct Link {
     pub(super) ice_servers: Vec<IceServer>,
     pub(super) deadline: Option<Instant>,
     pub(super) open_channels: Vec<bool>,
+    /// The channels that closed while the link stayed up: sends to them fail.
+    pub(super) closed_channels: Vec<bool>,
     pub(super) queued: HashMap<ChannelId, VecDeque<Payload>>,
     /// Data that arrived on a game channel before `fast` opened, delivered right after Open.
     pub(super) early: VecDeque<(ChannelId, Payload)>,
@@ -101,6 +103,7 @@ impl Link {
             ice_servers,
             deadline: None,
             open_channels: vec![false; config.channels.len() + 1],
+            closed_channels: vec![false; config.channels.len() + 1],
             queued: HashMap::new(),
             early: VecDeque::new(),
             reassembles: 0,
