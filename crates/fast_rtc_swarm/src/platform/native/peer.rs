@@ -701,11 +701,16 @@ async fn build_pc(
         // allocation (437), and the link never comes back.
         .with_discard_local_candidates_during_ice_restart(true)
         // webrtc-rs waits 2 s before it may select a relay pair, so that direct pairs can win
-        // first. Under the relay-only policy there are no others: no reason to wait (measured
-        // by the join bench's relay rows).
-        .with_relay_acceptance_min_wait(
-            (swarm.ice_transport_policy == IceTransportPolicy::Relay).then_some(Duration::ZERO),
-        )
+        // first; ours waits as long as for a server-reflexive pair (`NativeConfig`). Under the
+        // relay-only policy there are no others: no reason to wait (measured by the join
+        // bench's relay rows).
+        .with_relay_acceptance_min_wait(Some(
+            if swarm.ice_transport_policy == IceTransportPolicy::Relay {
+                Duration::ZERO
+            } else {
+                native.ice_relay_acceptance_wait
+            },
+        ))
         .with_include_loopback_candidate(loopback)
         .build();
     let builder = PeerConnectionBuilder::new();
