@@ -5,8 +5,11 @@
 # (delay, loss, NAT mappings, teardown, with plain UDP sockets), then real echo_peer members:
 # no NAT at 80 ms RTT with 0 and 3 % loss (host pairs), cone NATs with STUN (srflx pairs),
 # symmetric NATs with TURN REST credentials (relay pairs). Each prints its join time and the
-# selected pairs (`netlab:` lines, summed up at the end). Called by scripts/test.sh; needs
-# root and /dev/net/tun. FAST_RTC_NETLAB_SEED picks the WAN's loss draws (default 1).
+# selected pairs (`netlab:` lines, summed up at the end). Last, a browser member across the lab
+# (crates/fast_rtc_swarm/tests/lab_browser.rs): the JS reference client in headless Firefox, then
+# Chromium (FAST_RTC_LAB_BROWSERS), with two native members behind cone NATs. Called by
+# scripts/test.sh (after scripts/setup-browser.sh installed the browsers and bundled the JS
+# client); needs root and /dev/net/tun. FAST_RTC_NETLAB_SEED picks the WAN's loss draws (default 1).
 #
 # Every namespace is named after this run's prefix; the labs delete theirs when they end (also
 # when a test fails), and the exit trap deletes whatever a killed run left (`netlab clean`).
@@ -25,6 +28,15 @@ started=$(date +%s)
 cargo build --locked --quiet -p fast_rtc_server -p fast_rtc_netlab --bins
 cargo build --locked --quiet -p fast_rtc_swarm --example echo_peer
 cargo test --locked --quiet -p fast_rtc_netlab --no-run
+browsers=${FAST_RTC_LAB_BROWSERS:-firefox chromium}
+for browser in $browsers; do
+    case $browser in
+        firefox) command -v firefox-esr >/dev/null ;;
+        chromium) command -v chromium >/dev/null ;;
+        *) false ;;
+    esac || { echo "netlab-test: no $browser (scripts/setup-browser.sh installs it)" >&2; exit 1; }
+done
+cargo test --locked --quiet -p fast_rtc_swarm --test lab_browser --no-run
 netlab="${CARGO_TARGET_DIR:-target}/debug/netlab"
 
 export FAST_RTC_NETLAB_PREFIX="nl$$"
@@ -41,8 +53,16 @@ trap 'exit 130' INT TERM
 
 tested=$(date +%s)
 # One test at a time: joins are timed, and the machine has 2 cores.
-cargo test --locked --quiet -p fast_rtc_netlab -- --ignored --nocapture --test-threads 1 \
-    > "$log" 2>&1 &
+lab_tests() {
+    cargo test --locked --quiet -p fast_rtc_netlab -- --ignored --nocapture --test-threads 1 ||
+        return 1
+    for browser in $browsers; do
+        echo "== a $browser member across the lab"
+        FAST_RTC_JS_BROWSER=$browser cargo test --locked --quiet -p fast_rtc_swarm \
+            --test lab_browser -- --ignored --nocapture || return 1
+    done
+}
+lab_tests > "$log" 2>&1 &
 test_pid=$!
 status=0
 wait "$test_pid" || status=$?

@@ -106,6 +106,14 @@ pub enum FastRtcError {
     /// The swarm could not start.
     #[error("could not start the swarm: {0}")]
     Start(String),
+    /// A reliable channel's [`ChannelTap`](crate::ChannelTap) was full: its oldest message was
+    /// dropped for the new one (its consumer does not drain it fast enough, or its capacity is
+    /// too small).
+    #[error("the tap of reliable channel {channel:?} was full: a message was dropped")]
+    TapOverflow {
+        /// The channel.
+        channel: fast_rtc_swarm::ChannelId,
+    },
 }
 
 /// An error, with the peer it concerns when there is one.

@@ -238,7 +238,7 @@ impl Swarm {
 
     /// Taps `channel`: from the next receive pass on, what peers send on it goes to the
     /// returned [`ChannelTap`] (at most `capacity` messages held, the oldest dropped past
-    /// that) instead of [`PeerData`](crate::PeerData) messages, for a consumer outside the ECS
+    /// that; on a reliable channel each such drop is also a [`FastRtcError::TapOverflow`](crate::FastRtcError::TapOverflow)) instead of [`PeerData`](crate::PeerData) messages, for a consumer outside the ECS
     /// such as a rollback library's socket. A second tap of the channel replaces the first;
     /// dropping the tap gives the channel back to messages.
     pub fn tap_channel(&mut self, channel: ChannelId, capacity: usize) -> ChannelTap {
@@ -311,15 +311,20 @@ impl Swarm {
         channel: ChannelId,
         from: UserId,
         payload: Payload,
-    ) -> Option<(UserId, Payload)> {
+    ) -> Tapped {
         let Some(tap) = self.taps.get(&channel) else {
-            return Some((from, payload));
+            return Tapped::No(from, payload);
         };
         match tap.push(from, payload) {
-            Ok(()) => None,
-            Err(back) => {
+            Ok(None) => Tapped::Yes,
+            // Dropped for room: a loss on a reliable channel, which the application must hear of.
+            Ok(Some(dropped)) => match self.config.delivery(channel) {
+                Some(delivery) if delivery.is_reliable() => Tapped::DroppingOldest(dropped),
+                _ => Tapped::Yes,
+            },
+            Err((from, payload)) => {
                 self.taps.remove(&channel);
-                Some(back)
+                Tapped::No(from, payload)
             }
         }
     }
@@ -330,4 +335,15 @@ impl Swarm {
         let outbox = std::mem::take(&mut self.outbox);
         Some((self.handle.clone()?, outbox))
     }
+}
+
+/// Where [`Swarm::route_to_tap`] put a message.
+pub(crate) enum Tapped {
+    /// Not tapped: the message, for `PeerData`.
+    No(UserId, Payload),
+    /// In the channel's tap.
+    Yes,
+    /// In the tap of a reliable channel, which dropped its oldest message (from this peer)
+    /// for room.
+    DroppingOldest(UserId),
 }

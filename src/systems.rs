@@ -2,10 +2,10 @@
 
 use crate::diagnostics::FastRtcDiagnostics;
 use crate::messages::{
-    ConnectionChange, PeerClosed, PeerConnectionChanged, PeerData, PeerOpened, SignalingChanged,
-    SwarmError, TokenRequested,
+    ConnectionChange, FastRtcError, PeerClosed, PeerConnectionChanged, PeerData, PeerOpened,
+    SignalingChanged, SwarmError, TokenRequested,
 };
-use crate::session::{Outgoing, Peer, Swarm};
+use crate::session::{Outgoing, Peer, Swarm, Tapped};
 use crate::voice::{PeerAudio, PeerTrack, TrackChange, VoiceVolume, scaled};
 use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
@@ -97,9 +97,20 @@ pub(crate) fn receive(
                 ..
             } => {
                 let len = payload.len() as u64;
-                let Some((from, payload)) = swarm.route_to_tap(channel, from, payload) else {
-                    stats.bytes_in += len;
-                    continue;
+                let (from, payload) = match swarm.route_to_tap(channel, from, payload) {
+                    Tapped::No(from, payload) => (from, payload),
+                    Tapped::Yes => {
+                        stats.bytes_in += len;
+                        continue;
+                    }
+                    Tapped::DroppingOldest(dropped) => {
+                        stats.bytes_in += len;
+                        out.errors.write(SwarmError {
+                            peer: Some(dropped),
+                            error: FastRtcError::TapOverflow { channel },
+                        });
+                        continue;
+                    }
                 };
                 let entity = swarm.peer_entity(&from);
                 stats.bytes_in += len;

@@ -12,7 +12,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 /// The receiving end of a tapped channel ([`Swarm::tap_channel`](crate::Swarm::tap_channel)):
 /// what peers sent on it, in arrival order, filled in
 /// [`FastRtcSystems::Receive`](crate::FastRtcSystems::Receive). Bounded: when it holds
-/// `capacity` messages the oldest is dropped (and counted), as a datagram socket would.
+/// `capacity` messages the oldest is dropped (and counted), as a datagram socket would. On a
+/// reliable channel that is a loss the sender was not told of, so each one is also reported
+/// as a [`SwarmError`](crate::SwarmError) with [`FastRtcError::TapOverflow`](crate::FastRtcError::TapOverflow).
 /// Dropping the tap gives the channel back to [`PeerData`](crate::PeerData) messages.
 #[derive(Debug)]
 pub struct ChannelTap {
@@ -57,18 +59,24 @@ impl ChannelTap {
 }
 
 impl TapSender {
-    /// Queues a message; gives it back if the tap is gone.
-    pub(crate) fn push(&self, from: UserId, payload: Payload) -> Result<(), (UserId, Payload)> {
+    /// Queues a message: `Ok` with the sender of the oldest message if it had to be dropped
+    /// for room; gives the message back if the tap is gone.
+    pub(crate) fn push(
+        &self,
+        from: UserId,
+        payload: Payload,
+    ) -> Result<Option<UserId>, (UserId, Payload)> {
         let Some(queue) = self.0.upgrade() else {
             return Err((from, payload));
         };
         let mut q = lock(&queue);
+        let mut dropped = None;
         if q.items.len() >= q.capacity {
-            q.items.pop_front();
+            dropped = q.items.pop_front().map(|(peer, _)| peer);
             q.dropped += 1;
         }
         q.items.push_back((from, payload));
-        Ok(())
+        Ok(dropped)
     }
 }
 
@@ -80,8 +88,10 @@ mod tests {
     fn a_full_tap_drops_the_oldest_and_counts() {
         let (tap, tx) = ChannelTap::new(2);
         for i in 0..3u8 {
-            tx.push(UserId::from("a"), Payload::Binary(vec![i]))
+            let dropped = tx
+                .push(UserId::from("a"), Payload::Binary(vec![i]))
                 .unwrap();
+            assert_eq!(dropped, (i == 2).then(|| UserId::from("a")));
         }
         assert_eq!(tap.dropped(), 1);
         let got: Vec<_> = tap.drain().into_iter().map(|(_, p)| p).collect();

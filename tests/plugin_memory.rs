@@ -200,6 +200,55 @@ fn bytes_that_do_not_decode_are_one_error_and_nothing_else() {
     );
 }
 
+/// A full tap drops its oldest message, as a datagram socket would: on an unreliable channel
+/// quietly (counted), on a reliable one also as one `TapOverflow` error per message dropped,
+/// since its sender was told it would arrive.
+#[test]
+fn a_full_tap_on_a_reliable_channel_reports_every_message_it_drops() {
+    let (mut room, channels) = meshed(&["ann", "bob"]);
+    let (chat_tap, state_tap) = {
+        let mut swarm = room.app(1).world_mut().resource_mut::<Swarm>();
+        (
+            swarm.tap_channel(channels.chat, 2),
+            swarm.tap_channel(channels.state, 2),
+        )
+    };
+    {
+        let mut swarm = room.app(0).world_mut().resource_mut::<Swarm>();
+        for i in 0..5u8 {
+            swarm
+                .queue(None, channels.chat, Payload::Binary(vec![i]))
+                .unwrap();
+            swarm
+                .queue(None, channels.state, Payload::Binary(vec![i]))
+                .unwrap();
+        }
+    }
+    let dropped = room.run_until(500, |_| chat_tap.dropped() == 3 && state_tap.dropped() == 3);
+    assert!(dropped, "{} {}", chat_tap.dropped(), state_tap.dropped());
+    room.run(5);
+    let got: Vec<_> = chat_tap.drain().into_iter().map(|(_, p)| p).collect();
+    assert_eq!(
+        got,
+        vec![Payload::Binary(vec![3]), Payload::Binary(vec![4])]
+    );
+    let errors = &seen(&mut room, 1).errors;
+    assert_eq!(
+        errors.len(),
+        3,
+        "one per dropped reliable message: {errors:?}"
+    );
+    for e in errors {
+        assert_eq!(e.peer, Some(UserId::from("ann")));
+        assert_eq!(
+            e.error,
+            FastRtcError::TapOverflow {
+                channel: channels.chat
+            }
+        );
+    }
+}
+
 #[test]
 fn sends_to_a_peer_who_is_not_there_are_errors() {
     let (mut room, channels) = meshed(&["ann", "bob"]);

@@ -39,6 +39,14 @@ pub trait Backend {
 
     /// Connections created and not yet closed (leak checks, diagnostics).
     fn connection_count(&self) -> usize;
+
+    /// The connections this backend gave up on by itself while carrying out commands (a full
+    /// command queue), since the last call. The shell hands each to the swarm as
+    /// [`PeerEvent::Failed`] right after `execute`, so the failure cannot be lost behind a
+    /// full event queue.
+    fn take_failed(&mut self) -> Vec<(ConnectionId, PeerFailure)> {
+        Vec::new()
+    }
 }
 
 /// A backend as the shell holds it. `Send` on both builds: the browser backend keeps its JS
@@ -120,9 +128,9 @@ pub(crate) struct TaskBackend {
 }
 
 impl TaskBackend {
-    pub(crate) fn new(events: EventSender, launch: Launcher) -> Self {
+    pub(crate) fn new(launch: Launcher) -> Self {
         TaskBackend {
-            connections: Connections::new(events),
+            connections: Connections::new(),
             launch,
         }
     }
@@ -142,6 +150,13 @@ impl Backend for TaskBackend {
     fn connection_count(&self) -> usize {
         self.connections.len()
     }
+
+    fn take_failed(&mut self) -> Vec<(ConnectionId, PeerFailure)> {
+        std::mem::take(&mut self.connections.failed)
+            .into_iter()
+            .map(|id| (id, PeerFailure::CommandQueueFull))
+            .collect()
+    }
 }
 
 /// The per-connection command queues of a [`TaskBackend`]: routes each command to its
@@ -149,14 +164,16 @@ impl Backend for TaskBackend {
 /// of growing it.
 pub(crate) struct Connections {
     peers: HashMap<ConnectionId, (async_channel::Sender<PeerCommand>, Arc<SendQueue>)>,
-    events: EventSender,
+    /// Connections failed for a full command queue, not yet taken ([`Backend::take_failed`]):
+    /// each is removed from `peers` when it fails, so this holds each id once at most.
+    failed: Vec<ConnectionId>,
 }
 
 impl Connections {
-    pub(crate) fn new(events: EventSender) -> Self {
+    pub(crate) fn new() -> Self {
         Connections {
             peers: HashMap::new(),
-            events,
+            failed: Vec::new(),
         }
     }
 
@@ -224,14 +241,54 @@ impl Connections {
         if commands.len() >= COMMAND_QUEUE || commands.try_send(command).is_err() {
             warn!(%id, "connection command queue full: failing the connection");
             self.peers.remove(&id);
-            let _ = self
-                .events
-                .try_send((id, PeerEvent::Failed(PeerFailure::CommandQueueFull)));
+            self.failed.push(id);
             return None;
         }
         if let Some(n) = bytes {
             queue.add(n);
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use fast_rtc_swarm_core::{ChannelId, Payload};
+
+    /// A connection whose task does not keep up is failed, and the failure is kept for the
+    /// shell to hand to the swarm at once: it never depends on room in the event queue (when
+    /// it was sent there, a full queue lost it and the swarm kept the link forever).
+    #[test]
+    fn a_connection_whose_command_queue_overflows_is_failed_and_the_failure_kept() {
+        let mut connections = Connections::new();
+        let id = ConnectionId::from("c1");
+        // Its task never runs: the receiver is held and never read.
+        let started = connections
+            .route(PeerCommand::Create {
+                id: id.clone(),
+                role: Role::Offerer,
+                ice_servers: Vec::new(),
+            })
+            .unwrap();
+        let send = || PeerCommand::Send {
+            id: id.clone(),
+            channel: ChannelId::FAST,
+            payload: Payload::Binary(vec![0; 8]),
+        };
+        for _ in 0..COMMAND_QUEUE {
+            assert!(connections.route(send()).is_none());
+        }
+        assert!(connections.failed.is_empty());
+        assert_eq!(connections.len(), 1);
+        connections.route(send());
+        assert_eq!(connections.failed, vec![id.clone()]);
+        assert_eq!(connections.len(), 0, "the failed connection is dropped");
+        // Later commands for it go nowhere and fail nothing twice.
+        connections.route(send());
+        assert_eq!(connections.failed, vec![id]);
+        drop(started);
     }
 }

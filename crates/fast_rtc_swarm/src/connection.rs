@@ -303,8 +303,10 @@ impl<C: RtcChannel> Connection<'_, C> {
                     None => Err(format!("no channel {channel:?} on this link")),
                 };
                 self.queue.done(len);
-                if let Err(e) = sent {
-                    debug!(id = %self.id, ?channel, error = %e, "send failed");
+                // The application was told `Ok`: a loss is reported, never only logged.
+                if let Err(error) = sent {
+                    debug!(id = %self.id, ?channel, %error, "send failed");
+                    self.emit(PeerEvent::SendFailed { channel, error }).await;
                 }
             }
             PeerCommand::SendAudio { track, packet, .. } => {

@@ -14,7 +14,8 @@
 //! Use it to test game code and the Bevy plugin in milliseconds. It says nothing about real
 //! WebRTC timing: use the native backend on loopback for that. Every report goes through the
 //! receiving swarm's bounded event queue; if that queue is full the link fails
-//! ([`PeerFailure::InboxFull`]) rather than growing or blocking.
+//! ([`PeerFailure::InboxFull`], handed to the swarm at its next step) rather than growing or
+//! blocking. A `Send` whose other end is gone is reported lost ([`PeerEvent::SendFailed`]).
 
 use crate::backend::{Backend, Buffered, EventSender};
 use fast_rtc_protocol::{ConnectionId, IceCandidate};
@@ -37,6 +38,9 @@ struct Net {
     backends: HashMap<u64, (EventSender, usize)>,
     /// Each connection id's two ends: which backend holds the offerer and the answerer.
     links: HashMap<ConnectionId, Ends>,
+    /// Each backend's connections failed because its event queue was full, until it takes
+    /// them ([`Backend::take_failed`]): at most one entry per connection.
+    failed: HashMap<u64, Vec<ConnectionId>>,
 }
 
 #[derive(Default, Debug)]
@@ -55,7 +59,11 @@ impl Net {
         };
         if events.try_send((id.clone(), event)).is_err() {
             debug!(%id, "memory link: the receiving swarm's event queue is full; failing it");
-            let _ = events.try_send((id.clone(), PeerEvent::Failed(PeerFailure::InboxFull)));
+            // Kept for the swarm to take at its next step, not sent where there is no room.
+            let failed = self.failed.entry(backend).or_default();
+            if !failed.contains(id) {
+                failed.push(id.clone());
+            }
         }
     }
 
@@ -229,10 +237,15 @@ impl Backend for MemoryBackend {
                 channel,
                 payload,
             } => {
-                if net.links.get(&id).is_some_and(|e| e.open)
-                    && let Some(other) = net.other_end(me, &id)
-                {
-                    net.report(other, &id, PeerEvent::Message { channel, payload });
+                match net.other_end(me, &id) {
+                    Some(other) if net.links.get(&id).is_some_and(|e| e.open) => {
+                        net.report(other, &id, PeerEvent::Message { channel, payload });
+                    }
+                    // The other end is gone: the message is lost, and the sender is told.
+                    _ => {
+                        let error = "the other end of the memory link is gone".to_owned();
+                        net.report(me, &id, PeerEvent::SendFailed { channel, error });
+                    }
                 }
             }
             PeerCommand::SendAudio { id, track, packet } => {
@@ -251,6 +264,14 @@ impl Backend for MemoryBackend {
     fn buffered(&self, _id: &ConnectionId) -> Buffered {
         // Delivered at once: nothing ever waits.
         Buffered::default()
+    }
+
+    fn take_failed(&mut self) -> Vec<(ConnectionId, PeerFailure)> {
+        let failed = self.net.lock().failed.remove(&self.id).unwrap_or_default();
+        failed
+            .into_iter()
+            .map(|id| (id, PeerFailure::InboxFull))
+            .collect()
     }
 
     fn connection_count(&self) -> usize {
@@ -278,5 +299,6 @@ impl Drop for MemoryBackend {
             net.close(me, &id);
         }
         net.backends.remove(&me);
+        net.failed.remove(&me);
     }
 }

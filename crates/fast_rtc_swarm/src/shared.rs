@@ -9,9 +9,10 @@ use crate::clock::Clock;
 use crate::platform::SwarmMedia;
 use event_listener::Event;
 use fast_rtc_protocol::ClientMsg;
-use fast_rtc_swarm_core::{SwarmCore, SwarmEvent, SwarmOutput};
+use fast_rtc_swarm_core::{PeerEvent, SwarmCore, SwarmEvent, SwarmFault, SwarmOutput};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
+use tracing::warn;
 use web_time::Instant;
 
 /// Events kept for the application at most before the driver stops reading from peers (which
@@ -19,7 +20,8 @@ use web_time::Instant;
 /// drain its events.
 pub const MAX_PENDING_EVENTS: usize = 8192;
 /// Outgoing signaling frames kept at most while the signaling transport is slow or down; past
-/// this the oldest are dropped (they are only useful to the current signaling session).
+/// this the oldest are dropped (they are only useful to the current signaling session), and
+/// the application gets a [`SwarmFault::Dropped`].
 pub const MAX_PENDING_SIGNALS: usize = 4096;
 
 pub(crate) struct Inner {
@@ -28,6 +30,8 @@ pub(crate) struct Inner {
     /// What the platform keeps of this swarm's audio (the browser's sources and playback).
     pub(crate) media: SwarmMedia,
     signals: VecDeque<ClientMsg>,
+    /// Whether frames were dropped since `signals` last emptied (reported once).
+    signals_overflowed: bool,
     pub(crate) events: VecDeque<SwarmEvent>,
     pub(crate) signaling_up: bool,
     /// The built-in signaling client's token, and how many times it was set.
@@ -36,31 +40,61 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// Routes everything the swarm produced. Never blocks.
-    pub(crate) fn drain(&mut self) {
-        while let Some(out) = self.swarm.poll_output() {
-            match out {
-                SwarmOutput::Signal(msg) => {
-                    if self.signals.len() >= MAX_PENDING_SIGNALS {
-                        self.signals.pop_front();
+    /// Routes everything the swarm produced, and hands it the connections the backend failed
+    /// while carrying out its commands ([`Backend::take_failed`](crate::backend::Backend)).
+    /// Never blocks.
+    pub(crate) fn drain(&mut self, now: Instant) {
+        loop {
+            while let Some(out) = self.swarm.poll_output() {
+                match out {
+                    SwarmOutput::Signal(msg) => self.push_signal(msg),
+                    SwarmOutput::Command(cmd) => self.backend.execute(cmd),
+                    SwarmOutput::Event(ev) => {
+                        self.media.observe(&ev);
+                        self.events.push_back(ev);
                     }
-                    self.signals.push_back(msg);
                 }
-                SwarmOutput::Command(cmd) => self.backend.execute(cmd),
-                SwarmOutput::Event(ev) => {
-                    self.media.observe(&ev);
-                    self.events.push_back(ev);
-                }
+            }
+            // Each failed connection is gone from the backend: this ends.
+            let failed = self.backend.take_failed();
+            if failed.is_empty() {
+                return;
+            }
+            for (id, failure) in failed {
+                self.swarm.handle_peer(now, &id, PeerEvent::Failed(failure));
             }
         }
     }
 
+    /// Queues a signaling frame; past [`MAX_PENDING_SIGNALS`] the oldest is dropped, and the
+    /// application is told once per overflow ([`SwarmFault::Dropped`]).
+    fn push_signal(&mut self, msg: ClientMsg) {
+        if self.signals.len() >= MAX_PENDING_SIGNALS {
+            self.signals.pop_front();
+            if !self.signals_overflowed {
+                self.signals_overflowed = true;
+                warn!("signaling frames pile up: dropping the oldest");
+                self.events
+                    .push_back(SwarmEvent::Fault(SwarmFault::Dropped(format!(
+                        "signaling frames: more than {MAX_PENDING_SIGNALS} wait for the signaling \
+                     server; the oldest are dropped (links they were for may fail and be retried)"
+                    ))));
+            }
+        }
+        self.signals.push_back(msg);
+    }
+
     pub(crate) fn take_signal(&mut self) -> Option<ClientMsg> {
-        self.signals.pop_front()
+        let msg = self.signals.pop_front();
+        if self.signals.is_empty() {
+            self.signals_overflowed = false;
+        }
+        msg
     }
 
     pub(crate) fn clear_signals(&mut self) {
         self.signals.clear();
+        self.signals_overflowed = false;
     }
 }
 
@@ -91,6 +125,7 @@ impl Shared {
                 backend,
                 media,
                 signals: VecDeque::new(),
+                signals_overflowed: false,
                 events: VecDeque::new(),
                 signaling_up: false,
                 token: String::new(),
@@ -131,8 +166,9 @@ impl Shared {
         let (r, has_events, has_signals, changed) = {
             let mut inner = self.lock();
             let before = (inner.swarm.poll_timeout(), inner.swarm.is_closed());
-            let r = f(&mut inner, self.clock.now());
-            inner.drain();
+            let now = self.clock.now();
+            let r = f(&mut inner, now);
+            inner.drain(now);
             let after = (inner.swarm.poll_timeout(), inner.swarm.is_closed());
             (
                 r,

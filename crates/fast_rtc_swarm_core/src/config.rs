@@ -118,6 +118,13 @@ pub struct SwarmConfig {
     pub handshake_timeout: Duration,
     /// Candidates kept per link until its remote description is set.
     pub max_pending_candidates: usize,
+    /// Remote ICE candidates a link takes per remote description, in the description and
+    /// trickled together ([`crate::candidates`]); past it they are refused with one
+    /// [`SwarmFault::CandidateRefused`](crate::swarm::SwarmFault::CandidateRefused).
+    pub max_remote_candidates: usize,
+    /// Remote ICE candidates a link takes at any one address (IP or name), so that a peer
+    /// cannot point this member's connectivity checks at a third party's many ports.
+    pub max_candidates_per_address: usize,
     /// Messages kept per reliable channel while it is not yet open, counted as data-channel
     /// messages (a large message counts as its header and parts); sends to an unreliable
     /// channel that is not open are refused.
@@ -195,6 +202,8 @@ impl SwarmConfig {
             audio_tracks: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
             max_pending_candidates: 64,
+            max_remote_candidates: 64,
+            max_candidates_per_address: 8,
             max_queued_messages: 1024,
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             sctp_message_size: DEFAULT_SCTP_MESSAGE_SIZE,

@@ -60,6 +60,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod candidates;
 pub mod config;
 pub mod control;
 pub mod ice;

@@ -5,7 +5,7 @@
 
 mod net;
 
-use fast_rtc_protocol::{ClientMsg, ServerMsg, Signal, UserId};
+use fast_rtc_protocol::{ClientMsg, IceCandidate, ServerMsg, Signal, UserId};
 use fast_rtc_swarm_core::{
     ChannelConfig, ChannelId, CloseReason, IceServer, LinkOrigin, Payload, PeerCommand, PeerEvent,
     SendError, SwarmConfig, SwarmCore, SwarmEvent, SwarmFault, SwarmOutput,
@@ -498,6 +498,97 @@ fn reliable_sends_wait_for_their_channel_unreliable_ones_are_refused() {
     );
 }
 
+/// Nothing accepted with `Ok` is lost without the application hearing of it: a game channel
+/// that closes while the link stays up fails what waited for it (one `SendFailed` fault with
+/// the count; before, those messages waited forever) and refuses later sends; a message the
+/// backend could not hand on, and one it could not deliver as sent (text that is not UTF-8),
+/// are faults too.
+#[test]
+fn messages_a_closed_channel_or_the_backend_lost_are_reported() {
+    let mut config = SwarmConfig::new("r");
+    let events = config.add_channel(ChannelConfig::reliable("events"));
+    let mut s = SwarmCore::new(config, "me");
+    let now = Instant::now();
+    s.start(now);
+    while s.poll_output().is_some() {}
+    s.handle_signal(
+        now,
+        ServerMsg::Accept {
+            id: "x".into(),
+            user_id: "peer".into(),
+            signals: vec![Signal::Offer {
+                sdp: "o\r\na=x-fast-rtc-channels\r\n".into(),
+            }],
+        },
+    );
+    let x: fast_rtc_protocol::ConnectionId = "x".into();
+    s.handle_peer(now, &x, PeerEvent::ChannelOpen(ChannelId::FAST));
+    while s.poll_output().is_some() {}
+    // Three reliable messages wait for `events` to open; then it closes instead.
+    for text in ["a", "b", "c"] {
+        assert_eq!(s.send(&"peer".into(), events, text.into()), Ok(()));
+    }
+    s.handle_peer(now, &x, PeerEvent::ChannelClosed(events));
+    let faults = |s: &mut SwarmCore| {
+        let mut faults = Vec::new();
+        while let Some(o) = s.poll_output() {
+            if let SwarmOutput::Event(SwarmEvent::Fault(f)) = o {
+                faults.push(f);
+            }
+        }
+        faults
+    };
+    assert_eq!(
+        faults(&mut s),
+        vec![SwarmFault::SendFailed {
+            peer: "peer".into(),
+            channel: events,
+            messages: 3,
+            error: "the channel closed before they could be sent".into(),
+        }]
+    );
+    assert_eq!(
+        s.send(&"peer".into(), events, "d".into()),
+        Err(SendError::ChannelClosed(events))
+    );
+    // The link and its `fast` channel go on.
+    assert_eq!(s.send(&"peer".into(), ChannelId::FAST, "e".into()), Ok(()));
+    assert!(s.link_to(&"peer".into()).is_some());
+    // The backend lost a message it had been handed, and got text that is not UTF-8.
+    s.handle_peer(
+        now,
+        &x,
+        PeerEvent::SendFailed {
+            channel: ChannelId::FAST,
+            error: "closed".into(),
+        },
+    );
+    s.handle_peer(
+        now,
+        &x,
+        PeerEvent::InvalidMessage {
+            channel: ChannelId::FAST,
+            error: "not UTF-8".into(),
+        },
+    );
+    assert_eq!(
+        faults(&mut s),
+        vec![
+            SwarmFault::SendFailed {
+                peer: "peer".into(),
+                channel: ChannelId::FAST,
+                messages: 1,
+                error: "closed".into(),
+            },
+            SwarmFault::InvalidMessage {
+                peer: "peer".into(),
+                channel: ChannelId::FAST,
+                error: "not UTF-8".into(),
+            },
+        ]
+    );
+}
+
 #[test]
 fn candidates_before_the_description_are_held_until_it_is_set() {
     let mut s = SwarmCore::new(SwarmConfig::new("r"), "me");
@@ -549,6 +640,130 @@ fn candidates_before_the_description_are_held_until_it_is_set() {
         s.poll_output(),
         Some(SwarmOutput::Command(PeerCommand::AddCandidate { .. }))
     ));
+}
+
+/// A remote that floods a link with candidates, or names addresses that cannot be a peer
+/// (`fast_rtc_swarm_core::candidates`), gets them refused before they reach the backend:
+/// at most `max_candidates_per_address` at one address, `max_remote_candidates` in all
+/// (description and trickle together, one fault for the flood), none at an unspecified,
+/// multicast or broadcast address; an ICE restart's description starts a new count.
+#[test]
+fn a_candidate_flood_is_capped_and_addresses_that_cannot_be_a_peer_are_refused() {
+    let mut config = SwarmConfig::new("r");
+    config.max_remote_candidates = 10;
+    config.max_candidates_per_address = 3;
+    let mut s = SwarmCore::new(config, "me");
+    let now = Instant::now();
+    s.start(now);
+    s.handle_signal(
+        now,
+        ServerMsg::Joined {
+            user_id: "me".into(),
+            ice_servers: None,
+        },
+    );
+    let mut offer_id = None;
+    while let Some(o) = s.poll_output() {
+        if let SwarmOutput::Command(PeerCommand::Create { id, .. }) = o {
+            offer_id = Some(id);
+        }
+    }
+    let id = offer_id.unwrap();
+    s.handle_signal(
+        now,
+        ServerMsg::OfferAccepted {
+            id: id.clone(),
+            user_id: "joiner".into(),
+        },
+    );
+    let line = |address: &str, port: u32| {
+        format!("candidate:1 1 udp 2130706431 {address} {port} typ host")
+    };
+    // The answer carries two candidates, one of them unspecified.
+    let answer = format!(
+        "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na={}\r\na={}\r\n",
+        line("192.0.2.1", 1),
+        line("0.0.0.0", 2)
+    );
+    s.handle_signal(
+        now,
+        ServerMsg::Answer {
+            id: id.clone(),
+            sdp: answer,
+        },
+    );
+    // Then a flood: 1,000 ports at one third-party address, a multicast one, others.
+    let trickle = |s: &mut SwarmCore, address: &str, port: u32| {
+        s.handle_signal(
+            now,
+            ServerMsg::Candidate {
+                id: id.clone(),
+                candidate: Some(IceCandidate {
+                    candidate: line(address, port),
+                    sdp_mid: Some("0".into()),
+                    sdp_m_line_index: Some(0),
+                    username_fragment: None,
+                }),
+            },
+        );
+    };
+    trickle(&mut s, "224.0.0.1", 9);
+    for port in 0..1000 {
+        trickle(&mut s, "203.0.113.7", port);
+    }
+    let (mut added, mut faults, mut set_remote) = (Vec::new(), Vec::new(), None);
+    while let Some(o) = s.poll_output() {
+        match o {
+            SwarmOutput::Command(PeerCommand::AddCandidate {
+                candidate: Some(c), ..
+            }) => added.push(c.candidate),
+            SwarmOutput::Command(PeerCommand::SetRemote { sdp, .. }) => set_remote = Some(sdp),
+            SwarmOutput::Event(SwarmEvent::Fault(SwarmFault::CandidateRefused { why, .. })) => {
+                faults.push(why.to_string())
+            }
+            _ => {}
+        }
+    }
+    let sdp = set_remote.unwrap();
+    assert!(sdp.contains("192.0.2.1 1 typ host"), "{sdp}");
+    assert!(
+        !sdp.contains("0.0.0.0"),
+        "the unspecified address is gone: {sdp}"
+    );
+    assert_eq!(
+        added,
+        (0..3).map(|p| line("203.0.113.7", p)).collect::<Vec<_>>(),
+        "three at the one address"
+    );
+    assert_eq!(
+        faults,
+        [
+            "unspecified address 0.0.0.0".to_owned(),
+            "multicast address 224.0.0.1".to_owned(),
+        ]
+        .into_iter()
+        .chain((3..7).map(|_| "more than 3 remote candidates at 203.0.113.7".to_owned()))
+        .chain(["more than 10 remote candidates".to_owned()])
+        .collect::<Vec<_>>(),
+        "each refusal until the cap, then one for the whole flood"
+    );
+    // An ICE restart's description (the remote's answer to a new offer) starts a new count.
+    s.handle_signal(
+        now,
+        ServerMsg::Answer {
+            id: id.clone(),
+            sdp: "v=0\r\n".into(),
+        },
+    );
+    while s.poll_output().is_some() {}
+    trickle(&mut s, "203.0.113.7", 5000);
+    let mut added = 0;
+    while let Some(o) = s.poll_output() {
+        if let SwarmOutput::Command(PeerCommand::AddCandidate { .. }) = o {
+            added += 1;
+        }
+    }
+    assert_eq!(added, 1, "a new description, a new count");
 }
 
 #[test]

@@ -82,6 +82,12 @@ impl BrowserProcess {
     /// directory and is printed if the test fails, or always with `FAST_RTC_BROWSER_LOG` set
     /// (Chromium's `Send failed` lines show messages the browser itself dropped).
     pub fn open(browser: Browser, url: &str) -> BrowserProcess {
+        BrowserProcess::open_in(browser, url, None)
+    }
+
+    /// As [`BrowserProcess::open`], in the network namespace `netns` when given (`ip netns
+    /// exec`: a member on a site of the network lab).
+    pub fn open_in(browser: Browser, url: &str, netns: Option<&str>) -> BrowserProcess {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let profile = std::env::temp_dir().join(format!(
             "fast-rtc-{}-{}-{}",
@@ -92,10 +98,18 @@ impl BrowserProcess {
         std::fs::create_dir_all(&profile).unwrap();
         let log = std::fs::File::create(profile.join("browser.log")).unwrap();
         let json = webdriver_json();
+        let start = |binary: String| match netns {
+            Some(netns) => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", netns]).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
         let mut command = match browser {
             Browser::Chromium => {
                 let (binary, args) = chromium_settings(&json);
-                let mut command = Command::new(binary);
+                let mut command = start(binary);
                 command
                     .args(["--headless", "--no-sandbox"])
                     .args(args)
@@ -105,7 +119,7 @@ impl BrowserProcess {
             Browser::Firefox => {
                 let (binary, user_js) = firefox_settings(&json);
                 std::fs::write(profile.join("user.js"), user_js).unwrap();
-                let mut command = Command::new(binary);
+                let mut command = start(binary);
                 command
                     .args(["--headless", "--no-remote", "--profile"])
                     .arg(&profile);

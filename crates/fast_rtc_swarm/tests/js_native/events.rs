@@ -38,6 +38,14 @@ pub struct Event {
     pub level: Option<f64>,
     /// Native `track` events: `added`, `muted`, `unmuted`, `removed`.
     pub state: Option<String>,
+    /// Native `open` events: the selected candidate pair's local and remote candidate types
+    /// (`host`, `srflx`, `prflx`, `relay`) and addresses, as the member recorded them.
+    pub local: Option<String>,
+    pub remote: Option<String>,
+    #[serde(rename = "localAddr")]
+    pub local_addr: Option<String>,
+    #[serde(rename = "remoteAddr")]
+    pub remote_addr: Option<String>,
 }
 
 impl Event {

@@ -48,11 +48,45 @@ impl NativeMember {
         tone: Option<f32>,
         log: Reporter,
     ) -> NativeMember {
-        let mut child = Command::new(echo_peer())
+        let mut args: Vec<String> = Vec::new();
+        args.extend((!game_channel).then(|| "--fast-only".to_owned()));
+        args.extend(tone.map(|hz| format!("--tone={hz}")));
+        NativeMember::spawn_with(
+            Command::new(echo_peer()),
+            name,
+            [url, token, room],
+            &args,
+            log,
+        )
+    }
+
+    /// A native member on a site of the network lab: `echo_peer` (with its `state` game
+    /// channel) in the network namespace `netns`, its peer connections bound to `bind`.
+    pub fn spawn_in(
+        netns: &str,
+        bind: std::net::Ipv4Addr,
+        name: &str,
+        [url, token, room]: [&str; 3],
+        log: Reporter,
+    ) -> NativeMember {
+        let mut command = Command::new("ip");
+        command.args(["netns", "exec", netns]).arg(echo_peer());
+        let args = ["--bind".to_owned(), format!("{bind}:0")];
+        NativeMember::spawn_with(command, name, [url, token, room], &args, log)
+    }
+
+    /// `command` (which starts `echo_peer`) with the arguments every member has, then `args`.
+    fn spawn_with(
+        mut command: Command,
+        name: &str,
+        [url, token, room]: [&str; 3],
+        args: &[String],
+        log: Reporter,
+    ) -> NativeMember {
+        let mut child = command
             .args(["--url", url, "--token", token, "--room", room])
             .args(["--json", "--hello-binary", "--stdin"])
-            .args((!game_channel).then_some("--fast-only"))
-            .args(tone.map(|hz| format!("--tone={hz}")))
+            .args(args)
             // The swarm's own debug lines, printed if the test fails (the handshake's and the
             // tracks' steps); RUST_LOG overrides.
             .env(

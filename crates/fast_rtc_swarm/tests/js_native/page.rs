@@ -48,6 +48,19 @@ pub struct JsPage {
 
 impl JsPage {
     pub async fn open(browser: Browser, log: Reporter) -> JsPage {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        JsPage::open_in(browser, log, listener, None).await
+    }
+
+    /// As [`JsPage::open`], the page served on `listener` (bound on the browser's loopback) to
+    /// a browser in the network namespace `netns` when given (a member on a site of the
+    /// network lab: `listener` was bound inside that site).
+    pub async fn open_in(
+        browser: Browser,
+        log: Reporter,
+        listener: std::net::TcpListener,
+        netns: Option<&str>,
+    ) -> JsPage {
         let bundle_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js/harness.bundle.js");
         let bundle = std::fs::read_to_string(&bundle_path).unwrap_or_else(|e| {
             panic!("{bundle_path:?}: {e} (scripts/setup-browser.sh bundles it)")
@@ -67,12 +80,13 @@ impl JsPage {
             )
             .route("/control", get(upgrade))
             .with_state(control);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
-        let process = BrowserProcess::open(browser, &format!("http://{addr}/"));
+        let process = BrowserProcess::open_in(browser, &format!("http://{addr}/"), netns);
         tokio::time::timeout(WAIT, ready_rx)
             .await
             .unwrap_or_else(|_| panic!("the page in {} did not report ready", browser.name()))

@@ -163,6 +163,9 @@ impl SwarmCore {
             self.transmit(id, channel, payload);
             return Ok(());
         }
+        if l.closed_channels.get(usize::from(channel.0)) == Some(&true) {
+            return Err(SendError::ChannelClosed(channel));
+        }
         let queue = l.queued.entry(channel).or_default();
         let waiting: usize = queue
             .iter()

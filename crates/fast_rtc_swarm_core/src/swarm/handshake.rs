@@ -154,6 +154,20 @@ impl SwarmCore {
     pub(super) fn remote_description(&mut self, id: &ConnectionId, kind: SdpKind, sdp: String) {
         let ext = Extensions::read(&sdp);
         debug!(%id, ?kind, ?ext, "remote description");
+        let sdp = match self.links.get_mut(id) {
+            Some(l) => {
+                // A description after the first (an ICE restart) starts a new count.
+                if l.remote_described {
+                    l.remote_candidates.reset();
+                }
+                let (sdp, refused) = l.remote_candidates.filter_sdp(&sdp, &self.config);
+                for why in refused {
+                    self.refuse_candidate(id, why);
+                }
+                sdp
+            }
+            None => sdp,
+        };
         self.command(PeerCommand::SetRemote {
             id: id.clone(),
             kind,
@@ -185,6 +199,14 @@ impl SwarmCore {
         let Some(l) = self.links.get_mut(id) else {
             return;
         };
+        if let Some(c) = &candidate
+            && let Err(why) = l.remote_candidates.admit(&c.candidate, &self.config)
+        {
+            if let Some(why) = why {
+                self.refuse_candidate(id, why);
+            }
+            return;
+        }
         if l.remote_described {
             self.command(PeerCommand::AddCandidate {
                 id: id.clone(),
@@ -196,6 +218,15 @@ impl SwarmCore {
             let what = format!("candidate for {id}: {max} already wait for its description");
             self.event(SwarmEvent::Fault(SwarmFault::Dropped(what)));
         }
+    }
+
+    /// Reports a remote candidate link `id` did not take.
+    fn refuse_candidate(&mut self, id: &ConnectionId, why: crate::candidates::Refusal) {
+        warn!(%id, %why, "remote candidate refused");
+        self.event(SwarmEvent::Fault(SwarmFault::CandidateRefused {
+            id: id.clone(),
+            why,
+        }));
     }
 
     /// Notes a gathered relay candidate of link `id`; at the end of its gathering (`None`),
@@ -226,6 +257,9 @@ impl SwarmCore {
         };
         if let Some(open) = l.open_channels.get_mut(usize::from(channel.0)) {
             *open = true;
+        }
+        if let Some(closed) = l.closed_channels.get_mut(usize::from(channel.0)) {
+            *closed = false;
         }
         // Flush what waited for this channel, in order.
         let queued = l.queued.remove(&channel).unwrap_or_default();

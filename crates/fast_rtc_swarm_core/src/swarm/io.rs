@@ -211,6 +211,24 @@ pub enum PeerEvent {
         /// Mono 48 kHz samples.
         samples: Vec<i16>,
     },
+    /// A message this swarm handed to the backend ([`PeerCommand::Send`]) could not be handed
+    /// to its data channel (the channel closed, or never opened): it is lost, and the
+    /// application is told ([`SwarmFault::SendFailed`]).
+    SendFailed {
+        /// The channel.
+        channel: ChannelId,
+        /// The platform's words.
+        error: String,
+    },
+    /// A message arrived that the backend could not deliver as it was sent (a text message
+    /// that is not UTF-8): it is not delivered, and the application is told
+    /// ([`SwarmFault::InvalidMessage`]).
+    InvalidMessage {
+        /// The channel.
+        channel: ChannelId,
+        /// What was wrong.
+        error: String,
+    },
     /// An operation failed; the link cannot continue.
     Failed(PeerFailure),
 }
@@ -315,6 +333,41 @@ pub enum SwarmFault {
         /// Whether the policy is relay-only.
         relay_only: bool,
     },
+    /// Messages to `peer` on `channel` were accepted by [`SwarmCore::send`] (it returned `Ok`)
+    /// and then lost: the channel closed while the link stayed up (with messages waiting for
+    /// it to open, or handed to it), or the WebRTC stack refused them. Nothing is resent.
+    #[error("{messages} message(s) to {peer} on channel {channel:?} lost: {error}")]
+    SendFailed {
+        /// The peer.
+        peer: UserId,
+        /// The channel.
+        channel: ChannelId,
+        /// How many messages.
+        messages: usize,
+        /// Why.
+        error: String,
+    },
+    /// A message from `peer` on `channel` could not be delivered as it was sent (a text
+    /// message that is not UTF-8, which a browser never sends): it was not delivered.
+    #[error("a message from {peer} on channel {channel:?} was not delivered: {error}")]
+    InvalidMessage {
+        /// The peer.
+        peer: UserId,
+        /// The channel.
+        channel: ChannelId,
+        /// Why.
+        error: String,
+    },
+    /// The remote of link `id` signaled a candidate the link does not take (an address that
+    /// cannot be a peer, or past the link's caps: see [`crate::candidates`]). The candidate is
+    /// ignored; the link goes on with the others.
+    #[error("link {id}: remote candidate refused: {why}")]
+    CandidateRefused {
+        /// The link.
+        id: ConnectionId,
+        /// Why.
+        why: crate::candidates::Refusal,
+    },
 }
 
 /// Why a send was refused.
@@ -340,6 +393,10 @@ pub enum SendError {
     /// The swarm is closed.
     #[error("the swarm is closed")]
     Closed,
+    /// The channel closed while the link stayed up (the remote closed it): messages on it
+    /// cannot reach the peer any more; the other channels go on.
+    #[error("channel {0:?} to this peer is closed")]
+    ChannelClosed(ChannelId),
     /// The peer does not take game channels (a JavaScript peer): only
     /// [`ChannelId::FAST`] reaches it.
     #[error("the peer does not take game channel {0:?}; only fast reaches it")]

@@ -28,12 +28,16 @@ pub(super) struct Link {
     pub(super) origin: LinkOrigin,
     pub(super) remote_described: bool,
     pub(super) pending_candidates: Vec<Option<IceCandidate>>,
+    /// What this link admitted of its remote's candidates ([`crate::candidates`]).
+    pub(super) remote_candidates: crate::candidates::RemoteCandidates,
     /// Whether a relay candidate was gathered for this end ([`crate::relay`]).
     pub(super) relay_gathered: bool,
     /// The STUN/TURN servers this connection was created with ([`crate::ice`]).
     pub(super) ice_servers: Vec<IceServer>,
     pub(super) deadline: Option<Instant>,
     pub(super) open_channels: Vec<bool>,
+    /// The channels that closed while the link stayed up: sends to them fail.
+    pub(super) closed_channels: Vec<bool>,
     pub(super) queued: HashMap<ChannelId, VecDeque<Payload>>,
     /// Data that arrived on a game channel before `fast` opened, delivered right after Open.
     pub(super) early: VecDeque<(ChannelId, Payload)>,
@@ -94,10 +98,12 @@ impl Link {
             origin,
             remote_described: false,
             pending_candidates: Vec::new(),
+            remote_candidates: Default::default(),
             relay_gathered: false,
             ice_servers,
             deadline: None,
             open_channels: vec![false; config.channels.len() + 1],
+            closed_channels: vec![false; config.channels.len() + 1],
             queued: HashMap::new(),
             early: VecDeque::new(),
             reassembles: 0,

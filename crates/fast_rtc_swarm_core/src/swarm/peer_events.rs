@@ -52,11 +52,51 @@ impl SwarmCore {
             PeerEvent::ChannelClosed(ChannelId::FAST) => {
                 self.link_failed(now, id, CloseReason::ChannelClosed);
             }
+            // A game channel that closes while the link stays up: what waited for it can never
+            // be sent, and later sends to it are refused (`SendError::ChannelClosed`).
             PeerEvent::ChannelClosed(channel) => {
-                if let Some(l) = self.links.get_mut(id)
-                    && let Some(open) = l.open_channels.get_mut(usize::from(channel.0))
-                {
+                let Some(l) = self.links.get_mut(id) else {
+                    return;
+                };
+                let index = usize::from(channel.0);
+                if let Some(open) = l.open_channels.get_mut(index) {
                     *open = false;
+                }
+                if let Some(closed) = l.closed_channels.get_mut(index) {
+                    *closed = true;
+                }
+                let lost = l.queued.remove(&channel).map_or(0, |q| q.len());
+                if lost > 0
+                    && let Some(peer) = l.remote.clone()
+                {
+                    warn!(%id, ?channel, lost, "a game channel closed with messages waiting for it");
+                    self.event(SwarmEvent::Fault(SwarmFault::SendFailed {
+                        peer,
+                        channel,
+                        messages: lost,
+                        error: "the channel closed before they could be sent".into(),
+                    }));
+                }
+            }
+            PeerEvent::SendFailed { channel, error } => {
+                if let Some(peer) = remote {
+                    warn!(%id, ?channel, %error, "a message accepted for sending was lost");
+                    self.event(SwarmEvent::Fault(SwarmFault::SendFailed {
+                        peer,
+                        channel,
+                        messages: 1,
+                        error,
+                    }));
+                }
+            }
+            PeerEvent::InvalidMessage { channel, error } => {
+                if let Some(peer) = remote {
+                    warn!(%id, ?channel, %error, "a message could not be delivered");
+                    self.event(SwarmEvent::Fault(SwarmFault::InvalidMessage {
+                        peer,
+                        channel,
+                        error,
+                    }));
                 }
             }
             PeerEvent::Message { channel, payload } => {

@@ -25,6 +25,12 @@ pub struct NativeConfig {
     /// 1 s). When a remote's connectivity check arrives before its trickled candidate, the pair
     /// is peer-reflexive; browsers select such pairs at once, and so does this default (0).
     pub ice_prflx_acceptance_wait: Duration,
+    /// How long a relay (TURN) pair must wait before it may be selected (webrtc-rs default:
+    /// 2 s, so that direct pairs can win first). Default 500 ms, the same as webrtc-rs's wait
+    /// for a server-reflexive pair: a direct pair that works by then still wins (it has the
+    /// higher priority), and behind symmetric NATs, where only the relay works, a join no
+    /// longer pays 2 s for nothing. Under the relay-only policy there is no wait at all.
+    pub ice_relay_acceptance_wait: Duration,
     /// Resolve remote `.local` (mDNS) candidates, as browsers send without flags. Off by default:
     /// it joins a multicast group, which fails where there is no multicast route; native peers
     /// still reach such browsers through peer-reflexive candidates.
@@ -51,6 +57,7 @@ impl Default for NativeConfig {
             ice_failed_timeout: Duration::from_secs(7),
             ice_keepalive_interval: Duration::from_secs(1),
             ice_prflx_acceptance_wait: Duration::ZERO,
+            ice_relay_acceptance_wait: Duration::from_millis(500),
             mdns: false,
             udp_recv_buffer: Some(4 << 20),
             tls_roots: Vec::new(),

@@ -116,7 +116,7 @@ pub fn platform_backend(
         };
         drop(context.runtime.spawn(Box::pin(task)));
     };
-    Ok(Box::new(TaskBackend::new(events, Box::new(launch))))
+    Ok(Box::new(TaskBackend::new(Box::new(launch))))
 }
 
 /// The shell's hook into the platform's media. Natively there is none to keep: a track's

@@ -701,11 +701,16 @@ async fn build_pc(
         // allocation (437), and the link never comes back.
         .with_discard_local_candidates_during_ice_restart(true)
         // webrtc-rs waits 2 s before it may select a relay pair, so that direct pairs can win
-        // first. Under the relay-only policy there are no others: no reason to wait (measured
-        // by the join bench's relay rows).
-        .with_relay_acceptance_min_wait(
-            (swarm.ice_transport_policy == IceTransportPolicy::Relay).then_some(Duration::ZERO),
-        )
+        // first; ours waits as long as for a server-reflexive pair (`NativeConfig`). Under the
+        // relay-only policy there are no others: no reason to wait (measured by the join
+        // bench's relay rows).
+        .with_relay_acceptance_min_wait(Some(
+            if swarm.ice_transport_policy == IceTransportPolicy::Relay {
+                Duration::ZERO
+            } else {
+                native.ice_relay_acceptance_wait
+            },
+        ))
         .with_include_loopback_candidate(loopback)
         .build();
     let builder = PeerConnectionBuilder::new();
@@ -744,14 +749,10 @@ fn watch_channel(
                     readiness.set(Readiness::OPEN);
                     PeerEvent::ChannelOpen(channel)
                 }
-                DataChannelEvent::OnMessage(m) => {
-                    let payload = if m.is_string {
-                        Payload::Text(String::from_utf8_lossy(&m.data).into_owned())
-                    } else {
-                        Payload::Binary(m.data.to_vec())
-                    };
-                    PeerEvent::Message { channel, payload }
-                }
+                DataChannelEvent::OnMessage(m) => match message_payload(m.is_string, &m.data) {
+                    Ok(payload) => PeerEvent::Message { channel, payload },
+                    Err(error) => PeerEvent::InvalidMessage { channel, error },
+                },
                 DataChannelEvent::OnClose => break,
                 _ => continue,
             };
@@ -763,4 +764,40 @@ fn watch_channel(
         let _ = events.send((id, PeerEvent::ChannelClosed(channel))).await;
     };
     drop(shared.runtime.spawn(Box::pin(task)));
+}
+
+/// A received data-channel message as the swarm delivers it: text (a string message, which must
+/// be UTF-8: never altered) or binary.
+fn message_payload(is_string: bool, data: &[u8]) -> Result<Payload, String> {
+    if is_string {
+        String::from_utf8(data.to_vec())
+            .map(Payload::Text)
+            .map_err(|e| format!("a {}-byte text message is not UTF-8: {e}", data.len()))
+    } else {
+        Ok(Payload::Binary(data.to_vec()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn text_that_is_not_utf8_is_refused_not_altered() {
+        assert_eq!(
+            message_payload(true, "héllo".as_bytes()),
+            Ok(Payload::Text("héllo".into()))
+        );
+        let error = message_payload(true, &[b'h', 0xff, b'i']).unwrap_err();
+        assert!(
+            error.contains("3-byte text message is not UTF-8"),
+            "{error}"
+        );
+        assert_eq!(
+            message_payload(false, &[0xff]),
+            Ok(Payload::Binary(vec![0xff]))
+        );
+    }
 }

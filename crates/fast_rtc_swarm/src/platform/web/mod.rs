@@ -104,7 +104,7 @@ fn launch_backend(
             crate::connection::run(new, build, &swarm, &events).await;
         });
     };
-    Ok(Box::new(TaskBackend::new(events, Box::new(launch))))
+    Ok(Box::new(TaskBackend::new(Box::new(launch))))
 }
 
 /// The public names every platform module offers (see [`crate::platform`]).
