@@ -4,7 +4,8 @@
 # made with nftables, the signaling server and coturn on a public site. First the lab itself
 # (delay, loss, NAT mappings, teardown, with plain UDP sockets), then real echo_peer members:
 # no NAT at 80 ms RTT with 0 and 3 % loss (host pairs), cone NATs with STUN (srflx pairs),
-# symmetric NATs with TURN REST credentials (relay pairs). Each prints its join time and the
+# symmetric NATs with TURN REST credentials (relay pairs), a site renumbered or its NAT rebound
+# mid-run (sockets, then a game's reliable stream kept across an ICE restart). Each prints its join time and the
 # selected pairs (`netlab:` lines, summed up at the end). Called by scripts/test.sh; needs
 # root and /dev/net/tun. FAST_RTC_NETLAB_SEED picks the WAN's loss draws (default 1).
 #
@@ -17,6 +18,7 @@ cd "$(dirname "$0")/.."
 ./scripts/need.sh turnserver coturn
 ./scripts/need.sh sysctl procps
 ./scripts/need.sh ip iproute2
+./scripts/need.sh conntrack conntrack
 [ "$(id -u)" -eq 0 ] || { echo "netlab-test: needs root (network namespaces)" >&2; exit 1; }
 [ -c /dev/net/tun ] || { echo "netlab-test: no /dev/net/tun" >&2; exit 1; }
 
@@ -53,7 +55,7 @@ if [ "$status" -ne 0 ]; then
     exit 1
 fi
 echo "== the WAN and the NATs"
-grep -oE "(80 ms link RTTs|10 % loss|cone NAT|symmetric NAT): .*" "$log" | sed 's/^/   /'
+grep -oE "(80 ms link RTTs|10 % loss|cone NAT|symmetric NAT|rebind|renumber): .*" "$log" | sed 's/^/   /'
 echo "== links (join = the joiner's start to its first open)"
 grep -o "netlab: .*" "$log" | sed 's/^/   /'
 left=$("$netlab" clean "$FAST_RTC_NETLAB_PREFIX")

@@ -63,6 +63,7 @@
 
 #![forbid(unsafe_code)]
 
+mod change;
 mod cmd;
 mod delay;
 mod error;
