@@ -44,6 +44,23 @@ pub struct Limits {
     /// the pair is linked the other way, with the joiner's offer, so a member that never
     /// refills strands nobody. Keep it below the clients' handshake timeout (10 s).
     pub max_offer_wait: Duration,
+    /// How long the server keeps the place of a resumable member whose socket died without
+    /// `close` ([resuming a session](crate::hub#resuming-a-session)): its links, pending offers and identity stay
+    /// and frames for it are kept, until a new socket resumes it or this runs out (then it
+    /// leaves as if it had just gone). Default 25 s: a little above the swarm's restore
+    /// window (`SwarmConfig::restore_timeout`, 20 s), past which its peers close their links
+    /// to it anyway. Zero turns resumption off (no `resumeToken` is handed out).
+    pub resume_grace: Duration,
+    /// Members held for resumption at once in one room; a member whose socket dies past it
+    /// leaves at once, as without resumption.
+    pub max_held_per_room: usize,
+    /// Members held for resumption at once on the server.
+    pub max_held_members: usize,
+    /// Frames kept for one held member (relays, `accept`, `leaveSwarm`…); one more ends its
+    /// hold: it leaves when the server next looks (its resume then joins afresh).
+    pub max_held_frames: usize,
+    /// Bytes (JSON text) kept for one held member, bounded as `max_held_frames`.
+    pub max_held_bytes: usize,
 }
 
 impl Default for Limits {
@@ -61,6 +78,11 @@ impl Default for Limits {
             bytes_per_second: 256 * 1024,
             byte_burst: 1024 * 1024,
             max_offer_wait: Duration::from_secs(5),
+            resume_grace: Duration::from_secs(25),
+            max_held_per_room: 8,
+            max_held_members: 1024,
+            max_held_frames: 256,
+            max_held_bytes: 256 * 1024,
         }
     }
 }

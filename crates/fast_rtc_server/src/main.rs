@@ -106,6 +106,11 @@ struct ServeArgs {
     /// Milliseconds a joiner waits for a member's offer before the pair is linked the other way.
     #[arg(long, default_value_t = Limits::default().max_offer_wait.as_millis() as u64)]
     max_offer_wait_ms: u64,
+    /// Milliseconds the place of a resumable member whose socket died is kept for its resume
+    /// (its links and pending offers stay, frames for it are kept); 0 turns resumption off.
+    /// The default is a little above the swarm's 20 s restore window. Not in cluster mode.
+    #[arg(long, default_value_t = Limits::default().resume_grace.as_millis() as u64)]
+    resume_grace_ms: u64,
     /// Share rooms with other instances over this Redis or Valkey (`redis://HOST:PORT/DB`).
     /// Every instance of a cluster needs the same secret and the same Redis. Without it, this
     /// process holds every room itself.
@@ -237,6 +242,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             bytes_per_second: args.bytes_per_second,
             byte_burst: args.byte_burst,
             max_offer_wait: Duration::from_millis(args.max_offer_wait_ms),
+            resume_grace: Duration::from_millis(args.resume_grace_ms),
             ..Limits::default()
         },
         ping_interval: Duration::from_secs(args.ping_interval.max(1)),

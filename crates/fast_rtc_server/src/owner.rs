@@ -141,3 +141,11 @@ fn drain(
         }
     }
 }
+
+/// A resume token ([`Hub::enable_resumption`]): 128 random bits from rand's thread generator
+/// (a CSPRNG seeded by the OS), as hex.
+pub(crate) fn random_resume_token() -> fast_rtc_protocol::ResumeToken {
+    let bytes: [u8; 16] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    fast_rtc_protocol::ResumeToken::new(hex)
+}

@@ -276,7 +276,10 @@ impl<A: Authenticator> Server<A> {
                 ));
             }
             None => {
-                let hub = Hub::new(self.config.limits.clone());
+                // One hub owns every room here: members that ask may resume their session
+                // (the cluster's owners do not offer it).
+                let mut hub = Hub::new(self.config.limits.clone());
+                hub.enable_resumption(owner::random_resume_token);
                 tracker.spawn(owner::run(events_rx, hub, metrics.clone()));
             }
         }
@@ -483,19 +486,23 @@ async fn socket_task<A>(
                 let mut then_close = None;
                 loop {
                     match next {
-                        Some(Outbound::Msg(ServerMsg::Joined { user_id, .. })) => {
+                        Some(Outbound::Msg(ServerMsg::Joined { user_id, resume_token, resumed, .. })) => {
                             let ice_servers =
                                 shared.ice.servers_for(&user, host.as_deref(), owner::wall_clock());
                             ice_refresh = shared
                                 .ice
                                 .refresh_every()
                                 .map(|every| tokio::time::Instant::from_std(now() + every));
-                            let msg = ServerMsg::Joined { user_id, ice_servers };
+                            let msg = ServerMsg::Joined { user_id, ice_servers, resume_token, resumed };
                             batch.push(Message::Text(encode(&msg).into()));
                         }
                         Some(Outbound::Msg(msg)) => batch.push(Message::Text(encode(&msg).into())),
                         Some(Outbound::Close(SocketCloseReason::Replaced)) => {
                             then_close = Some(Some((CLOSE_NORMAL, "duplicate_identity")));
+                            break;
+                        }
+                        Some(Outbound::Close(SocketCloseReason::Resumed)) => {
+                            then_close = Some(Some((CLOSE_NORMAL, "resumed")));
                             break;
                         }
                         Some(Outbound::CloseWith(code, reason)) => {

@@ -509,6 +509,8 @@ fn candidates_before_the_description_are_held_until_it_is_set() {
         ServerMsg::Joined {
             user_id: "me".into(),
             ice_servers: None,
+            resume_token: None,
+            resumed: false,
         },
     );
     let mut offer_id = None;

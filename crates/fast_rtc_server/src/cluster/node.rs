@@ -395,7 +395,10 @@ impl Node {
                     };
                     self.hub_conns.remove(&(peer.instance.clone(), peer.conn));
                     let output = match reason {
-                        SocketCloseReason::Replaced => MemberOutput::Replaced,
+                        // The cluster's hubs never enable resumption: no `Resumed` comes.
+                        SocketCloseReason::Replaced | SocketCloseReason::Resumed => {
+                            MemberOutput::Replaced
+                        }
                     };
                     let instance = peer.instance;
                     self.tell_member(&instance, peer.conn, output);

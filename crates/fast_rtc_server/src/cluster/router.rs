@@ -431,6 +431,8 @@ mod tests {
         let joined = ServerMsg::Joined {
             user_id: "alice".into(),
             ice_servers: None,
+            resume_token: None,
+            resumed: false,
         };
         assert_eq!(
             r.delivered(c, &joined),
@@ -450,6 +452,8 @@ mod tests {
             &ServerMsg::Joined {
                 user_id: "alice".into(),
                 ice_servers: None,
+                resume_token: None,
+                resumed: false,
             },
         );
         assert_eq!(

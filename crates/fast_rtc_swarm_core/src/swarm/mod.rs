@@ -284,6 +284,7 @@ impl SwarmCore {
         self.signal(ClientMsg::Init {
             user_id: None,
             room_id: self.config.room_id.clone(),
+            resume: None,
         });
         if self.started {
             // A rejoin: the server forgot the offers parked with our old socket, so they can
