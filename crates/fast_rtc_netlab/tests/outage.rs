@@ -1,10 +1,13 @@
 //! A member's address changes mid-game: two `echo_peer` members behind cone NATs (the
 //! signaling server's own STUN), a game-like stream of sequenced reliable messages each way
-//! (`--stream-ms`), then one member's NAT changes ([`Lab::rebind`](fast_rtc_netlab::Lab::rebind):
-//! its UDP mappings die, its signaling TCP lives on). The link must come back by ICE restart
-//! (`interrupted` then `restored` at both ends), never close, deliver every message exactly once
-//! and in order (those sent during the outage too), and run over a server-reflexive pair
-//! afterwards. Prints when the path was found lost and when it was back, from the change.
+//! (`--stream-ms`), then one member's NAT changes: [`Lab::rebind`](fast_rtc_netlab::Lab::rebind)
+//! (its UDP mappings die, its signaling TCP lives on), or
+//! [`Lab::renumber`](fast_rtc_netlab::Lab::renumber) (its public address changes: UDP and the
+//! signaling TCP die; the member's socket reconnects and resumes its session). The link must
+//! come back by ICE restart (`interrupted` then `restored` at both ends), never close, deliver
+//! every message exactly once and in order (those sent during the outage too), and run over a
+//! server-reflexive pair afterwards. Prints when the path was found lost and when it was back,
+//! from the change.
 //! Needs root: `#[ignore]`d in a plain `cargo test`; `scripts/netlab-test.sh` runs it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
@@ -28,6 +31,8 @@ const RESTORE_WITHIN: Duration = Duration::from_secs(30);
 enum Change {
     /// Its NAT forgets its UDP mappings; UDP leaves from a new address (TCP stays).
     Rebind,
+    /// Its NAT's public address changes: every mapping dies, the signaling TCP too.
+    Renumber,
 }
 
 /// The `seq:N` numbers `member` received from `from`, in order.
@@ -66,8 +71,9 @@ fn end(member: &str, e: &Value) -> End {
     }
 }
 
-/// The test: `change` applied to `m1` a second into the game.
-fn outage(name: &'static str, change: Change) {
+/// The test: `change` applied to member `who` a second into the game (`m1` offered the
+/// link, `m2` answered it).
+fn outage(name: &'static str, change: Change, who: &str) {
     let scenario = Scenario {
         name,
         nat: Nat::Cone,
@@ -81,7 +87,8 @@ fn outage(name: &'static str, change: Change) {
 
     let changed = Instant::now();
     let new = match change {
-        Change::Rebind => running.lab.rebind("m1").unwrap(),
+        Change::Rebind => running.lab.rebind(who).unwrap(),
+        Change::Renumber => running.lab.renumber(who).unwrap(),
     };
     wait(
         &mut running,
@@ -159,8 +166,37 @@ fn outage(name: &'static str, change: Change) {
         .map(|m| end(&m.name, m.events("restored").last().unwrap().1))
         .collect();
     let kind = link_kind(&ends.iter().collect::<Vec<_>>(), &running.lab, None);
+    let mut signaling = String::new();
+    if let Change::Renumber = change {
+        // The member's signaling socket died with its address: it reconnected and the server
+        // resumed its session (so its peer never heard it left).
+        let m = running.members.iter().find(|m| m.name == who).unwrap();
+        let states: Vec<(Instant, &str)> = m
+            .events("signaling")
+            .into_iter()
+            .filter_map(|(at, e)| Some((at, e["state"].as_str()?)))
+            .collect();
+        let lost = states.iter().find(|(_, s)| *s == "Reconnecting");
+        let back = states
+            .iter()
+            .rev()
+            .find(|(at, s)| *s == "Joined" && lost.is_some_and(|(l, _)| at > l));
+        let (Some((lost, _)), Some((back, _))) = (lost, back) else {
+            panic!("{who}'s signaling did not reconnect: {states:?}\n{report}");
+        };
+        let server_log = running.server_log();
+        assert!(
+            server_log.contains("resumed"),
+            "the server did not resume {who}'s session\n{report}"
+        );
+        signaling = format!(
+            "{who}'s signaling lost {} ms after the change, joined again (resumed) {} ms after it; ",
+            (*lost - changed).as_millis(),
+            (*back - changed).as_millis()
+        );
+    }
     println!(
-        "netlab: {name}: m1's NAT now {new}; {}; {} and {} reliable messages each way arrived once and in order; pair after restore: {kind}",
+        "netlab: {name}: {who}'s NAT now {new}; {signaling}{}; {} and {} reliable messages each way arrived once and in order; pair after restore: {kind}",
         lines.join("; "),
         lasts[0],
         lasts[1],
@@ -171,5 +207,17 @@ fn outage(name: &'static str, change: Change) {
 #[test]
 #[ignore = "needs root (network namespaces, TUN, nftables, conntrack): scripts/netlab-test.sh"]
 fn a_nat_rebinding_mid_game_is_restored_by_ice_restart() {
-    outage("cone NATs, m1's NAT rebinds (UDP)", Change::Rebind);
+    outage("cone NATs, m1's NAT rebinds (UDP)", Change::Rebind, "m1");
+}
+
+/// The test: the link's answerer (whose signaling socket only finds out it is dead
+/// by its own ping) is renumbered; its session resumes, the offerer's restarts reach it.
+#[test]
+#[ignore = "needs root (network namespaces, TUN, nftables, conntrack): scripts/netlab-test.sh"]
+fn a_renumbered_member_resumes_its_session_and_its_link_by_ice_restart() {
+    outage(
+        "cone NATs, m2's NAT renumbered (UDP and TCP)",
+        Change::Renumber,
+        "m2",
+    );
 }

@@ -57,7 +57,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tracing_subscriber::prelude::*;
 
 const HELLO: &str = "hello from native";
@@ -230,14 +230,17 @@ fn payload_json(payload: &Payload) -> Value {
 /// after a restart), waiting for it up to a second: the backend records it while the swarm
 /// reports the restore.
 fn new_route(id: &str, before: usize) -> Option<routes::Route> {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    loop {
-        let recorded = routes::recorded(&[id.to_owned()]);
-        if recorded.len() > before || Instant::now() >= deadline {
-            return recorded.into_iter().skip(before).last();
+    // 100 looks, 10 ms apart.
+    for _ in 0..100 {
+        if routes::recorded(&[id.to_owned()]).len() > before {
+            break;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    routes::recorded(&[id.to_owned()])
+        .into_iter()
+        .skip(before)
+        .last()
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

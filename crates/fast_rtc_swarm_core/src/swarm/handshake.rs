@@ -66,12 +66,18 @@ impl SwarmCore {
                 }
             }
             ServerMsg::OfferRequest => self.create_offerer(),
-            ServerMsg::Joined { ice_servers, .. } => {
+            ServerMsg::Joined {
+                ice_servers,
+                resume_token,
+                resumed,
+                ..
+            } => {
                 debug!(
                     servers = ice_servers.as_ref().map_or(0, Vec::len),
                     "joined; ICE servers from the signaling server"
                 );
                 self.server_ice = ice_servers;
+                self.session_joined(resume_token, resumed);
                 let change = self.lifecycle.joined();
                 self.signaling_changed(change);
                 if std::mem::take(&mut self.offers_await_joined) {

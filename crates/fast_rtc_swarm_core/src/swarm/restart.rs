@@ -17,9 +17,10 @@ impl Outage {
     /// When the core must act on this outage next: the offerer's next restart (not while one
     /// waits for its answer), or the deadline.
     pub(super) fn due(&self) -> Instant {
-        match self.next_restart {
-            Some(t) if !self.awaiting_answer => t.min(self.deadline),
-            _ => self.deadline,
+        match (self.next_restart, self.awaiting_answer) {
+            (Some(t), false) => t.min(self.deadline),
+            (Some(t), true) => (t + self.answer_wait).min(self.deadline),
+            (None, _) => self.deadline,
         }
     }
 }
@@ -51,6 +52,7 @@ impl SwarmCore {
                     deadline: now + restore_timeout,
                     next_restart: (l.role == Role::Offerer).then_some(now),
                     awaiting_answer: false,
+                    answer_wait: self.config.restart_interval.min(MAX_WAIT),
                 });
                 debug!(%id, ?state, "the link lost its path: restoring it");
                 if let Some(user_id) = l.remote.clone() {
@@ -100,7 +102,11 @@ impl SwarmCore {
             let Some(o) = l.outage.as_mut() else { continue };
             if o.deadline <= now {
                 expired.push(id.clone());
-            } else if !o.awaiting_answer && o.next_restart.is_some_and(|t| t <= now) {
+            } else if o.next_restart.is_some_and(|t| {
+                // An answer that has not come in twice the interval was lost with the
+                // signaling socket it was sent on (or the offer was): restart again.
+                t <= now && (!o.awaiting_answer || t + o.answer_wait <= now)
+            }) {
                 o.awaiting_answer = true;
                 o.next_restart = Some(now + interval);
                 restart.push(id.clone());
