@@ -6,7 +6,8 @@
 //! - [`Hub::connect`]: a socket was authenticated (its [`Identity`] comes from the token);
 //! - [`Hub::handle_text`] (or [`Hub::handle_msg`] for in-process transports, [`Hub::handle_binary`]
 //!   for binary WebSocket frames): a frame arrived on a socket;
-//! - [`Hub::disconnect`]: the socket is gone;
+//! - [`Hub::disconnect`]: the socket ended (or [`Hub::lost`]: it was lost, and a resumable
+//!   member is held);
 //! - [`Hub::poll`]: the frames to send and the sockets to close, in order.
 //!
 //! **Drain contract**: after every input, call [`Hub::poll`] until it returns `None` before the
@@ -24,8 +25,11 @@
 //!
 //! This project's extension ([`Hub::enable_resumption`]; `docs/protocol.md`, "Resuming a
 //! session"). A member whose `init` carries `resume` (the empty token asks for one) gets a
-//! random resume token in its `joined`. When its socket then ends without `close` (a network
-//! change, a NAT that forgot the TCP mapping), the member does not leave: it is *held* for
+//! random resume token in its `joined`. When its socket is then *lost* ([`Hub::lost`]: no
+//! pong, a write that failed: a network change, a NAT that forgot the TCP mapping) rather than
+//! ended ([`Hub::disconnect`]: a close frame, the end of the TCP stream or a reset, which is
+//! what the kernel of a killed client sends, and a killed client has lost its token), the
+//! member does not leave: it is *held* for
 //! [`Limits::resume_grace`], its links, pending offers, waiting lists and identity kept, and
 //! every frame for it kept in order ([`Limits::max_held_frames`], [`Limits::max_held_bytes`];
 //! one more ends the hold). An `init` from a new socket of the same identity into the same
@@ -432,10 +436,20 @@ impl Hub {
         );
     }
 
-    /// The socket is gone: its member (if any) leaves its room, or, if it is resumable, its
-    /// place is held for [`Limits::resume_grace`] ([resuming a session](#resuming-a-session)).
-    /// Unknown sockets are ignored.
-    pub fn disconnect(&mut self, now: Instant, conn: ConnId) {
+    /// The socket ended (a close frame, the end of its stream, the server dropped it): its
+    /// member (if any) leaves its room. Unknown sockets are ignored.
+    pub fn disconnect(&mut self, _now: Instant, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn)
+            && let ConnState::Joined(room) = c.state
+        {
+            self.leave(&room, &c.identity.user_id);
+        }
+    }
+
+    /// The socket was lost (no pong, a write that failed): as [`Hub::disconnect`], except
+    /// that a resumable member's place is held for [`Limits::resume_grace`]
+    /// ([resuming a session](#resuming-a-session)).
+    pub fn lost(&mut self, now: Instant, conn: ConnId) {
         if let Some(c) = self.conns.remove(&conn)
             && let ConnState::Joined(room) = c.state
             && !self.hold(now, conn, &room, &c.identity.user_id)

@@ -472,6 +472,11 @@ async fn socket_task<A>(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::from_std(now() + period), period);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = now();
+    // Whether the socket was lost (no pong, a write that failed or timed out: a path that
+    // died) rather than ended (a close frame, the end of the stream or a read error, which is
+    // what a killed client's kernel causes): a resumable member is held only then
+    // (crate::hub#resuming-a-session).
+    let mut abrupt = false;
     // When to send fresh ICE servers (armed by `joined`, with TURN only).
     let mut ice_refresh: Option<tokio::time::Instant> = None;
 
@@ -526,9 +531,13 @@ async fn socket_task<A>(
                 let mut frames = futures_util::stream::iter(batch.into_iter().map(Ok));
                 match tokio::time::timeout(config.write_timeout, sink.send_all(&mut frames)).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(_)) => break None,
+                    Ok(Err(_)) => {
+                        abrupt = true;
+                        break None;
+                    }
                     Err(_) => {
                         shared.metrics.drop_socket("write_timeout");
+                        abrupt = true;
                         break None;
                     }
                 }
@@ -544,6 +553,9 @@ async fn socket_task<A>(
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(e)) => {
+                        // Not `abrupt`: a killed client's kernel ends its socket with a FIN
+                        // (an end without a closing handshake, an error here) or a reset:
+                        // it leaves at once, as before.
                         debug!(conn = conn.0, error = %e, "socket error");
                         shared.metrics.drop_socket("transport_error");
                         break None;
@@ -567,6 +579,7 @@ async fn socket_task<A>(
                 debug!(conn = conn.0, "fresh ICE servers sent");
                 let sent = tokio::time::timeout(config.write_timeout, sink.send(fresh)).await;
                 if !matches!(sent, Ok(Ok(()))) {
+                    abrupt = true;
                     break None;
                 }
             }
@@ -574,17 +587,22 @@ async fn socket_task<A>(
                 if now().saturating_duration_since(last_heard) >= period * 2 {
                     info!(conn = conn.0, "no pong for two ping intervals: dropping the socket");
                     shared.metrics.drop_socket("ping_timeout");
+                    abrupt = true;
                     break None;
                 }
                 let pinged = tokio::time::timeout(config.write_timeout, sink.send(Message::Ping(Default::default()))).await;
                 if !matches!(pinged, Ok(Ok(()))) {
+                    abrupt = true;
                     break None;
                 }
             }
         }
     };
     // The member leaves first; the closing handshake must not delay the others' `leaveSwarm`.
-    let _ = shared.events.send(Event::Disconnected { conn }).await;
+    let _ = shared
+        .events
+        .send(Event::Disconnected { conn, abrupt })
+        .await;
     let closing = async {
         match close {
             Some((code, reason)) => {

@@ -1,5 +1,6 @@
 //! Resuming a session in the pure hub (`fast_rtc_server::hub#resuming-a-session`): a member
-//! that asked for a resume token is held when its socket dies, its frames kept, and a new
+//! that asked for a resume token is held when its socket is lost (not when it ends: a killed
+//! client's kernel ends it, and its token died with it), its frames kept, and a new
 //! socket with the token takes its place back; the hold ends with the grace, an overflow, a
 //! `close`, or the bounds; a member that never asked (the JS client) leaves at once.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
@@ -75,7 +76,7 @@ fn a_held_member_is_resumed_with_its_links_and_the_frames_kept_for_it() {
     let token = token.expect("a resumable member gets a token");
     assert_eq!(token.expose().len(), 32);
 
-    d.disconnect(alice);
+    d.lose(alice);
     assert!(d.take(bob).is_empty(), "no leaveSwarm while Alice is held");
     let room = d.hub.room(&"r".into()).unwrap();
     assert!(room.members[0].held, "{room:?}");
@@ -103,7 +104,7 @@ fn a_held_member_is_resumed_with_its_links_and_the_frames_kept_for_it() {
     assert_eq!(room.members[0].conn, alice2);
     assert!(!room.members[0].held);
     // The old token is spent.
-    d.disconnect(alice2);
+    d.lose(alice2);
     let alice3 = d.connect("alice");
     let (joined, _) = init(&mut d, alice3, Some(&token));
     assert!(!resumed(&joined), "a spent token resumes nothing");
@@ -114,7 +115,7 @@ fn a_held_member_is_resumed_with_its_links_and_the_frames_kept_for_it() {
 fn the_hold_ends_with_the_grace_and_the_member_leaves() {
     let mut d = driver(Limits::default());
     let (alice, bob, token) = linked(&mut d, false);
-    d.disconnect(alice);
+    d.lose(alice);
     d.advance(Limits::default().resume_grace - Duration::from_millis(1));
     d.run_timers();
     assert!(d.take(bob).is_empty());
@@ -132,11 +133,22 @@ fn the_hold_ends_with_the_grace_and_the_member_leaves() {
 }
 
 #[test]
+fn a_socket_that_ends_rather_than_is_lost_leaves_at_once() {
+    let mut d = driver(Limits::default());
+    let (alice, bob, _) = linked(&mut d, false);
+    d.disconnect(alice);
+    assert!(matches!(
+        d.take(bob).as_slice(),
+        [ServerMsg::LeaveSwarm { .. }]
+    ));
+}
+
+#[test]
 fn a_member_that_never_asked_leaves_at_once_as_before() {
     let mut d = driver(Limits::default());
     let (alice, bob, token) = linked(&mut d, true);
     assert_eq!(token, None, "no resume field, no token (the JS client)");
-    d.disconnect(alice);
+    d.lose(alice);
     assert!(matches!(
         d.take(bob).as_slice(),
         [ServerMsg::LeaveSwarm { .. }]
@@ -153,7 +165,7 @@ fn close_leaves_at_once_and_resumption_off_gives_no_token() {
         d.take(bob).as_slice(),
         [ServerMsg::LeaveSwarm { .. }]
     ));
-    d.disconnect(alice);
+    d.lose(alice);
 
     // Zero grace, or a hub that never enabled it (the cluster's): no tokens, no holds.
     for mut d in [
@@ -165,7 +177,7 @@ fn close_leaves_at_once_and_resumption_off_gives_no_token() {
     ] {
         let (alice, bob, token) = linked(&mut d, false);
         assert_eq!(token, None);
-        d.disconnect(alice);
+        d.lose(alice);
         assert!(matches!(
             d.take(bob).as_slice(),
             [ServerMsg::LeaveSwarm { .. }]
@@ -184,7 +196,7 @@ fn a_resume_before_the_old_socket_is_noticed_closes_it() {
     assert!(d.take(alice).is_empty(), "no duplicate_identity error");
     // The old socket's late frames and its end change nothing.
     d.answer(alice, "a1");
-    d.disconnect(alice);
+    d.lose(alice);
     assert!(d.take(bob).is_empty());
     d.offer(bob, "a1");
     assert!(matches!(
@@ -210,7 +222,7 @@ fn holds_are_bounded() {
         ..Limits::default()
     });
     let (alice, bob, token) = linked(&mut d, false);
-    d.disconnect(alice);
+    d.lose(alice);
     for n in 0..3 {
         d.candidate(bob, "a1", n);
     }
@@ -234,8 +246,8 @@ fn holds_are_bounded() {
     init(&mut d, carol, Some(&ResumeToken::request()));
     d.take(alice);
     d.take(bob);
-    d.disconnect(alice);
-    d.disconnect(carol);
+    d.lose(alice);
+    d.lose(carol);
     let room = d.hub.room(&"r".into()).unwrap();
     let held: Vec<bool> = room.members.iter().map(|m| m.held).collect();
     assert_eq!(held, vec![true, false], "{room:?}");

@@ -63,7 +63,7 @@ fn a_network_change_is_resumed_and_the_link_restored_by_restart() {
     let parked = net.members[a].swarm.parked_offers();
     // The path and Alice's signaling socket die together; Alice's first restart offer goes
     // down with the socket.
-    net.drop_signaling(a);
+    net.lose_signaling(a);
     net.interrupt(&id);
     net.run_for(Duration::from_millis(500));
     assert_eq!(restarts(&net, a), 1);

@@ -145,7 +145,7 @@ impl Node {
                 let actions = self.router.binary(conn, len);
                 self.pending.extend(actions);
             }
-            Event::Disconnected { conn } => {
+            Event::Disconnected { conn, .. } => {
                 self.sockets.remove(&conn);
                 let actions = self.router.disconnect(conn);
                 self.pending.extend(actions);
