@@ -50,12 +50,13 @@ use fast_rtc_protocol::{
     ClientMsg, ConnectionId, ErrorCode, IceCandidate, ResumeToken, RoomId, ServerMsg, Signal,
     UserId, decode_client,
 };
+use held::Held;
 use indexmap::{IndexMap, IndexSet};
-use resume::Held;
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 use tracing::{debug, info};
 
+mod held;
 mod resume;
 
 /// A socket, as numbered by the shell. Unique for the life of a [`Hub`].

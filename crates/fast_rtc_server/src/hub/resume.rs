@@ -1,51 +1,11 @@
 //! Holding a member whose socket died, and giving its place back to a new socket that shows
 //! its resume token ([the hub's docs](super#resuming-a-session)).
 
+use super::held::Held;
 use super::{ConnId, Hub, Output, SocketCloseReason};
-use fast_rtc_protocol::{ResumeToken, RoomId, ServerMsg, UserId, encode};
-use std::collections::VecDeque;
+use fast_rtc_protocol::{ResumeToken, RoomId, ServerMsg, UserId};
 use std::time::Instant;
 use tracing::info;
-
-/// The frames kept for one held member, in order, bounded.
-#[derive(Debug)]
-pub(super) struct Held {
-    frames: VecDeque<ServerMsg>,
-    bytes: usize,
-    max_frames: usize,
-    max_bytes: usize,
-    /// A frame did not fit: the member cannot be resumed (it missed one), it leaves.
-    overflowed: bool,
-}
-
-impl Held {
-    fn new(max_frames: usize, max_bytes: usize) -> Self {
-        Held {
-            frames: VecDeque::new(),
-            bytes: 0,
-            max_frames,
-            max_bytes,
-            overflowed: false,
-        }
-    }
-
-    /// Keeps `msg` for the member's resume, or, past a bound, drops all it kept and marks
-    /// the hold over.
-    pub(super) fn keep(&mut self, msg: ServerMsg) {
-        if self.overflowed {
-            return;
-        }
-        let len = encode(&msg).len();
-        if self.frames.len() >= self.max_frames || self.bytes + len > self.max_bytes {
-            self.overflowed = true;
-            self.frames = VecDeque::new();
-            self.bytes = 0;
-            return;
-        }
-        self.bytes += len;
-        self.frames.push_back(msg);
-    }
-}
 
 impl Hub {
     /// Turns resumption on: members that ask get tokens from `make` (random, at least 128
