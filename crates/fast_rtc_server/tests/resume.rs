@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)] // tests read the clock for tokens and deadlines
 
+mod http;
+
 use fast_rtc_protocol::{ClientMsg, ResumeToken, ServerMsg, decode_server, encode};
 use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TokenIssuer};
 use futures_util::{SinkExt, StreamExt};
@@ -16,6 +18,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+const STEP: Duration = Duration::from_secs(10);
 
 async fn start(ping_interval: Duration) -> ServerHandle {
     let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
@@ -147,6 +151,13 @@ async fn a_lost_socket_holds_its_member_and_a_new_one_resumes_it() {
     );
     assert_eq!(next(&mut bob, Duration::from_millis(300)).await, None);
     assert!(!server.room(&"r".into()).await.unwrap().members[0].held);
+    let addr = server.local_addr();
+    let (_, body) = tokio::task::spawn_blocking(move || http::get(addr, "/metrics", STEP))
+        .await
+        .unwrap();
+    for line in ["fast_rtc_held_total 1", "fast_rtc_resumed_total 1"] {
+        assert!(body.lines().any(|l| l == line), "no {line:?} in\n{body}");
+    }
     drop(alice);
     server.shutdown().await.unwrap();
 }
