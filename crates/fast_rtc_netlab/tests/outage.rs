@@ -221,3 +221,15 @@ fn a_renumbered_member_resumes_its_session_and_its_link_by_ice_restart() {
         "m2",
     );
 }
+
+/// The same with the link's offerer renumbered: its own restart offer finds its signaling
+/// socket dead.
+#[test]
+#[ignore = "needs root (network namespaces, TUN, nftables, conntrack): scripts/netlab-test.sh"]
+fn a_renumbered_offerer_resumes_its_session_and_restores_its_link() {
+    outage(
+        "cone NATs, m1's NAT renumbered (UDP and TCP)",
+        Change::Renumber,
+        "m1",
+    );
+}

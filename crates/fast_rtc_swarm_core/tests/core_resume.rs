@@ -155,3 +155,36 @@ fn without_resumption_the_reconnect_is_a_rejoin_as_before() {
         "and a fresh one parked"
     );
 }
+
+/// The offerer knows its signaling socket is gone (`Reconnecting`) when its link loses its
+/// path: it does not restart into the old socket's discarded queue, but at once when its
+/// session is back.
+#[test]
+fn restarts_wait_while_the_signaling_session_is_known_lost() {
+    use fast_rtc_swarm_core::lifecycle::Transport;
+    let (mut net, id) = linked(true);
+    let a = 0;
+    net.lose_signaling(a);
+    let now = net.now;
+    net.members[a]
+        .swarm
+        .handle_transport(now, Transport::Lost("reset".into()));
+    net.flush(a);
+    net.interrupt(&id);
+    net.run_for(Duration::from_secs(3));
+    assert_eq!(restarts(&net, a), 0, "no restart while Reconnecting");
+    net.heal(&id);
+    net.connect_signaling(a);
+    net.run_for(Duration::from_millis(100));
+    assert_eq!(
+        restarts(&net, a),
+        1,
+        "a restart as soon as the session is back"
+    );
+    let restored = net.members[a]
+        .events
+        .iter()
+        .any(|e| matches!(e, SwarmEvent::Restored { .. }));
+    assert!(restored, "restored at once, not after an answer timeout");
+    assert!(net.closes(a).is_empty() && net.closes(1).is_empty());
+}

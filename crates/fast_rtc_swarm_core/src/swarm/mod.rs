@@ -67,7 +67,9 @@
 //! `resumed`), this member is the same member to everyone: its parked offers, its links
 //! and their restarts go on, the frames the server kept for it follow, nothing is churned.
 //! If not (the grace ran out, a server without resumption), it is the rejoin of before:
-//! parked offers closed and made afresh, links re-formed. The built-in client also pings
+//! parked offers closed and made afresh, links re-formed. While the session is known lost
+//! ([`SignalingState::Reconnecting`]) restarts wait (their offer would be discarded with the
+//! old socket's queue) and go as soon as it is joined again. The built-in client also pings
 //! the server every [`SwarmConfig::signaling_ping_interval`] so that a dead socket is
 //! found while the links can still be restored (`fast_rtc_server`'s hub docs: "Resuming a
 //! session").
@@ -282,9 +284,16 @@ impl SwarmCore {
 
     /// When [`SwarmCore::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let signaling_up = self.signaling_up();
         self.links
             .values()
-            .flat_map(|l| [l.deadline, l.next_ping, l.outage.map(|o| o.due())])
+            .flat_map(|l| {
+                [
+                    l.deadline,
+                    l.next_ping,
+                    l.outage.map(|o| o.due(signaling_up)),
+                ]
+            })
             .chain([self.lifecycle.poll_timeout(), self.next_retry()])
             .flatten()
             .min()

@@ -3,6 +3,7 @@
 //! offers.
 
 use super::SwarmCore;
+use crate::lifecycle::SignalingState;
 use fast_rtc_protocol::ResumeToken;
 use tracing::debug;
 
@@ -28,6 +29,15 @@ impl SwarmCore {
             self.close_parked();
         }
         debug!(resumed, "signaling session joined");
+    }
+
+    /// Whether signals sent now may reach the server: not while the session is known lost
+    /// and being re-established ([`SignalingState::Reconnecting`]: what is queued then is
+    /// thrown away with the old socket). Any other state counts as up, `Connecting` too: a
+    /// transport of the application's own may never report `joined` (the reference server
+    /// sends none).
+    pub(super) fn signaling_up(&self) -> bool {
+        *self.lifecycle.state() != SignalingState::Reconnecting
     }
 
     /// Whether a `joined` gave this session a resume token it will present when it
