@@ -98,8 +98,8 @@ pub enum SocketCloseReason {
     /// Another socket joined the same room under the same identity and replaced this one.
     Replaced,
     /// A new socket resumed this socket's session with its resume token
-    /// ([resuming a session](self#resuming-a-session)): the same client, reconnected before the server noticed
-    /// this socket was gone.
+    /// ([resuming a session](self#resuming-a-session)): the same client, reconnected before
+    /// the server noticed this socket was gone.
     Resumed,
 }
 
@@ -136,7 +136,7 @@ pub struct Stats {
     pub leaves: u64,
     /// Sessions replaced by a newer one with the same identity.
     pub replaced: u64,
-    /// Members whose socket died and whose place was held for a resume.
+    /// Members whose socket was lost and whose place was held for a resume.
     pub held: u64,
     /// Held members that a new socket resumed.
     pub resumed: u64,
