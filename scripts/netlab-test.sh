@@ -4,12 +4,14 @@
 # made with nftables, the signaling server and coturn on a public site. First the lab itself
 # (delay, loss, NAT mappings, teardown, with plain UDP sockets), then real echo_peer members:
 # no NAT at 80 ms RTT with 0 and 3 % loss (host pairs), cone NATs with STUN (srflx pairs),
-# symmetric NATs with TURN REST credentials (relay pairs). Each prints its join time and the
-# selected pairs (`netlab:` lines, summed up at the end). Last, a browser member across the lab
-# (crates/fast_rtc_swarm/tests/lab_browser.rs): the JS reference client in headless Firefox, then
-# Chromium (FAST_RTC_LAB_BROWSERS), with two native members behind cone NATs. Called by
-# scripts/test.sh (after scripts/setup-browser.sh installed the browsers and bundled the JS
-# client); needs root and /dev/net/tun. FAST_RTC_NETLAB_SEED picks the WAN's loss draws (default 1).
+# symmetric NATs with TURN REST credentials (relay pairs), a site renumbered or its NAT rebound
+# mid-run (sockets, then a game's reliable stream kept across an ICE restart). Each prints its
+# join time and the selected pairs (`netlab:` lines, summed up at the end). Last, a browser
+# member across the lab (crates/fast_rtc_swarm/tests/lab_browser.rs): the JS reference client in
+# headless Firefox, then Chromium (FAST_RTC_LAB_BROWSERS), with two native members behind cone
+# NATs. Called by scripts/test.sh (after scripts/setup-browser.sh installed the browsers and
+# bundled the JS client); needs root and /dev/net/tun. FAST_RTC_NETLAB_SEED picks the WAN's loss
+# draws (default 1).
 #
 # Every namespace is named after this run's prefix; the labs delete theirs when they end (also
 # when a test fails), and the exit trap deletes whatever a killed run left (`netlab clean`).
@@ -20,6 +22,7 @@ cd "$(dirname "$0")/.."
 ./scripts/need.sh turnserver coturn
 ./scripts/need.sh sysctl procps
 ./scripts/need.sh ip iproute2
+./scripts/need.sh conntrack conntrack
 [ "$(id -u)" -eq 0 ] || { echo "netlab-test: needs root (network namespaces)" >&2; exit 1; }
 [ -c /dev/net/tun ] || { echo "netlab-test: no /dev/net/tun" >&2; exit 1; }
 
@@ -73,7 +76,7 @@ if [ "$status" -ne 0 ]; then
     exit 1
 fi
 echo "== the WAN and the NATs"
-grep -oE "(80 ms link RTTs|10 % loss|cone NAT|symmetric NAT): .*" "$log" | sed 's/^/   /'
+grep -oE "(80 ms link RTTs|10 % loss|cone NAT|symmetric NAT|rebind|renumber): .*" "$log" | sed 's/^/   /'
 echo "== links (join = the joiner's start to its first open)"
 grep -o "netlab: .*" "$log" | sed 's/^/   /'
 left=$("$netlab" clean "$FAST_RTC_NETLAB_PREFIX")

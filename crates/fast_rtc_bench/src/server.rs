@@ -239,6 +239,7 @@ async fn member(
         let init = ClientMsg::Init {
             user_id: None,
             room_id: room.as_str().into(),
+            resume: None,
         };
         ws.send(Message::text(encode(&init))).await.unwrap();
         if earlier == 0 {
@@ -381,6 +382,7 @@ async fn relay_phase(ctx: Arc<Ctx>, args: &ServerArgs) -> f64 {
         let init = encode(&ClientMsg::Init {
             user_id: None,
             room_id: room.as_str().into(),
+            resume: None,
         });
         let mut wa = ctx.connect(&a, &room, p).await;
         let a_id = match ctx.kind {
@@ -498,6 +500,7 @@ fn core_figures(room_size: usize, sdp: &str) -> (f64, f64) {
     let init = encode(&ClientMsg::Init {
         user_id: None,
         room_id: "r".into(),
+        resume: None,
     });
     let limits = Limits {
         max_members_per_room: room_size,

@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// `scripts/netlab-test.sh` sets a unique one per run and deletes whatever carries it on exit.
 pub const PREFIX_ENV: &str = "FAST_RTC_NETLAB_PREFIX";
 
-/// Every site's WAN address is `10.77.0.N` (N = its index + 1), on this /16.
-const WAN_NET: [u8; 2] = [10, 77];
+/// Every site's WAN address is `10.77.0.N` (N = its index + 1), on this /16; a site's
+/// later addresses ([`Lab::renumber`], [`Lab::rebind`]) are `10.77.K.N`, K counting them.
+pub(crate) const WAN_NET: [u8; 2] = [10, 77];
 /// A NATed site's LAN is `192.168.N.0/24`: the NAT is `.1`, the host `.2`.
 const LAN_NET: u8 = 192;
 
@@ -28,12 +29,16 @@ static LABS: AtomicU32 = AtomicU32::new(0);
 /// NAT (then the NAT is a namespace of its own between the host's LAN and the WAN).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Site {
-    name: String,
-    namespace: String,
-    nat: Nat,
-    nat_namespace: Option<String>,
-    addr: Ipv4Addr,
-    public_addr: Ipv4Addr,
+    pub(crate) name: String,
+    pub(crate) namespace: String,
+    pub(crate) nat: Nat,
+    pub(crate) nat_namespace: Option<String>,
+    pub(crate) addr: Ipv4Addr,
+    pub(crate) public_addr: Ipv4Addr,
+    /// The NAT's address for UDP since a [`Lab::rebind`], if other than `public_addr`.
+    pub(crate) udp_public_addr: Option<Ipv4Addr>,
+    /// Addresses it had so far: the `K` of its next one.
+    pub(crate) renumbered: u8,
 }
 
 impl Site {
@@ -63,9 +68,15 @@ impl Site {
     }
 
     /// Its address on the WAN: the NAT's outside address, or [`addr`](Self::addr) without one.
-    /// Other sites reach a server here.
+    /// Other sites reach a server here. [`Lab::renumber`] changes it.
     pub fn public_addr(&self) -> Ipv4Addr {
         self.public_addr
+    }
+
+    /// The address its UDP flows leave the NAT from: [`public_addr`](Self::public_addr),
+    /// unless [`Lab::rebind`] moved them to another one.
+    pub fn udp_public_addr(&self) -> Ipv4Addr {
+        self.udp_public_addr.unwrap_or(self.public_addr)
     }
 
     /// A [`Command`] that runs `program` inside the host's namespace (`ip netns exec`); add
@@ -243,9 +254,9 @@ impl LabBuilder {
 pub struct Lab {
     prefix: String,
     seed: u64,
-    sites: Vec<Site>,
+    pub(crate) sites: Vec<Site>,
     namespaces: Vec<String>,
-    wan: Option<Wan>,
+    pub(crate) wan: Option<Wan>,
 }
 
 impl std::fmt::Debug for Lab {
@@ -335,7 +346,7 @@ impl Lab {
         let host = self.add_namespace(format!("{base}-{name}"))?;
         let (wan_side, addr, nat_namespace) = match nat.masquerade() {
             None => (host.clone(), public_addr, None),
-            Some(masquerade) => {
+            Some(_) => {
                 let outside = self.add_namespace(format!("{base}-{name}-nat"))?;
                 let lan = |last| format!("{LAN_NET}.168.{n}.{last}");
                 cmd::ip(&[
@@ -354,7 +365,7 @@ impl Lab {
                 cmd::ip_in(&host, &["link", "set", "lan0", "up"])?;
                 cmd::ip_in(&host, &["route", "add", "default", "via", &lan(1)])?;
                 netns::sysctl(&outside, "net.ipv4.ip_forward=1")?;
-                let rules = nat_rules(masquerade);
+                let rules = nat_rules(nat, None);
                 cmd::exec_in(&outside, "nft", &["-f", "-"], Some(&rules))?;
                 let addr = Ipv4Addr::new(LAN_NET, 168, n, 2);
                 (outside.clone(), addr, Some(outside))
@@ -382,6 +393,8 @@ impl Lab {
             nat_namespace,
             addr,
             public_addr,
+            udp_public_addr: None,
+            renumbered: 0,
         };
         Ok((
             site,
@@ -398,12 +411,26 @@ impl Lab {
 /// router's firewall does. Without that drop, a peer's check that arrives before the host has
 /// sent to that peer leaves an entry holding the host's mapped port for that pair, and the
 /// host's own packets to the peer then get another port: no cone any more.
-fn nat_rules(masquerade: &str) -> String {
+///
+/// With `udp_addr` (after [`Lab::rebind`]), UDP leaves from that address instead (`snat`,
+/// with the same flags: a cone keeps the host's port there too), TCP still masqueraded.
+/// The rules replace the table's earlier ones in one transaction.
+pub(crate) fn nat_rules(nat: Nat, udp_addr: Option<Ipv4Addr>) -> String {
+    let masquerade = nat.masquerade().unwrap_or("masquerade");
+    let udp = match udp_addr {
+        Some(addr) => format!(
+            "    oifname \"wan0\" meta l4proto udp snat ip to {addr} {}\n",
+            nat.snat_flags()
+        ),
+        None => String::new(),
+    };
     format!(
-        "table ip netlab {{
+        "table ip netlab
+flush table ip netlab
+table ip netlab {{
   chain postrouting {{
     type nat hook postrouting priority srcnat; policy accept;
-    oifname \"wan0\" {masquerade}
+{udp}    oifname \"wan0\" {masquerade}
   }}
   chain input {{
     type filter hook input priority filter; policy accept;

@@ -19,6 +19,11 @@
 //! address and a NAT namespace masquerades it onto the WAN. Addresses only ever exist inside
 //! the lab's namespaces.
 //!
+//! A site's address may change while the lab runs, as a player's does mid-game:
+//! [`Lab::renumber`] gives it a new public address and kills every mapping of its NAT (TCP
+//! too), [`Lab::rebind`] makes its NAT forget only its UDP mappings and send UDP from a new
+//! address (connection tracking flushed with `conntrack`).
+//!
 //! The lab deletes all it made when dropped (also on a panic, or when building fails half-way):
 //! it kills what still runs in its namespaces, stops the WAN and deletes the namespaces. A
 //! process killed by a signal cannot; [`clean`] (or `netlab clean PREFIX`) deletes what a run
@@ -63,6 +68,7 @@
 
 #![forbid(unsafe_code)]
 
+mod change;
 mod cmd;
 mod delay;
 mod error;

@@ -83,4 +83,12 @@ impl Nat {
             Nat::Symmetric => Some("masquerade fully-random"),
         }
     }
+
+    /// The flags of an nftables `snat` that maps like [`masquerade`](Self::masquerade).
+    pub(crate) fn snat_flags(self) -> &'static str {
+        match self {
+            Nat::Symmetric => "fully-random",
+            Nat::None | Nat::Cone => "",
+        }
+    }
 }

@@ -10,7 +10,7 @@ use crate::spec::LinkSpec;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tun_rs::{InterruptEvent, SyncDevice};
@@ -32,7 +32,9 @@ pub(crate) struct Port {
 /// What the threads share.
 struct Shared {
     devices: Vec<SyncDevice>,
-    by_addr: HashMap<Ipv4Addr, usize>,
+    /// Which site each WAN address belongs to; changed by [`Wan::route`] and
+    /// [`Wan::unroute`] while the WAN runs (a site renumbered).
+    by_addr: RwLock<HashMap<Ipv4Addr, usize>>,
     state: Mutex<State>,
     wake: Condvar,
     stop: AtomicBool,
@@ -82,7 +84,7 @@ impl Wan {
         }
         let shared = Arc::new(Shared {
             devices,
-            by_addr,
+            by_addr: RwLock::new(by_addr),
             state: Mutex::new(State {
                 links,
                 line: DelayLine::new(n),
@@ -122,6 +124,24 @@ impl Wan {
     /// Packets dropped for having no site as destination (or not being IPv4).
     pub(crate) fn unroutable(&self) -> u64 {
         self.shared.unroutable.load(Ordering::Relaxed)
+    }
+
+    /// From now on, packets for `addr` go to site `site` (a site's new WAN address).
+    pub(crate) fn route(&self, addr: Ipv4Addr, site: usize) {
+        self.shared
+            .by_addr
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(addr, site);
+    }
+
+    /// From now on, packets for `addr` go nowhere (a site's address it gave up).
+    pub(crate) fn unroute(&self, addr: Ipv4Addr) {
+        self.shared
+            .by_addr
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&addr);
     }
 }
 
@@ -172,8 +192,14 @@ fn read_loop(shared: &Shared, from: usize) {
             }
         };
         let packet = &buf[..n];
-        let Some(to) = ipv4_destination(packet).and_then(|d| shared.by_addr.get(&d).copied())
-        else {
+        let to = ipv4_destination(packet).and_then(|d| {
+            let by_addr = shared
+                .by_addr
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            by_addr.get(&d).copied()
+        });
+        let Some(to) = to else {
             shared.unroutable.fetch_add(1, Ordering::Relaxed);
             continue;
         };

@@ -30,11 +30,13 @@ mod error;
 mod ice;
 mod ids;
 mod msg;
+mod resume;
 
 pub use error::{DecodeError, ErrorCode};
 pub use ice::IceServer;
 pub use ids::{ConnectionId, RoomId, UserId};
 pub use msg::{CONTROL_PREFIX, ClientMsg, IceCandidate, ServerMsg, Signal};
+pub use resume::ResumeToken;
 
 use serde::Deserialize;
 

@@ -3,6 +3,7 @@
 use crate::error::ErrorCode;
 use crate::ice::IceServer;
 use crate::ids::{ConnectionId, RoomId, UserId};
+use crate::resume::ResumeToken;
 use serde::{Deserialize, Serialize};
 
 /// Prefix of control messages on the `fast` data channel (`@fast/` + JSON, e.g.
@@ -44,6 +45,11 @@ pub enum ClientMsg {
         user_id: Option<UserId>,
         /// The room to join; a number is accepted and kept as text.
         room_id: RoomId,
+        /// This project's extension (the JS client never sends it): ask for a resumable
+        /// session ([`ResumeToken::request`], `""`), or take back the session of this token
+        /// whose socket died. Absent: a plain join, as the reference protocol's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<ResumeToken>,
     },
     /// A new pre-made offer (unknown `id`) or a renegotiation offer on a live link (known `id`).
     Offer {
@@ -138,6 +144,16 @@ pub enum ServerMsg {
         /// client then uses its own configuration.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ice_servers: Option<Vec<IceServer>>,
+        /// This project's extension: the token that resumes this session from a new socket
+        /// if this one dies, for a member whose `init` asked for one and while the server
+        /// allows resumption. A new token comes with every `joined`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume_token: Option<ResumeToken>,
+        /// This project's extension: `true` when the `init` resumed a held session (the same
+        /// member, its links and pending offers kept; frames the server kept for it follow).
+        /// Absent otherwise.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        resumed: bool,
     },
     /// An operator removed member `user_id` from the room (the server's admin API), for
     /// `reason`. Sent to the kicked member itself, then to every other member of the room,

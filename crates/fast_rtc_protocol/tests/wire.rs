@@ -18,7 +18,8 @@ fn decodes_js_client_frames() {
         decode_client(r#"{"type":"init","userId":"HkeZx9Q3r","roomId":"room-1"}"#).unwrap(),
         ClientMsg::Init {
             user_id: Some("HkeZx9Q3r".into()),
-            room_id: "room-1".into()
+            room_id: "room-1".into(),
+            resume: None,
         }
     );
     // roomId may be a number; it names the same room as its decimal text
@@ -121,6 +122,8 @@ fn encodes_frames_js_client_reads() {
         &encode(&ServerMsg::Joined {
             user_id: "u1".into(),
             ice_servers: None,
+            resume_token: None,
+            resumed: false,
         }),
         json!({"type":"joined","userId":"u1"}),
     );
@@ -131,6 +134,8 @@ fn encodes_frames_js_client_reads() {
                 IceServer::stun("stun:s.example:3478"),
                 IceServer::turn("turn:t.example:3478?transport=udp", "1700000000:u1", "cred"),
             ]),
+            resume_token: None,
+            resumed: false,
         }),
         json!({"type":"joined","userId":"u1","iceServers":[
             {"urls":["stun:s.example:3478"]},
@@ -181,10 +186,14 @@ fn server_frames_round_trip() {
         ServerMsg::Joined {
             user_id: "me".into(),
             ice_servers: None,
+            resume_token: None,
+            resumed: false,
         },
         ServerMsg::Joined {
             user_id: "me".into(),
             ice_servers: Some(vec![IceServer::turn("turn:t:1", "9:me", "c")]),
+            resume_token: None,
+            resumed: false,
         },
         ServerMsg::IceServers {
             ice_servers: vec![],
@@ -287,4 +296,49 @@ proptest! {
         }
         let _ = decode_server(&text);
     }
+}
+
+/// Resuming a session (this project's extension): `init`'s `resume` and `joined`'s
+/// `resumeToken` and `resumed` are optional and absent unless used, so the JS client's frames
+/// and what it reads are unchanged.
+#[test]
+fn resume_fields_are_optional_and_skipped_when_absent() {
+    let ClientMsg::Init { resume, .. } =
+        decode_client(r#"{"type":"init","roomId":"r","resume":"abc"}"#).unwrap()
+    else {
+        panic!("not init");
+    };
+    assert!(resume.unwrap().matches(&ResumeToken::new("abc")));
+    let ClientMsg::Init { resume, .. } =
+        decode_client(r#"{"type":"init","roomId":"r","resume":""}"#).unwrap()
+    else {
+        panic!("not init");
+    };
+    assert!(resume.unwrap().is_request());
+    same_json(
+        &encode(&ClientMsg::Init {
+            user_id: None,
+            room_id: "r".into(),
+            resume: None,
+        }),
+        json!({"type":"init","roomId":"r"}),
+    );
+    same_json(
+        &encode(&ServerMsg::Joined {
+            user_id: "u1".into(),
+            ice_servers: None,
+            resume_token: Some(ResumeToken::new("t0k")),
+            resumed: true,
+        }),
+        json!({"type":"joined","userId":"u1","resumeToken":"t0k","resumed":true}),
+    );
+    let ServerMsg::Joined {
+        resume_token,
+        resumed,
+        ..
+    } = decode_server(r#"{"type":"joined","userId":"u1"}"#).unwrap()
+    else {
+        panic!("not joined");
+    };
+    assert_eq!((resume_token, resumed), (None, false));
 }

@@ -6,26 +6,58 @@
 //! - [`Hub::connect`]: a socket was authenticated (its [`Identity`] comes from the token);
 //! - [`Hub::handle_text`] (or [`Hub::handle_msg`] for in-process transports, [`Hub::handle_binary`]
 //!   for binary WebSocket frames): a frame arrived on a socket;
-//! - [`Hub::disconnect`]: the socket is gone;
+//! - [`Hub::disconnect`]: the socket ended (or [`Hub::lost`]: it was lost, and a resumable
+//!   member is held);
 //! - [`Hub::poll`]: the frames to send and the sockets to close, in order.
 //!
 //! **Drain contract**: after every input, call [`Hub::poll`] until it returns `None` before the
 //! next input. One input produces at most O(members in the room) outputs, so the queue is bounded
 //! by the room limit as long as the contract is kept.
 //!
+//! A member whose socket dies may keep its place for a while and take it back from a new
+//! socket ([resuming a session](#resuming-a-session)).
+//!
 //! Because one `Hub` owns every room and handles one input at a time, joins in a room are
 //! serialized: two members joining "at the same moment" are ordered, and the later one takes the
 //! earlier one's offer, so each pair gets exactly one link.
 
+//! # Resuming a session
+//!
+//! This project's extension ([`Hub::enable_resumption`]; `docs/protocol.md`, "Resuming a
+//! session"). A member whose `init` carries `resume` (the empty token asks for one) gets a
+//! random resume token in its `joined`. When its socket is then *lost* ([`Hub::lost`]: no
+//! pong, a write that failed: a network change, a NAT that forgot the TCP mapping) rather than
+//! ended ([`Hub::disconnect`]: a close frame, the end of the TCP stream or a reset, which is
+//! what the kernel of a killed client sends, and a killed client has lost its token), the
+//! member does not leave: it is *held* for
+//! [`Limits::resume_grace`], its links, pending offers, waiting lists and identity kept, and
+//! every frame for it kept in order ([`Limits::max_held_frames`], [`Limits::max_held_bytes`];
+//! one more ends the hold). An `init` from a new socket of the same identity into the same
+//! room whose `resume` is that token takes the place back: `joined` with `resumed: true` and
+//! a fresh token, then the kept frames, and the member goes on as if nothing had happened: its
+//! peers never get `leaveSwarm`, so relays of its links (ICE restarts) reach it again. The
+//! same happens when the old socket still looks open (the server had not noticed it died): it
+//! is closed ([`SocketCloseReason::Resumed`]); frames already written to it are lost (the
+//! swarm resends what matters: restarts every interval, failed handshakes retried). When the
+//! grace ends, or the kept frames overflow, the member leaves as it would have at once
+//! without resumption. A `close` leaves at once; a member that never asked (the JavaScript
+//! reference client) leaves at once too. Holds are bounded per room
+//! ([`Limits::max_held_per_room`]) and per hub ([`Limits::max_held_members`]); past them a
+//! member leaves at once.
+
 use crate::limits::Limits;
 use fast_rtc_protocol::{
-    ClientMsg, ConnectionId, ErrorCode, IceCandidate, RoomId, ServerMsg, Signal, UserId,
-    decode_client,
+    ClientMsg, ConnectionId, ErrorCode, IceCandidate, ResumeToken, RoomId, ServerMsg, Signal,
+    UserId, decode_client,
 };
+use held::Held;
 use indexmap::{IndexMap, IndexSet};
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 use tracing::{debug, info};
+
+mod held;
+mod resume;
 
 /// A socket, as numbered by the shell. Unique for the life of a [`Hub`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,6 +99,10 @@ pub enum SocketCloseReason {
     Replaced,
     /// An operator kicked the member ([`Hub::kick`]).
     Kicked,
+    /// A new socket resumed this socket's session with its resume token
+    /// ([resuming a session](self#resuming-a-session)): the same client, reconnected before
+    /// the server noticed this socket was gone.
+    Resumed,
 }
 
 /// What the hub asks the shell to do.
@@ -102,6 +138,10 @@ pub struct Stats {
     pub leaves: u64,
     /// Sessions replaced by a newer one with the same identity.
     pub replaced: u64,
+    /// Members whose socket was lost and whose place was held for a resume.
+    pub held: u64,
+    /// Held members that a new socket resumed.
+    pub resumed: u64,
     /// Offers handed to a joiner from a member's pre-made queue (the one-round-trip path).
     pub handouts_premade: u64,
     /// Offers handed to a joiner that waited because the member had none ready.
@@ -127,6 +167,8 @@ pub struct MemberSnapshot {
     pub links: Vec<(ConnectionId, UserId)>,
     /// Candidates held for connection ids whose offer has not arrived.
     pub orphan_candidates: usize,
+    /// Whether its socket is gone and its place held for a resume.
+    pub held: bool,
 }
 
 /// A read-only copy of one room's state.
@@ -145,6 +187,8 @@ pub struct Hub {
     out: Outbox,
     /// Each identity's join-rate bucket ([`Limits::joins_per_minute`]).
     join_rates: HashMap<UserId, JoinRate>,
+    /// Makes resume tokens; `None`: resumption is off ([`Hub::enable_resumption`]).
+    tokens: Option<fn() -> ResumeToken>,
 }
 
 #[derive(Debug, Default)]
@@ -154,6 +198,8 @@ struct Outbox {
     /// Sockets told that their parked bytes are over budget: not told again for each further
     /// signal until one fits (a flood of refused frames gets one error, not one per frame).
     over_budget: std::collections::HashSet<ConnId>,
+    /// The frames kept for each held member, by its dead socket.
+    held: HashMap<ConnId, Held>,
 }
 
 impl Outbox {
@@ -161,6 +207,10 @@ impl Outbox {
         if let ServerMsg::SignalError { code, message } = &msg {
             debug!(conn = to.0, %code, %message, "refused frame");
             *self.stats.errors.entry(*code).or_default() += 1;
+        }
+        if let Some(held) = self.held.get_mut(&to) {
+            held.keep(msg);
+            return;
         }
         self.stats.frames_out += 1;
         self.queue.push_back(Output::Send { to, msg });
@@ -289,6 +339,10 @@ struct Member {
     surplus: usize,
     links: IndexSet<ConnectionId>,
     orphans: Vec<(ConnectionId, Option<IceCandidate>)>,
+    /// Its resume token, if it asked for a resumable session and resumption is on.
+    resume: Option<ResumeToken>,
+    /// While its socket is gone and its place held: until when.
+    held_until: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -308,6 +362,7 @@ impl Hub {
             rooms: HashMap::new(),
             out: Outbox::default(),
             join_rates: HashMap::new(),
+            tokens: None,
         }
     }
 
@@ -365,6 +420,7 @@ impl Hub {
                     })
                     .collect(),
                 orphan_candidates: m.orphans.len(),
+                held: m.held_until.is_some(),
             })
             .collect();
         Some(RoomSnapshot { members })
@@ -391,11 +447,24 @@ impl Hub {
         );
     }
 
-    /// The socket is gone: its member (if any) leaves its room. Unknown sockets are ignored.
+    /// The socket ended (a close frame, the end of its stream, the server dropped it): its
+    /// member (if any) leaves its room. Unknown sockets are ignored.
     pub fn disconnect(&mut self, _now: Instant, conn: ConnId) {
         self.out.over_budget.remove(&conn);
         if let Some(c) = self.conns.remove(&conn)
             && let ConnState::Joined(room) = c.state
+        {
+            self.leave(&room, &c.identity.user_id);
+        }
+    }
+
+    /// The socket was lost (no pong, a write that failed): as [`Hub::disconnect`], except
+    /// that a resumable member's place is held for [`Limits::resume_grace`]
+    /// ([resuming a session](#resuming-a-session)).
+    pub fn lost(&mut self, now: Instant, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn)
+            && let ConnState::Joined(room) = c.state
+            && !self.hold(now, conn, &room, &c.identity.user_id)
         {
             self.leave(&room, &c.identity.user_id);
         }
@@ -499,8 +568,13 @@ impl Hub {
             return;
         };
         match (&mut c.state, msg) {
-            (ConnState::Lobby(_), ClientMsg::Init { room_id, .. }) => {
-                self.join(now, conn, room_id);
+            (
+                ConnState::Lobby(_),
+                ClientMsg::Init {
+                    room_id, resume, ..
+                },
+            ) => {
+                self.join(now, conn, room_id, resume);
             }
             (ConnState::Lobby(pending), ClientMsg::Close) => pending.clear(),
             (ConnState::Lobby(pending), msg) => {
@@ -542,7 +616,7 @@ impl Hub {
         }
     }
 
-    fn join(&mut self, now: Instant, conn: ConnId, room_id: RoomId) {
+    fn join(&mut self, now: Instant, conn: ConnId, room_id: RoomId, resume: Option<ResumeToken>) {
         let Some(c) = self.conns.get(&conn) else {
             return;
         };
@@ -561,6 +635,11 @@ impl Hub {
             );
             return;
         }
+        if let Some(token) = &resume
+            && self.resume(now, conn, &room_id, &user, token)
+        {
+            return;
+        }
         // A second session under the same identity replaces the first.
         if let Some(old) = self
             .rooms
@@ -568,6 +647,8 @@ impl Hub {
             .and_then(|r| r.members.get(&user))
             .map(|m| m.conn)
         {
+            // A held member's kept frames go with it.
+            self.out.held.remove(&old);
             self.out.error(
                 old,
                 ErrorCode::DuplicateIdentity,
@@ -592,6 +673,9 @@ impl Hub {
             return;
         }
 
+        // Asked for (any `resume`, the empty request or a token that resumed nothing) and
+        // allowed: a fresh token.
+        let resume_token = resume.and(self.new_token());
         let room = self.rooms.entry(room_id.clone()).or_default();
         let others: Vec<UserId> = room.members.keys().cloned().collect();
         room.members.insert(
@@ -603,6 +687,8 @@ impl Hub {
                 surplus: 0,
                 links: IndexSet::new(),
                 orphans: Vec::new(),
+                resume: resume_token.clone(),
+                held_until: None,
             },
         );
         // The acknowledgement comes first, so the joiner knows it is in before any `accept`.
@@ -612,6 +698,8 @@ impl Hub {
             ServerMsg::Joined {
                 user_id: user.clone(),
                 ice_servers: None,
+                resume_token,
+                resumed: false,
             },
         );
         // One pre-made offer from every member present, or a place on its waiting list.
@@ -620,7 +708,12 @@ impl Hub {
         }
         self.out.stats.joins += 1;
         info!(conn = conn.0, %user, room = %room_id, "joined");
+        self.enter(now, conn, room_id);
+    }
 
+    /// `conn` is now the socket of a member of `room_id`: the frames it sent before `init` are
+    /// applied.
+    fn enter(&mut self, now: Instant, conn: ConnId, room_id: RoomId) {
         let pending = match self.conns.get_mut(&conn) {
             Some(c) => std::mem::replace(&mut c.state, ConnState::Joined(room_id)),
             None => return,
@@ -692,12 +785,13 @@ impl Hub {
     /// instead call [`Hub::handle_timeout`] on a tick (the server does, at a tenth of the
     /// limit).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.rooms
-            .values()
-            .flat_map(|r| r.members.values())
+        let members = || self.rooms.values().flat_map(|r| r.members.values());
+        let wait = members()
             .filter_map(|m| m.waiting.front().map(|(_, since)| *since))
             .min()
-            .map(|since| since + self.limits.max_offer_wait)
+            .map(|since| since + self.limits.max_offer_wait);
+        let hold = members().filter_map(|m| m.held_until).min();
+        wait.into_iter().chain(hold).min()
     }
 
     /// Ends every wait for an offer that has lasted [`Limits::max_offer_wait`]: the member that
@@ -706,6 +800,7 @@ impl Hub {
     /// if it ever comes, is kept as a pre-made one and replaces the member's next refill, so
     /// the pair still has exactly one link.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.end_holds(now);
         let max = self.limits.max_offer_wait;
         for room in self.rooms.values_mut() {
             let mut overdue = Vec::new();
@@ -1042,6 +1137,7 @@ impl Hub {
         let Some(me) = room.members.shift_remove(user) else {
             return;
         };
+        self.out.held.remove(&me.conn);
         for chunk in &me.chunks {
             room.ids.remove(&chunk.id);
         }

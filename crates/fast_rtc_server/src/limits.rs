@@ -61,6 +61,23 @@ pub struct Limits {
     pub join_burst: u32,
     /// Sustained `init`s per minute per identity, over all its sockets.
     pub joins_per_minute: u32,
+    /// How long the server keeps the place of a resumable member whose socket died without
+    /// `close` ([resuming a session](crate::hub#resuming-a-session)): its links, pending offers and identity stay
+    /// and frames for it are kept, until a new socket resumes it or this runs out (then it
+    /// leaves as if it had just gone). Default 25 s: a little above the swarm's restore
+    /// window (`SwarmConfig::restore_timeout`, 20 s), past which its peers close their links
+    /// to it anyway. Zero turns resumption off (no `resumeToken` is handed out).
+    pub resume_grace: Duration,
+    /// Members held for resumption at once in one room; a member whose socket dies past it
+    /// leaves at once, as without resumption.
+    pub max_held_per_room: usize,
+    /// Members held for resumption at once on the server.
+    pub max_held_members: usize,
+    /// Frames kept for one held member (relays, `accept`, `leaveSwarm`…); one more ends its
+    /// hold: it leaves when the server next looks (its resume then joins afresh).
+    pub max_held_frames: usize,
+    /// Bytes (JSON text) kept for one held member, bounded as `max_held_frames`.
+    pub max_held_bytes: usize,
 }
 
 impl Default for Limits {
@@ -83,6 +100,11 @@ impl Default for Limits {
             max_parked_bytes_per_member: 256 * 1024,
             join_burst: 20,
             joins_per_minute: 60,
+            resume_grace: Duration::from_secs(25),
+            max_held_per_room: 8,
+            max_held_members: 1024,
+            max_held_frames: 256,
+            max_held_bytes: 256 * 1024,
         }
     }
 }

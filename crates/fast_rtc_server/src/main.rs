@@ -153,6 +153,11 @@ struct ServeArgs {
     /// File holding the admin API's bearer secret (at least 32 bytes; not the token secret).
     #[arg(long, value_name = "PATH", requires = "admin_listen")]
     admin_secret_file: Option<PathBuf>,
+    /// Milliseconds the place of a resumable member whose socket died is kept for its resume
+    /// (its links and pending offers stay, frames for it are kept); 0 turns resumption off.
+    /// The default is a little above the swarm's 20 s restore window. Not in cluster mode.
+    #[arg(long, default_value_t = Limits::default().resume_grace.as_millis() as u64)]
+    resume_grace_ms: u64,
     /// Share rooms with other instances over this Redis or Valkey (`redis://HOST:PORT/DB`).
     /// Every instance of a cluster needs the same secret and the same Redis. Without it, this
     /// process holds every room itself.
@@ -291,6 +296,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
             max_parked_bytes_per_member: args.max_parked_bytes,
             join_burst: args.join_burst,
             joins_per_minute: args.joins_per_minute,
+            resume_grace: Duration::from_millis(args.resume_grace_ms),
             ..Limits::default()
         },
         connections: ConnectionLimits {

@@ -43,6 +43,8 @@ pub struct Metrics {
     joins: Counter,
     leaves: Counter,
     replaced: Counter,
+    held: Counter,
+    resumed: Counter,
     handouts: Family<FromLabel, Counter>,
     errors: Family<CodeLabel, Counter>,
     /// Upgrade requests refused (by reason: `missing_token`, `bad_token`, `expired_token`,
@@ -78,6 +80,8 @@ impl Metrics {
             joins: Counter::default(),
             leaves: Counter::default(),
             replaced: Counter::default(),
+            held: Counter::default(),
+            resumed: Counter::default(),
             handouts: Family::default(),
             errors: Family::default(),
             refused: Family::default(),
@@ -106,6 +110,16 @@ impl Metrics {
             "replaced",
             "Sessions replaced by a newer one with the same identity",
             m.replaced.clone(),
+        );
+        registry.register(
+            "held",
+            "Members whose socket was lost, held for a resume",
+            m.held.clone(),
+        );
+        registry.register(
+            "resumed",
+            "Held members whose session a new socket resumed",
+            m.resumed.clone(),
         );
         registry.register(
             "handouts",
@@ -194,6 +208,8 @@ impl Metrics {
         self.joins.inc_by(now.joins - last.joins);
         self.leaves.inc_by(now.leaves - last.leaves);
         self.replaced.inc_by(now.replaced - last.replaced);
+        self.held.inc_by(now.held - last.held);
+        self.resumed.inc_by(now.resumed - last.resumed);
         let from = |f: &str| FromLabel { from: f.to_owned() };
         self.handouts
             .get_or_create(&from("premade"))

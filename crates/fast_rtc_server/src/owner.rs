@@ -49,6 +49,10 @@ pub(crate) enum Event {
     },
     Disconnected {
         conn: ConnId,
+        /// Lost (no pong, a write that failed or timed out) rather than ended (a close frame,
+        /// the end of the stream, a read error): [`Hub::lost`] instead of
+        /// [`Hub::disconnect`].
+        abrupt: bool,
     },
     SyncMetrics(oneshot::Sender<()>),
     /// [`ServerHandle::room`](crate::ServerHandle::room).
@@ -126,9 +130,13 @@ pub(crate) async fn run(mut events: mpsc::Receiver<Event>, mut hub: Hub, metrics
             }
             Event::Text { conn, text } => hub.handle_text(now, conn, text.as_str()),
             Event::Binary { conn, len } => hub.handle_binary(now, conn, len),
-            Event::Disconnected { conn } => {
+            Event::Disconnected { conn, abrupt } => {
                 sockets.remove(&conn);
-                hub.disconnect(now, conn);
+                if abrupt {
+                    hub.lost(now, conn);
+                } else {
+                    hub.disconnect(now, conn);
+                }
             }
             Event::SyncMetrics(done) => {
                 metrics.sync(&hub);
@@ -187,4 +195,12 @@ fn drain(
             }
         }
     }
+}
+
+/// A resume token ([`Hub::enable_resumption`]): 128 random bits from rand's thread generator
+/// (a CSPRNG seeded by the OS), as hex.
+pub(crate) fn random_resume_token() -> fast_rtc_protocol::ResumeToken {
+    let bytes: [u8; 16] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    fast_rtc_protocol::ResumeToken::new(hex)
 }

@@ -337,7 +337,10 @@ impl<A: Authenticator> Server<A> {
                 ));
             }
             None => {
-                let hub = Hub::new(self.config.limits.clone());
+                // One hub owns every room here: members that ask may resume their session
+                // (the cluster's owners do not offer it).
+                let mut hub = Hub::new(self.config.limits.clone());
+                hub.enable_resumption(owner::random_resume_token);
                 tracker.spawn(owner::run(events_rx, hub, metrics.clone()));
             }
         }
@@ -629,6 +632,11 @@ async fn socket_task<A>(
     let mut ping = tokio::time::interval_at(tokio::time::Instant::from_std(now() + period), period);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_heard = now();
+    // Whether the socket was lost (no pong, a write that failed or timed out: a path that
+    // died) rather than ended (a close frame, the end of the stream or a read error, which is
+    // what a killed client's kernel causes): a resumable member is held only then
+    // (crate::hub#resuming-a-session).
+    let mut abrupt = false;
     // When to send fresh ICE servers (armed by `joined`, with TURN only).
     let mut ice_refresh: Option<tokio::time::Instant> = None;
     // The socket must join a room (`joined` written) by then, or it is closed.
@@ -647,7 +655,7 @@ async fn socket_task<A>(
                 let mut then_close = None;
                 loop {
                     match next {
-                        Some(Outbound::Msg(ServerMsg::Joined { user_id, .. })) => {
+                        Some(Outbound::Msg(ServerMsg::Joined { user_id, resume_token, resumed, .. })) => {
                             init_deadline = None;
                             let ice_servers =
                                 shared.ice.servers_for(&user, host.as_deref(), owner::wall_clock());
@@ -655,7 +663,7 @@ async fn socket_task<A>(
                                 .ice
                                 .refresh_every()
                                 .map(|every| tokio::time::Instant::from_std(now() + every));
-                            let msg = ServerMsg::Joined { user_id, ice_servers };
+                            let msg = ServerMsg::Joined { user_id, ice_servers, resume_token, resumed };
                             batch.push(Message::Text(encode(&msg).into()));
                         }
                         Some(Outbound::Msg(msg)) => batch.push(Message::Text(encode(&msg).into())),
@@ -665,6 +673,10 @@ async fn socket_task<A>(
                         }
                         Some(Outbound::Close(SocketCloseReason::Kicked)) => {
                             then_close = Some(Some((CLOSE_KICKED, "kicked")));
+                            break;
+                        }
+                        Some(Outbound::Close(SocketCloseReason::Resumed)) => {
+                            then_close = Some(Some((CLOSE_NORMAL, "resumed")));
                             break;
                         }
                         Some(Outbound::CloseWith(code, reason)) => {
@@ -688,9 +700,13 @@ async fn socket_task<A>(
                 let mut frames = futures_util::stream::iter(batch.into_iter().map(Ok));
                 match tokio::time::timeout(config.write_timeout, sink.send_all(&mut frames)).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(_)) => break None,
+                    Ok(Err(_)) => {
+                        abrupt = true;
+                        break None;
+                    }
                     Err(_) => {
                         shared.metrics.drop_socket("write_timeout");
+                        abrupt = true;
                         break None;
                     }
                 }
@@ -706,6 +722,9 @@ async fn socket_task<A>(
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => break None,
                     Some(Err(e)) => {
+                        // Not `abrupt`: a killed client's kernel ends its socket with a FIN
+                        // (an end without a closing handshake, an error here) or a reset:
+                        // it leaves at once, as before.
                         debug!(conn = conn.0, error = %e, "socket error");
                         shared.metrics.drop_socket("transport_error");
                         break None;
@@ -729,6 +748,7 @@ async fn socket_task<A>(
                 debug!(conn = conn.0, "fresh ICE servers sent");
                 let sent = tokio::time::timeout(config.write_timeout, sink.send(fresh)).await;
                 if !matches!(sent, Ok(Ok(()))) {
+                    abrupt = true;
                     break None;
                 }
             }
@@ -741,17 +761,22 @@ async fn socket_task<A>(
                 if now().saturating_duration_since(last_heard) >= period * 2 {
                     info!(conn = conn.0, "no pong for two ping intervals: dropping the socket");
                     shared.metrics.drop_socket("ping_timeout");
+                    abrupt = true;
                     break None;
                 }
                 let pinged = tokio::time::timeout(config.write_timeout, sink.send(Message::Ping(Default::default()))).await;
                 if !matches!(pinged, Ok(Ok(()))) {
+                    abrupt = true;
                     break None;
                 }
             }
         }
     };
     // The member leaves first; the closing handshake must not delay the others' `leaveSwarm`.
-    let _ = shared.events.send(Event::Disconnected { conn }).await;
+    let _ = shared
+        .events
+        .send(Event::Disconnected { conn, abrupt })
+        .await;
     let closing = async {
         match close {
             Some((code, reason)) => {

@@ -84,6 +84,7 @@ async fn member(server: &ServerHandle, tok: &str, offer: &str) -> Ws {
         &ClientMsg::Init {
             user_id: None,
             room_id: "r".into(),
+            resume: None,
         },
     )
     .await;

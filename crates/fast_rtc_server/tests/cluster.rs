@@ -60,6 +60,7 @@ impl Client {
         self.send(&ClientMsg::Init {
             user_id: None,
             room_id: room.into(),
+            resume: None,
         })
         .await;
     }
@@ -623,6 +624,7 @@ async fn ice_servers_are_minted_by_the_members_own_instance() {
             Ok(ServerMsg::Joined {
                 ice_servers: Some(servers),
                 user_id,
+                ..
             }) => {
                 assert_eq!(user_id.as_str(), "bob");
                 assert_eq!(

@@ -24,6 +24,7 @@ fn random_scripts_reach_joins_leaves_and_meshes() {
     use proptest::test_runner::{Config, RngSeed, TestRunner};
     use std::cell::Cell;
     let (joins, leaves, links) = (Cell::new(0), Cell::new(0), Cell::new(0));
+    let (held, resumed) = (Cell::new(0), Cell::new(0));
     let mut runner = TestRunner::new(Config {
         cases: 8000,
         rng_seed: RngSeed::Fixed(0x00fa_57c0),
@@ -36,6 +37,8 @@ fn random_scripts_reach_joins_leaves_and_meshes() {
             joins.set(joins.get() + stats.joins);
             leaves.set(leaves.get() + stats.leaves);
             links.set(links.get().max(most));
+            held.set(held.get() + stats.held);
+            resumed.set(resumed.get() + stats.resumed);
             Ok(())
         })
         .unwrap();
@@ -44,6 +47,10 @@ fn random_scripts_reach_joins_leaves_and_meshes() {
         joins > 1000 && leaves > 500 && links >= 2,
         "joins {joins}, leaves {leaves}, most links {links}"
     );
+    // Sessions held for a resume, and resumed (a script must present a token it was given).
+    let (held, resumed) = (held.get(), resumed.get());
+    println!("joins {joins}, leaves {leaves}, held {held}, resumed {resumed}");
+    assert!(held > 10 && resumed > 0, "held {held}, resumed {resumed}");
 }
 
 /// Inputs the fuzzer found interesting, kept as regression cases.

@@ -67,6 +67,7 @@ async fn init(ws: &mut Ws, room: &str) {
         &ClientMsg::Init {
             user_id: None,
             room_id: room.into(),
+            resume: None,
         },
     )
     .await;

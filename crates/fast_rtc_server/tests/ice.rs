@@ -76,6 +76,7 @@ async fn join(url: &str, sub: &str) -> Ws {
     ws.send(Message::text(encode(&ClientMsg::Init {
         user_id: None,
         room_id: "r".into(),
+        resume: None,
     })))
     .await
     .unwrap();
@@ -130,6 +131,7 @@ async fn joined_carries_the_servers_and_fresh_credentials_follow() {
     let Some(ServerMsg::Joined {
         user_id,
         ice_servers: Some(servers),
+        ..
     }) = next(&mut alice, Duration::from_secs(10)).await
     else {
         panic!("no joined with iceServers");

@@ -69,6 +69,7 @@ impl Client {
         self.send(&ClientMsg::Init {
             user_id: None,
             room_id: room.into(),
+            resume: None,
         })
         .await;
     }
@@ -151,6 +152,8 @@ async fn joined_is_the_first_frame_of_a_join() {
         ServerMsg::Joined {
             user_id: "alice".into(),
             ice_servers: None,
+            resume_token: None,
+            resumed: false,
         },
         "an empty room acknowledges the join under the token's identity"
     );
@@ -163,6 +166,8 @@ async fn joined_is_the_first_frame_of_a_join() {
         ServerMsg::Joined {
             user_id: "bob".into(),
             ice_servers: None,
+            resume_token: None,
+            resumed: false,
         }
     );
     assert!(matches!(bob.recv().await, ServerMsg::Accept { .. }));

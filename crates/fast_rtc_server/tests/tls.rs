@@ -75,6 +75,7 @@ async fn join(ws: &mut Wss, room: &str) {
     let init = ClientMsg::Init {
         user_id: None,
         room_id: room.into(),
+        resume: None,
     };
     ws.send(Message::text(encode(&init))).await.unwrap();
 }

@@ -4,10 +4,14 @@
 //! The client connects to `URL?token=TOKEN` with TCP_NODELAY (a member writes several small
 //! frames in a row; Nagle's algorithm would hold them for an ACK), joins, and pumps frames both
 //! ways. If the socket drops (or, natively, hears nothing for
-//! [`SwarmConfig::signaling_silence_timeout`]), live peer links stay up: the client reconnects
-//! with exponential backoff ([`ReconnectPolicy`](crate::ReconnectPolicy): 250 ms doubling to
-//! 8 s) and rejoins under the same identity (the token's); the swarm parks fresh offers and the
-//! links re-form underneath without the application seeing a close. The core decides when to
+//! [`SwarmConfig::signaling_silence_timeout`]; it pings the server every
+//! [`SwarmConfig::signaling_ping_interval`] so that a dead path shows), live peer links stay
+//! up: the client reconnects with exponential backoff ([`ReconnectPolicy`](crate::ReconnectPolicy):
+//! 250 ms doubling to 8 s) and resumes its session with the server's resume token
+//! ([`fast_rtc_swarm_core::swarm#resuming-the-signaling-session`]): the same member, links
+//! relayed and restarted as before. Where the server does not resume it, the client rejoins
+//! under the same identity (the token's); the swarm parks fresh offers and the links re-form
+//! underneath without the application seeing a close. The core decides when to
 //! retry and when to give up ([`fast_rtc_swarm_core::lifecycle`]): a refused token, a full or forbidden room,
 //! another session with this identity, or the retry budget spent end the swarm with a
 //! [`FailReason`](crate::FailReason), reported as [`SwarmEvent::Signaling`](crate::SwarmEvent::Signaling).
@@ -142,6 +146,7 @@ async fn pump(shared: &Shared, ws: &mut Socket) -> PumpEnd {
         Outgoing,
         Incoming(Option<Result<Frame, String>>),
         Silent(Duration),
+        Ping,
     }
     // Only where pings are visible: a quiet room is otherwise indistinguishable from a dead
     // socket.
@@ -151,7 +156,16 @@ async fn pump(shared: &Shared, ws: &mut Socket) -> PumpEnd {
         .config()
         .signaling_silence_timeout
         .filter(|_| SEES_PINGS);
+    // Ours to the server, so that a socket whose path died is found even when this member
+    // has nothing to send (where pings can be sent).
+    let ping_every = shared
+        .lock()
+        .swarm
+        .config()
+        .signaling_ping_interval
+        .filter(|_| SEES_PINGS);
     let mut last_heard = shared.clock.now();
+    let mut next_ping = ping_every.map(|every| last_heard + every);
     loop {
         // Send everything queued first.
         loop {
@@ -192,7 +206,16 @@ async fn pump(shared: &Shared, ws: &mut Socket) -> PumpEnd {
                 None => future::pending().await,
             }
         };
-        let wake = future::or(outgoing, future::or(incoming, silent)).await;
+        let ping = async {
+            match next_ping {
+                Some(at) => {
+                    shared.clock.sleep_until(at).await;
+                    PumpWake::Ping
+                }
+                None => future::pending().await,
+            }
+        };
+        let wake = future::or(outgoing, future::or(incoming, future::or(silent, ping))).await;
         if matches!(wake, PumpWake::Incoming(Some(Ok(_)))) {
             last_heard = shared.clock.now();
         }
@@ -214,6 +237,13 @@ async fn pump(shared: &Shared, ws: &mut Socket) -> PumpEnd {
             PumpWake::Incoming(None) => return PumpEnd::Lost("the socket ended".into()),
             PumpWake::Silent(limit) => {
                 return PumpEnd::Lost(format!("nothing from the server for {limit:?}"));
+            }
+            PumpWake::Ping => {
+                if let Err(e) = ws.ping().await {
+                    debug!(error = %e, "signaling socket error");
+                    return PumpEnd::Lost(e);
+                }
+                next_ping = ping_every.map(|every| shared.clock.now() + every);
             }
         }
     }

@@ -156,6 +156,16 @@ pub struct SwarmConfig {
     /// intervals and a margin. `None` turns it off. Native only: a browser hides WebSocket
     /// pings from the page, so there it is never applied.
     pub signaling_silence_timeout: Option<Duration>,
+    /// The built-in signaling client pings the server this often (a WebSocket ping), so a
+    /// socket whose path died (a NAT renumbered, Wi-Fi to cable: the server answers the ping
+    /// with a reset) is noticed within about this long even when this member has nothing to
+    /// send, and its session resumed while its links can still be restored. Default 5 s.
+    /// `None` turns it off. Native only: a browser cannot send WebSocket pings.
+    pub signaling_ping_interval: Option<Duration>,
+    /// Ask the signaling server for a resumable session, and resume it after the signaling
+    /// socket was lost ([`crate::swarm#resuming-the-signaling-session`]). Default on; a server
+    /// that does not offer it (the reference server, a cluster) is joined as before.
+    pub resume_session: bool,
     /// When the built-in signaling client asks the application for a fresh token: ahead of
     /// the token's expiry, and after the server refused it
     /// ([`crate::lifecycle#tokens`]).
@@ -210,6 +220,8 @@ impl SwarmConfig {
             ping_interval: Duration::from_secs(1),
             reconnect: ReconnectPolicy::default(),
             signaling_silence_timeout: Some(Duration::from_secs(35)),
+            signaling_ping_interval: Some(Duration::from_secs(5)),
+            resume_session: true,
             token: TokenPolicy::default(),
             restore_timeout: Duration::from_secs(20),
             handshake_retries: 3,

@@ -48,6 +48,8 @@
 //! core.handle_signal(now, ServerMsg::Joined {
 //!     user_id: "me".into(),
 //!     ice_servers: Some(vec![stun.clone()]),
+//!     resume_token: None,
+//!     resumed: false,
 //! });
 //! let outputs: Vec<_> = std::iter::from_fn(|| core.poll_output()).collect();
 //! assert!(outputs.iter().any(|o| matches!(

@@ -600,6 +600,8 @@ fn candidates_before_the_description_are_held_until_it_is_set() {
         ServerMsg::Joined {
             user_id: "me".into(),
             ice_servers: None,
+            resume_token: None,
+            resumed: false,
         },
     );
     let mut offer_id = None;
@@ -660,6 +662,8 @@ fn a_candidate_flood_is_capped_and_addresses_that_cannot_be_a_peer_are_refused()
         ServerMsg::Joined {
             user_id: "me".into(),
             ice_servers: None,
+            resume_token: None,
+            resumed: false,
         },
     );
     let mut offer_id = None;

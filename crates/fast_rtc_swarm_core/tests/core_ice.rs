@@ -30,6 +30,8 @@ fn joined(ice_servers: Option<Vec<IceServer>>) -> ServerMsg {
     ServerMsg::Joined {
         user_id: "me".into(),
         ice_servers,
+        resume_token: None,
+        resumed: false,
     }
 }
 

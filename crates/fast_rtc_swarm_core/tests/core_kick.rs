@@ -33,6 +33,8 @@ fn joined_with_links() -> (SwarmCore, Instant) {
         ServerMsg::Joined {
             user_id: "me".into(),
             ice_servers: None,
+            resume_token: None,
+            resumed: false,
         },
     );
     for (id, user) in [("x", "bob"), ("y", "carol")] {

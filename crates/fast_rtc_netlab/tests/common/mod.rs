@@ -15,10 +15,10 @@ use fast_rtc_testkit::coturn::{Coturn, CoturnAuth, CoturnOptions};
 use fast_rtc_testkit::server_bin::{self, ServerProcess};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -154,7 +154,7 @@ pub fn link_kind(ends: &[&End], lab: &Lab, relay_ip: Option<Ipv4Addr>) -> &'stat
     let nat_public = |ip: &Ipv4Addr| {
         lab.sites()
             .iter()
-            .any(|s| s.nat() != Nat::None && s.public_addr() == *ip)
+            .any(|s| s.nat() != Nat::None && (s.public_addr() == *ip || s.udp_public_addr() == *ip))
     };
     let host = |ip: &Ipv4Addr| lab.sites().iter().any(|s| s.addr() == *ip);
     let any_type = |t: &str| ends.iter().any(|e| e.local == t || e.remote == t);
@@ -222,24 +222,29 @@ pub fn turn_rest_credential(secret: &str, name: &str, ttl: Duration) -> (String,
 }
 
 /// A running member: its child and its events as they come (time of arrival, JSON).
-struct Member {
-    name: String,
+pub struct Member {
+    /// Its name (`m1`…), also its identity.
+    pub name: String,
     child: Child,
+    /// Its stdin (commands, with `--stdin`).
+    pub stdin: Option<ChildStdin>,
     started: Instant,
     events: Receiver<(Instant, Value)>,
-    seen: Vec<(Instant, Value)>,
+    /// What it reported so far (after [`drain`](Self::drain)), with the time it arrived.
+    pub seen: Vec<(Instant, Value)>,
     stderr: PathBuf,
 }
 
 impl Member {
     /// Takes what it reported so far.
-    fn drain(&mut self) {
+    pub fn drain(&mut self) {
         while let Ok(event) = self.events.try_recv() {
             self.seen.push(event);
         }
     }
 
-    fn opens(&self) -> impl Iterator<Item = &(Instant, Value)> {
+    /// Its `open` events.
+    pub fn opens(&self) -> impl Iterator<Item = &(Instant, Value)> {
         self.seen.iter().filter(|(_, e)| e["type"] == "open")
     }
 
@@ -251,6 +256,22 @@ impl Member {
             .filter(|(_, e)| e["type"] == "data" && e["text"] == ECHOED_HELLO)
             .count();
         self.opens().count() >= want && echoes >= want
+    }
+
+    /// Its events of type `kind`, with their arrival times.
+    pub fn events(&self, kind: &str) -> Vec<(Instant, &Value)> {
+        self.seen
+            .iter()
+            .filter(|(_, e)| e["type"] == kind)
+            .map(|(at, e)| (*at, e))
+            .collect()
+    }
+
+    /// Sends one command line (`--stdin`).
+    pub fn command(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("no stdin");
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
     }
 
     fn summary(&self) -> String {
@@ -279,6 +300,29 @@ impl Drop for Member {
 /// has a link to every other and got its hello back echoed. Panics with the members' events
 /// and logs otherwise.
 pub fn run(scenario: &Scenario) -> Outcome {
+    start(scenario, &[]).outcome()
+}
+
+/// A scenario under way ([`start`]): its lab, servers and members, for a test that acts on
+/// it (changes a site's address, reads more events) before its [`outcome`](Self::outcome).
+pub struct Running {
+    /// Its members, `m1…mN` in order (dropped, so killed, first).
+    pub members: Vec<Member>,
+    coturn: Option<Coturn>,
+    server: ServerProcess,
+    server_log: PathBuf,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The members' names.
+    pub names: Vec<String>,
+    /// The lab (dropped after the processes in it).
+    pub lab: Lab,
+    scratch: Scratch,
+}
+
+/// Starts `scenario` as [`run`] does, each member with `member_args` added to its command
+/// line, and waits until every member is linked to every other.
+pub fn start(scenario: &Scenario, member_args: &[String]) -> Running {
     let seed = seed();
     let mut builder = Lab::builder()
         .seed(seed)
@@ -366,13 +410,14 @@ pub fn run(scenario: &Scenario) -> Outcome {
                 ]
             }
         };
+        let args: Vec<String> = ice_args.iter().chain(member_args).cloned().collect();
         members.push(spawn_member(
             &scratch.0,
             site,
             name,
             server.url(),
             &secret_file,
-            &ice_args,
+            &args,
         ));
         if members.len() < names.len() {
             // The earlier members are in the room before the joiner comes.
@@ -402,58 +447,103 @@ pub fn run(scenario: &Scenario) -> Outcome {
             wan_summary(&lab, &names),
         );
     }
-    let joiner = members.last().unwrap();
-    let first_open = joiner.opens().map(|(at, _)| *at).min().unwrap();
-    let join = first_open - joiner.started;
-    let ends: Vec<End> = members
-        .iter()
-        .flat_map(|m| {
-            m.opens().map(|(_, e)| End {
-                member: m.name.clone(),
-                id: e["id"].as_str().unwrap_or("?").to_owned(),
-                local: e["local"].as_str().unwrap_or("none").to_owned(),
-                remote: e["remote"].as_str().unwrap_or("none").to_owned(),
-                local_addr: e["localAddr"].as_str().unwrap_or("?").to_owned(),
-                remote_addr: e["remoteAddr"].as_str().unwrap_or("?").to_owned(),
-            })
-        })
-        .collect();
-    let relay_ip = coturn.as_ref().map(|_| public_ip);
-    let mut ids: Vec<&String> = ends.iter().map(|e| &e.id).collect();
-    ids.sort();
-    ids.dedup();
-    let links = ids
-        .into_iter()
-        .map(|id| {
-            let both: Vec<&End> = ends.iter().filter(|e| &e.id == id).collect();
-            (id.clone(), link_kind(&both, &lab, relay_ip))
-        })
-        .collect();
-    let outcome = Outcome { join, ends, links };
-    println!(
-        "netlab: {}: join {} ms (joiner start -> first open), pairs: {}; WAN: {}",
-        scenario.name,
-        outcome.join.as_millis(),
-        outcome
-            .links
+    Running {
+        members,
+        coturn,
+        server,
+        server_log,
+        scenario: scenario.clone(),
+        names,
+        lab,
+        scratch,
+    }
+}
+
+impl Running {
+    /// The server's log so far.
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(&self.server_log).unwrap_or_default()
+    }
+
+    /// Every member's events and log, the server's log and the WAN's counters: what a failed
+    /// assertion shows.
+    pub fn report(&mut self) -> String {
+        self.members.iter_mut().for_each(Member::drain);
+        let logs: Vec<String> = self.members.iter().map(Member::summary).collect();
+        format!(
+            "{}\n== server:\n{}\n== WAN: {}",
+            logs.join("\n"),
+            self.server_log(),
+            wan_summary(&self.lab, &self.names)
+        )
+    }
+
+    /// The join time, each end's selected pair, each link's kind; printed as a `netlab:` line.
+    pub fn outcome(self) -> Outcome {
+        let Running {
+            members,
+            coturn,
+            server,
+            scenario,
+            names,
+            lab,
+            ..
+        } = self;
+        let public_ip = lab.site("server").unwrap().public_addr();
+        let joiner = members.last().unwrap();
+        let first_open = joiner.opens().map(|(at, _)| *at).min().unwrap();
+        let join = first_open - joiner.started;
+        let ends: Vec<End> = members
             .iter()
-            .map(|(id, kind)| {
-                let ends: Vec<String> = outcome
-                    .ends
-                    .iter()
-                    .filter(|e| &e.id == id)
-                    .map(End::describe)
-                    .collect();
-                format!("{kind} [{}]", ends.join("; "))
+            .flat_map(|m| {
+                m.opens().map(|(_, e)| End {
+                    member: m.name.clone(),
+                    id: e["id"].as_str().unwrap_or("?").to_owned(),
+                    local: e["local"].as_str().unwrap_or("none").to_owned(),
+                    remote: e["remote"].as_str().unwrap_or("none").to_owned(),
+                    local_addr: e["localAddr"].as_str().unwrap_or("?").to_owned(),
+                    remote_addr: e["remoteAddr"].as_str().unwrap_or("?").to_owned(),
+                })
             })
-            .collect::<Vec<_>>()
-            .join(", "),
-        wan_summary(&lab, &names),
-    );
-    drop(members);
-    drop(coturn);
-    drop(server);
-    outcome
+            .collect();
+        let relay_ip = coturn.as_ref().map(|_| public_ip);
+        let mut ids: Vec<&String> = ends.iter().map(|e| &e.id).collect();
+        ids.sort();
+        ids.dedup();
+        let links = ids
+            .into_iter()
+            .map(|id| {
+                let both: Vec<&End> = ends.iter().filter(|e| &e.id == id).collect();
+                (id.clone(), link_kind(&both, &lab, relay_ip))
+            })
+            .collect();
+        let outcome = Outcome { join, ends, links };
+        println!(
+            "netlab: {}: join {} ms (joiner start -> first open), pairs: {}; WAN: {}",
+            scenario.name,
+            outcome.join.as_millis(),
+            outcome
+                .links
+                .iter()
+                .map(|(id, kind)| {
+                    let ends: Vec<String> = outcome
+                        .ends
+                        .iter()
+                        .filter(|e| &e.id == id)
+                        .map(End::describe)
+                        .collect();
+                    format!("{kind} [{}]", ends.join("; "))
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            wan_summary(&lab, &names),
+        );
+        drop(members);
+        drop(coturn);
+        drop(server);
+        drop(lab);
+        outcome
+    }
 }
 
 /// The member-to-member links' counters.
@@ -509,11 +599,13 @@ fn spawn_member(
         .args(ice_args)
         .env("NO_COLOR", "1")
         .env("RUST_LOG", log_filter())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&stderr).unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
+    let stdin = child.stdin.take();
     let (tx, events) = sync_channel(1024);
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
@@ -529,6 +621,7 @@ fn spawn_member(
     Member {
         name: name.to_owned(),
         child,
+        stdin,
         started,
         events,
         seen: Vec::new(),

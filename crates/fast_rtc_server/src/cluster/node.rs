@@ -146,7 +146,7 @@ impl Node {
                 let actions = self.router.binary(conn, len);
                 self.pending.extend(actions);
             }
-            Event::Disconnected { conn } => {
+            Event::Disconnected { conn, .. } => {
                 self.sockets.remove(&conn);
                 let actions = self.router.disconnect(conn);
                 self.pending.extend(actions);
@@ -400,7 +400,10 @@ impl Node {
                     };
                     self.hub_conns.remove(&(peer.instance.clone(), peer.conn));
                     let output = match reason {
-                        SocketCloseReason::Replaced => MemberOutput::Replaced,
+                        // The cluster's hubs never enable resumption: no `Resumed` comes.
+                        SocketCloseReason::Replaced | SocketCloseReason::Resumed => {
+                            MemberOutput::Replaced
+                        }
                         // Never produced here: the node answers kicks `Unsupported` and never
                         // calls `Hub::kick`. Closing is what matters if it ever is.
                         SocketCloseReason::Kicked => MemberOutput::Replaced,

@@ -449,6 +449,8 @@ mod tests {
         let joined = ServerMsg::Joined {
             user_id: "alice".into(),
             ice_servers: None,
+            resume_token: None,
+            resumed: false,
         };
         assert_eq!(
             r.delivered(c, &joined),
@@ -468,6 +470,8 @@ mod tests {
             &ServerMsg::Joined {
                 user_id: "alice".into(),
                 ice_servers: None,
+                resume_token: None,
+                resumed: false,
             },
         );
         assert_eq!(

@@ -6,9 +6,11 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a harness asserts
 #![allow(clippy::disallowed_methods)] // picks the virtual clock's start
 
+use fast_rtc_protocol::{ResumeToken, ServerMsg};
 use fast_rtc_server::Limits;
 use fast_rtc_server::hub::{ConnId, Hub, Identity, Output, RoomGrant};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const USERS: [&str; 5] = ["ann", "ben", "cid", "dee", "eve"];
@@ -30,9 +32,14 @@ pub fn run(data: &[u8]) -> (fast_rtc_server::hub::Stats, usize) {
         frame_burst: 20,
         bytes_per_second: 4096,
         byte_burst: 2048,
+        max_held_per_room: 2,
+        max_held_frames: 4,
         ..Limits::default()
     };
     let mut hub = Hub::new(limits.clone());
+    hub.enable_resumption(counting_token);
+    // The resume tokens handed out so far (a script may present any of them).
+    let mut tokens: Vec<ResumeToken> = Vec::new();
     let mut now = Instant::now();
     let mut open: Vec<ConnId> = Vec::new();
     let mut next = 0u64;
@@ -63,7 +70,12 @@ pub fn run(data: &[u8]) -> (fast_rtc_server::hub::Stats, usize) {
             }
             1 => {
                 if let Some(c) = conn(&open) {
-                    hub.disconnect(now, c);
+                    // Ended or lost (a resumable member is then held).
+                    if arg & 0x01 == 0 {
+                        hub.disconnect(now, c);
+                    } else {
+                        hub.lost(now, c);
+                    }
                     open.retain(|o| *o != c);
                 }
             }
@@ -75,7 +87,18 @@ pub fn run(data: &[u8]) -> (fast_rtc_server::hub::Stats, usize) {
                 // Mostly one room, so meshes form; sometimes another, so rooms must stay apart.
                 let room = ROOMS[usize::from(sel & 0x07 == 0)];
                 let text = match op % 12 {
-                    3 => format!(r#"{{"type":"init","roomId":"{room}"}}"#),
+                    3 => {
+                        // Plain, asking for a resumable session, or presenting a token.
+                        let resume = match sel >> 6 {
+                            0 => String::new(),
+                            1 => RESUME_REQUEST.to_owned(),
+                            _ => tokens
+                                .get(usize::from(arg) % tokens.len().max(1))
+                                .map(|t| format!(r#","resume":"{}""#, t.expose()))
+                                .unwrap_or_default(),
+                        };
+                        format!(r#"{{"type":"init","roomId":"{room}"{resume}}}"#)
+                    }
                     4 => format!(r#"{{"type":"offer","id":"{id}","sdp":"o"}}"#),
                     5 => format!(r#"{{"type":"answer","id":"{id}","sdp":"a"}}"#),
                     6 => format!(
@@ -99,13 +122,31 @@ pub fn run(data: &[u8]) -> (fast_rtc_server::hub::Stats, usize) {
             }
         }
         while let Some(out) = hub.poll() {
-            if let Output::Close { conn, .. } = out {
-                open.retain(|o| *o != conn);
+            match out {
+                Output::Close { conn, .. } => open.retain(|o| *o != conn),
+                Output::Send {
+                    msg:
+                        ServerMsg::Joined {
+                            resume_token: Some(t),
+                            ..
+                        },
+                    ..
+                } => tokens.push(t),
+                Output::Send { .. } => {}
             }
         }
         most_links = most_links.max(check(&hub, &limits));
     }
     (hub.stats().clone(), most_links)
+}
+
+/// `init`'s field asking for a resumable session.
+const RESUME_REQUEST: &str = ",\"resume\":\"\"";
+
+/// Distinct resume tokens.
+fn counting_token() -> ResumeToken {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    ResumeToken::new(format!("{:032x}", NEXT.fetch_add(1, Ordering::Relaxed)))
 }
 
 /// Invariants that hold whatever the clients send. Returns the most links any member holds.
@@ -116,6 +157,7 @@ pub fn check(hub: &Hub, limits: &Limits) -> usize {
         let room = hub.room(room_id).expect("listed room exists");
         assert!(!room.members.is_empty(), "an empty room is removed");
         assert!(room.members.len() <= limits.max_members_per_room);
+        assert!(room.members.iter().filter(|m| m.held).count() <= limits.max_held_per_room);
         members += room.members.len();
         let present: HashSet<_> = room.members.iter().map(|m| m.user_id.clone()).collect();
         let mut ends: HashMap<_, Vec<_>> = HashMap::new();

@@ -129,6 +129,12 @@ impl Driver {
         self.drain();
     }
 
+    /// The socket is lost (an error, no pong), not ended.
+    pub fn lose(&mut self, conn: ConnId) {
+        self.hub.lost(self.now, conn);
+        self.drain();
+    }
+
     pub fn drain(&mut self) {
         while let Some(out) = self.hub.poll() {
             match out {

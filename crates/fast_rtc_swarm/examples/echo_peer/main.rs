@@ -25,6 +25,14 @@
 //! events, see `voice.rs`) and the peers' track changes (`track` events); `mute` and `unmute`
 //! on stdin mute and unmute it.
 //!
+//! For the network lab's outage tests (`crates/fast_rtc_netlab/tests/outage.rs`):
+//! `--stream-ms MS` sends a game-like stream on `fast` (reliable, ordered) to every open peer,
+//! `seq:1`, `seq:2`, … (one counter per peer, a number taken only by a send the swarm
+//! accepted, so the receiver must see every one exactly once and in order; `seq:` messages
+//! are not echoed), one every `MS` ms; with `--stdin`, the command `stop` ends the stream and
+//! prints a `streamed` event per peer with the last number sent. `restored` events name the
+//! selected pair after the restore (`local`, `remote`, `localAddr`, `remoteAddr`, as `open`).
+//!
 //! For TURN tests (`scripts/turn-test.sh`): `--ice-server URL` (repeatable) with
 //! `--ice-username`/`--ice-credential`, `--relay-only` (relay candidates only) and `--bind ADDR`
 //! (the local UDP address to bind instead of `127.0.0.1:0`).
@@ -39,16 +47,23 @@
 mod voice;
 
 use clap::Parser;
+use fast_rtc_protocol::UserId;
 use fast_rtc_swarm::{
     ChannelConfig, ChannelId, IceServer, IceTransportPolicy, NativeConfig, Payload, Signaling,
     SwarmConfig, SwarmEvent, SwarmHandle, TrackId, start,
 };
 use fast_rtc_testkit::routes::{self, RouteLayer};
 use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 use tracing_subscriber::prelude::*;
 
 const HELLO: &str = "hello from native";
 const ECHO: &str = "echo:";
+/// The prefix of the `--stream-ms` messages.
+const SEQ: &str = "seq:";
 
 #[derive(Parser)]
 struct Args {
@@ -88,6 +103,9 @@ struct Args {
     /// Local UDP address to bind (default `127.0.0.1:0`).
     #[arg(long)]
     bind: Option<std::net::SocketAddr>,
+    /// Send `seq:N` on `fast` to every open peer every this many milliseconds.
+    #[arg(long)]
+    stream_ms: Option<u64>,
     /// Play a sine of this frequency on the audio track `voice` (feature `voice`).
     #[cfg(feature = "voice")]
     #[arg(long)]
@@ -103,12 +121,17 @@ fn report(json: bool, event: Value, human: Option<String>) {
     }
 }
 
-/// Closes the swarm at the first `close` line on stdin, or at the end of stdin.
-fn close_on_stdin(swarm: SwarmHandle, voice: Option<TrackId>) {
+/// Closes the swarm at the first `close` line on stdin, or at the end of stdin; `stop` ends
+/// the stream.
+fn close_on_stdin(swarm: SwarmHandle, voice: Option<TrackId>, stream: Option<Arc<Stream>>) {
     std::thread::spawn(move || {
         for line in std::io::stdin().lines() {
             match line.as_deref().map(str::trim) {
                 Ok("close") | Err(_) => break,
+                Ok("stop") => match &stream {
+                    Some(stream) => stream.stop(),
+                    None => eprintln!("echo_peer: stop: no stream (--stream-ms)"),
+                },
                 Ok(command @ ("mute" | "unmute")) => match voice {
                     Some(track) => {
                         if let Err(e) = swarm.mute_track(track, command == "mute") {
@@ -124,8 +147,69 @@ fn close_on_stdin(swarm: SwarmHandle, voice: Option<TrackId>) {
     });
 }
 
+/// The `--stream-ms` stream: each open peer's next number.
+struct Stream {
+    peers: Mutex<Vec<(UserId, u64)>>,
+    stopped: AtomicBool,
+}
+
+impl Stream {
+    /// Sends to every open peer every `interval` until stopped.
+    fn start(swarm: SwarmHandle, interval: Duration) -> Arc<Stream> {
+        let stream = Arc::new(Stream {
+            peers: Mutex::new(Vec::new()),
+            stopped: AtomicBool::new(false),
+        });
+        let shared = stream.clone();
+        std::thread::spawn(move || {
+            while !shared.stopped.load(Ordering::SeqCst) && !swarm.is_closed() {
+                for (peer, next) in shared.lock().iter_mut() {
+                    let message = format!("{SEQ}{next}");
+                    // A refused send (a full buffer) takes no number: it is tried again.
+                    if swarm.send(peer, ChannelId::FAST, message).is_ok() {
+                        *next += 1;
+                    }
+                }
+                std::thread::sleep(interval);
+            }
+        });
+        stream
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(UserId, u64)>> {
+        self.peers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A peer opened: its stream starts at 1.
+    fn open(&self, peer: &UserId) {
+        let mut peers = self.lock();
+        if !peers.iter().any(|(p, _)| p == peer) {
+            peers.push((peer.clone(), 1));
+        }
+    }
+
+    /// A peer closed: nothing more to it.
+    fn close(&self, peer: &UserId) {
+        self.lock().retain(|(p, _)| p != peer);
+    }
+
+    /// Ends the stream and reports the last number sent to each peer.
+    fn stop(&self) {
+        let peers = self.lock();
+        self.stopped.store(true, Ordering::SeqCst);
+        for (peer, next) in peers.iter() {
+            let last = next - 1;
+            println!(
+                "{}",
+                json!({ "type": "streamed", "userId": peer.to_string(), "last": last })
+            );
+        }
+    }
+}
+
 fn echo_of(payload: Payload) -> Option<Payload> {
     match payload {
+        Payload::Text(t) if t.starts_with(SEQ) => None,
         Payload::Text(t) if !t.starts_with(ECHO) => Some(Payload::Text(format!("{ECHO}{t}"))),
         Payload::Binary(mut b) if !b.starts_with(ECHO.as_bytes()) => {
             b.splice(0..0, ECHO.bytes());
@@ -140,6 +224,23 @@ fn payload_json(payload: &Payload) -> Value {
         Payload::Text(t) => json!({ "text": t }),
         Payload::Binary(b) => json!({ "bytes": b }),
     }
+}
+
+/// The selected pair recorded for link `id` after the first `before` (ICE connected again
+/// after a restart), waiting for it up to a second: the backend records it while the swarm
+/// reports the restore.
+fn new_route(id: &str, before: usize) -> Option<routes::Route> {
+    // 100 looks, 10 ms apart.
+    for _ in 0..100 {
+        if routes::recorded(&[id.to_owned()]).len() > before {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    routes::recorded(&[id.to_owned()])
+        .into_iter()
+        .skip(before)
+        .last()
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -180,9 +281,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let (swarm, driver) = start(config, native, signaling)?;
     std::thread::spawn(move || futures_lite::future::block_on(driver));
+    let stream = args
+        .stream_ms
+        .map(|ms| Stream::start(swarm.clone(), Duration::from_millis(ms.max(1))));
     if args.stdin {
-        close_on_stdin(swarm.clone(), track);
+        close_on_stdin(swarm.clone(), track, stream.clone());
     }
+    // Per link, how many selected pairs were recorded when its path was lost.
+    let mut routes_at_outage: HashMap<String, usize> = HashMap::new();
     #[cfg(feature = "voice")]
     if let (Some(track), Some(hz)) = (track, args.tone) {
         voice::play(&swarm, track, hz)?;
@@ -227,6 +333,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         Some(format!("open {}{via}", peer.user_id)),
                     );
                     send(&peer.user_id, ChannelId::FAST, HELLO.into());
+                    if let Some(stream) = &stream {
+                        stream.open(&peer.user_id);
+                    }
                     if args.hello_binary {
                         send(&peer.user_id, ChannelId::FAST, HELLO.as_bytes().into());
                     }
@@ -248,6 +357,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     }
                 }
                 SwarmEvent::Close { peer, reason } => {
+                    if let Some(stream) = &stream {
+                        stream.close(&peer.user_id);
+                    }
                     report(
                         json,
                         json!({
@@ -282,25 +394,37 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     json!({ "type": "track", "userId": peer.to_string(), "state": "removed" }),
                     Some(format!("{peer} removed a track")),
                 ),
-                SwarmEvent::Interrupted { user_id, id } => report(
-                    json,
-                    json!({ "type": "interrupted", "userId": user_id.to_string(), "id": id.to_string() }),
-                    Some(format!("the path to {user_id} is lost: restoring it")),
-                ),
+                SwarmEvent::Interrupted { user_id, id } => {
+                    let recorded = routes::recorded(&[id.to_string()]).len();
+                    routes_at_outage.insert(id.to_string(), recorded);
+                    report(
+                        json,
+                        json!({ "type": "interrupted", "userId": user_id.to_string(), "id": id.to_string() }),
+                        Some(format!("the path to {user_id} is lost: restoring it")),
+                    )
+                }
                 SwarmEvent::Restored {
                     user_id,
                     id,
                     outage,
-                } => report(
-                    json,
-                    json!({
-                        "type": "restored",
-                        "userId": user_id.to_string(),
-                        "id": id.to_string(),
-                        "outageMs": outage.as_millis() as u64,
-                    }),
-                    Some(format!("the path to {user_id} is back after {outage:?}")),
-                ),
+                } => {
+                    let before = routes_at_outage.remove(&id.to_string()).unwrap_or(0);
+                    let route = new_route(&id.to_string(), before);
+                    report(
+                        json,
+                        json!({
+                            "type": "restored",
+                            "userId": user_id.to_string(),
+                            "id": id.to_string(),
+                            "outageMs": outage.as_millis() as u64,
+                            "local": route.as_ref().map(|r| &r.local),
+                            "remote": route.as_ref().map(|r| &r.remote),
+                            "localAddr": route.as_ref().map(|r| &r.local_addr),
+                            "remoteAddr": route.as_ref().map(|r| &r.remote_addr),
+                        }),
+                        Some(format!("the path to {user_id} is back after {outage:?}")),
+                    )
+                }
                 SwarmEvent::Signaling(state) => report(
                     json,
                     json!({ "type": "signaling", "state": format!("{state:?}") }),

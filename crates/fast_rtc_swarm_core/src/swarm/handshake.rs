@@ -69,6 +69,8 @@ impl SwarmCore {
             ServerMsg::Joined {
                 user_id,
                 ice_servers,
+                resume_token,
+                resumed,
             } => {
                 self.me = Some(user_id);
                 debug!(
@@ -76,6 +78,7 @@ impl SwarmCore {
                     "joined; ICE servers from the signaling server"
                 );
                 self.server_ice = ice_servers;
+                self.session_joined(resume_token, resumed);
                 let change = self.lifecycle.joined();
                 self.signaling_changed(change);
                 if std::mem::take(&mut self.offers_await_joined) {

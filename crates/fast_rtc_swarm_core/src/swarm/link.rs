@@ -82,6 +82,9 @@ pub(super) struct Outage {
     pub(super) next_restart: Option<Instant>,
     /// Whether a restart's offer waits for its answer (no other restart meanwhile).
     pub(super) awaiting_answer: bool,
+    /// How long past `next_restart` an unanswered restart is given up for lost (and made
+    /// again): the restart interval, so twice the interval after the restart.
+    pub(super) answer_wait: Duration,
 }
 
 impl Link {

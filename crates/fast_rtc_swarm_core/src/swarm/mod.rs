@@ -46,7 +46,9 @@
 //! signal of a live link; the answerer answers it on the same connection, so the DTLS
 //! session, the SCTP association, the channels, the tracks and the peer all stay. Only the
 //! offerer restarts (no glare); it restarts again every [`SwarmConfig::restart_interval`]
-//! once the previous restart was answered, until ICE is connected again
+//! once the previous restart was answered (or its answer is given up for lost, twice the
+//! interval after the restart: the offer or answer went down with a signaling socket that
+//! died), until ICE is connected again
 //! ([`SwarmEvent::Restored`]) or [`SwarmConfig::restore_timeout`] ran out (the link closes
 //! with [`CloseReason::RestoreTimeout`]). Reliable data sent meanwhile waits in SCTP and
 //! arrives in order after the restore. A peer that does not take restarts (the JavaScript
@@ -54,6 +56,23 @@
 //! is a remote the server said left the room (`leaveSwarm`), as soon as its path is lost:
 //! with its signaling gone it could not answer a restart (a killed process is reported
 //! closed within the ICE `disconnected` timeout, not the restore timeout).
+//!
+//! # Resuming the signaling session
+//!
+//! A network change that kills the peer path often kills the signaling socket too; a
+//! rejoin would be a new member to the server, whose peers get `leaveSwarm` and could no
+//! longer relay a restart. So, unless [`SwarmConfig::resume_session`] is off, `init` asks for
+//! a resumable session (`resume: ""`) and keeps the token of each `joined`; after a lost
+//! socket the next `init` presents it. If the server resumes the session (`joined` with
+//! `resumed`), this member is the same member to everyone: its parked offers, its links
+//! and their restarts go on, the frames the server kept for it follow, nothing is churned.
+//! If not (the grace ran out, a server without resumption), it is the rejoin of before:
+//! parked offers closed and made afresh, links re-formed. While the session is known lost
+//! ([`SignalingState::Reconnecting`]) restarts wait (their offer would be discarded with the
+//! old socket's queue) and go as soon as it is joined again. The built-in client also pings
+//! the server every [`SwarmConfig::signaling_ping_interval`] so that a dead socket is
+//! found while the links can still be restored (`fast_rtc_server`'s hub docs: "Resuming a
+//! session").
 //!
 //! # Handshake retries
 //!
@@ -86,6 +105,7 @@ mod kick;
 mod link;
 mod peer_events;
 mod restart;
+mod resume;
 mod retry;
 mod tracks;
 
@@ -99,7 +119,7 @@ use crate::control::Control;
 use crate::ice::IceSource;
 use crate::lifecycle::{Lifecycle, Next, SignalingState, Transport};
 use crate::media::TrackState;
-use fast_rtc_protocol::{ClientMsg, ConnectionId, UserId};
+use fast_rtc_protocol::{ClientMsg, ConnectionId, ResumeToken, UserId};
 use link::{Link, LinkState};
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -130,6 +150,11 @@ pub struct SwarmCore {
     offers_await_joined: bool,
     /// This member's identity, from the server's latest `joined` ([`kick`]).
     me: Option<UserId>,
+    /// The signaling session's resume token, from the latest `joined` ([`resume`]).
+    resume_token: Option<ResumeToken>,
+    /// A rejoin that tries to resume: whether the parked offers are stale is known at
+    /// `joined` (kept if it resumed, else closed and parked afresh).
+    parked_await_joined: bool,
     started: bool,
     closed: bool,
 }
@@ -150,6 +175,8 @@ impl SwarmCore {
             server_ice: None,
             offers_await_joined: false,
             me: None,
+            resume_token: None,
+            parked_await_joined: false,
             config,
             started: false,
             closed: false,
@@ -261,9 +288,16 @@ impl SwarmCore {
 
     /// When [`SwarmCore::handle_timeout`] must be called next, if ever.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let signaling_up = self.signaling_up();
         self.links
             .values()
-            .flat_map(|l| [l.deadline, l.next_ping, l.outage.map(|o| o.due())])
+            .flat_map(|l| {
+                [
+                    l.deadline,
+                    l.next_ping,
+                    l.outage.map(|o| o.due(signaling_up)),
+                ]
+            })
             .chain([self.lifecycle.poll_timeout(), self.next_retry()])
             .flatten()
             .min()
@@ -285,23 +319,22 @@ impl SwarmCore {
         }
         let change = self.lifecycle.started();
         self.signaling_changed(change);
+        let resume = self.init_resume();
+        let resuming = resume.as_ref().is_some_and(|t| !t.is_request());
         self.signal(ClientMsg::Init {
             user_id: None,
             room_id: self.config.room_id.clone(),
+            resume,
         });
         if self.started {
-            // A rejoin: the server forgot the offers parked with our old socket, so they can
-            // never be claimed. Close them and park fresh ones.
-            let stale: Vec<ConnectionId> = self
-                .links
-                .iter()
-                .filter(|(_, l)| l.state == LinkState::Parked)
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in stale {
-                self.links.remove(&id);
-                self.command(PeerCommand::Close { id });
+            if resuming {
+                // Kept if the server resumes the session (it kept them), else stale: `joined`
+                // says which.
+                self.parked_await_joined = true;
+                self.offers_await_joined = true;
+                return;
             }
+            self.close_parked();
         }
         self.started = true;
         if crate::ice::offers_wait_for_joined(&self.config.ice_servers) {
@@ -309,6 +342,21 @@ impl SwarmCore {
             self.offers_await_joined = true;
         } else {
             self.top_up_offers();
+        }
+    }
+
+    /// A rejoin: the server forgot the offers parked with our old socket, so they can never be
+    /// claimed. Closes them (fresh ones are parked next).
+    fn close_parked(&mut self) {
+        let stale: Vec<ConnectionId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.state == LinkState::Parked)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            self.links.remove(&id);
+            self.command(PeerCommand::Close { id });
         }
     }
 

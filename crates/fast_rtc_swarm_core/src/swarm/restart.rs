@@ -15,11 +15,17 @@ const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 impl Outage {
     /// When the core must act on this outage next: the offerer's next restart (not while one
-    /// waits for its answer), or the deadline.
-    pub(super) fn due(&self) -> Instant {
-        match self.next_restart {
-            Some(t) if !self.awaiting_answer => t.min(self.deadline),
-            _ => self.deadline,
+    /// waits for its answer, unless the answer is overdue; not while the signaling session is
+    /// down, `signaling_up` false: the offer would be thrown away with the old socket's
+    /// queue), or the deadline.
+    pub(super) fn due(&self, signaling_up: bool) -> Instant {
+        if !signaling_up {
+            return self.deadline;
+        }
+        match (self.next_restart, self.awaiting_answer) {
+            (Some(t), false) => t.min(self.deadline),
+            (Some(t), true) => (t + self.answer_wait).min(self.deadline),
+            (None, _) => self.deadline,
         }
     }
 }
@@ -51,6 +57,7 @@ impl SwarmCore {
                     deadline: now + restore_timeout,
                     next_restart: (l.role == Role::Offerer).then_some(now),
                     awaiting_answer: false,
+                    answer_wait: self.config.restart_interval.min(MAX_WAIT),
                 });
                 debug!(%id, ?state, "the link lost its path: restoring it");
                 if let Some(user_id) = l.remote.clone() {
@@ -94,13 +101,22 @@ impl SwarmCore {
     /// deadline passed.
     pub(super) fn restarts_due(&mut self, now: Instant) {
         let interval = self.config.restart_interval.min(MAX_WAIT);
+        // A restart's offer made while the signaling session is down would be discarded with
+        // the old socket's queue: the restarts wait for `joined` (the deadline does not).
+        let signaling_up = self.signaling_up();
         let mut restart = Vec::new();
         let mut expired = Vec::new();
         for (id, l) in &mut self.links {
             let Some(o) = l.outage.as_mut() else { continue };
             if o.deadline <= now {
                 expired.push(id.clone());
-            } else if !o.awaiting_answer && o.next_restart.is_some_and(|t| t <= now) {
+            } else if signaling_up
+                && o.next_restart.is_some_and(|t| {
+                    // An answer that has not come in twice the interval was lost with the
+                    // signaling socket it was sent on (or the offer was): restart again.
+                    t <= now && (!o.awaiting_answer || t + o.answer_wait <= now)
+                })
+            {
                 o.awaiting_answer = true;
                 o.next_restart = Some(now + interval);
                 restart.push(id.clone());

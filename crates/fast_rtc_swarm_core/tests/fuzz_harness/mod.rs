@@ -68,6 +68,8 @@ pub fn run(data: &[u8]) -> Reached {
         ServerMsg::Joined {
             user_id: UserId::from("me"),
             ice_servers: Some(vec![IceServer::stun("stun:127.0.0.1:3478")]),
+            resume_token: None,
+            resumed: false,
         },
     );
     drain(&mut swarm, &mut own, &mut reached);

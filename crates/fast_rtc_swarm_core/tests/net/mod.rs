@@ -120,6 +120,15 @@ impl Net {
         self.flush(i);
     }
 
+    /// Member `i`'s signaling socket is lost to a network change (the server sees an error or
+    /// no pong, not an end: a resumable member is held).
+    pub fn lose_signaling(&mut self, i: usize) {
+        self.members[i].signaling_up = false;
+        let conn = self.members[i].conn;
+        self.hub.lost(self.now, conn);
+        self.drain_hub();
+    }
+
     /// Member `i`'s signaling socket drops (its peer links stay).
     pub fn drop_signaling(&mut self, i: usize) {
         self.members[i].signaling_up = false;

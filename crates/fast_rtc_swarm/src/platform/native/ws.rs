@@ -61,6 +61,15 @@ impl Socket {
         self.0.flush().await.map_err(|e| e.to_string())
     }
 
+    /// Sends a WebSocket ping at once (a dead path answers with a reset: the next read
+    /// fails).
+    pub(crate) async fn ping(&mut self) -> Result<(), String> {
+        self.0
+            .send(Message::Ping(Default::default()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// The next frame; `None` once the socket has ended.
     pub(crate) async fn next(&mut self) -> Option<Result<Frame, String>> {
         Some(match self.0.next().await? {

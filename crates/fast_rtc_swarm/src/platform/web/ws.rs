@@ -110,6 +110,12 @@ impl Socket {
         Ok(())
     }
 
+    /// A page cannot send WebSocket pings: nothing (the pump never asks here, `SEES_PINGS`
+    /// being false).
+    pub(crate) async fn ping(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+
     /// The next frame; `None` once the socket has ended.
     pub(crate) async fn next(&mut self) -> Option<Result<Frame, String>> {
         self.inbox.recv().await.ok()
