@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Ice, Scenario, cone_stun_source, run, symmetric_turn_source};
+use common::{Ice, Scenario, TurnSource, cone_stun_source, run, symmetric_turn_source};
 use fast_rtc_netlab::{LinkSpec, Nat};
 use std::time::Duration;
 
@@ -35,6 +35,7 @@ fn no_nat_80ms_rtt_links_over_host_pairs() {
         link: WAN,
         ice: Ice::None,
         members: 2,
+        credential_ttl: None,
     });
     assert_kinds(&outcome, "host");
 }
@@ -48,6 +49,7 @@ fn no_nat_80ms_rtt_3_percent_loss_links_over_host_pairs() {
         link: WAN.with_loss(0.03),
         ice: Ice::None,
         members: 2,
+        credential_ttl: None,
     });
     assert_kinds(&outcome, "host");
 }
@@ -61,6 +63,7 @@ fn cone_nats_with_stun_link_over_server_reflexive_pairs() {
         link: WAN,
         ice: Ice::Stun(cone_stun_source()),
         members: 2,
+        credential_ttl: None,
     });
     assert_kinds(&outcome, "srflx");
 }
@@ -74,8 +77,32 @@ fn symmetric_nats_with_turn_link_over_relay_pairs() {
         link: WAN,
         ice: Ice::Turn(symmetric_turn_source()),
         members: 2,
+        credential_ttl: None,
     });
     assert_kinds(&outcome, "relay");
+}
+
+/// Behind symmetric NATs, with TURN credentials the server mints valid for 2 s only: three
+/// members join 4 s apart, so each earlier member's first credential has expired (coturn
+/// refuses it: see `fast_rtc_swarm`'s `e2e_server_ice.rs`) when the next one claims its new
+/// offer. Every link still forms through the relay: the swarm took the server's refreshed
+/// credentials (an `iceServers` frame at half their lifetime) for its new connections.
+#[test]
+#[ignore = "needs root (network namespaces, TUN, nftables): scripts/netlab-test.sh"]
+fn symmetric_nats_link_over_relays_with_refreshed_turn_credentials() {
+    let outcome = run(&Scenario {
+        name: "symmetric NATs, TURN credentials valid 2 s, members 4 s apart",
+        nat: Nat::Symmetric,
+        link: WAN,
+        ice: Ice::Turn(TurnSource::Server),
+        members: 3,
+        credential_ttl: Some(Duration::from_secs(2)),
+    });
+    assert_eq!(outcome.links.len(), 3, "three links: {outcome:?}");
+    assert!(
+        outcome.links.iter().all(|(_, k)| *k == "relay"),
+        "relay pairs: {outcome:?}"
+    );
 }
 
 /// Four members under 3 % loss each way on every link: every one of the six links must form.
@@ -91,6 +118,7 @@ fn four_members_under_3_percent_loss_link_every_pair() {
         link: WAN.with_loss(0.03),
         ice: Ice::None,
         members: 4,
+        credential_ttl: None,
     });
     assert_eq!(outcome.links.len(), 6, "six links: {outcome:?}");
     assert!(

@@ -80,6 +80,7 @@ fn outage(name: &'static str, change: Change, who: &str) {
         link: WAN,
         ice: Ice::Stun(cone_stun_source()),
         members: 2,
+        credential_ttl: None,
     };
     let args = ["--stream-ms", STREAM_MS, "--stdin"].map(String::from);
     let mut running = start(&scenario, &args);

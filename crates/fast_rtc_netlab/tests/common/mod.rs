@@ -98,6 +98,10 @@ pub struct Scenario {
     pub ice: Ice,
     /// Members (the first joins first; the last is the joiner whose join is timed).
     pub members: usize,
+    /// With TURN credentials from the server: their lifetime (`serve --turn-ttl`), and each
+    /// member after the first joins only twice this after the one before, once every earlier
+    /// member's first credential has expired (its new offers must use the refreshed ones).
+    pub credential_ttl: Option<Duration>,
 }
 
 /// One end of a link: the selected candidate pair, as the member reported it at `open`.
@@ -386,6 +390,9 @@ pub fn start(scenario: &Scenario, member_args: &[String]) -> Running {
             .args(["--turn", coturn.url()])
             .arg("--turn-secret-file")
             .arg(file);
+        if let Some(ttl) = scenario.credential_ttl {
+            serve.args(["--turn-ttl", &format!("{}ms", ttl.as_millis())]);
+        }
     }
     let server = ServerProcess::spawn(&mut serve).unwrap_or_else(|e| panic!("server: {e}"));
 
@@ -422,6 +429,9 @@ pub fn start(scenario: &Scenario, member_args: &[String]) -> Running {
         if members.len() < names.len() {
             // The earlier members are in the room before the joiner comes.
             wait_joined(members.last_mut().unwrap());
+            if let Some(ttl) = scenario.credential_ttl {
+                std::thread::sleep(ttl * 2);
+            }
         }
     }
 
