@@ -1,5 +1,5 @@
 //! Which remote ICE candidates a link takes: the decision behind
-//! [`SwarmFault::CandidateRefused`].
+//! [`SwarmFault::CandidateRefused`](crate::swarm::SwarmFault::CandidateRefused).
 //!
 //! Every candidate a remote signals makes the local ICE agent send connectivity checks (STUN
 //! binding requests, retransmitted) to the address it names. Without a bound, one member of a
@@ -50,8 +50,8 @@ pub enum Refusal {
 }
 
 /// The connection address of a candidate (an SDP `candidate:` attribute value, with or without
-/// `a=`): its fifth field (`candidate:<foundation> <component> <transport> <priority>
-/// <address> <port> typ …`). `None` if the line is too short.
+/// `a=`): its fifth field, after the foundation, component, transport and priority, before the
+/// port and `typ`. `None` if the line is too short.
 pub fn connection_address(candidate: &str) -> Option<&str> {
     candidate.split_ascii_whitespace().nth(4)
 }

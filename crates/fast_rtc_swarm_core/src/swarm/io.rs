@@ -333,7 +333,7 @@ pub enum SwarmFault {
         /// Whether the policy is relay-only.
         relay_only: bool,
     },
-    /// Messages to `peer` on `channel` were accepted by [`SwarmCore::send`] (it returned `Ok`)
+    /// Messages to `peer` on `channel` were accepted by [`SwarmCore::send`](crate::SwarmCore::send) (it returned `Ok`)
     /// and then lost: the channel closed while the link stayed up (with messages waiting for
     /// it to open, or handed to it), or the WebRTC stack refused them. Nothing is resent.
     #[error("{messages} message(s) to {peer} on channel {channel:?} lost: {error}")]
