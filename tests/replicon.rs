@@ -1,0 +1,271 @@
+//! bevy_replicon over the swarm (feature `replicon`): headless Bevy apps (MinimalPlugins) as
+//! members of one room over real WebRTC (webrtc-rs on 127.0.0.1) and a real signaling server.
+//! The member with the smallest identity hosts replicon's server; the others are its clients.
+//! Checked: spawn, insert, mutate, remove and despawn reach every client; server → client and
+//! client → server messages cross on their channels; a member that joins late gets the whole
+//! world as it is.
+#![cfg(feature = "replicon")]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
+#![allow(clippy::disallowed_methods)]
+
+mod signaling;
+
+use bevy::prelude::*;
+use bevy::state::app::StatesPlugin;
+use bevy_fast_rtc::prelude::*;
+use bevy_fast_rtc::replicon::{FastRtcRepliconPlugin, HostChanged, ReplicationHost, SwarmClient};
+use bevy_replicon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "replicon-tests-0123456789abcdef0123456789abcdef";
+
+/// A replicated value.
+#[derive(Component, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Pos(i32);
+
+/// A replicated marker, inserted and removed.
+#[derive(Component, Serialize, Deserialize, Clone, Copy, Debug, PartialEq)]
+struct Tag;
+
+/// Server → clients, on replicon's `Unordered` channel.
+#[derive(Message, Serialize, Deserialize, Clone, Copy, Debug)]
+struct Ping(u32);
+
+/// Client → server, on replicon's `Ordered` channel.
+#[derive(Message, Serialize, Deserialize, Clone, Copy, Debug)]
+struct Pong(u32);
+
+/// What an app saw.
+#[derive(Resource, Default)]
+struct Seen {
+    pings: Vec<u32>,
+    /// On the host: (sender, value).
+    pongs: Vec<(UserId, u32)>,
+    host_changes: Vec<HostChanged>,
+}
+
+fn record(
+    mut pings: MessageReader<Ping>,
+    mut pongs: MessageReader<FromClient<Pong>>,
+    mut changes: MessageReader<HostChanged>,
+    clients: Query<&SwarmClient>,
+    mut seen: ResMut<Seen>,
+) {
+    seen.pings.extend(pings.read().map(|p| p.0));
+    for p in pongs.read() {
+        let from = match p.client_id {
+            ClientId::Client(e) => clients.get(e).map(|c| c.peer.clone()).unwrap(),
+            ClientId::Server => UserId::from("(server)"),
+        };
+        seen.pongs.push((from, p.message.0));
+    }
+    seen.host_changes.extend(changes.read().cloned());
+}
+
+fn app(url: &str, name: &str) -> App {
+    let token = signaling::token(SECRET, name);
+    let plugin = FastRtcPlugin::new("replicon")
+        .with_signaling(url, token)
+        .with_native(NativeConfig::loopback());
+    let mut app = App::new();
+    app.add_plugins((MinimalPlugins, StatesPlugin, plugin, RepliconPlugins))
+        .add_plugins(FastRtcRepliconPlugin::default().with_settle(Duration::from_millis(1000)))
+        .replicate::<Pos>()
+        .replicate::<Tag>()
+        .add_server_message::<Ping>(Channel::Unordered)
+        .add_client_message::<Pong>(Channel::Ordered)
+        .init_resource::<Seen>()
+        .add_systems(Update, record);
+    app.finish();
+    app.cleanup();
+    app
+}
+
+/// Updates every app (about 200 times a second) until `done`.
+fn run_until(apps: &mut [App], timeout: Duration, mut done: impl FnMut(&mut [App]) -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !done(apps) {
+        assert!(Instant::now() < deadline, "timed out");
+        for a in apps.iter_mut() {
+            a.update();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn host_of(app: &App) -> Option<UserId> {
+    app.world().resource::<ReplicationHost>().host().cloned()
+}
+
+fn client_connected(app: &App) -> bool {
+    *app.world().resource::<State<ClientState>>().get() == ClientState::Connected
+}
+
+fn authorized_clients(app: &mut App) -> usize {
+    app.world_mut()
+        .query_filtered::<(), With<AuthorizedClient>>()
+        .iter(app.world())
+        .count()
+}
+
+/// The replicated state of an app: each entity's position and whether it is tagged.
+fn world_state(app: &mut App) -> BTreeSet<(Pos, bool)> {
+    app.world_mut()
+        .query::<(&Pos, Has<Tag>)>()
+        .iter(app.world())
+        .map(|(p, t)| (*p, t))
+        .collect()
+}
+
+/// `apps[0]` ("m0", the smallest identity) hosts; every other app is its connected,
+/// authorized client.
+fn settled(apps: &mut [App]) -> bool {
+    let n = apps.len();
+    let m0 = Some(UserId::from("m0"));
+    apps.iter().all(|a| host_of(a) == m0)
+        && apps[0].world().resource::<ReplicationHost>().is_host()
+        && apps[1..].iter().all(client_connected)
+        && authorized_clients(&mut apps[0]) == n - 1
+}
+
+fn members(url: &str, names: &[&str]) -> Vec<App> {
+    names.iter().map(|n| app(url, n)).collect()
+}
+
+#[test]
+fn spawn_insert_mutate_remove_despawn_and_messages_both_ways_with_three_members() {
+    let (rt, server) = signaling::signaling_server(SECRET);
+    let mut apps = members(&server.ws_url(), &["m0", "m1", "m2"]);
+    let started = Instant::now();
+    run_until(&mut apps, Duration::from_secs(20), settled);
+    println!("REPLICON 3 members settled in {:?}", started.elapsed());
+
+    // Spawn.
+    let e = apps[0].world_mut().spawn((Replicated, Pos(1))).id();
+    let want = |s: &[(Pos, bool)]| s.iter().copied().collect::<BTreeSet<_>>();
+    run_until(&mut apps, Duration::from_secs(5), |apps| {
+        apps[1..]
+            .iter_mut()
+            .all(|a| world_state(a) == want(&[(Pos(1), false)]))
+    });
+    // Insert, and mutate (mutations travel on the unreliable channel).
+    apps[0].world_mut().entity_mut(e).insert((Tag, Pos(2)));
+    run_until(&mut apps, Duration::from_secs(5), |apps| {
+        apps[1..]
+            .iter_mut()
+            .all(|a| world_state(a) == want(&[(Pos(2), true)]))
+    });
+    apps[0]
+        .world_mut()
+        .entity_mut(e)
+        .get_mut::<Pos>()
+        .unwrap()
+        .0 = 3;
+    run_until(&mut apps, Duration::from_secs(5), |apps| {
+        apps[1..]
+            .iter_mut()
+            .all(|a| world_state(a) == want(&[(Pos(3), true)]))
+    });
+    // Remove.
+    apps[0].world_mut().entity_mut(e).remove::<Tag>();
+    run_until(&mut apps, Duration::from_secs(5), |apps| {
+        apps[1..]
+            .iter_mut()
+            .all(|a| world_state(a) == want(&[(Pos(3), false)]))
+    });
+    // Despawn.
+    apps[0].world_mut().entity_mut(e).despawn();
+    run_until(&mut apps, Duration::from_secs(5), |apps| {
+        apps[1..].iter_mut().all(|a| world_state(a).is_empty())
+    });
+
+    // Server → clients (Unordered), to every client.
+    for v in [10, 11, 12] {
+        apps[0].world_mut().write_message(ToClients {
+            targets: SendTargets::CLIENTS_ONLY,
+            message: Ping(v),
+        });
+    }
+    run_until(&mut apps, Duration::from_secs(5), |apps| {
+        apps[1..].iter().all(|a| {
+            let mut p = a.world().resource::<Seen>().pings.clone();
+            p.sort_unstable();
+            p == [10, 11, 12]
+        })
+    });
+    // Clients → server (Ordered): in order, from the right sender.
+    for (i, a) in apps.iter_mut().enumerate().skip(1) {
+        for k in 0..3 {
+            a.world_mut().write_message(Pong(i as u32 * 100 + k));
+        }
+    }
+    run_until(&mut apps, Duration::from_secs(5), |apps| {
+        apps[0].world().resource::<Seen>().pongs.len() >= 6
+    });
+    let pongs = &apps[0].world().resource::<Seen>().pongs;
+    for (name, base) in [("m1", 100), ("m2", 200)] {
+        let from: Vec<u32> = pongs
+            .iter()
+            .filter(|(u, _)| u.as_str() == name)
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(from, [base, base + 1, base + 2], "{pongs:?}");
+    }
+    // The host saw no ping of its own (CLIENTS_ONLY), the clients no pong.
+    assert!(apps[0].world().resource::<Seen>().pings.is_empty());
+    for a in &apps[1..] {
+        assert!(a.world().resource::<Seen>().pongs.is_empty());
+        // One host, chosen once.
+        let changes = &a.world().resource::<Seen>().host_changes;
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(!changes[0].is_host);
+    }
+    // Statistics come from the links.
+    let stats = *apps[1].world().resource::<ClientStats>();
+    assert!(stats.rtt >= 0.0 && stats.rtt < 1.0, "{stats:?}");
+    rt.block_on(server.shutdown()).unwrap();
+}
+
+#[test]
+fn a_member_joining_late_gets_the_whole_world() {
+    let (rt, server) = signaling::signaling_server(SECRET);
+    let url = server.ws_url();
+    let mut apps = members(&url, &["m0", "m1"]);
+    run_until(&mut apps, Duration::from_secs(20), settled);
+    // The host builds a world and changes it before the late member arrives.
+    let ids: Vec<Entity> = (0..6)
+        .map(|i| apps[0].world_mut().spawn((Replicated, Pos(i))).id())
+        .collect();
+    apps[0].world_mut().entity_mut(ids[1]).insert(Tag);
+    apps[0]
+        .world_mut()
+        .entity_mut(ids[2])
+        .get_mut::<Pos>()
+        .unwrap()
+        .0 = 20;
+    apps[0].world_mut().entity_mut(ids[3]).despawn();
+    let host_world = world_state(&mut apps[0]);
+    assert_eq!(host_world.len(), 5);
+    run_until(&mut apps, Duration::from_secs(5), |apps| {
+        world_state(&mut apps[1]) == host_world
+    });
+
+    let joined = Instant::now();
+    apps.push(app(&url, "m2"));
+    run_until(&mut apps, Duration::from_secs(20), |apps| {
+        settled(apps) && world_state(&mut apps[2]) == host_world
+    });
+    println!(
+        "REPLICON late member had the world {:?} after starting",
+        joined.elapsed()
+    );
+    // And it follows later changes.
+    apps[0].world_mut().entity_mut(ids[0]).despawn();
+    let host_world = world_state(&mut apps[0]);
+    run_until(&mut apps, Duration::from_secs(5), |apps| {
+        apps[1..].iter_mut().all(|a| world_state(a) == host_world)
+    });
+    rt.block_on(server.shutdown()).unwrap();
+}
