@@ -3,7 +3,8 @@
 //! The member with the smallest identity hosts replicon's server; the others are its clients.
 //! Checked: spawn, insert, mutate, remove and despawn reach every client; server → client and
 //! client → server messages cross on their channels; a member that joins late gets the whole
-//! world as it is.
+//! world as it is; when the host leaves, the next one takes over with the world the members
+//! hold (same entities, last values, no respawn) and replication resumes.
 #![cfg(feature = "replicon")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)]
@@ -44,6 +45,9 @@ struct Seen {
     /// On the host: (sender, value).
     pongs: Vec<(UserId, u32)>,
     host_changes: Vec<HostChanged>,
+    /// `Pos` added to an entity / removed from one (a despawn counts): a respawn would show.
+    pos_added: usize,
+    pos_removed: usize,
 }
 
 fn record(
@@ -77,17 +81,36 @@ fn app(url: &str, name: &str) -> App {
         .add_server_message::<Ping>(Channel::Unordered)
         .add_client_message::<Pong>(Channel::Ordered)
         .init_resource::<Seen>()
-        .add_systems(Update, record);
+        .add_systems(Update, record)
+        .add_observer(|_: On<Add, Pos>, mut seen: ResMut<Seen>| seen.pos_added += 1)
+        .add_observer(|_: On<Remove, Pos>, mut seen: ResMut<Seen>| seen.pos_removed += 1);
     app.finish();
     app.cleanup();
     app
 }
 
 /// Updates every app (about 200 times a second) until `done`.
+#[track_caller]
 fn run_until(apps: &mut [App], timeout: Duration, mut done: impl FnMut(&mut [App]) -> bool) {
     let deadline = Instant::now() + timeout;
     while !done(apps) {
-        assert!(Instant::now() < deadline, "timed out");
+        if Instant::now() >= deadline {
+            for a in apps.iter_mut() {
+                let authorized = authorized_clients(a);
+                let world = world_state(a);
+                let swarm = a.world().resource::<Swarm>();
+                let peers: Vec<String> = swarm.peers().map(|(u, _)| u.to_string()).collect();
+                println!(
+                    "TIMEOUT {:?} state {:?} peers {peers:?} host {:?} server {:?} client {:?} authorized {authorized} world {world:?}",
+                    swarm.identity(),
+                    swarm.state(),
+                    host_of(a),
+                    a.world().resource::<State<ServerState>>().get(),
+                    a.world().resource::<State<ClientState>>().get(),
+                );
+            }
+            panic!("timed out");
+        }
         for a in apps.iter_mut() {
             a.update();
         }
@@ -267,5 +290,126 @@ fn a_member_joining_late_gets_the_whole_world() {
     run_until(&mut apps, Duration::from_secs(5), |apps| {
         apps[1..].iter_mut().all(|a| world_state(a) == host_world)
     });
+    rt.block_on(server.shutdown()).unwrap();
+}
+
+/// Each app's replicated entities, by id, with their state.
+fn entities(app: &mut App) -> Vec<(Entity, Pos, bool)> {
+    let mut v: Vec<_> = app
+        .world_mut()
+        .query::<(Entity, &Pos, Has<Tag>)>()
+        .iter(app.world())
+        .map(|(e, p, t)| (e, *p, t))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The host leaves: the member with the next smallest identity becomes replicon's server with
+/// the world it holds, the other reconnects its client to it; every survivor keeps the same
+/// entities (same ids, no respawn, no duplicate) with their last values, and replication
+/// resumes from the new host.
+#[test]
+fn the_host_leaves_and_the_next_member_takes_over_the_same_world() {
+    let (rt, server) = signaling::signaling_server(SECRET);
+    let mut apps = members(&server.ws_url(), &["m0", "m1", "m2"]);
+    run_until(&mut apps, Duration::from_secs(20), settled);
+    let ids: Vec<Entity> = (0..5)
+        .map(|i| apps[0].world_mut().spawn((Replicated, Pos(i))).id())
+        .collect();
+    apps[0].world_mut().entity_mut(ids[1]).insert(Tag);
+    let host_world = world_state(&mut apps[0]);
+    run_until(&mut apps, Duration::from_secs(5), |apps| {
+        apps[1..].iter_mut().all(|a| world_state(a) == host_world)
+    });
+    // Mutations just before the host leaves.
+    apps[0]
+        .world_mut()
+        .entity_mut(ids[2])
+        .get_mut::<Pos>()
+        .unwrap()
+        .0 = 22;
+    let host_world = world_state(&mut apps[0]);
+    run_until(&mut apps, Duration::from_secs(5), |apps| {
+        apps[1..].iter_mut().all(|a| world_state(a) == host_world)
+    });
+    let before: Vec<Vec<(Entity, Pos, bool)>> = apps[1..].iter_mut().map(entities).collect();
+    let added_before: Vec<usize> = apps[1..]
+        .iter()
+        .map(|a| a.world().resource::<Seen>().pos_added)
+        .collect();
+
+    // The host leaves the room.
+    let mut gone = apps.remove(0);
+    gone.world_mut().resource_mut::<Swarm>().disconnect();
+    gone.update();
+    let left = Instant::now();
+    drop(gone);
+    run_until(&mut apps, Duration::from_secs(20), |apps| {
+        apps[0].world().resource::<ReplicationHost>().is_host()
+            && host_of(&apps[1]) == Some(UserId::from("m1"))
+            && client_connected(&apps[1])
+            && authorized_clients(&mut apps[0]) == 1
+    });
+    println!(
+        "REPLICON new host serving {:?} after the old one left",
+        left.elapsed()
+    );
+    // The same entities, values and ids on both survivors; nothing respawned.
+    for (i, a) in apps.iter_mut().enumerate() {
+        assert_eq!(entities(a), before[i], "member m{}", i + 1);
+        assert_eq!(a.world().resource::<Seen>().pos_added, added_before[i]);
+        assert_eq!(a.world().resource::<Seen>().pos_removed, 0);
+        let changes = &a.world().resource::<Seen>().host_changes;
+        let last = changes.last().unwrap();
+        assert_eq!(last.old, Some(UserId::from("m0")));
+        assert_eq!(last.new, Some(UserId::from("m1")));
+        assert_eq!(last.is_host, i == 0);
+    }
+    // Replication resumes from the new host: a mutation, a spawn, a despawn.
+    let m1_ids: Vec<Entity> = before[0].iter().map(|(e, ..)| *e).collect();
+    apps[0]
+        .world_mut()
+        .entity_mut(m1_ids[0])
+        .get_mut::<Pos>()
+        .unwrap()
+        .0 = 100;
+    apps[0].world_mut().entity_mut(m1_ids[4]).despawn();
+    apps[0].world_mut().spawn((Replicated, Pos(7), Tag));
+    let resumed = Instant::now();
+    let host_world = world_state(&mut apps[0]);
+    assert_eq!(host_world.len(), 5);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while world_state(&mut apps[1]) != host_world && Instant::now() < deadline {
+        for a in apps.iter_mut() {
+            a.update();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if world_state(&mut apps[1]) != host_world {
+        for a in apps.iter_mut() {
+            let v: Vec<_> = a
+                .world_mut()
+                .query::<(Entity, &Pos, Has<Remote>, Has<Signature>, Has<Replicated>)>()
+                .iter(a.world())
+                .map(|(e, p, r, s, rep)| format!("{e} {p:?} remote={r} sig={s} rep={rep}"))
+                .collect();
+            println!("DUMP {v:?}");
+        }
+    }
+    assert_eq!(
+        world_state(&mut apps[1]),
+        host_world,
+        "the new host's world did not reach its client"
+    );
+    println!(
+        "REPLICON first changes from the new host replicated in {:?}",
+        resumed.elapsed()
+    );
+    // The despawned entity and the new one: one removal, one addition; no duplicate.
+    let seen = apps[1].world().resource::<Seen>();
+    assert_eq!(seen.pos_added, added_before[1] + 1);
+    assert_eq!(seen.pos_removed, 1);
+    assert_eq!(entities(&mut apps[1]).len(), 5);
     rt.block_on(server.shutdown()).unwrap();
 }

@@ -3,7 +3,7 @@
 use super::clients::{self, ClientEntities, Samples};
 use super::host::HostRule;
 use super::role::{self, DEFAULT_SETTLE, HostChanged, ReplicationHost};
-use super::transport::{self, SwarmChannels};
+use super::transport::{self, EarlyMessages, SwarmChannels};
 use crate::plugin::FastRtcSystems;
 use crate::session::Swarm;
 use bevy::prelude::*;
@@ -66,6 +66,7 @@ impl Plugin for FastRtcRepliconPlugin {
             ))
             .init_resource::<ClientEntities>()
             .init_resource::<Samples>()
+            .init_resource::<EarlyMessages>()
             .add_message::<HostChanged>()
             .configure_sets(
                 PreUpdate,
@@ -91,6 +92,10 @@ impl Plugin for FastRtcRepliconPlugin {
                 )
                     .chain()
                     .in_set(FastRtcRepliconSystems::Receive),
+            )
+            .add_systems(
+                PreUpdate,
+                role::resolve_carried_over.after(ClientSystems::Receive),
             )
             .add_systems(
                 PostUpdate,

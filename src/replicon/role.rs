@@ -4,7 +4,12 @@
 use super::host::HostRule;
 use crate::session::Swarm;
 use bevy::prelude::*;
-use bevy_replicon::prelude::{ClientState, ServerState};
+use bevy_replicon::client::ServerUpdateTick;
+use bevy_replicon::client::confirm_history::ConfirmHistory;
+use bevy_replicon::prelude::{
+    ClientState, Remote, Replicated, RepliconTick, ServerState, Signature,
+};
+use bevy_replicon::shared::server_entity_map::ServerEntityMap;
 use fast_rtc_protocol::UserId;
 use fast_rtc_swarm::SignalingState;
 use std::time::Duration;
@@ -79,11 +84,54 @@ pub struct HostChanged {
     pub is_host: bool,
 }
 
+/// The replicated world as this member holds it when the host changes: each replicated entity
+/// with its key, the old host's entity id (on the old host its own id; on a client the server
+/// entity replicon mapped it from). Every survivor computes the same key for the same entity.
+fn migration_keys(
+    was_host: bool,
+    map: &ServerEntityMap,
+    replicated: &Query<Entity, With<Replicated>>,
+) -> Vec<(Entity, u64)> {
+    if was_host {
+        replicated.iter().map(|e| (e, e.to_bits())).collect()
+    } else {
+        map.to_server()
+            .iter()
+            .map(|(local, server)| (*local, server.to_bits()))
+            .collect()
+    }
+}
+
+/// On an entity carried over from the old host until the new host's first replication says
+/// whether it still exists (it is then kept, or despawned: the new host never had it).
+#[derive(Component, Debug)]
+pub(crate) struct CarriedOver;
+
+/// Host migration, when this member leaves a host: every replicated entity gets a
+/// [`Signature`] of its key, so replicon's client maps the next host's entity onto the one it
+/// already has (no duplicate, no respawn). On the next host the keys go out with its server's
+/// first replication of each entity.
+fn carry_over(commands: &mut Commands, keys: Vec<(Entity, u64)>) {
+    for (entity, key) in keys {
+        if let Ok(mut e) = commands.get_entity(entity) {
+            // Signature registers its hash when added: replace it, not overwrite it. The
+            // confirmed ticks were the old server's; the next one counts its own.
+            e.try_remove::<(Signature, ConfirmHistory)>()
+                .try_insert((Signature::from_hash(key), CarriedOver));
+        }
+    }
+}
+
 /// Picks the host from the swarm and drives replicon's states: `ServerState::Running` on the
 /// host; on the others `ClientState::Connected` to the host (through `Disconnected` for one
-/// frame when the host changes, so replicon's client resets).
+/// frame when the host changes, so replicon's client resets). When the host changes, the
+/// world this member holds is carried over ([`carry_over`]).
 #[allow(clippy::too_many_arguments)] // one system, each parameter a state it drives
 pub(crate) fn decide(
+    mut commands: Commands,
+    entity_map: Res<ServerEntityMap>,
+    replicated: Query<Entity, With<Replicated>>,
+    remote: Query<Entity, With<Remote>>,
     swarm: Res<Swarm>,
     time: Res<Time<Real>>,
     mut host: ResMut<ReplicationHost>,
@@ -112,7 +160,19 @@ pub(crate) fn decide(
         _ => None,
     };
     if chosen != host.host {
+        let was_host = host.is_host();
         let old = std::mem::replace(&mut host.host, chosen.clone());
+        if old.is_some() {
+            let keys = migration_keys(was_host, &entity_map, &replicated);
+            tracing::info!(entities = keys.len(), "replicated world carried over");
+            carry_over(&mut commands, keys);
+        }
+        if host.is_host() && !was_host {
+            // What this member received becomes what its server sends.
+            for e in &remote {
+                commands.entity(e).try_insert(Replicated);
+            }
+        }
         tracing::info!(?old, new = ?chosen, "replicon host changed");
         changed.write(HostChanged {
             old,
@@ -142,6 +202,41 @@ pub(crate) fn decide(
                 host.connected_to = target;
                 next_client.set(ClientState::Connected);
             }
+        }
+    }
+}
+
+/// After host migration, on a client: once the new host's first replication is applied (every
+/// entity it has was mapped onto this member's through its signature), the carried-over
+/// entities it did not send are despawned (the old host's last spawns that never reached the
+/// new host). On the new host they are kept as they are.
+pub(crate) fn resolve_carried_over(
+    mut commands: Commands,
+    host: Res<ReplicationHost>,
+    client_state: Res<State<ClientState>>,
+    update_tick: Res<ServerUpdateTick>,
+    map: Res<ServerEntityMap>,
+    carried: Query<Entity, With<CarriedOver>>,
+) {
+    if carried.is_empty() {
+        return;
+    }
+    if host.is_host() {
+        for e in &carried {
+            commands.entity(e).try_remove::<CarriedOver>();
+        }
+        return;
+    }
+    let first_update = update_tick.is_changed() && **update_tick != RepliconTick::default();
+    if *client_state.get() != ClientState::Connected || !first_update {
+        return;
+    }
+    for e in &carried {
+        if map.to_server().contains_key(&e) {
+            commands.entity(e).try_remove::<CarriedOver>();
+        } else {
+            tracing::debug!(entity = %e, "carried-over entity the new host does not have");
+            commands.entity(e).try_despawn();
         }
     }
 }

@@ -6,11 +6,37 @@ use super::role::ReplicationHost;
 use super::wire::{self, Direction};
 use crate::messages::PeerData;
 use crate::session::Swarm;
+use bevy::platform::collections::HashMap;
 use bevy::prelude::*;
 use bevy_replicon::prelude::{
     Channel, ClientMessages, ClientState, RepliconChannels, ServerMessages,
 };
+use fast_rtc_protocol::UserId;
 use fast_rtc_swarm::{ChannelId, Payload};
+use std::collections::VecDeque;
+
+/// Client messages held per peer while this member is not the host: a client may pick this
+/// member a moment before this member does (its settle time, or a host's departure, reach the
+/// members at different moments); past it the oldest are dropped.
+pub const MAX_EARLY_MESSAGES: usize = 256;
+
+/// Client messages that arrived while this member was not the host, by sender, and the host
+/// they arrived under.
+#[derive(Resource, Default, Debug)]
+pub(crate) struct EarlyMessages {
+    held: HashMap<UserId, VecDeque<(usize, Vec<u8>)>>,
+    under: Option<UserId>,
+}
+
+impl EarlyMessages {
+    fn hold(&mut self, from: &UserId, channel: usize, message: &[u8]) {
+        let queue = self.held.entry(from.clone()).or_default();
+        if queue.len() >= MAX_EARLY_MESSAGES {
+            queue.pop_front();
+        }
+        queue.push_back((channel, message.to_vec()));
+    }
+}
 
 /// The swarm channels replicon's channels travel on, declared by
 /// [`FastRtcRepliconPlugin`](super::FastRtcRepliconPlugin).
@@ -47,6 +73,8 @@ impl SwarmChannels {
 #[allow(clippy::too_many_arguments)] // the backend contract's resources
 pub(crate) fn receive(
     mut data: MessageReader<PeerData>,
+    swarm: Res<Swarm>,
+    mut early: ResMut<EarlyMessages>,
     channels: Res<SwarmChannels>,
     replicon: Res<RepliconChannels>,
     host: Res<ReplicationHost>,
@@ -58,6 +86,27 @@ pub(crate) fn receive(
     let to_client = (*client_state.get() == ClientState::Connected)
         .then_some(host.connected_to.as_ref())
         .flatten();
+    // Held messages: delivered once this member hosts; dropped when the host changes to
+    // another member (they were sent for a role this member did not take), or their sender
+    // is gone.
+    if host.is_host() {
+        for (peer, held) in early.held.drain() {
+            let Some(&e) = clients.0.get(&peer) else {
+                continue;
+            };
+            for (channel, message) in held {
+                if channel < replicon.client_channels().len() {
+                    server.insert_received(e, channel, message);
+                }
+            }
+        }
+    } else if early.under.as_ref() != host.host() && host.host().is_some() {
+        early.held.clear();
+    }
+    early.under = host.host().cloned();
+    early
+        .held
+        .retain(|peer, _| swarm.peer_entity(peer).is_some());
     for d in data.read() {
         if !channels.carries(d.channel) {
             continue;
@@ -73,6 +122,7 @@ pub(crate) fn receive(
                     Some(&e) if channel < replicon.client_channels().len() => {
                         server.insert_received(e, channel, message.to_vec());
                     }
+                    _ if !host.is_host() => early.hold(&d.peer, channel, message),
                     _ => tracing::debug!(peer = %d.peer, channel, "client frame dropped"),
                 }
             }
