@@ -39,10 +39,37 @@
 //! so the links of its join have opened; until then it has no host. An app that knows better
 //! (a lobby's creator) sets [`HostRule::Fixed`] on every member.
 //!
-//! Limits of `LowestId`: a member that joins later with a smaller identity becomes the host,
-//! and a new host starts from its own world. Give identities that sort by arrival (or use
-//! `Fixed`) when members join a running game. Read [`ReplicationHost`] (`is_host`) and the
-//! [`HostChanged`] message to know who simulates.
+//! Limits of `LowestId`: a member that joins later with a smaller identity becomes the host
+//! (a migration to a member that holds only what it received so far: see below). Give
+//! identities that sort by arrival (or use `Fixed`) when members join a running game. Read
+//! [`ReplicationHost`] (`is_host`) and the [`HostChanged`] message to know who simulates.
+//!
+//! # Host migration
+//!
+//! When the host leaves (or its link closes), every survivor picks the next host by the same
+//! rule, and the match goes on:
+//!
+//! - each survivor signs every replicated entity it holds with the old host's entity id for
+//!   it (replicon's `Signature`, a hash every survivor computes alike); the next host's
+//!   server sends the signatures with its first replication, so each client maps the new
+//!   host's entities onto the ones it already has: the same entities, their components
+//!   overwritten with the new host's last values, no despawn, no respawn, no duplicate;
+//! - the new host makes what it received `Replicated` and runs replicon's server; the others
+//!   reconnect their replicon client to it (`ClientState` goes `Disconnected` for one frame);
+//! - a client despawns, after the new host's first replication, the carried-over entities the
+//!   new host did not have (the old host's last spawns that reached some members only);
+//! - [`HostChanged`] `{ old, new, is_host }` tells the game, which rebuilds its server-only
+//!   state on the new host.
+//!
+//! What a game must make replicable to survive a migration: everything the next host needs to
+//! simulate on (components registered with `replicate`); resources, server-only components,
+//! timers and the old host's pending events are not carried over, and neither are entities
+//! replicated to some clients only (visibility). Changes the old host made in its last moments
+//! and did not get to the new host are lost (the new host's values win everywhere). The
+//! replicon tick restarts on the new host. Measured on loopback (`tests/replicon.rs`): the new
+//! host serves its clients 25 to 60 ms after the old one leaves the room, and its first change
+//! reaches them 10 to 25 ms later. A host whose process dies without leaving is noticed when
+//! its links close (ICE failure, then the swarm's `restore_timeout`, 20 s by default).
 //!
 //! # The backend contract, as carried out here
 //!
@@ -72,8 +99,10 @@
 //!   and its byte counters (rates over one-second windows); packet loss is not measured.
 //!
 //! The files: `host.rs` ([`HostRule`], pure), `wire.rs` (the header, pure), `role.rs` (the
-//! host and replicon's states), `clients.rs` (client entities, stats, disconnects),
-//! `transport.rs` (messages in and out), `plugin.rs` ([`FastRtcRepliconPlugin`]).
+//! host, replicon's states and migration), `clients.rs` (client entities, stats,
+//! disconnects), `transport.rs` (messages in and out; client messages that reach a member
+//! before it takes the host's role are held, [`MAX_EARLY_MESSAGES`] per peer, and delivered
+//! once it does), `plugin.rs` ([`FastRtcRepliconPlugin`]).
 
 mod clients;
 mod host;
@@ -86,7 +115,7 @@ pub use clients::{SwarmClient, UNRELIABLE_PACKET_SIZE, network_id};
 pub use host::HostRule;
 pub use plugin::{FastRtcRepliconPlugin, FastRtcRepliconSystems};
 pub use role::{DEFAULT_SETTLE, HostChanged, ReplicationHost};
-pub use transport::SwarmChannels;
+pub use transport::{MAX_EARLY_MESSAGES, SwarmChannels};
 pub use wire::MAX_CHANNELS;
 
 /// The bevy_replicon this backend is built for (use it to keep the versions in step).
