@@ -413,3 +413,134 @@ fn the_host_leaves_and_the_next_member_takes_over_the_same_world() {
     assert_eq!(entities(&mut apps[1]).len(), 5);
     rt.block_on(server.shutdown()).unwrap();
 }
+
+/// How the host goes away.
+#[derive(Clone, Copy, Debug)]
+enum Loss {
+    /// It leaves the room.
+    Leaves,
+    /// Its links fail: every peer's link to it closes (it stays in the room, alone).
+    LinksClosed,
+}
+
+/// Four members; the host spawns and mutates entities every frame and goes away in the middle
+/// of that burst. The three survivors end with one world: the same values, no duplicate, the
+/// entities they held kept (same ids) unless the new host never had them; and the new host's
+/// changes reach every survivor.
+fn migration_during_a_burst(loss: Loss) {
+    let (rt, server) = signaling::signaling_server(SECRET);
+    let mut apps = members(&server.ws_url(), &["m0", "m1", "m2", "m3"]);
+    run_until(&mut apps, Duration::from_secs(20), settled);
+    let mut ids: Vec<Entity> = (0..20)
+        .map(|i| apps[0].world_mut().spawn((Replicated, Pos(i * 1000))).id())
+        .collect();
+    let host_world = world_state(&mut apps[0]);
+    run_until(&mut apps, Duration::from_secs(5), |apps| {
+        apps[1..].iter_mut().all(|a| world_state(a) == host_world)
+    });
+    // The burst: every frame each entity moves and one more is spawned; the host goes away
+    // at frame 10 of it.
+    let mut gone = None;
+    for frame in 0..20 {
+        if frame == 10 {
+            let mut host = apps.remove(0);
+            match loss {
+                Loss::Leaves => host.world_mut().resource_mut::<Swarm>().disconnect(),
+                Loss::LinksClosed => {
+                    let mut swarm = host.world_mut().resource_mut::<Swarm>();
+                    for peer in ["m1", "m2", "m3"] {
+                        assert!(swarm.kick(&UserId::from(peer)));
+                    }
+                }
+            }
+            host.update();
+            gone = Some((host, Instant::now()));
+        }
+        if gone.is_none() {
+            let world = apps[0].world_mut();
+            for &e in &ids {
+                world.entity_mut(e).get_mut::<Pos>().unwrap().0 += 1;
+            }
+            ids.push(world.spawn((Replicated, Pos(100_000 + frame * 1000))).id());
+        }
+        for a in apps.iter_mut() {
+            a.update();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (old_host, left) = gone.unwrap();
+    let before: Vec<BTreeSet<Entity>> = apps
+        .iter_mut()
+        .map(|a| entities(a).into_iter().map(|(e, ..)| e).collect())
+        .collect();
+    let counts_before: Vec<(usize, usize)> = apps
+        .iter()
+        .map(|a| {
+            let seen = a.world().resource::<Seen>();
+            (seen.pos_added, seen.pos_removed)
+        })
+        .collect();
+    run_until(&mut apps, Duration::from_secs(30), |apps| {
+        apps[0].world().resource::<ReplicationHost>().is_host()
+            && apps[1..]
+                .iter()
+                .all(|a| host_of(a) == Some(UserId::from("m1")) && client_connected(a))
+            && authorized_clients(&mut apps[0]) == 2
+    });
+    let gap = left.elapsed();
+    // One world everywhere, and the new host's changes reach it.
+    let new_host_entities: Vec<Entity> = entities(&mut apps[0]).iter().map(|(e, ..)| *e).collect();
+    for &e in &new_host_entities {
+        apps[0]
+            .world_mut()
+            .entity_mut(e)
+            .get_mut::<Pos>()
+            .unwrap()
+            .0 += 7;
+    }
+    let host_world = world_state(&mut apps[0]);
+    run_until(&mut apps, Duration::from_secs(10), |apps| {
+        apps[1..].iter_mut().all(|a| world_state(a) == host_world)
+    });
+    println!(
+        "REPLICON {loss:?} during a burst, 4 members: new host serving after {gap:?}, {} entities, every survivor in step after {:?}",
+        host_world.len(),
+        left.elapsed()
+    );
+    for (i, a) in apps.iter_mut().enumerate() {
+        let now: BTreeSet<Entity> = entities(a).into_iter().map(|(e, ..)| e).collect();
+        // No duplicate: as many entities as the new host has.
+        assert_eq!(now.len(), host_world.len(), "member m{}", i + 1);
+        // The 20 entities every member held before the burst are the same entities now.
+        let kept = now.intersection(&before[i]).count();
+        assert!(kept >= 20, "member m{}: {kept} kept", i + 1);
+        // Nothing was respawned: `Pos` was added once to each new entity and removed once
+        // from each vanished one (an entity only some members had), never to a kept one.
+        let seen = a.world().resource::<Seen>();
+        let (added, removed) = counts_before[i];
+        assert_eq!(
+            seen.pos_added - added,
+            now.len() - kept,
+            "member m{}",
+            i + 1
+        );
+        assert_eq!(
+            seen.pos_removed - removed,
+            before[i].len() - kept,
+            "member m{}",
+            i + 1
+        );
+    }
+    drop(old_host);
+    rt.block_on(server.shutdown()).unwrap();
+}
+
+#[test]
+fn the_host_leaves_during_a_burst_of_changes_with_four_members() {
+    migration_during_a_burst(Loss::Leaves);
+}
+
+#[test]
+fn the_hosts_links_fail_during_a_burst_of_changes_with_four_members() {
+    migration_during_a_burst(Loss::LinksClosed);
+}
