@@ -544,3 +544,42 @@ fn the_host_leaves_during_a_burst_of_changes_with_four_members() {
 fn the_hosts_links_fail_during_a_burst_of_changes_with_four_members() {
     migration_during_a_burst(Loss::LinksClosed);
 }
+
+/// Replicon's `DisconnectRequest` on the host: the client's link is closed at both ends and
+/// its client entity goes; no client entity comes back for it while the link closes.
+#[test]
+fn a_disconnect_request_closes_the_clients_link() {
+    let (rt, server) = signaling::signaling_server(SECRET);
+    let mut apps = members(&server.ws_url(), &["m0", "m1"]);
+    run_until(&mut apps, Duration::from_secs(20), settled);
+    let client = apps[0]
+        .world_mut()
+        .query_filtered::<Entity, With<ConnectedClient>>()
+        .single(apps[0].world())
+        .unwrap();
+    apps[0]
+        .world_mut()
+        .write_message(DisconnectRequest { client });
+    // The frame that carries the request out.
+    for a in &mut apps {
+        a.update();
+    }
+    let mut clients_seen = 0;
+    run_until(&mut apps, Duration::from_secs(10), |apps| {
+        clients_seen = clients_seen.max(
+            apps[0]
+                .world_mut()
+                .query_filtered::<(), With<ConnectedClient>>()
+                .iter(apps[0].world())
+                .count(),
+        );
+        apps.iter()
+            .all(|a| a.world().resource::<Swarm>().peer_count() == 0)
+    });
+    assert_eq!(clients_seen, 0, "a client entity came back");
+    assert!(apps[0].world().get_entity(client).is_err());
+    // Alone, m1 hosts itself.
+    assert!(!client_connected(&apps[1]));
+    assert!(apps[1].world().resource::<ReplicationHost>().is_host());
+    rt.block_on(server.shutdown()).unwrap();
+}

@@ -4,7 +4,7 @@
 
 use super::role::ReplicationHost;
 use crate::session::{Peer, Swarm};
-use bevy::platform::collections::HashMap;
+use bevy::platform::collections::{HashMap, HashSet};
 use bevy::prelude::*;
 use bevy_replicon::prelude::{
     ClientStats, ConnectedClient, ConnectedClientStats, DisconnectRequest,
@@ -27,9 +27,13 @@ pub struct SwarmClient {
     pub peer: UserId,
 }
 
-/// The host's client entities, by peer.
+/// The host's client entities, by peer, and the peers disconnected on replicon's request
+/// whose link is still closing (no client entity for them again).
 #[derive(Resource, Default, Debug)]
-pub(crate) struct ClientEntities(pub(crate) HashMap<UserId, Entity>);
+pub(crate) struct ClientEntities {
+    pub(crate) by_peer: HashMap<UserId, Entity>,
+    kicked: HashSet<UserId>,
+}
 
 /// A stable 64-bit id for `user` (FNV-1a of its bytes): replicon's [`NetworkId`], the same for
 /// a member across reconnects and on every host.
@@ -52,7 +56,10 @@ pub(crate) fn sync(
     live: Query<(), With<SwarmClient>>,
 ) {
     let hosting = host.is_host();
-    clients.0.retain(|peer, entity| {
+    clients
+        .kicked
+        .retain(|peer| swarm.peer_entity(peer).is_some());
+    clients.by_peer.retain(|peer, entity| {
         let keep = hosting && swarm.peer_entity(peer).is_some() && live.contains(*entity);
         if !keep && live.contains(*entity) {
             commands.entity(*entity).try_despawn();
@@ -63,7 +70,7 @@ pub(crate) fn sync(
         return;
     }
     for (peer, _) in swarm.peers() {
-        if !clients.0.contains_key(peer) {
+        if !clients.by_peer.contains_key(peer) && !clients.kicked.contains(peer) {
             let entity = commands
                 .spawn((
                     ConnectedClient {
@@ -74,7 +81,7 @@ pub(crate) fn sync(
                 ))
                 .id();
             tracing::debug!(%peer, %entity, "replicon client connected");
-            clients.0.insert(peer.clone(), entity);
+            clients.by_peer.insert(peer.clone(), entity);
         }
     }
 }
@@ -167,7 +174,8 @@ pub(crate) fn disconnect(
         };
         tracing::info!(peer = %client.peer, "replicon asked to disconnect a client");
         swarm.kick(&client.peer);
-        map.0.remove(&client.peer);
+        map.by_peer.remove(&client.peer);
+        map.kicked.insert(client.peer.clone());
         commands.entity(request.client).try_despawn();
     }
 }

@@ -41,8 +41,11 @@
 //!
 //! Limits of `LowestId`: a member that joins later with a smaller identity becomes the host
 //! (a migration to a member that holds only what it received so far: see below). Give
-//! identities that sort by arrival (or use `Fixed`) when members join a running game. Read
-//! [`ReplicationHost`] (`is_host`) and the [`HostChanged`] message to know who simulates.
+//! identities that sort by arrival (or use `Fixed`) when members join a running game. The rule
+//! assumes a full mesh: a member that lost its link to the host while the others kept theirs
+//! (a partial partition, a [`Swarm::kick`](crate::Swarm::kick)) picks another host and stays
+//! unserved until the mesh is whole again. Read [`ReplicationHost`] (`is_host`) and the
+//! [`HostChanged`] message to know who simulates.
 //!
 //! # Host migration
 //!

@@ -91,7 +91,7 @@ pub(crate) fn receive(
     // is gone.
     if host.is_host() {
         for (peer, held) in early.held.drain() {
-            let Some(&e) = clients.0.get(&peer) else {
+            let Some(&e) = clients.by_peer.get(&peer) else {
                 continue;
             };
             for (channel, message) in held {
@@ -117,7 +117,7 @@ pub(crate) fn receive(
         };
         match direction {
             Direction::ToServer => {
-                let entity = clients.0.get(&d.peer).filter(|_| host.is_host());
+                let entity = clients.by_peer.get(&d.peer).filter(|_| host.is_host());
                 match entity {
                     Some(&e) if channel < replicon.client_channels().len() => {
                         server.insert_received(e, channel, message.to_vec());
