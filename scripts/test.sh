@@ -26,7 +26,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked --features bevy_fast_rtc/ggrs,bevy_fast_rtc/cpal,bevy_fast_rtc/replicon,fast_rtc_bench/voice -- -D warnings
 echo "== cargo clippy, wasm32 (the swarm's browser build, the plugin, the example in a browser)"
 cargo clippy -p fast_rtc_swarm --lib --tests --target wasm32-unknown-unknown --locked -- -D warnings
-cargo clippy -p bevy_fast_rtc --lib --example multiplayer --example rollback --features ggrs --target wasm32-unknown-unknown --locked -- -D warnings
+cargo clippy -p bevy_fast_rtc --lib --example multiplayer --example rollback --features ggrs,replicon --target wasm32-unknown-unknown --locked -- -D warnings
 echo "== cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet --features bevy_fast_rtc/ggrs,bevy_fast_rtc/cpal,bevy_fast_rtc/replicon,fast_rtc_bench/voice
 echo "== cargo test"
