@@ -22,16 +22,16 @@ echo "== browser test tools (chromium, chromedriver, firefox-esr, geckodriver, w
 echo "== cargo fmt --check"
 cargo fmt --all --check
 echo "== cargo clippy"
-# Every feature: ggrs, cpal (which brings voice), the bench's voice rows.
-cargo clippy --workspace --all-targets --locked --features bevy_fast_rtc/ggrs,bevy_fast_rtc/cpal,fast_rtc_bench/voice -- -D warnings
+# Every feature: ggrs, cpal (which brings voice), replicon, the bench's voice rows.
+cargo clippy --workspace --all-targets --locked --features bevy_fast_rtc/ggrs,bevy_fast_rtc/cpal,bevy_fast_rtc/replicon,fast_rtc_bench/voice -- -D warnings
 echo "== cargo clippy, wasm32 (the swarm's browser build, the plugin, the example in a browser)"
 cargo clippy -p fast_rtc_swarm --lib --tests --target wasm32-unknown-unknown --locked -- -D warnings
-cargo clippy -p bevy_fast_rtc --lib --example multiplayer --example rollback --features ggrs --target wasm32-unknown-unknown --locked -- -D warnings
+cargo clippy -p bevy_fast_rtc --lib --example multiplayer --example rollback --features ggrs,replicon --target wasm32-unknown-unknown --locked -- -D warnings
 echo "== cargo doc (warnings are errors)"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet --features bevy_fast_rtc/ggrs,bevy_fast_rtc/cpal,fast_rtc_bench/voice
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked --quiet --features bevy_fast_rtc/ggrs,bevy_fast_rtc/cpal,bevy_fast_rtc/replicon,fast_rtc_bench/voice
 echo "== cargo test"
 # (the plugin's voice/ DSP tests: resampling, framing, mixing, bounded queues; its cpal devices: no sound card is a typed error.)
-cargo test --workspace --locked --features bevy_fast_rtc/ggrs,bevy_fast_rtc/cpal,fast_rtc_bench/voice
+cargo test --workspace --locked --features bevy_fast_rtc/ggrs,bevy_fast_rtc/cpal,bevy_fast_rtc/replicon,fast_rtc_bench/voice
 echo "== cluster: several server instances sharing rooms over a real Redis"
 ./scripts/redis-test.sh
 echo "== fuzzing, bounded (cargo-fuzz: hub_frames and core_inputs, 20 s each)"

@@ -112,6 +112,8 @@
 //! - [`voice`]: voice messages and volume; the DSP and the cpal devices (a folder).
 //! - `rollback` (feature `ggrs`): the ggrs socket, player handles and `FastRtcGgrsPlugin`
 //!   (a folder).
+//! - `replicon` (feature `replicon`): a bevy_replicon messaging backend, the mesh as a listen
+//!   server (a folder).
 
 #![forbid(unsafe_code)]
 
@@ -121,6 +123,8 @@ mod conditions;
 mod diagnostics;
 mod messages;
 mod plugin;
+#[cfg(feature = "replicon")]
+pub mod replicon;
 #[cfg(feature = "ggrs")]
 pub mod rollback;
 mod session;

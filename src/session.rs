@@ -173,6 +173,14 @@ impl Swarm {
         &self.config
     }
 
+    /// Declares a game channel after the plugin was built (for integrations such as
+    /// `replicon`, whose plugins come after [`FastRtcPlugin`](crate::FastRtcPlugin)); it takes
+    /// effect at the next [`Swarm::connect`].
+    #[cfg(feature = "replicon")]
+    pub(crate) fn add_channel(&mut self, channel: fast_rtc_swarm::ChannelConfig) -> ChannelId {
+        self.config.add_channel(channel)
+    }
+
     /// The room.
     pub fn room(&self) -> &RoomId {
         &self.config.room_id
