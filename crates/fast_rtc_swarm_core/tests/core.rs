@@ -591,33 +591,8 @@ fn messages_a_closed_channel_or_the_backend_lost_are_reported() {
 
 #[test]
 fn candidates_before_the_description_are_held_until_it_is_set() {
-    let mut s = SwarmCore::new(SwarmConfig::new("r"), "me");
-    let now = Instant::now();
-    s.start(now);
     // Without ICE servers of its own, the pre-made offer is made once joined.
-    s.handle_signal(
-        now,
-        ServerMsg::Joined {
-            user_id: "me".into(),
-            ice_servers: None,
-            resume_token: None,
-            resumed: false,
-        },
-    );
-    let mut offer_id = None;
-    while let Some(o) = s.poll_output() {
-        if let SwarmOutput::Command(PeerCommand::Create { id, .. }) = o {
-            offer_id = Some(id);
-        }
-    }
-    let id = offer_id.unwrap();
-    s.handle_signal(
-        now,
-        ServerMsg::OfferAccepted {
-            id: id.clone(),
-            user_id: "joiner".into(),
-        },
-    );
+    let (mut s, id, now) = net::claimed_offer(SwarmConfig::new("r"));
     // The joiner's candidates overtake its answer.
     s.handle_signal(
         now,
@@ -654,32 +629,7 @@ fn a_candidate_flood_is_capped_and_addresses_that_cannot_be_a_peer_are_refused()
     let mut config = SwarmConfig::new("r");
     config.max_remote_candidates = 10;
     config.max_candidates_per_address = 3;
-    let mut s = SwarmCore::new(config, "me");
-    let now = Instant::now();
-    s.start(now);
-    s.handle_signal(
-        now,
-        ServerMsg::Joined {
-            user_id: "me".into(),
-            ice_servers: None,
-            resume_token: None,
-            resumed: false,
-        },
-    );
-    let mut offer_id = None;
-    while let Some(o) = s.poll_output() {
-        if let SwarmOutput::Command(PeerCommand::Create { id, .. }) = o {
-            offer_id = Some(id);
-        }
-    }
-    let id = offer_id.unwrap();
-    s.handle_signal(
-        now,
-        ServerMsg::OfferAccepted {
-            id: id.clone(),
-            user_id: "joiner".into(),
-        },
-    );
+    let (mut s, id, now) = net::claimed_offer(config);
     let line = |address: &str, port: u32| {
         format!("candidate:1 1 udp 2130706431 {address} {port} typ host")
     };

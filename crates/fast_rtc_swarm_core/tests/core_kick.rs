@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests may panic
 #![allow(clippy::disallowed_methods)] // tests pick the virtual clock's start
 
+mod net;
+
 use fast_rtc_protocol::{ServerMsg, Signal};
 use fast_rtc_swarm_core::lifecycle::{Next, Transport};
 use fast_rtc_swarm_core::{
@@ -25,18 +27,7 @@ fn kicked(user: &str) -> ServerMsg {
 
 /// A joined swarm "me" with an open link `x` to "bob" and a connecting link `y` to "carol".
 fn joined_with_links() -> (SwarmCore, Instant) {
-    let mut s = SwarmCore::new(SwarmConfig::new("r"), "me");
-    let now = Instant::now();
-    s.start(now);
-    s.handle_signal(
-        now,
-        ServerMsg::Joined {
-            user_id: "me".into(),
-            ice_servers: None,
-            resume_token: None,
-            resumed: false,
-        },
-    );
+    let (mut s, now) = net::joined(SwarmConfig::new("r"));
     for (id, user) in [("x", "bob"), ("y", "carol")] {
         s.handle_signal(
             now,

@@ -540,3 +540,42 @@ impl Net {
             .count()
     }
 }
+
+/// A lone swarm "me" (no other member, no backend: its outputs are the test's to read) that
+/// started and got `joined` at the returned time, with no ICE servers from the server.
+pub fn joined(config: SwarmConfig) -> (SwarmCore, Instant) {
+    let mut s = SwarmCore::new(config, "me");
+    let now = Instant::now();
+    s.start(now);
+    s.handle_signal(
+        now,
+        ServerMsg::Joined {
+            user_id: "me".into(),
+            ice_servers: None,
+            resume_token: None,
+            resumed: false,
+        },
+    );
+    (s, now)
+}
+
+/// [`joined`], then its pre-made offer (made at `joined`, since it has no ICE servers of its
+/// own) claimed by "joiner": the offer's connection id. Outputs before the claim are read.
+pub fn claimed_offer(config: SwarmConfig) -> (SwarmCore, ConnectionId, Instant) {
+    let (mut s, now) = joined(config);
+    let mut offer_id = None;
+    while let Some(o) = s.poll_output() {
+        if let SwarmOutput::Command(PeerCommand::Create { id, .. }) = o {
+            offer_id = Some(id);
+        }
+    }
+    let id = offer_id.expect("a pre-made offer");
+    s.handle_signal(
+        now,
+        ServerMsg::OfferAccepted {
+            id: id.clone(),
+            user_id: "joiner".into(),
+        },
+    );
+    (s, id, now)
+}
