@@ -16,12 +16,18 @@
 //! measures voice: mouth-to-ear latency on loopback, CPU per voice stream, and the join time with
 //! one audio track declared vs none (ours only: matchbox has no voice).
 //!
-//! Each subcommand is a module (`server`, `codec`, `plugin`, `join`, `soak`, `voice`); `util`
-//! holds what they share.
+//! `cargo run --release -p fast_rtc_bench -- attack` runs our server, with its default limits,
+//! under each attack of the "hardened" issue in turn (slowloris, idle sockets on one token,
+//! oversized parked offers, init/close churn, a frame flood) while honest members keep joining,
+//! against a quiet run: peak RSS, honest joins and their p50/p99, what each attack got.
+//!
+//! Each subcommand is a module (`server`, `attack`, `codec`, `plugin`, `join`, `soak`,
+//! `voice`); `util` holds what they share.
 
 // A benchmark binary: failing loudly on a broken setup is the right behaviour.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod attack;
 mod codec;
 mod join;
 mod plugin;
@@ -44,6 +50,9 @@ struct Cli {
 enum Cmd {
     /// Signaling server figures, ours vs matchbox_signaling.
     Server(server::ServerArgs),
+    /// Our signaling server, default limits, under each attack in turn while honest members
+    /// keep joining (loopback only; see `attack.rs`).
+    Attack(attack::AttackArgs),
     /// Codec comparison for typed game messages: bitcode vs postcard.
     Codec,
     /// The Bevy plugin's per-frame cost with 8 peers, idle and broadcasting at 60 Hz.
@@ -78,6 +87,9 @@ enum Cmd {
         /// Run as an instance of a cluster over this Redis.
         #[arg(long)]
         redis: Option<String>,
+        /// Our server with its default configuration (the attack bench).
+        #[arg(long)]
+        defaults: bool,
     },
 }
 
@@ -100,12 +112,14 @@ fn main() {
         .init();
     match cli.command {
         Cmd::Server(args) => util::runtime().block_on(server::bench(args)),
+        Cmd::Attack(args) => util::runtime().block_on(attack::bench(args)),
         Cmd::ServeChild {
             kind,
             room_size,
             redis,
+            defaults,
         } => {
-            util::runtime().block_on(server::serve_child(kind, room_size, redis));
+            util::runtime().block_on(server::serve_child(kind, room_size, redis, defaults));
         }
         Cmd::Codec => codec::bench(),
         Cmd::Plugin => plugin::bench(&util::runtime()),

@@ -69,28 +69,33 @@ pub struct ServerArgs {
 
 /// Child process: runs one server in this process and prints its address; with `redis`, an
 /// instance of a cluster over that Redis.
-pub async fn serve_child(kind: Lib, room_size: usize, redis: Option<String>) {
+pub async fn serve_child(kind: Lib, room_size: usize, redis: Option<String>, defaults: bool) {
     match kind {
         Lib::Ours => {
-            let config = ServerConfig {
-                limits: Limits {
-                    max_members_per_room: room_size.max(2),
-                    // The relay row measures throughput, not the rate limiter.
-                    frames_per_second: 10_000_000,
-                    frame_burst: 10_000_000,
-                    bytes_per_second: u32::MAX,
-                    byte_burst: u32::MAX,
-                    ..Limits::default()
-                },
-                max_connections: 1_000_000,
-                // Every client of the bench comes from 127.0.0.1.
-                connections: ConnectionLimits {
-                    max_preauth_per_source: 0,
-                    max_sockets_per_source: 0,
-                    ..ConnectionLimits::default()
-                },
-                cluster: redis.map(fast_rtc_server::ClusterConfig::new),
-                ..ServerConfig::default()
+            // The attack bench measures the limits a deployment gets out of the box.
+            let config = if defaults {
+                ServerConfig::default()
+            } else {
+                ServerConfig {
+                    limits: Limits {
+                        max_members_per_room: room_size.max(2),
+                        // The relay row measures throughput, not the rate limiter.
+                        frames_per_second: 10_000_000,
+                        frame_burst: 10_000_000,
+                        bytes_per_second: u32::MAX,
+                        byte_burst: u32::MAX,
+                        ..Limits::default()
+                    },
+                    max_connections: 1_000_000,
+                    // Every client of the bench comes from 127.0.0.1.
+                    connections: ConnectionLimits {
+                        max_preauth_per_source: 0,
+                        max_sockets_per_source: 0,
+                        ..ConnectionLimits::default()
+                    },
+                    cluster: redis.map(fast_rtc_server::ClusterConfig::new),
+                    ..ServerConfig::default()
+                }
             };
             let auth = JwtAuthenticator::new(&secret());
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -110,13 +115,28 @@ pub async fn serve_child(kind: Lib, room_size: usize, redis: Option<String>) {
     }
 }
 
-struct ChildServer {
+/// A server in a child process of this binary (its memory measured alone); killed on drop.
+pub(crate) struct ChildServer {
     child: Child,
     addr: String,
 }
 
 impl ChildServer {
     fn start(kind: Lib, room_size: usize, redis: Option<&str>) -> Self {
+        Self::start_child(kind, room_size, redis, false)
+    }
+
+    /// Our server with [`ServerConfig::default`]: every limit as a deployment gets it.
+    pub(crate) fn start_with_defaults(kind: Lib) -> Self {
+        Self::start_child(kind, 8, None, true)
+    }
+
+    /// The address it listens on.
+    pub(crate) fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    fn start_child(kind: Lib, room_size: usize, redis: Option<&str>, defaults: bool) -> Self {
         let mut cmd = Command::new(std::env::current_exe().unwrap());
         cmd.args([
             "serve-child",
@@ -128,6 +148,9 @@ impl ChildServer {
         if let Some(url) = redis {
             cmd.args(["--redis", url]);
         }
+        if defaults {
+            cmd.arg("--defaults");
+        }
         // Its first line is the address it listens on.
         let (child, addr) = spawn_announced(cmd.env("RUST_LOG", "off").stderr(Stdio::null()))
             .unwrap_or_else(|e| panic!("cannot start a server child: {e}"));
@@ -135,7 +158,7 @@ impl ChildServer {
     }
 
     /// Resident set size of the server process, in KiB.
-    fn rss_kib(&self) -> u64 {
+    pub(crate) fn rss_kib(&self) -> u64 {
         rss_kib(self.child.id())
     }
 }
