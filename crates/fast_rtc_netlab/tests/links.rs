@@ -16,6 +16,20 @@ use std::time::Duration;
 /// 40 ms one way on every link: 80 ms round trips.
 const WAN: LinkSpec = LinkSpec::delay(Duration::from_millis(40));
 
+/// Two members on sites behind `nat`, every lab link `link`, ICE servers from `ice`: one link
+/// between them, opened at both ends, whose selected pair is of `kind`.
+fn two_members(name: &'static str, nat: Nat, link: LinkSpec, ice: Ice, kind: &str) {
+    let outcome = run(&Scenario {
+        name,
+        nat,
+        link,
+        ice,
+        members: 2,
+        credential_ttl: None,
+    });
+    assert_kinds(&outcome, kind);
+}
+
 /// One link between the two members, opened at both ends, whose selected pair is of `kind`.
 fn assert_kinds(outcome: &common::Outcome, kind: &str) {
     assert_eq!(outcome.ends.len(), 2, "one link, two ends: {outcome:?}");
@@ -29,57 +43,49 @@ fn assert_kinds(outcome: &common::Outcome, kind: &str) {
 #[test]
 #[ignore = "needs root (network namespaces, TUN, nftables): scripts/netlab-test.sh"]
 fn no_nat_80ms_rtt_links_over_host_pairs() {
-    let outcome = run(&Scenario {
-        name: "no NAT, 80 ms RTT, 0 % loss",
-        nat: Nat::None,
-        link: WAN,
-        ice: Ice::None,
-        members: 2,
-        credential_ttl: None,
-    });
-    assert_kinds(&outcome, "host");
+    two_members(
+        "no NAT, 80 ms RTT, 0 % loss",
+        Nat::None,
+        WAN,
+        Ice::None,
+        "host",
+    );
 }
 
 #[test]
 #[ignore = "needs root (network namespaces, TUN, nftables): scripts/netlab-test.sh"]
 fn no_nat_80ms_rtt_3_percent_loss_links_over_host_pairs() {
-    let outcome = run(&Scenario {
-        name: "no NAT, 80 ms RTT, 3 % loss each way",
-        nat: Nat::None,
-        link: WAN.with_loss(0.03),
-        ice: Ice::None,
-        members: 2,
-        credential_ttl: None,
-    });
-    assert_kinds(&outcome, "host");
+    two_members(
+        "no NAT, 80 ms RTT, 3 % loss each way",
+        Nat::None,
+        WAN.with_loss(0.03),
+        Ice::None,
+        "host",
+    );
 }
 
 #[test]
 #[ignore = "needs root (network namespaces, TUN, nftables): scripts/netlab-test.sh"]
 fn cone_nats_with_stun_link_over_server_reflexive_pairs() {
-    let outcome = run(&Scenario {
-        name: "cone NATs, STUN, 80 ms RTT",
-        nat: Nat::Cone,
-        link: WAN,
-        ice: Ice::Stun(cone_stun_source()),
-        members: 2,
-        credential_ttl: None,
-    });
-    assert_kinds(&outcome, "srflx");
+    two_members(
+        "cone NATs, STUN, 80 ms RTT",
+        Nat::Cone,
+        WAN,
+        Ice::Stun(cone_stun_source()),
+        "srflx",
+    );
 }
 
 #[test]
 #[ignore = "needs root (network namespaces, TUN, nftables): scripts/netlab-test.sh"]
 fn symmetric_nats_with_turn_link_over_relay_pairs() {
-    let outcome = run(&Scenario {
-        name: "symmetric NATs, TURN (REST credentials), 80 ms RTT",
-        nat: Nat::Symmetric,
-        link: WAN,
-        ice: Ice::Turn(symmetric_turn_source()),
-        members: 2,
-        credential_ttl: None,
-    });
-    assert_kinds(&outcome, "relay");
+    two_members(
+        "symmetric NATs, TURN (REST credentials), 80 ms RTT",
+        Nat::Symmetric,
+        WAN,
+        Ice::Turn(symmetric_turn_source()),
+        "relay",
+    );
 }
 
 /// Behind symmetric NATs, with TURN credentials the server mints valid for 2 s only: three
