@@ -19,21 +19,8 @@ use std::time::Duration;
 /// its offerer).
 fn linked(config: SwarmConfig) -> (Net, ConnectionId) {
     let mut net = Net::new();
-    let a = net.join("alice", config.clone());
-    net.run_for(Duration::from_millis(50));
-    let b = net.join("bob", config);
-    net.run_for(Duration::from_millis(200));
-    assert_eq!(net.opens(a), vec![UserId::from("bob")]);
-    assert_eq!(net.opens(b), vec![UserId::from("alice")]);
-    let id = net.members[a].swarm.link_to(&"bob".into()).unwrap();
+    let id = net.link_alice_and_bob(config);
     (net, id)
-}
-
-fn restarts(net: &Net, member: usize) -> usize {
-    net.commands
-        .iter()
-        .filter(|(m, c)| *m == member && matches!(c, PeerCommand::RestartIce { .. }))
-        .count()
 }
 
 fn interruptions(net: &Net, member: usize) -> (usize, Vec<Duration>) {
@@ -71,8 +58,8 @@ fn a_lost_path_is_restored_by_the_offerers_restarts_and_nothing_closes() {
     // Both ends are told; only the offerer (Alice) restarts, at once.
     assert_eq!(interruptions(&net, a).0, 1);
     assert_eq!(interruptions(&net, b).0, 1);
-    assert_eq!(restarts(&net, a), 1);
-    assert_eq!(restarts(&net, b), 0);
+    assert_eq!(net.restarts(a), 1);
+    assert_eq!(net.restarts(b), 0);
     // Reliable data sent during the outage waits.
     for n in 0..5 {
         net.members[b]
@@ -88,12 +75,12 @@ fn a_lost_path_is_restored_by_the_offerers_restarts_and_nothing_closes() {
     // The path stays down for 5 s: a restart every 2 s (each answered), none while one
     // waits for its answer.
     net.run_for(Duration::from_secs(5));
-    assert_eq!(restarts(&net, a), 3, "at 0, 2 and 4 s");
-    assert_eq!(restarts(&net, b), 0);
+    assert_eq!(net.restarts(a), 3, "at 0, 2 and 4 s");
+    assert_eq!(net.restarts(b), 0);
     assert!(texts(&net, a).is_empty(), "nothing crosses a cut path");
     net.heal(&id);
     net.run_for(Duration::from_secs(2));
-    assert_eq!(restarts(&net, a), 4, "the restart at 6 s finds the path");
+    assert_eq!(net.restarts(a), 4, "the restart at 6 s finds the path");
     let (_, restored) = interruptions(&net, a);
     assert_eq!(restored.len(), 1);
     assert!(restored[0] >= Duration::from_secs(6), "{restored:?}");
@@ -145,7 +132,7 @@ fn the_end_that_did_not_notice_is_told_when_the_restart_begins() {
     net.interrupt_at(b, &id);
     net.run_for(Duration::from_millis(100));
     assert_eq!(interruptions(&net, b).0, 2);
-    assert_eq!(restarts(&net, b), 0);
+    assert_eq!(net.restarts(b), 0);
 }
 
 #[test]
@@ -201,7 +188,7 @@ fn without_restarts_a_failed_link_closes_and_none_is_tried() {
     let id = net.members[a].swarm.link_to(&"bob".into()).unwrap();
     net.interrupt(&id);
     net.run_for(Duration::from_secs(3));
-    assert_eq!(restarts(&net, a), 0);
+    assert_eq!(net.restarts(a), 0);
     assert_eq!(interruptions(&net, a).0, 0);
     assert!(
         net.closes(a).is_empty(),
@@ -248,7 +235,7 @@ fn a_handshake_that_loses_its_path_before_opening_is_not_restarted() {
         .handle_peer(net.now, &id, PeerEvent::IceState(IceState::Disconnected));
     net.flush(a);
     net.run_for(Duration::from_millis(100));
-    assert_eq!(restarts(&net, a), 0);
+    assert_eq!(net.restarts(a), 0);
     assert_eq!(interruptions(&net, a).0, 0);
 }
 
@@ -268,5 +255,5 @@ fn a_remote_that_left_the_room_is_closed_when_its_path_goes_not_restarted() {
         net.closes(a),
         vec![(UserId::from("bob"), CloseReason::IceFailed)]
     );
-    assert_eq!(restarts(&net, a), 0);
+    assert_eq!(net.restarts(a), 0);
 }

@@ -9,7 +9,7 @@
 
 mod net;
 
-use fast_rtc_protocol::{ConnectionId, ResumeToken, UserId};
+use fast_rtc_protocol::{ConnectionId, ResumeToken};
 use fast_rtc_swarm_core::{ChannelId, Payload, PeerCommand, SwarmConfig, SwarmEvent};
 use net::Net;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,21 +27,8 @@ fn linked(resumable: bool) -> (Net, ConnectionId) {
     if resumable {
         net.hub.enable_resumption(counting_token);
     }
-    let a = net.join("alice", SwarmConfig::new("r"));
-    net.run_for(Duration::from_millis(50));
-    let b = net.join("bob", SwarmConfig::new("r"));
-    net.run_for(Duration::from_millis(200));
-    assert_eq!(net.opens(a), vec![UserId::from("bob")]);
-    assert_eq!(net.opens(b), vec![UserId::from("alice")]);
-    let id = net.members[a].swarm.link_to(&"bob".into()).unwrap();
+    let id = net.link_alice_and_bob(SwarmConfig::new("r"));
     (net, id)
-}
-
-fn restarts(net: &Net, member: usize) -> usize {
-    net.commands
-        .iter()
-        .filter(|(m, c)| *m == member && matches!(c, PeerCommand::RestartIce { .. }))
-        .count()
 }
 
 /// Connection ids member `m` closed.
@@ -66,7 +53,7 @@ fn a_network_change_is_resumed_and_the_link_restored_by_restart() {
     net.lose_signaling(a);
     net.interrupt(&id);
     net.run_for(Duration::from_millis(500));
-    assert_eq!(restarts(&net, a), 1);
+    assert_eq!(net.restarts(a), 1);
     for n in 0..3 {
         net.members[b]
             .swarm
@@ -94,7 +81,7 @@ fn a_network_change_is_resumed_and_the_link_restored_by_restart() {
     // The lost restart's answer never comes: given up after twice the interval (4 s after
     // it), the next restart goes through the resumed session and finds the path.
     net.run_for(Duration::from_secs(5));
-    assert_eq!(restarts(&net, a), 2, "the lost restart is made again");
+    assert_eq!(net.restarts(a), 2, "the lost restart is made again");
     let restored = |m: usize| {
         net.members[m]
             .events
@@ -172,12 +159,12 @@ fn restarts_wait_while_the_signaling_session_is_known_lost() {
     net.flush(a);
     net.interrupt(&id);
     net.run_for(Duration::from_secs(3));
-    assert_eq!(restarts(&net, a), 0, "no restart while Reconnecting");
+    assert_eq!(net.restarts(a), 0, "no restart while Reconnecting");
     net.heal(&id);
     net.connect_signaling(a);
     net.run_for(Duration::from_millis(100));
     assert_eq!(
-        restarts(&net, a),
+        net.restarts(a),
         1,
         "a restart as soon as the session is back"
     );

@@ -69,6 +69,26 @@ pub struct Net {
 }
 
 impl Net {
+    /// Alice, then Bob 50 ms later (claiming her pre-made offer), join with `config` and open
+    /// their link within 200 ms: its id. Alice offered it.
+    pub fn link_alice_and_bob(&mut self, config: SwarmConfig) -> ConnectionId {
+        let a = self.join("alice", config.clone());
+        self.run_for(Duration::from_millis(50));
+        let b = self.join("bob", config);
+        self.run_for(Duration::from_millis(200));
+        assert_eq!(self.opens(a), vec![UserId::from("bob")]);
+        assert_eq!(self.opens(b), vec![UserId::from("alice")]);
+        self.members[a].swarm.link_to(&"bob".into()).unwrap()
+    }
+
+    /// How many ICE restarts member `member` was told to make.
+    pub fn restarts(&self, member: usize) -> usize {
+        self.commands
+            .iter()
+            .filter(|(m, c)| *m == member && matches!(c, PeerCommand::RestartIce { .. }))
+            .count()
+    }
+
     pub fn new() -> Self {
         Net {
             now: Instant::now(),
