@@ -3,45 +3,33 @@
 #![allow(clippy::disallowed_methods)] // tests read the clock for tokens and deadlines
 
 mod http;
+mod running;
 
 use fast_rtc_protocol::{ClientMsg, ServerMsg, decode_server, encode};
-use fast_rtc_server::{
-    AdminConfig, CLOSE_KICKED, JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle,
-    TokenIssuer,
-};
+use fast_rtc_server::{AdminConfig, CLOSE_KICKED, Secret, ServerConfig, ServerHandle};
 use futures_util::{SinkExt, StreamExt};
+use running::token;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 const ADMIN: &str = "admin-secret-0123456789abcdef0123456789abcdef";
 const STEP: Duration = Duration::from_secs(10);
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-fn token(sub: &str) -> String {
-    TokenIssuer::new(&Secret::new(SECRET).unwrap())
-        .issue(sub, "*", Duration::from_secs(600), SystemTime::now())
-        .unwrap()
-}
-
 async fn start() -> ServerHandle {
-    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-    let config = ServerConfig {
+    running::start(ServerConfig {
         admin: Some(AdminConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             secret: Secret::new(ADMIN).unwrap(),
         }),
         ..ServerConfig::default()
-    };
-    Server::new(config, auth)
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    })
+    .await
 }
 
 async fn connect(server: &ServerHandle, tok: &str) -> Result<Ws, u16> {

@@ -5,37 +5,21 @@
 #![allow(clippy::disallowed_methods)] // tests read the clock for tokens and deadlines
 
 mod http;
+mod running;
 
 use fast_rtc_protocol::{ClientMsg, ErrorCode, IceCandidate, ServerMsg, decode_server, encode};
-use fast_rtc_server::{
-    ConnectionLimits, JwtAuthenticator, Limits, Secret, Server, ServerConfig, ServerHandle,
-    TokenIssuer,
-};
+use fast_rtc_server::{ConnectionLimits, Limits, ServerConfig, ServerHandle};
 use futures_util::{SinkExt, StreamExt};
+use running::{start, token};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 const STEP: Duration = Duration::from_secs(10);
-
-fn token(sub: &str) -> String {
-    TokenIssuer::new(&Secret::new(SECRET).unwrap())
-        .issue(sub, "*", Duration::from_secs(600), SystemTime::now())
-        .unwrap()
-}
-
-async fn start(config: ServerConfig) -> ServerHandle {
-    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-    Server::new(config, auth)
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
 
 /// A TCP connection to `server` from loopback address `from` (e.g. 127.0.0.2).
 async fn tcp_from(from: Ipv4Addr, server: SocketAddr) -> TcpStream {

@@ -6,37 +6,32 @@
 #![allow(clippy::disallowed_methods)] // tests read the clock for tokens and deadlines
 
 mod http;
+mod running;
+
+use running::token_for;
 
 use fast_rtc_protocol::{ClientMsg, ResumeToken, ServerMsg, decode_server, encode};
-use fast_rtc_server::{JwtAuthenticator, Secret, Server, ServerConfig, ServerHandle, TokenIssuer};
+use fast_rtc_server::{ServerConfig, ServerHandle};
 use futures_util::{SinkExt, StreamExt};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 const STEP: Duration = Duration::from_secs(10);
 
 async fn start(ping_interval: Duration) -> ServerHandle {
-    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-    let config = ServerConfig {
+    running::start(ServerConfig {
         ping_interval,
         ..ServerConfig::default()
-    };
-    Server::new(config, auth)
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    })
+    .await
 }
 
 async fn connect(server: &ServerHandle, sub: &str) -> Ws {
-    let token = TokenIssuer::new(&Secret::new(SECRET).unwrap())
-        .issue(sub, "r", Duration::from_secs(600), SystemTime::now())
-        .unwrap();
+    let token = token_for(sub, "r");
     let url = format!("{}?token={token}", server.ws_url());
     tokio_tungstenite::connect_async(url).await.unwrap().0
 }

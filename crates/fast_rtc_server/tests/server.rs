@@ -4,11 +4,13 @@
 #![allow(clippy::disallowed_methods)] // tests read the clock for tokens and deadlines
 
 mod http;
+mod running;
+
+use running::{SECRET, issuer, start, token_for as token};
 
 use fast_rtc_protocol::{ClientMsg, ErrorCode, ServerMsg, decode_server, encode};
 use fast_rtc_server::{
-    Claims, JwtAuthenticator, Limits, RoomSnapshot, Secret, Server, ServerConfig, ServerHandle,
-    TokenIssuer,
+    Claims, Limits, RoomSnapshot, Secret, ServerConfig, ServerHandle, TokenIssuer,
 };
 use fast_rtc_testkit::server_bin::{self, ServerProcess};
 use futures_util::{SinkExt, StreamExt};
@@ -20,26 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-const SECRET: &str = "test-secret-0123456789abcdef0123456789abcdef";
 const STEP: Duration = Duration::from_secs(10);
-
-fn issuer() -> TokenIssuer {
-    TokenIssuer::new(&Secret::new(SECRET).unwrap())
-}
-
-fn token(sub: &str, room: &str) -> String {
-    issuer()
-        .issue(sub, room, Duration::from_secs(600), SystemTime::now())
-        .unwrap()
-}
-
-async fn start(config: ServerConfig) -> ServerHandle {
-    let auth = JwtAuthenticator::new(&Secret::new(SECRET).unwrap());
-    Server::new(config, auth)
-        .spawn("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
-}
 
 struct Client {
     ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
